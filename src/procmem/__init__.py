@@ -1,0 +1,1 @@
+"""procmem: procedural memory for AI agents."""

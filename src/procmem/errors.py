@@ -1,0 +1,200 @@
+"""The whole procmem exception tree, with stable machine-readable codes.
+
+Invariants:
+    * Every exception procmem raises on purpose derives from :class:`ProcmemError`.
+    * ``code`` is stable across releases; adapters map it once (CLI exit code,
+      HTTP status, MCP error result).
+    * Constructors take domain facts and build the message themselves.
+
+The tree::
+
+    ProcmemError                    internal
+    ├── UsageError                  usage          (bad argument from the caller)
+    │   ├── InvalidTrace            invalid_trace  (file, line, field)
+    │   ├── InvalidTemplate         invalid_template
+    │   ├── InvalidProcedure        invalid_procedure
+    │   ├── ParamError              param_error
+    │   └── UnknownTool             unknown_tool
+    ├── NotFound                    not_found
+    ├── Conflict                    conflict       (immutable version changed)
+    ├── ReplayError                 replay_error   (execution cannot continue)
+    │   └── CycleError              cycle
+    ├── StoreError                  store_error
+    │   └── StoreUnavailable        store_unavailable
+    └── MissingExtra                missing_extra  (an optional dependency)
+
+A failed tool call during replay is data (a failed step run), never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "Conflict",
+    "CycleError",
+    "InvalidProcedure",
+    "InvalidTemplate",
+    "InvalidTrace",
+    "MissingExtra",
+    "NotFound",
+    "ParamError",
+    "ProcmemError",
+    "ReplayError",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownTool",
+    "UsageError",
+]
+
+
+class ProcmemError(Exception):
+    """Root of every error procmem raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+
+
+class UsageError(ProcmemError):
+    """The caller passed something procmem cannot use."""
+
+    code = "usage"
+
+
+class InvalidTrace(UsageError):
+    """A trace (or a line of a trace file) does not match the trace format.
+
+    Attributes:
+        source: File path or other origin, or ``None``.
+        line: 1-based line number in ``source``, or ``None``.
+        field: Dotted path of the offending field, or ``None``.
+    """
+
+    code = "invalid_trace"
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        where = ""
+        if source is not None:
+            where += f"{source}"
+        if line is not None:
+            where += f":{line}"
+        if field:
+            where += f" field {field!r}"
+        super().__init__(f"{where}: {problem}" if where else problem)
+        self.source, self.line, self.field, self.problem = source, line, field, problem
+
+
+class InvalidTemplate(UsageError):
+    """An args template has a malformed or dangling reference."""
+
+    code = "invalid_template"
+
+    def __init__(self, problem: str, *, step_id: str | None = None, path: str = "") -> None:
+        where = f"step {step_id!r} " if step_id else ""
+        where += f"at {path!r}" if path else ""
+        super().__init__(f"{where}: {problem}" if where else problem)
+        self.step_id, self.path, self.problem = step_id, path, problem
+
+
+class InvalidProcedure(UsageError):
+    """A procedure is structurally wrong (duplicate step ids, unknown params...)."""
+
+    code = "invalid_procedure"
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"procedure {name!r}: {problem}")
+        self.name, self.problem = name, problem
+
+
+class ParamError(UsageError):
+    """A param value is missing, unknown or does not match its JSON Schema type."""
+
+    code = "param_error"
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"param {name!r}: {problem}")
+        self.name, self.problem = name, problem
+
+
+class UnknownTool(UsageError):
+    """A step names an action that the tool registry does not have."""
+
+    code = "unknown_tool"
+
+    def __init__(self, action: str, available: list[str] | None = None) -> None:
+        hint = ""
+        if available is not None:
+            shown = ", ".join(sorted(available)[:12]) or "none"
+            hint = f" (registered: {shown})"
+        super().__init__(f"no tool registered for action {action!r}{hint}")
+        self.action = action
+
+
+class NotFound(ProcmemError):
+    """A trace, procedure, version or execution does not exist."""
+
+    code = "not_found"
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        self.kind, self.key = kind, key
+
+
+class Conflict(ProcmemError):
+    """An immutable record would be changed (e.g. a stored procedure version)."""
+
+    code = "conflict"
+
+    def __init__(self, kind: str, key: str, problem: str) -> None:
+        super().__init__(f"{kind} {key!r}: {problem}")
+        self.kind, self.key = kind, key
+
+
+class ReplayError(ProcmemError):
+    """An execution cannot be started or continued (not a failed tool call)."""
+
+    code = "replay_error"
+
+
+class CycleError(ReplayError):
+    """A procedure calls itself, directly or through sub-procedures."""
+
+    code = "cycle"
+
+    def __init__(self, chain: list[str]) -> None:
+        super().__init__("sub-procedure cycle: " + " -> ".join(chain))
+        self.chain = chain
+
+
+class StoreError(ProcmemError):
+    """The storage backend failed."""
+
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    """The storage backend cannot be reached or opened."""
+
+    code = "store_unavailable"
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(f"cannot open store {location!r}: {reason}")
+        self.location = location
+
+
+class MissingExtra(ProcmemError):
+    """An optional dependency is not installed; the message names the install command."""
+
+    code = "missing_extra"
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs an optional dependency: pip install 'procedural-memory[{extra}]'"
+        )
+        self.feature, self.extra = feature, extra

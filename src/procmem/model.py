@@ -1,0 +1,371 @@
+"""Data model: traces, procedures, executions and what flows between them.
+
+Invariants:
+    * All models are pydantic v2 models; they round-trip through JSON unchanged
+      (``Model.model_validate_json(m.model_dump_json()) == m``).
+    * Timestamps are timezone-aware UTC ``datetime`` values.
+    * A :class:`Trace` is immutable once stored; a :class:`Procedure` version is
+      immutable once stored (every change is a new version).
+    * ``success_rate`` values are in [0, 1]; durations are milliseconds (``*_ms``).
+
+Terms follow ``DESIGN.md``: trace, step, procedure, param, execution, step run,
+need, evidence, hit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Check",
+    "Evidence",
+    "Execution",
+    "Extractor",
+    "Hit",
+    "Lineage",
+    "Need",
+    "OnError",
+    "Param",
+    "Procedure",
+    "Step",
+    "StepRun",
+    "Trace",
+    "TraceStep",
+    "new_id",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Now, as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as ``ex_3f2a9c...`` (prefix + 16 hex chars)."""
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- traces
+
+
+class TraceStep(_Model):
+    """One tool call as it happened.
+
+    Attributes:
+        action: Tool name, e.g. ``"cancel_pending_order"``.
+        args: Keyword arguments of the call (JSON object).
+        output: What the tool returned (often JSON *text*), ``None`` on error.
+        error: The error message when the call failed, else ``None``.
+        duration_ms: Wall time of the call in milliseconds, if measured.
+    """
+
+    action: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    output: Any = None
+    error: str | None = None
+    duration_ms: float | None = Field(default=None, ge=0)
+
+    @property
+    def failed(self) -> bool:
+        """True when the call raised or returned an error."""
+        return self.error is not None
+
+
+class Trace(_Model):
+    """What happened once: a task and the ordered tool calls made for it.
+
+    Format: ``data/tau-retail/README.md`` (procmem trace JSONL, one per line).
+    """
+
+    id: str = Field(default_factory=lambda: new_id("tr"), min_length=1)
+    task: str
+    steps: list[TraceStep] = Field(default_factory=list)
+    outcome: Literal["success", "failure", "unknown"] = "unknown"
+    reward: float | None = Field(default=None, ge=0, le=1)
+    source: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def successful_steps(self) -> list[TraceStep]:
+        """The steps that did not fail, in order (what induction learns from)."""
+        return [s for s in self.steps if not s.failed]
+
+    def signature(self) -> tuple[str, ...]:
+        """The action sequence of the successful steps."""
+        return tuple(s.action for s in self.successful_steps())
+
+
+# ----------------------------------------------------------------------- procedures
+
+
+class Extractor(_Model):
+    """How the built-in binder finds a param's value in a task text.
+
+    The value is ``pattern``; it must be preceded by text matching ``before`` and
+    followed by text matching ``after`` (both regexes, possibly empty). When the
+    combined regex matches several times, ``occurrence`` (0-based) picks one.
+    """
+
+    pattern: str
+    before: str = ""
+    after: str = ""
+    occurrence: int | None = None
+
+
+class Param(_Model):
+    """A typed input of a procedure.
+
+    Attributes:
+        name: Identifier used by ``{"$param": name}`` references.
+        schema_: JSON Schema of the value (serialized as ``schema``).
+        description: What the value is, in plain words.
+        examples: Values seen in demonstrations (at most a few).
+        required: Whether replay needs it (missing -> a need).
+        extractor: How the built-in binder finds it in a task text, if learned.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    description: str = ""
+    examples: list[Any] = Field(default_factory=list)
+    required: bool = True
+    extractor: Extractor | None = None
+
+
+class Check(_Model):
+    """One ``expect`` check on a step's output.
+
+    ``op`` is applied to the value at ``path`` (JSON Pointer, RFC 6901, into the
+    output parsed as JSON when it is JSON text; ``""`` is the whole output):
+    ``exists``, ``equals`` (``value``), ``contains`` (substring or member),
+    ``not_contains``, ``type`` (a JSON Schema type name in ``value``).
+    """
+
+    op: Literal["exists", "equals", "contains", "not_contains", "type"]
+    path: str = ""
+    value: Any = None
+
+
+class OnError(_Model):
+    """What replay does when a step fails.
+
+    ``stop`` fails the execution; ``skip`` records the failure and goes on;
+    ``retry`` calls again up to ``retries`` times, sleeping
+    ``backoff_s * 2**attempt`` seconds between tries, then stops; ``ask`` turns
+    the failure into a need (the resolver may answer with an output to use).
+    """
+
+    policy: Literal["stop", "skip", "retry", "ask"] = "stop"
+    retries: int = Field(default=0, ge=0, le=20)
+    backoff_s: float = Field(default=0.0, ge=0, le=60)
+
+
+class Step(_Model):
+    """One step of a procedure.
+
+    Attributes:
+        id: Unique within the procedure, e.g. ``"s1"``.
+        action: A tool name, or ``"procedure:NAME"`` for a sub-procedure.
+        args: Args template (see :mod:`procmem.template`).
+        expect: Checks on the output; any failing check fails the step.
+        on_error: Failure policy.
+        side_effect: True when the call changes the world, False when read-only,
+            ``None`` when unknown.
+        description: Optional plain-words summary.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    action: str = Field(min_length=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    expect: list[Check] = Field(default_factory=list)
+    on_error: OnError = Field(default_factory=OnError)
+    side_effect: bool | None = None
+    description: str = ""
+
+    @property
+    def subprocedure(self) -> str | None:
+        """The sub-procedure's name when ``action`` is ``procedure:NAME``."""
+        return self.action.split(":", 1)[1] if self.action.startswith("procedure:") else None
+
+
+class Lineage(_Model):
+    """Where a procedure version came from."""
+
+    traces: list[str] = Field(default_factory=list)
+    parent_version: int | None = None
+    reason: str = ""
+
+
+class Procedure(_Model):
+    """A reusable, parameterized recipe; one immutable version of it.
+
+    The statistics fields (``execution_count`` ...) are derived from executions
+    by :class:`procmem.Memory` when a procedure is read; they are not part of the
+    stored version's identity.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=200)
+    version: int = Field(default=1, ge=1)
+    description: str = ""
+    params: list[Param] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    status: Literal["candidate", "active", "deprecated"] = "active"
+    lineage: Lineage = Field(default_factory=Lineage)
+    created_at: datetime = Field(default_factory=utcnow)
+    # derived bookkeeping
+    last_executed_at: datetime | None = None
+    execution_count: int = Field(default=0, ge=0)
+    success_rate: float | None = Field(default=None, ge=0, le=1)
+    avg_duration_ms: float | None = Field(default=None, ge=0)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_step_ids(cls, steps: list[Step]) -> list[Step]:
+        seen: set[str] = set()
+        for s in steps:
+            if s.id in seen:
+                raise ValueError(f"duplicate step id {s.id!r}")
+            seen.add(s.id)
+        return steps
+
+    @property
+    def key(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def signature(self) -> tuple[str, ...]:
+        """The action sequence of the steps."""
+        return tuple(s.action for s in self.steps)
+
+    def param(self, name: str) -> Param | None:
+        """The param called ``name``, or ``None``."""
+        return next((p for p in self.params if p.name == name), None)
+
+    def content(self) -> dict[str, Any]:
+        """The fields that define this version (no derived statistics, no timestamps)."""
+        return self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude={
+                "created_at",
+                "last_executed_at",
+                "execution_count",
+                "success_rate",
+                "avg_duration_ms",
+            },
+        )
+
+
+# ----------------------------------------------------------------------- executions
+
+
+class Need(_Model):
+    """A value the engine cannot bind by itself.
+
+    Attributes:
+        key: Stable id within the execution; answers are keyed by it.
+            ``param:NAME`` for a missing param, ``ask:STEP_ID:POINTER`` for an
+            ``$ask`` hole, ``error:STEP_ID`` for an ``on_error: ask`` failure.
+        kind: ``param``, ``ask`` or ``error``.
+        name: The param name (kind ``param``).
+        prompt: What to ask for, in plain words.
+        step_id / action / arg_path: Where the value goes (``arg_path`` is a
+            JSON Pointer into the step's args).
+        candidates: Values to choose from, when known.
+        context: Anything else that helps answer (schema, examples, error text).
+    """
+
+    key: str
+    kind: Literal["param", "ask", "error"]
+    name: str | None = None
+    prompt: str = ""
+    step_id: str | None = None
+    action: str | None = None
+    arg_path: str | None = None
+    candidates: list[Any] | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepRun(_Model):
+    """One step of one execution, as it ran.
+
+    ``sources`` maps a JSON Pointer into ``args`` to where that value came from:
+    ``literal``, ``param:NAME``, ``step:ID#POINTER`` or ``ask`` (answered need).
+    """
+
+    index: int = Field(ge=0)
+    step_id: str
+    action: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    output: Any = None
+    error: str | None = None
+    status: Literal["succeeded", "failed", "skipped"] = "succeeded"
+    attempts: int = Field(default=1, ge=0)
+    duration_ms: float = Field(default=0.0, ge=0)
+    started_at: datetime = Field(default_factory=utcnow)
+    child_execution_id: str | None = None
+
+
+class Execution(_Model):
+    """One run of one procedure version (an episode). Durable and resumable."""
+
+    id: str = Field(default_factory=lambda: new_id("ex"))
+    procedure: str
+    version: int = Field(ge=1)
+    task: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    param_sources: dict[str, str] = Field(default_factory=dict)
+    answers: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["running", "paused", "succeeded", "failed"] = "running"
+    step_runs: list[StepRun] = Field(default_factory=list)
+    needs: list[Need] = Field(default_factory=list)
+    error: str | None = None
+    parent_id: str | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    duration_ms: float = Field(default=0.0, ge=0)
+
+    @property
+    def done(self) -> bool:
+        """True once the execution succeeded or failed."""
+        return self.status in ("succeeded", "failed")
+
+
+class Evidence(_Model):
+    """An outcome report about an execution; reliability comes from evidence."""
+
+    execution_id: str
+    source: Literal["environment", "test", "user", "agent"]
+    reward: float = Field(ge=0, le=1)
+    note: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Hit(_Model):
+    """A search result.
+
+    Attributes:
+        procedure: The procedure found (latest active version).
+        score: Fused score, higher is better (not a probability).
+        ranks: The 1-based rank of this procedure in each ranker, by ranker name.
+        reliability: Posterior mean of success in [0, 1].
+        explanation: Why it matched (matched terms, nearest demonstration task,
+            params bound from the query).
+    """
+
+    procedure: Procedure
+    score: float
+    ranks: dict[str, int] = Field(default_factory=dict)
+    reliability: float = Field(ge=0, le=1)
+    explanation: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Storage backends behind one protocol (:class:`procmem.store.base.Store`)."""

@@ -1,0 +1,106 @@
+"""The storage protocol every backend implements.
+
+Invariants (checked by ``tests/test_store.py``, one contract suite for every backend):
+    * Traces are immutable: ``put_traces`` with an existing id and the same
+      content is a no-op; with different content it raises ``Conflict``.
+    * Procedure versions are immutable in content: ``put_procedure`` of an
+      existing ``(name, version)`` with the same :meth:`Procedure.content` is a
+      no-op, different content raises ``Conflict``. Only ``status`` may change,
+      through ``set_status``.
+    * ``put_traces`` is one transaction: either every trace is stored or none.
+    * ``put_step_run`` commits at once, so a crash loses at most the step in flight.
+    * Ranking, statistics and optimization live above the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+from ..model import Evidence, Execution, Procedure, StepRun, Trace
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A narrow persistence interface for procmem records."""
+
+    location: str
+
+    # traces
+    def put_traces(self, traces: Iterable[Trace]) -> int:
+        """Store traces in one transaction; returns how many were new."""
+        ...
+
+    def get_trace(self, trace_id: str) -> Trace:
+        """The trace, or ``NotFound``."""
+        ...
+
+    def list_traces(self, *, limit: int = 100, offset: int = 0) -> list[Trace]:
+        """Traces in insertion order."""
+        ...
+
+    def count_traces(self) -> int:
+        """How many traces are stored."""
+        ...
+
+    # procedures
+    def put_procedure(self, procedure: Procedure) -> bool:
+        """Store one immutable version; True if it was new (see module invariants)."""
+        ...
+
+    def get_procedure(self, name: str, version: int | None = None) -> Procedure:
+        """One version (the highest non-candidate when ``version`` is None), or ``NotFound``."""
+        ...
+
+    def list_procedures(self, *, status: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Procedure]:
+        """The current version of each procedure, by name."""
+        ...
+
+    def list_versions(self, name: str) -> list[Procedure]:
+        """Every version of one procedure, oldest first (``NotFound`` if none)."""
+        ...
+
+    def set_status(self, name: str, version: int, status: str) -> None:
+        """Change one version's status (the only mutable field)."""
+        ...
+
+    def search_text(self, query: str, *, limit: int = 50) -> list[tuple[str, float]]:
+        """Full-text candidates ``(procedure name, BM25 score)``; higher is better.
+
+        ``query`` is plain words; the backend quotes them (no query syntax leaks).
+        """
+        ...
+
+    # executions
+    def put_execution(self, execution: Execution) -> None:
+        """Upsert an execution's header (status, params, needs...), not its step runs."""
+        ...
+
+    def put_step_run(self, execution_id: str, step_run: StepRun) -> None:
+        """Upsert one step run by ``(execution_id, index)``, committed at once."""
+        ...
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution with its step runs, or ``NotFound``."""
+        ...
+
+    def list_executions(self, *, procedure: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Execution]:
+        """Executions, newest first, with their step runs."""
+        ...
+
+    # evidence
+    def put_evidence(self, evidence: Evidence) -> None:
+        """Append one evidence record."""
+        ...
+
+    def list_evidence(self, execution_id: str | None = None) -> list[Evidence]:
+        """Evidence, oldest first, optionally for one execution."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...

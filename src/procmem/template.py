@@ -1,0 +1,249 @@
+"""Args templates: JSON with a few marked reference nodes.
+
+A reference node is a JSON object whose first-class key starts with ``$``:
+
+* ``{"$param": "order_id"}`` — the value of a procedure param;
+* ``{"$step": "s1", "path": "/orders/0"}`` — an earlier step's output (parsed
+  when it is JSON text), addressed by a JSON Pointer (RFC 6901);
+* ``{"$ask": "which order to return", "from": <ref>}`` — a hole filled at replay
+  time, optionally choosing from candidates (``from`` is a ``$step`` ref to a list);
+* ``{"$literal": <any>}`` — escapes a literal object that itself has a ``$`` key.
+
+Everything else is a literal. Invariants: :func:`bind` never returns a value
+that still contains a reference node; :func:`validate` rejects every reference
+that could not bind (unknown param, later or unknown step, bad pointer).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import InvalidTemplate
+
+__all__ = [
+    "ask",
+    "bind",
+    "escape_pointer",
+    "is_ref",
+    "join_pointer",
+    "literal",
+    "param",
+    "parse_output",
+    "references",
+    "resolve_pointer",
+    "step_ref",
+    "validate",
+]
+
+REF_KEYS = ("$param", "$step", "$ask", "$literal")
+
+
+def param(name: str) -> dict[str, Any]:
+    """A ``$param`` reference node."""
+    return {"$param": name}
+
+
+def step_ref(step_id: str, path: str = "") -> dict[str, Any]:
+    """A ``$step`` reference node (``path`` is a JSON Pointer)."""
+    return {"$step": step_id, "path": path}
+
+
+def ask(prompt: str, from_: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ``$ask`` hole, optionally with candidates ``from`` a ``$step`` reference."""
+    node: dict[str, Any] = {"$ask": prompt}
+    if from_ is not None:
+        node["from"] = from_
+    return node
+
+
+def literal(value: Any) -> Any:
+    """``value`` as a template literal, escaped with ``$literal`` only when needed."""
+    if _needs_escape(value):
+        return {"$literal": value}
+    return value
+
+
+def _needs_escape(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k.startswith("$") for k in value) or any(
+            _needs_escape(v) for v in value.values()
+        )
+    if isinstance(value, list):
+        return any(_needs_escape(v) for v in value)
+    return False
+
+
+def is_ref(node: Any) -> bool:
+    """True when ``node`` is a reference node (``$param``, ``$step``, ``$ask``, ``$literal``)."""
+    return isinstance(node, dict) and any(k in node for k in REF_KEYS)
+
+
+def escape_pointer(token: str) -> str:
+    """Escape one reference token for a JSON Pointer (RFC 6901 §4: ``~`` -> ``~0``, ``/`` -> ``~1``)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def join_pointer(base: str, token: str | int) -> str:
+    """``base`` + ``/`` + escaped ``token``."""
+    return f"{base}/{escape_pointer(str(token))}"
+
+
+def parse_output(output: Any) -> Any:
+    """A tool output as JSON data: JSON text is parsed, anything else is returned as is."""
+    if isinstance(output, str | bytes):
+        text = output.strip()
+        if text[:1] in (b"{", b"[", "{", "[", '"') or text in ("true", "false", "null"):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return output
+    return output
+
+
+_MISSING = object()
+
+
+def resolve_pointer(doc: Any, pointer: str) -> Any:
+    """The value at a JSON Pointer (RFC 6901) in ``doc``.
+
+    Args:
+        doc: Parsed JSON (dict / list / scalars). JSON text is parsed first.
+        pointer: ``""`` for the whole document or ``/a/0/b``.
+
+    Raises:
+        KeyError: The pointer does not resolve (message names the failing token).
+        InvalidTemplate: The pointer is malformed.
+    """
+    doc = parse_output(doc)
+    if pointer == "":
+        return doc
+    if not pointer.startswith("/"):
+        raise InvalidTemplate(f"JSON Pointer must be empty or start with '/': {pointer!r}")
+    cur = doc
+    for raw in pointer[1:].split("/"):
+        tok = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(cur, str):
+            cur = parse_output(cur)
+        if isinstance(cur, dict):
+            if tok not in cur:
+                raise KeyError(f"no key {tok!r} at {pointer!r}")
+            cur = cur[tok]
+        elif isinstance(cur, list):
+            if not tok.isdigit() or (len(tok) > 1 and tok[0] == "0"):
+                raise KeyError(f"bad array index {tok!r} at {pointer!r}")
+            i = int(tok)
+            if i >= len(cur):
+                raise KeyError(f"index {i} out of range at {pointer!r}")
+            cur = cur[i]
+        else:
+            raise KeyError(f"cannot descend into {type(cur).__name__} at {pointer!r}")
+    return cur
+
+
+def references(template: Any, base: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every reference node in ``template`` with its JSON Pointer location.
+
+    ``$literal`` nodes are yielded too (so callers can see escapes) but never
+    descended into. Order: depth-first, document order.
+    """
+    if is_ref(template):
+        yield base, template
+        return
+    if isinstance(template, dict):
+        for k, v in template.items():
+            yield from references(v, join_pointer(base, k))
+    elif isinstance(template, list):
+        for i, v in enumerate(template):
+            yield from references(v, join_pointer(base, i))
+
+
+def validate(
+    template: Any,
+    *,
+    params: set[str],
+    earlier_steps: set[str],
+    step_id: str | None = None,
+) -> None:
+    """Check that every reference in ``template`` could bind.
+
+    Raises:
+        InvalidTemplate: Unknown param, a ``$step`` that is not an earlier step,
+            a malformed pointer, or a node with an unknown ``$`` key.
+    """
+    for path, node in references(template):
+        _validate_node(node, path, params, earlier_steps, step_id)
+
+
+def _validate_node(
+    node: dict[str, Any], path: str, params: set[str], earlier: set[str], step_id: str | None
+) -> None:
+    kinds = [k for k in REF_KEYS if k in node]
+    if len(kinds) != 1:
+        raise InvalidTemplate(f"ambiguous reference node {node!r}", step_id=step_id, path=path)
+    kind = kinds[0]
+    allowed = {"$param": {"$param"}, "$step": {"$step", "path"}, "$ask": {"$ask", "from"},
+               "$literal": {"$literal"}}[kind]
+    extra = set(node) - allowed
+    if extra:
+        raise InvalidTemplate(
+            f"unknown key(s) {sorted(extra)} in {kind} reference", step_id=step_id, path=path
+        )
+    if kind == "$param":
+        name = node["$param"]
+        if not isinstance(name, str) or name not in params:
+            raise InvalidTemplate(f"unknown param {name!r}", step_id=step_id, path=path)
+    elif kind == "$step":
+        ref = node["$step"]
+        if not isinstance(ref, str) or ref not in earlier:
+            raise InvalidTemplate(
+                f"$step {ref!r} is not an earlier step", step_id=step_id, path=path
+            )
+        pointer = node.get("path", "")
+        if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
+            raise InvalidTemplate(f"bad JSON Pointer {pointer!r}", step_id=step_id, path=path)
+    elif kind == "$ask":
+        if not isinstance(node["$ask"], str):
+            raise InvalidTemplate("$ask prompt must be a string", step_id=step_id, path=path)
+        if "from" in node:
+            src = node["from"]
+            if not (isinstance(src, dict) and "$step" in src):
+                raise InvalidTemplate("$ask 'from' must be a $step reference",
+                                      step_id=step_id, path=path)
+            _validate_node(src, path + "#from", params, earlier, step_id)
+
+
+Resolver = Callable[[str, dict[str, Any]], tuple[Any, str]]
+
+
+def bind(template: Any, resolve: Resolver, base: str = "") -> tuple[Any, dict[str, str]]:
+    """Replace every reference node in ``template`` by its value.
+
+    Args:
+        template: The args template.
+        resolve: ``resolve(pointer, node) -> (value, source)`` for a ``$param``,
+            ``$step`` or ``$ask`` node at ``pointer``; ``source`` is a provenance
+            label such as ``"param:order_id"``. It may raise to abort binding.
+        base: Pointer prefix of ``template`` in the whole args.
+
+    Returns:
+        ``(bound, sources)``: the bound JSON value (no reference left in it) and
+        a map from JSON Pointer to provenance for every resolved node.
+    """
+    sources: dict[str, str] = {}
+    return _bind(template, resolve, base, sources), sources
+
+
+def _bind(t: Any, resolve: Resolver, path: str, sources: dict[str, str]) -> Any:
+    if is_ref(t):
+        if "$literal" in t:
+            return t["$literal"]
+        value, source = resolve(path, t)
+        sources[path] = source
+        return value
+    if isinstance(t, dict):
+        return {k: _bind(v, resolve, join_pointer(path, k), sources) for k, v in t.items()}
+    if isinstance(t, list):
+        return [_bind(v, resolve, join_pointer(path, i), sources) for i, v in enumerate(t)]
+    return t
