@@ -14,12 +14,13 @@ Invariants (checked by ``tests/test_store.py``, one contract suite for every bac
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 
-__all__ = ["Store"]
+__all__ = ["Store", "index_text"]
 
 
 @runtime_checkable
@@ -104,3 +105,38 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+_SEPARATORS = re.compile(r"[_.\-]+")
+
+
+def index_text(procedure: Procedure, tasks: list[str]) -> str:
+    """The full-text document of one procedure version, shared by every backend.
+
+    Pure: the same procedure and tasks always give the same text, so keyword
+    search behaves the same on SQLite and PostgreSQL.
+
+    Args:
+        procedure: The version to index (normally the name's current version).
+        tasks: Task texts of its demonstration traces (``procedure.lineage.traces``
+            that the store holds), in lineage order.
+
+    Returns:
+        Newline-separated text: the name with ``_``, ``-`` and ``.`` turned into
+        spaces, the description, the tags, each param's name (as is and split on
+        ``_``) and description, each step's action (as is and split on ``_``),
+        then the tasks. Empty parts are left out.
+    """
+    parts: list[str] = [_SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
+    parts.extend(procedure.tags)
+    for param in procedure.params:
+        parts.append(param.name)
+        if "_" in param.name:
+            parts.append(param.name.replace("_", " ").strip())
+        parts.append(param.description)
+    for step in procedure.steps:
+        parts.append(step.action)
+        if "_" in step.action:
+            parts.append(step.action.replace("_", " ").strip())
+    parts.extend(tasks)
+    return "\n".join(p for p in parts if p and p.strip())

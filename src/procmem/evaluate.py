@@ -1,0 +1,238 @@
+"""Evaluation: how well procedural memory fits a set of traces.
+
+Learn from train traces; for each test trace, search by its task text and
+replay the top hit against a :class:`RecordedEnvironment` built from the test
+trace, with params bound from the test task text and the remaining needs
+answered by an :class:`Oracle` that reads the test trace itself.
+
+Figures (all shares in [0, 1]):
+
+* ``hit_at_1`` / ``hit_at_5`` — share of test traces whose action sequence
+  (failed steps ignored) equals that of a procedure ranked 1st / in the top 5;
+* ``mrr`` — mean reciprocal rank of the first correct hit (0 when none);
+* ``replay_exact`` — share of test traces whose replay issued exactly the
+  recorded calls (same actions, same args, same order); a test trace with no
+  recorded call counts when nothing was issued;
+* ``automation`` — share of the argument leaves of all issued calls that the
+  oracle did not supply (literals, params bound from the task, step references).
+
+Invariant: evaluation uses its own in-memory store; nothing is written to the
+caller's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .memory import Memory
+from .model import Execution, Need, Procedure, Trace, TraceStep
+from .template import references, resolve_pointer
+
+__all__ = ["EvalReport", "Oracle", "RecordedEnvironment", "evaluate", "split_holdout"]
+
+
+class RecordedEnvironment:
+    """Tools that answer from a recorded trace.
+
+    A call returns the recorded output of the first not yet used successful
+    recorded step with the same action and equal args; any other call raises
+    ``LookupError`` (a failed step run). ``calls`` lists every call made.
+    """
+
+    def __init__(self, trace: Trace) -> None:
+        self.recorded: list[TraceStep] = trace.successful_steps()
+        self.used: set[int] = set()
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def tool(self, action: str) -> Callable[..., Any]:
+        """The callable for one action name."""
+        def call(**args: Any) -> Any:
+            self.calls.append((action, args))
+            for i, step in enumerate(self.recorded):
+                if i not in self.used and step.action == action and step.args == args:
+                    self.used.add(i)
+                    return step.output
+            raise LookupError(f"no recorded {action} call with args {json.dumps(args)[:200]}")
+        return call
+
+    def tools(self, actions: Sequence[str]) -> dict[str, Callable[..., Any]]:
+        """Callables for every action in ``actions``."""
+        return {a: self.tool(a) for a in set(actions)}
+
+    def exact(self) -> bool:
+        """True when the calls made are exactly the recorded successful steps, in order."""
+        return self.calls == [(s.action, s.args) for s in self.recorded]
+
+
+class Oracle:
+    """A resolver that answers needs from a test trace.
+
+    Steps are aligned by the k-th occurrence of each action: the k-th
+    procedure step with action A reads the k-th successful trace step with
+    action A. A ``param`` need reads the first place the param is used.
+    Returns ``None`` (cannot answer) when the trace has no such value.
+    """
+
+    def __init__(self, trace: Trace, procedure: Procedure) -> None:
+        self.steps = trace.successful_steps()
+        self.procedure = procedure
+        self.supplied = 0
+
+    def _trace_step(self, step_id: str) -> TraceStep | None:
+        index = next((i for i, s in enumerate(self.procedure.steps) if s.id == step_id), None)
+        if index is None:
+            return None
+        action = self.procedure.steps[index].action
+        k = sum(1 for s in self.procedure.steps[:index] if s.action == action)
+        same = [s for s in self.steps if s.action == action]
+        return same[k] if k < len(same) else None
+
+    def _read(self, step_id: str, pointer: str) -> Any:
+        step = self._trace_step(step_id)
+        if step is None:
+            return None
+        try:
+            return resolve_pointer(step.args, pointer)
+        except KeyError:
+            return None
+
+    def __call__(self, need: Need) -> Any:
+        """Answer one need, or ``None``."""
+        value = None
+        if need.kind == "ask" and need.step_id and need.arg_path is not None:
+            value = self._read(need.step_id, need.arg_path)
+        elif need.kind == "param" and need.name:
+            for step in self.procedure.steps:
+                for path, node in references(step.args):
+                    if node.get("$param") == need.name:
+                        value = self._read(step.id, path)
+                        break
+                if value is not None:
+                    break
+        if value is not None:
+            self.supplied += 1
+        return value
+
+
+def _leaves(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_leaves(v) for v in value.values()) or 1
+    if isinstance(value, list):
+        return sum(_leaves(v) for v in value) or 1
+    return 1
+
+
+def _under(path: str, pointer: str) -> bool:
+    return pointer == path or pointer.startswith(path + "/")
+
+
+def count_leaves(execution: Execution) -> tuple[int, int]:
+    """``(all leaves, oracle-supplied leaves)`` over the execution's issued calls."""
+    total = supplied = 0
+    for run in execution.step_runs:
+        if run.attempts == 0:
+            continue
+        total += _leaves(run.args) if run.args else 0
+        for path, source in run.sources.items():
+            from_oracle = source == "ask" or (
+                source.startswith("param:")
+                and execution.param_sources.get(source[6:]) == "answer")
+            if from_oracle:
+                try:
+                    supplied += _leaves(resolve_pointer(run.args, path))
+                except KeyError:
+                    continue
+    return total, supplied
+
+
+@dataclass
+class EvalReport:
+    """Figures of one evaluation run (see the module docstring)."""
+
+    train_traces: int
+    procedures: int
+    test_traces: int
+    hit_at_1: float
+    hit_at_5: float
+    mrr: float
+    replay_exact: float
+    automation: float
+    seconds: float
+    findable: int = 0
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        """The figures without the per-trace cases (the ``--json`` output)."""
+        out = asdict(self)
+        out.pop("cases")
+        return out
+
+
+def split_holdout(traces: Sequence[Trace], holdout: int) -> tuple[list[Trace], list[Trace]]:
+    """First ``len - holdout`` traces for training, the last ``holdout`` for testing."""
+    if not 0 < holdout < len(traces):
+        from .errors import UsageError
+        raise UsageError(f"--holdout must be between 1 and {len(traces) - 1}, got {holdout}")
+    return list(traces[:-holdout]), list(traces[-holdout:])
+
+
+def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
+             progress: Callable[[int, int], None] | None = None) -> EvalReport:
+    """Learn from ``train``, then search and replay every ``test`` trace.
+
+    Args:
+        train: Traces to learn from.
+        test: Held-out traces; each one's task is searched and replayed.
+        progress: Called as ``progress(done, total)`` after each test trace.
+
+    Returns:
+        An :class:`EvalReport`; ``cases`` has one dict per test trace.
+    """
+    start = time.perf_counter()
+    with Memory(":memory:") as mem:
+        mem.learn(train)
+        procedures = mem.list_procedures(limit=100_000)
+        signatures = {p.signature() for p in procedures}
+        h1 = h5 = rr = exact = 0.0
+        total_leaves = oracle_leaves = 0
+        cases = []
+        for n, trace in enumerate(test, 1):
+            sig = trace.signature()
+            hits = mem.search(trace.task, limit=5) if trace.task.strip() else []
+            rank = next((i for i, h in enumerate(hits, 1)
+                         if h.procedure.signature() == sig), None)
+            h1 += rank == 1
+            h5 += rank is not None
+            rr += 1 / rank if rank else 0.0
+            env = RecordedEnvironment(trace)
+            case: dict[str, Any] = {"trace": trace.id, "rank": rank,
+                                    "top": hits[0].procedure.name if hits else None}
+            if hits:
+                proc = hits[0].procedure
+                oracle = Oracle(trace, proc)
+                ex = mem.replay(proc, tools=env.tools(proc.signature()), task=trace.task,
+                                resolver=oracle)
+                t, s = count_leaves(ex)
+                total_leaves += t
+                oracle_leaves += s
+                case.update(status=ex.status, leaves=t, oracle_leaves=s)
+            ok = env.exact()
+            exact += ok
+            case["exact"] = ok
+            cases.append(case)
+            if progress:
+                progress(n, len(test))
+        k = max(len(test), 1)
+        return EvalReport(
+            train_traces=len(train), procedures=len(procedures), test_traces=len(test),
+            hit_at_1=round(h1 / k, 4), hit_at_5=round(h5 / k, 4), mrr=round(rr / k, 4),
+            replay_exact=round(exact / k, 4),
+            automation=round(1 - oracle_leaves / total_leaves, 4) if total_leaves else 0.0,
+            seconds=round(time.perf_counter() - start, 3),
+            findable=sum(1 for t in test if t.signature() in signatures),
+            cases=cases,
+        )

@@ -1,0 +1,333 @@
+"""Value extractors: learn where a param's value sits in a task text, and find it again.
+
+An :class:`~procmem.model.Extractor` is three regexes — ``before``, ``pattern``,
+``after`` — plus an optional ``occurrence``. They are learned from the
+demonstrations (the value and the task text it was found in):
+
+* ``pattern`` generalizes the values' *shape* by character class: digit runs
+  become ``\\d{n}``, letter runs stay literal when every demonstration agrees
+  (``#W`` in ``#W6067464``) and become ``[A-Za-z]+`` otherwise, punctuation
+  stays literal; one alternative per distinct shape (``credit_card_\\d{7}|
+  paypal_\\d{7}``).
+* ``before`` / ``after`` are the longest token-wise common suffix / prefix of
+  the text around the value in every demonstration (``Cancel order `` ...
+  `` because``), with digit runs generalized.
+* ``occurrence`` is the value's index among all matches when every
+  demonstration agrees (the second of two ``Cancel order #W...`` clauses).
+
+Binding tries the anchored regex first, then the bare shape; it never guesses
+between two different candidates (that becomes a need with candidates).
+Invariant: :func:`find` returns a value only if it occurs verbatim in the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from .model import Extractor
+
+__all__ = ["Found", "find", "find_all", "learn_extractor", "locate", "locate_all"]
+
+_TOKEN = re.compile(r"\d+|[A-Za-z]+|\s+|[^\w\s]|_")
+_MAX_BEFORE = 6  # tokens of left context kept
+_MAX_AFTER = 3  # tokens of right context kept
+_MAX_SHAPES = 6
+
+
+@dataclass(frozen=True)
+class Found:
+    """A value found in a text: ``value`` at ``[start, end)``; ``anchored`` when its context matched."""
+
+    value: str
+    start: int
+    end: int
+    anchored: bool
+
+
+def locate(value: Any, text: str) -> int | None:
+    """Index of the first verbatim, token-bounded occurrence of ``value`` in ``text``.
+
+    Only strings of 2+ characters and integers (not booleans) can be located;
+    anything else returns ``None``.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    s = str(value)
+    if len(s) < 2 and not isinstance(value, int):
+        return None
+    if isinstance(value, int) and len(s) < 2:
+        return None
+    m = re.search(_bounded(re.escape(s), s), text)
+    return m.start() if m else None
+
+
+def locate_all(value: Any, text: str) -> list[int]:
+    """Start indexes of every verbatim, token-bounded occurrence of ``value`` (see :func:`locate`)."""
+    if locate(value, text) is None:
+        return []
+    s = str(value)
+    return [m.start() for m in re.finditer(_bounded(re.escape(s), s), text)]
+
+
+def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[int]) -> list[int]:
+    """One occurrence per demonstration: the one whose context agrees best with the others.
+
+    Demonstrations where the value occurs once fix a reference context (the
+    tokens before and after it); where it occurs several times, the occurrence
+    sharing the longest context with the reference is chosen (first on ties).
+    """
+    ref_idx = next((j for j, p in enumerate(all_pos) if len(p) == 1), 0)
+
+    def context(j: int, p: int) -> tuple[list[str], list[str]]:
+        t = texts[j]
+        left = [_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]]
+        right = [_norm_ctx(x) for x in _tokens(t[p + widths[j]:])[:_MAX_AFTER]]
+        return left, right
+
+    ref_left, ref_right = context(ref_idx, all_pos[ref_idx][0])
+
+    def agreement(j: int, p: int) -> int:
+        left, right = context(j, p)
+        n = 0
+        while n < min(len(left), len(ref_left)) and left[-1 - n] == ref_left[-1 - n]:
+            n += 1
+        m = 0
+        while m < min(len(right), len(ref_right)) and right[m] == ref_right[m]:
+            m += 1
+        return n + m
+
+    return [max(p, key=lambda x, j=j: (agreement(j, x), -x)) for j, p in enumerate(all_pos)]
+
+
+def _bounded(rx: str, sample: str) -> str:
+    """Wrap ``rx`` so that it does not match inside a longer word."""
+    left = r"(?<![\w#])" if sample[:1].isalnum() or sample[:1] in "_#" else ""
+    right = r"(?!\w)" if sample[-1:].isalnum() or sample[-1:] == "_" else ""
+    return f"{left}{rx}{right}"
+
+
+def _tokens(s: str) -> list[str]:
+    return _TOKEN.findall(s)
+
+
+def _tok_class(tok: str) -> str:
+    if tok.isdigit():
+        return "D"
+    if tok.isalpha() and tok.isascii():
+        return "A"
+    if tok.isspace():
+        return "S"
+    return tok
+
+
+def _render_context(tokens: list[str]) -> str:
+    out = []
+    for t in tokens:
+        if t.isdigit() and len(t) >= 3:
+            out.append(r"\d+")
+        elif t.isspace():
+            out.append(r"\s+")
+        else:
+            out.append(re.escape(t))
+    return "".join(out)
+
+
+def _norm_ctx(tok: str) -> str:
+    if tok.isdigit() and len(tok) >= 3:
+        return "0"
+    return " " if tok.isspace() else tok
+
+
+def _shape(values: list[str]) -> str:
+    """A regex matching every value in ``values`` (one alternative per token structure)."""
+    groups: dict[tuple[str, ...], list[list[str]]] = {}
+    for v in values:
+        toks = _tokens(v)
+        key = tuple(_tok_class(t) for t in toks)
+        groups.setdefault(key, []).append(toks)
+    if len(groups) > _MAX_SHAPES:
+        return r"[^\s'\",;]+(?:\s[^\s'\",;]+)*?"
+    alts = []
+    for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        parts = []
+        for i, cls in enumerate(key):
+            col = {m[i] for m in members}
+            if cls == "D":
+                lens = {len(t) for t in col}
+                parts.append(rf"\d{{{lens.pop()}}}" if len(lens) == 1 else r"\d+")
+            elif cls == "A":
+                tok = next(iter(col))
+                same = len(col) == 1 and (len(members) > 1 or len(tok) == 1)
+                parts.append(re.escape(tok) if same else r"[A-Za-z]+")
+            elif cls == "S":
+                parts.append(r"\s")
+            else:
+                parts.append(re.escape(cls))
+        alts.append("".join(parts))
+    return "|".join(alts)
+
+
+def learn_extractor(
+    values: list[Any],
+    texts: list[str],
+    *,
+    shape_values: list[str] | None = None,
+    context_examples: list[tuple[Any, str]] | None = None,
+) -> Extractor | None:
+    """Learn how to find a param in a task text from demonstrations.
+
+    Args:
+        values: The param's value in each demonstration (same length as ``texts``).
+        texts: Each demonstration's task text.
+        shape_values: More values of the same kind (e.g. every value the corpus
+            has for an argument of that name) to generalize the shape from.
+        context_examples: ``(value, text)`` pairs of the same action argument
+            elsewhere in the corpus. The surrounding words are a property of
+            the action, so when these pairs agree on a context it is used;
+            otherwise the demonstrations' own context, shortened, is used.
+
+    Returns:
+        An :class:`Extractor`, or ``None`` when some value is not in its text.
+    """
+    all_pos: list[list[int]] = []
+    for v, t in zip(values, texts, strict=True):
+        at = locate_all(v, t)
+        if not at:
+            return None
+        all_pos.append(at)
+    strs = [str(v) for v in values]
+    positions = _choose_positions(all_pos, texts, [len(x) for x in strs])
+    pattern = _shape(sorted(set(strs) | set(shape_values or ())))
+    before, after = _context(strs, texts, positions)
+    pairs = [(str(v), t) for v, t in context_examples or () if locate(v, t) is not None]
+    if pairs:
+        before, after = _supported(before, after, pairs)
+    before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
+    ex = Extractor(pattern=pattern, before=_render_context(before), after=_render_context(after))
+    # occurrence: an index among the anchored matches that holds the value in every demo
+    common: set[int] | None = None
+    for sv, t in zip(strs, texts, strict=True):
+        idx = {i for i, f in enumerate(_anchored(ex, t)) if f.value == sv}
+        common = idx if common is None else common & idx
+    if common:
+        ex = ex.model_copy(update={"occurrence": min(common)})
+    return ex
+
+
+def _context(strs: list[str], texts: list[str], positions: list[int]
+             ) -> tuple[list[str], list[str]]:
+    befores = [_tokens(t[:p])[-_MAX_BEFORE:] for t, p in zip(texts, positions, strict=True)]
+    afters = [_tokens(t[p + len(s):])[:_MAX_AFTER]
+              for t, p, s in zip(texts, positions, strs, strict=True)]
+    return _common_suffix(befores), _common_prefix(afters)
+
+
+def _supported(before: list[str], after: list[str], pairs: list[tuple[str, str]]
+               ) -> tuple[list[str], list[str]]:
+    """Shorten a context to what at least half of the corpus examples share.
+
+    The words around an argument are a property of the action: a context
+    that only one demonstration has (a name, an item) is cut back to the part
+    that the same action's other occurrences in the corpus also have.
+    """
+    vals, texts = [p[0] for p in pairs], [p[1] for p in pairs]
+    pos = _choose_positions([locate_all(v, t) for v, t in pairs], texts, [len(v) for v in vals])
+    lefts = [[_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]] for t, p in zip(texts, pos)]
+    rights = [[_norm_ctx(x) for x in _tokens(t[p + len(v):])[:_MAX_AFTER]]
+              for t, p, v in zip(texts, pos, vals)]
+    need = max(1, (len(pairs) + 1) // 2)
+    nb = [_norm_ctx(x) for x in before]
+    na = [_norm_ctx(x) for x in after]
+    k = len(nb)
+    while k > 0 and sum(1 for lt in lefts if lt[-k:] == nb[-k:] and len(lt) >= k) < need:
+        k -= 1
+    m = len(na)
+    while m > 0 and sum(1 for rt in rights if rt[:m] == na[:m]) < need:
+        m -= 1
+    return (before[len(before) - k:] if k else []), after[:m]
+
+
+def _trim_words(tokens: list[str], words: int, *, left: bool) -> list[str]:
+    """Keep at most ``words`` word tokens of context next to the value."""
+    seq = tokens[::-1] if left else tokens
+    out: list[str] = []
+    seen = 0
+    for t in seq:
+        if seen == words:
+            break
+        out.append(t)
+        if t.isalpha():
+            seen += 1
+    return out[::-1] if left else out
+
+
+def _common_suffix(seqs: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for i in range(1, min(len(s) for s in seqs) + 1):
+        col = {_norm_ctx(s[-i]) for s in seqs}
+        if len(col) != 1:
+            break
+        out.insert(0, seqs[0][-i])
+    return out
+
+
+def _common_prefix(seqs: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for i in range(min(len(s) for s in seqs)):
+        col = {_norm_ctx(s[i]) for s in seqs}
+        if len(col) != 1:
+            break
+        out.append(seqs[0][i])
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _compile_anchored(before: str, pattern: str, after: str) -> re.Pattern[str]:
+    return re.compile(f"(?:{before})(?P<v>{pattern})(?={after})" if after
+                      else f"(?:{before})(?P<v>{pattern})(?!\\w)")
+
+
+@lru_cache(maxsize=4096)
+def _compile_shape(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w#])(?P<v>{pattern})(?!\w)")
+
+
+def _anchored(ex: Extractor, text: str) -> list[Found]:
+    rx = _compile_anchored(ex.before, ex.pattern, ex.after)
+    return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
+
+
+def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order."""
+    anchored = _anchored(ex, text) if (ex.before or ex.after) else []
+    shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
+             for m in _compile_shape(ex.pattern).finditer(text)]
+    return anchored, shape
+
+
+def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
+    """Find a param's value in ``text``.
+
+    Returns:
+        ``(found, candidates)``: ``found`` is the value when it is unambiguous
+        (anchored match at ``occurrence``, or the only anchored value, or the
+        only shape match when nothing is anchored); otherwise ``None`` and the
+        distinct candidate strings seen (possibly empty).
+    """
+    anchored, shape = find_all(ex, text)
+    if anchored:
+        if ex.occurrence is not None:
+            if len(anchored) > ex.occurrence:
+                return anchored[ex.occurrence], []
+        elif len({f.value for f in anchored}) == 1:
+            return anchored[0], []
+    elif len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0):
+        return shape[0], []
+    cands: list[str] = []
+    for f in anchored + shape:
+        if f.value not in cands:
+            cands.append(f.value)
+    return None, cands[:10]

@@ -1,0 +1,360 @@
+"""Induction: traces -> parameterized procedures, with no LLM.
+
+Algorithm (anti-unification over aligned demonstrations, cf. Plotkin 1970,
+"A note on inductive generalization"; data flow as in programming by
+demonstration, Cypher 1993 "Watch What I Do"):
+
+1. **Group** traces by their *signature*, the action sequence of their
+   successful steps (failed steps are dropped: a mistake in a demonstration is
+   not copied). Traces with outcome ``failure`` and empty signatures are left out.
+2. **Align** the traces of a group position by position (equal signatures make
+   the alignment exact) and walk every argument leaf (objects are descended;
+   lists and scalars are leaves).
+3. **Classify** each leaf across the demonstrations, in this order:
+
+   * equal in every demonstration, and either seen in 3+ demonstrations or
+     constant wherever the corpus uses that (action, argument) -> literal;
+   * found verbatim in every demonstration's task text -> ``$param`` (leaves
+     with identical values in every demonstration share one param);
+   * found at the same JSON Pointer of the same earlier step's output in every
+     demonstration -> ``$step``;
+   * found inside the same earlier list in every demonstration -> ``$ask`` with
+     candidates ``from`` that list;
+   * otherwise -> ``$ask``.
+
+Invariants: induction is deterministic (same traces in the same order give
+the same procedure content); every reference in the result validates
+(:func:`procmem.template.validate`); the result has at least one step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import template as tpl
+from .errors import UsageError
+from .extract import learn_extractor, locate
+from .model import Lineage, Param, Procedure, Step, Trace
+
+__all__ = ["CorpusStats", "group_traces", "induce", "procedure_name"]
+
+_FLATTEN_LIMIT = 5000  # max pointers indexed per step output
+
+
+def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
+    """Group traces that do the same task: equal action sequences of successful steps.
+
+    Returns:
+        Groups in order of first appearance; traces inside a group keep their
+        order. Failed traces and traces with no successful step are left out.
+    """
+    groups: dict[tuple[str, ...], list[Trace]] = {}
+    for t in traces:
+        if t.outcome == "failure":
+            continue
+        sig = t.signature()
+        if sig:
+            groups.setdefault(sig, []).append(t)
+    return list(groups.values())
+
+
+def procedure_name(signature: Sequence[str]) -> str:
+    """A deterministic, readable name for an action sequence.
+
+    ``("cancel_pending_order",)`` -> ``cancel_pending_order``;
+    two equal actions -> ``cancel_pending_order_x2``; otherwise the actions
+    joined by ``-then-`` (shortened with a hash past 120 characters).
+    """
+    runs: list[tuple[str, int]] = []
+    for a in signature:
+        safe = re.sub(r"[^A-Za-z0-9_.]+", "_", a.replace("procedure:", "")).strip("_") or "step"
+        if runs and runs[-1][0] == safe:
+            runs[-1] = (safe, runs[-1][1] + 1)
+        else:
+            runs.append((safe, 1))
+    name = "-then-".join(a if n == 1 else f"{a}_x{n}" for a, n in runs)
+    if len(name) > 120:
+        digest = hashlib.sha256("|".join(signature).encode()).hexdigest()[:8]
+        name = f"{name[:100]}-{digest}"
+    return name
+
+
+@dataclass
+class CorpusStats:
+    """Which (action, argument pointer) pairs are constant across a whole corpus.
+
+    Used so that a value seen once is only kept literal when the corpus says
+    it never varies.
+    """
+
+    values: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    shapes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    contexts: dict[tuple[str, str], list[tuple[Any, str]]] = field(
+        default_factory=lambda: defaultdict(list))
+
+    @classmethod
+    def from_traces(cls, traces: Iterable[Trace]) -> CorpusStats:
+        """Collect the distinct values of every (action, pointer) leaf."""
+        stats = cls()
+        for t in traces:
+            for s in t.successful_steps():
+                for ptr, v in _leaves(s.args):
+                    bucket = stats.values[(s.action, ptr)]
+                    if len(bucket) < 3:
+                        bucket.add(_canon(v))
+                    ctx = stats.contexts[(s.action, ptr)]
+                    if len(ctx) < 100 and locate(v, t.task) is not None:
+                        ctx.append((v, t.task))
+                    if isinstance(v, str) and len(v) >= 2:
+                        kinds = stats.shapes[_param_name(ptr)]
+                        if len(kinds) < 200:
+                            kinds.add(v)
+        return stats
+
+    def is_constant(self, action: str, pointer: str) -> bool:
+        """True when the corpus has exactly one value for this leaf."""
+        return len(self.values.get((action, pointer), ())) == 1
+
+
+def _canon(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+
+def _leaves(obj: Any, base: str = "") -> Iterator[tuple[str, Any]]:
+    """(pointer, value) for every leaf: objects are descended, lists and scalars are leaves."""
+    if isinstance(obj, dict) and obj:
+        for k, v in obj.items():
+            yield from _leaves(v, tpl.join_pointer(base, k))
+    else:
+        yield base, obj
+
+
+def _flatten(obj: Any, base: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every pointer -> value of a parsed output (objects and lists descended)."""
+    out = {} if out is None else out
+    if len(out) >= _FLATTEN_LIMIT:
+        return out
+    out[base] = obj
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, tpl.join_pointer(base, k), out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _flatten(v, tpl.join_pointer(base, i), out)
+    return out
+
+
+def _schema_of(values: list[Any]) -> dict[str, Any]:
+    def one(v: Any) -> str:
+        if isinstance(v, bool):
+            return "boolean"
+        if isinstance(v, int):
+            return "integer"
+        if isinstance(v, float):
+            return "number"
+        if isinstance(v, str):
+            return "string"
+        if isinstance(v, list):
+            return "array"
+        if isinstance(v, dict):
+            return "object"
+        return "null"
+
+    types = {one(v) for v in values}
+    if types == {"integer", "number"}:
+        types = {"number"}
+    if len(types) == 1:
+        t = types.pop()
+        schema: dict[str, Any] = {"type": t}
+        if t == "array":
+            inner = [x for v in values for x in v]
+            if inner:
+                schema["items"] = _schema_of(inner)
+        return schema
+    return {}
+
+
+def _param_name(pointer: str) -> str:
+    tokens = [t for t in pointer.split("/")[1:] if not t.isdigit()]
+    raw = tokens[-1] if tokens else "value"
+    name = re.sub(r"\W+", "_", raw).strip("_").lower() or "value"
+    return name if not name[0].isdigit() else f"p_{name}"
+
+
+def induce(
+    traces: Sequence[Trace],
+    *,
+    name: str | None = None,
+    corpus: CorpusStats | None = None,
+    version: int = 1,
+) -> Procedure:
+    """Induce one parameterized procedure from traces that do the same task.
+
+    Args:
+        traces: One group from :func:`group_traces` (equal signatures), 1+ traces.
+        name: Procedure name; defaults to :func:`procedure_name` of the signature.
+        corpus: Statistics over all known traces (see :class:`CorpusStats`);
+            defaults to statistics over ``traces`` only.
+        version: The version number to give the result.
+
+    Returns:
+        A :class:`Procedure` with status ``active`` and lineage listing the traces.
+
+    Raises:
+        UsageError: ``traces`` is empty, or their signatures differ or are empty.
+    """
+    if not traces:
+        raise UsageError("induce() needs at least one trace")
+    sig = traces[0].signature()
+    if not sig or any(t.signature() != sig for t in traces):
+        raise UsageError("induce() needs traces with one equal, non-empty action sequence")
+    corpus = corpus or CorpusStats.from_traces(traces)
+    demos = [t.successful_steps() for t in traces]
+    tasks = [t.task for t in traces]
+    outputs = [[tpl.parse_output(s.output) for s in d] for d in demos]
+    flat_cache: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def flat(j: int, i: int) -> dict[str, Any]:
+        if (j, i) not in flat_cache:
+            flat_cache[(j, i)] = _flatten(outputs[j][i])
+        return flat_cache[(j, i)]
+
+    step_ids = [f"s{i + 1}" for i in range(len(sig))]
+    params: dict[str, Param] = {}
+    param_by_values: dict[str, str] = {}
+    steps: list[Step] = []
+    n = len(traces)
+    for i, action in enumerate(sig):
+        keys = _common_keys([d[i].args for d in demos])
+        args: dict[str, Any] = {}
+        for ptr in keys:
+            values = [_get(d[i].args, ptr) for d in demos]
+            node = _classify(
+                values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
+            )
+            _set(args, ptr, node)
+        steps.append(Step(id=step_ids[i], action=action, args=args))
+    proc = Procedure(
+        name=name or procedure_name(sig),
+        version=version,
+        description=_describe(sig, n),
+        params=list(params.values()),
+        steps=steps,
+        tags=sorted({a.split("_", 1)[0] for a in sig}),
+        lineage=Lineage(traces=[t.id for t in traces], reason=f"induced from {n} trace(s)"),
+    )
+    names = {p.name for p in proc.params}
+    for k, s in enumerate(proc.steps):
+        tpl.validate(s.args, params=names, earlier_steps=set(step_ids[:k]), step_id=s.id)
+    return proc
+
+
+def _common_keys(arg_dicts: list[dict[str, Any]]) -> list[str]:
+    """Leaf pointers present in every demonstration (first demonstration's order)."""
+    first = [p for p, _ in _leaves(arg_dicts[0])] if arg_dicts[0] else []
+    common = set(first)
+    for a in arg_dicts[1:]:
+        common &= {p for p, _ in _leaves(a)} if a else set()
+    return [p for p in first if p in common and p != ""]
+
+
+def _get(obj: Any, ptr: str) -> Any:
+    return tpl.resolve_pointer(obj, ptr)
+
+
+def _set(obj: dict[str, Any], ptr: str, value: Any) -> None:
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:]]
+    cur = obj
+    for t in tokens[:-1]:
+        cur = cur.setdefault(t, {})
+    cur[tokens[-1]] = value
+
+
+def _classify(
+    values: list[Any],
+    ptr: str,
+    i: int,
+    action: str,
+    n: int,
+    tasks: list[str],
+    corpus: CorpusStats,
+    flat: Any,
+    step_ids: list[str],
+    params: dict[str, Param],
+    param_by_values: dict[str, str],
+) -> Any:
+    canon = [_canon(v) for v in values]
+    all_equal = len(set(canon)) == 1
+    if all_equal and (n >= 3 or corpus.is_constant(action, ptr)):
+        return tpl.literal(values[0])
+    # a value the task text names -> $param
+    if all(locate(v, t) is not None for v, t in zip(values, tasks, strict=True)):
+        key = "|".join(canon)
+        if key in param_by_values:
+            return tpl.param(param_by_values[key])
+        base = _param_name(ptr)
+        pname, k = base, 2
+        while pname in params:
+            pname, k = f"{base}_{k}", k + 1
+        ex = learn_extractor(values, tasks, shape_values=sorted(corpus.shapes.get(base, ())),
+                             context_examples=corpus.contexts.get((action, ptr)))
+        examples: list[Any] = []
+        for v in values:
+            if v not in examples and len(examples) < 3:
+                examples.append(v)
+        params[pname] = Param(
+            name=pname,
+            schema=_schema_of(values),
+            description=f"{ptr[1:].replace('/', '.')} of {action} (step {step_ids[i]})",
+            examples=examples,
+            extractor=ex,
+        )
+        param_by_values[key] = pname
+        return tpl.param(pname)
+    # a value an earlier step returned -> $step
+    for k in range(i):
+        common: set[str] | None = None
+        for j, v in enumerate(values):
+            hits = {p for p, x in flat(j, k).items() if _same(x, v)}
+            common = hits if common is None else common & hits
+            if not common:
+                break
+        if common:
+            return tpl.step_ref(step_ids[k], min(common, key=lambda p: (p.count("/"), p)))
+    if all_equal and n >= 2:
+        return tpl.literal(values[0])
+    prompt = f"{ptr[1:].replace('/', '.')} for {action}"
+    for k in range(i):
+        parents: set[str] | None = None
+        for j, v in enumerate(values):
+            hits = {p.rsplit("/", 1)[0] for p, x in flat(j, k).items()
+                    if p.count("/") >= 1 and _same(x, v) and p.rsplit("/", 1)[1].isdigit()}
+            parents = hits if parents is None else parents & hits
+            if not parents:
+                break
+        if parents:
+            src = tpl.step_ref(step_ids[k], min(parents, key=lambda p: (p.count("/"), p)))
+            return tpl.ask(prompt, src)
+    return tpl.ask(prompt)
+
+
+def _same(x: Any, v: Any) -> bool:
+    if isinstance(v, bool) or isinstance(x, bool):
+        return x is v
+    if isinstance(v, str) and len(v) < 2:
+        return False
+    if isinstance(v, dict | list) or isinstance(x, dict | list):
+        return bool(v) and x == v
+    return bool(x == v) and type(x) is type(v)
+
+
+def _describe(sig: Sequence[str], n: int) -> str:
+    words = [a.replace("procedure:", "").replace("_", " ") for a in sig]
+    text = ", then ".join(words)
+    return f"{text[:1].upper()}{text[1:]}. Learned from {n} demonstration{'s' * (n != 1)}."

@@ -1,0 +1,480 @@
+"""Memory: the one object a user holds.
+
+``mem = procmem.Memory("memory.db")`` opens (or creates) a store and offers the
+whole lifecycle: add traces, learn procedures, search, replay, resume, report.
+
+Invariants:
+    * Nothing below this module reads the environment or prints; this module
+      neither prints nor reads settings either (adapters do).
+    * Learning is deterministic and idempotent: re-running :meth:`learn` on the
+      same traces stores nothing new; a group whose traces changed gets a new
+      version (the old one stays, immutable).
+    * Every step run of a replay is committed as soon as it finishes.
+    * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
+      stored executions when a procedure is read; they are never stored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bind import Binding, bind_task
+from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
+from .induce import CorpusStats, group_traces, induce, procedure_name
+from .model import Evidence, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
+from .record import Recorder
+from .replay import adrive, check_tools, drive, replay_core
+from .retrieval import Candidate, rank
+from .store import open_store
+from .store.base import Store
+from .template import validate
+from .traceio import read_traces
+
+__all__ = ["ImportReport", "LearnReport", "Memory"]
+
+Tools = Mapping[str, Callable[..., Any]]
+Resolver = Callable[[Need], Any]
+
+_PAGE = 1000
+_CANDIDATES = 200
+
+
+@dataclass
+class ImportReport:
+    """What :meth:`Memory.import_traces` did: ``stored`` new traces, ``read`` valid lines, errors."""
+
+    read: int = 0
+    stored: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LearnReport:
+    """What :meth:`Memory.learn` did.
+
+    Attributes:
+        traces: Traces considered.
+        groups: Groups of traces doing the same task.
+        created: Names of new procedures.
+        updated: Names of procedures that got a new version.
+        unchanged: Names of procedures whose induction gave the same content.
+        skipped: Traces left out (failed outcome, or no successful step).
+    """
+
+    traces: int = 0
+    groups: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+class Memory:
+    """Procedural memory backed by one store.
+
+    Args:
+        location: A file path (SQLite, created if missing), ``":memory:"``, or a
+            URL (``sqlite:///path``). Defaults to ``procmem.db`` in the current
+            directory.
+        store: Use this store object instead of opening ``location``.
+
+    Raises:
+        StoreUnavailable: The store cannot be opened.
+        MissingExtra: The URL needs an optional backend that is not installed.
+    """
+
+    def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
+                 store: Store | None = None) -> None:
+        self.store: Store = store if store is not None else open_store(location)
+        self._cache: dict[str, Procedure] | None = None
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    # ------------------------------------------------------------------ traces
+
+    def add_traces(self, traces: Iterable[Trace]) -> int:
+        """Store traces in one transaction; returns how many were new.
+
+        Raises:
+            Conflict: A trace id exists with different content (nothing is stored).
+        """
+        return self.store.put_traces(list(traces))
+
+    def import_traces(self, path: str | os.PathLike[str], *,
+                      skip_invalid: bool = False) -> ImportReport:
+        """Read a trace JSONL file and store its traces in one transaction.
+
+        Args:
+            path: procmem trace JSONL (``data/tau-retail/README.md``) or a JSON array.
+            skip_invalid: Store the valid lines and report the others instead
+                of failing on the first bad line.
+
+        Raises:
+            InvalidTrace: A bad line (file, line, field named) when not skipping;
+                nothing is stored then.
+            UsageError: The file cannot be read.
+        """
+        traces, errors = read_traces(Path(path), skip_invalid=skip_invalid)
+        stored = self.add_traces(traces)
+        return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
+
+    def get_trace(self, trace_id: str) -> Trace:
+        """One trace; raises ``NotFound``."""
+        return self.store.get_trace(trace_id)
+
+    def list_traces(self, *, limit: int = 100, offset: int = 0) -> list[Trace]:
+        """Traces in insertion order."""
+        return self.store.list_traces(limit=limit, offset=offset)
+
+    def _all_traces(self) -> list[Trace]:
+        out: list[Trace] = []
+        while True:
+            page = self.store.list_traces(limit=_PAGE, offset=len(out))
+            out.extend(page)
+            if len(page) < _PAGE:
+                return out
+
+    def record(self, task: str, *, source: str | None = None,
+               metadata: dict[str, Any] | None = None, redact_secrets: bool = True) -> Recorder:
+        """A recorder whose trace is stored when its ``with`` block exits.
+
+        Example::
+
+            with mem.record("cancel order #W1") as rec:
+                tools = rec.wrap_tools(tools)
+                tools["cancel_pending_order"](order_id="#W1", reason="no longer needed")
+        """
+        return Recorder(task, on_finish=lambda t: self.add_traces([t]), source=source,
+                        metadata=metadata, redact_secrets=redact_secrets)
+
+    # ---------------------------------------------------------------- learning
+
+    def learn(self, traces: Iterable[Trace] | None = None) -> LearnReport:
+        """Induce procedures from the stored traces (after adding ``traces``, if given).
+
+        Traces are grouped by action sequence (:func:`procmem.induce.group_traces`);
+        each group whose set of traces differs from its procedure's lineage is
+        induced again (:func:`procmem.induce.induce`) and stored as version 1
+        or as the next version when the content changed.
+
+        Returns:
+            A :class:`LearnReport`.
+        """
+        if traces is not None:
+            self.add_traces(traces)
+        everything = self._all_traces()
+        corpus = CorpusStats.from_traces(everything)
+        groups = group_traces(everything)
+        report = LearnReport(traces=len(everything), groups=len(groups))
+        report.skipped = len(everything) - sum(len(g) for g in groups)
+        for group in groups:
+            self._learn_group(group, corpus, report)
+        self._cache = None
+        return report
+
+    def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport) -> None:
+        sig = group[0].signature()
+        name = procedure_name(sig)
+        versions = self._versions(name)
+        if versions and versions[-1].signature() != sig:
+            name = f"{name}-{len(sig)}"
+            versions = self._versions(name)
+        ids = [t.id for t in group]
+        if versions and any(v.lineage.traces == ids for v in versions):
+            report.unchanged.append(name)
+            return
+        proc = induce(group, name=name, corpus=corpus, version=len(versions) + 1)
+        if versions:
+            last = versions[-1]
+            if _same_content(last, proc):
+                report.unchanged.append(name)
+                return
+            lineage = Lineage(traces=proc.lineage.traces, parent_version=last.version,
+                              reason=f"re-induced from {len(group)} trace(s)")
+            proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
+            report.updated.append(name)
+        else:
+            report.created.append(name)
+        self.store.put_procedure(proc)
+
+    def _versions(self, name: str) -> list[Procedure]:
+        try:
+            return self.store.list_versions(name)
+        except NotFound:
+            return []
+
+    # -------------------------------------------------------------- procedures
+
+    def put_procedure(self, procedure: Procedure) -> Procedure:
+        """Store a procedure written by hand (or edited) as a new version.
+
+        A procedure equal in content to the current version is not stored
+        again. Otherwise it is stored as the next version number.
+
+        Raises:
+            InvalidProcedure: A template reference does not validate.
+        """
+        names = {p.name for p in procedure.params}
+        for k, step in enumerate(procedure.steps):
+            try:
+                validate(step.args, params=names,
+                         earlier_steps={s.id for s in procedure.steps[:k]}, step_id=step.id)
+            except UsageError as err:
+                raise InvalidProcedure(procedure.name, str(err)) from err
+        versions = self._versions(procedure.name)
+        if versions and _same_content(versions[-1], procedure):
+            return versions[-1]
+        version = versions[-1].version + 1 if versions else 1
+        stored = procedure.model_copy(update={"version": version})
+        self.store.put_procedure(stored)
+        self._cache = None
+        return stored
+
+    def get_procedure(self, name: str, version: int | None = None) -> Procedure:
+        """One procedure version with its statistics (current version by default).
+
+        Raises:
+            NotFound: No such procedure or version.
+        """
+        return self._with_stats(self.store.get_procedure(name, version))
+
+    def find_procedure(self, name: str) -> Procedure | None:
+        """The current version, or ``None``."""
+        try:
+            return self.get_procedure(name)
+        except NotFound:
+            return None
+
+    def list_procedures(self, *, status: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Procedure]:
+        """Current versions by name, with statistics."""
+        procs = self.store.list_procedures(status=status, limit=limit, offset=offset)
+        return [self._with_stats(p) for p in procs]
+
+    def list_versions(self, name: str) -> list[Procedure]:
+        """Every version of one procedure, oldest first (``NotFound`` if none)."""
+        return self.store.list_versions(name)
+
+    def _with_stats(self, proc: Procedure) -> Procedure:
+        runs = [e for e in self.store.list_executions(procedure=proc.name, limit=10_000)
+                if e.version == proc.version and e.parent_id is None]
+        finished = [e for e in runs if e.done]
+        if not runs:
+            return proc
+        ok = sum(1 for e in finished if e.status == "succeeded")
+        return proc.model_copy(update={
+            "execution_count": len(runs),
+            "last_executed_at": max(e.started_at for e in runs),
+            "success_rate": ok / len(finished) if finished else None,
+            "avg_duration_ms": (sum(e.duration_ms for e in finished) / len(finished)
+                                if finished else None),
+        })
+
+    # ------------------------------------------------------------------ search
+
+    def _current(self) -> dict[str, Procedure]:
+        if self._cache is None:
+            cache: dict[str, Procedure] = {}
+            offset = 0
+            while True:
+                page = self.store.list_procedures(status="active", limit=_PAGE, offset=offset)
+                cache.update((p.name, p) for p in page)
+                offset += len(page)
+                if len(page) < _PAGE:
+                    break
+            self._cache = cache
+        return self._cache
+
+    def search(self, task: str, *, limit: int = 5) -> list[Hit]:
+        """Find the active procedures that best fit a task description.
+
+        BM25 candidates from the store's full-text index, re-ranked by
+        structural fit (how many params the procedure's extractors bind from
+        the task, in step order) and a demonstration-count prior; see
+        :mod:`procmem.retrieval`.
+
+        Args:
+            task: The task in plain words, e.g. "Cancel order #W6067464 because no longer needed".
+            limit: Maximum hits, 1-100.
+
+        Returns:
+            Hits by descending ``score`` (empty when no procedure shares a word with the task).
+
+        Raises:
+            UsageError: ``limit`` is out of range or ``task`` is empty.
+        """
+        if not 1 <= limit <= 100:
+            raise UsageError(f"limit must be 1-100, got {limit}")
+        if not task.strip():
+            raise UsageError("search needs a non-empty task")
+        current = self._current()
+        cands = [Candidate(current[name], score)
+                 for name, score in self.store.search_text(task, limit=_CANDIDATES)
+                 if name in current]
+        hits = rank(task, cands, limit=limit)
+        return [h.model_copy(update={"procedure": self._with_stats(h.procedure)}) for h in hits]
+
+    def bind(self, procedure: Procedure | str, task: str) -> Binding:
+        """What the built-in binder fills from ``task`` (see :mod:`procmem.bind`)."""
+        proc = procedure if isinstance(procedure, Procedure) else self.get_procedure(procedure)
+        return bind_task(proc, task)
+
+    # ------------------------------------------------------------------ replay
+
+    def _prepare(self, procedure: Procedure | str, tools: Tools, task: str | None,
+                 params: Mapping[str, Any] | None) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+        proc = procedure if isinstance(procedure, Procedure) else self.store.get_procedure(procedure)
+        subs = self._subprocedures(proc)
+        check_tools(proc, subs, tools)
+        given = dict(params or {})
+        sources = {k: "given" for k in given}
+        if task:
+            found = bind_task(proc, task)
+            for k, v in found.values.items():
+                if k not in given:
+                    given[k] = v
+                    sources[k] = "task"
+        ex = Execution(procedure=proc.name, version=proc.version, task=task, params=given,
+                       param_sources=sources)
+        return proc, ex, subs
+
+    def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
+        subs: dict[str, Procedure] = {}
+        stack = [proc]
+        while stack:
+            for step in stack.pop().steps:
+                name = step.subprocedure
+                if name and name not in subs and name != proc.name:
+                    try:
+                        subs[name] = self.store.get_procedure(name)
+                    except NotFound:
+                        continue  # replay_core reports the missing sub-procedure
+                    stack.append(subs[name])
+        return subs
+
+    def _persist(self, execution: Execution, step_run: StepRun | None) -> None:
+        if step_run is None:
+            self.store.put_execution(execution)
+        else:
+            self.store.put_step_run(execution.id, step_run)
+
+    def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
+               params: Mapping[str, Any] | None = None,
+               resolver: Resolver | None = None) -> Execution:
+        """Run a procedure against real tools, recording every step run durably.
+
+        Params come from ``params`` first, then from ``task`` through the
+        built-in binder; what is still missing, and every ``$ask`` hole, becomes
+        a :class:`~procmem.model.Need` for ``resolver(need) -> value`` (``None``
+        = cannot answer). Unanswered needs pause the execution; continue it
+        with :meth:`resume`.
+
+        Args:
+            procedure: A procedure or the name of one (current version).
+            tools: Tool callables by action name, called as ``tool(**args)``.
+            task: The new task's text, used to bind params.
+            params: Param values by name (they win over values from ``task``).
+            resolver: Answers needs; without one the execution pauses on a need.
+
+        Returns:
+            The execution: ``succeeded``, ``failed`` or ``paused`` (see ``needs``).
+
+        Raises:
+            NotFound: No such procedure (or sub-procedure).
+            UnknownTool: A step's action has no tool (before anything runs).
+            ParamError: A param is unknown or of the wrong JSON type.
+            CycleError: Sub-procedures call each other in a cycle.
+        """
+        proc, ex, subs = self._prepare(procedure, tools, task, params)
+        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+
+    async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
+                      params: Mapping[str, Any] | None = None,
+                      resolver: Callable[[Need], Any | Awaitable[Any]] | None = None
+                      ) -> Execution:
+        """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
+        proc, ex, subs = self._prepare(procedure, tools, task, params)
+        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+
+    def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
+                tools: Tools) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+        ex = self.store.get_execution(execution_id)
+        if ex.status == "succeeded":
+            raise ReplayError(f"execution {execution_id!r} already succeeded")
+        proc = self.store.get_procedure(ex.procedure, ex.version)
+        subs = self._subprocedures(proc)
+        check_tools(proc, subs, tools)
+        ex.answers.update(answers or {})
+        ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
+        return proc, ex, subs
+
+    def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
+               tools: Tools, resolver: Resolver | None = None) -> Execution:
+        """Continue a paused (or interrupted, or failed) execution.
+
+        Args:
+            execution_id: The execution to continue.
+            answers: Values by need key (``param:NAME``, ``ask:STEP:POINTER``, ...).
+            tools: Tool callables by action name.
+            resolver: Answers further needs.
+
+        Returns:
+            The execution; finished steps are never called again.
+
+        Raises:
+            NotFound: No such execution.
+            ReplayError: The execution already succeeded.
+        """
+        proc, ex, subs = self._reopen(execution_id, answers, tools)
+        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+
+    async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
+                      tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
+        """Async twin of :meth:`resume`."""
+        proc, ex, subs = self._reopen(execution_id, answers, tools)
+        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """One execution with its step runs; raises ``NotFound``."""
+        return self.store.get_execution(execution_id)
+
+    def list_executions(self, *, procedure: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Execution]:
+        """Executions, newest first."""
+        return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)
+
+    def report(self, execution_id: str, *, reward: float, source: str = "user",
+               note: str = "") -> Evidence:
+        """Record evidence about an execution's outcome (reward in [0, 1]).
+
+        Raises:
+            NotFound: No such execution.
+            ValidationError: ``reward`` or ``source`` out of range.
+        """
+        self.store.get_execution(execution_id)
+        ev = Evidence(execution_id=execution_id, reward=reward, source=source,  # type: ignore[arg-type]
+                      note=note)
+        self.store.put_evidence(ev)
+        return ev
+
+
+def _same_content(a: Procedure, b: Procedure) -> bool:
+    ca, cb = a.content(), b.content()
+    for c in (ca, cb):
+        c.pop("version", None)
+        c.pop("status", None)
+        c.get("lineage", {}).pop("parent_version", None)
+        c.get("lineage", {}).pop("reason", None)
+    return ca == cb

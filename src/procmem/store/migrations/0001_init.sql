@@ -1,0 +1,59 @@
+-- procmem SQLite schema, version 1.
+-- Full records are stored as JSON (model_dump_json(by_alias=True)); the other
+-- columns exist only for lookups and ordering. Timestamps in *_at columns are
+-- fixed-width UTC ISO 8601 text ("YYYY-MM-DDTHH:MM:SS.ffffff") so that text
+-- order is time order.
+
+CREATE TABLE traces (
+    id          TEXT PRIMARY KEY,
+    json        TEXT NOT NULL,
+    task        TEXT NOT NULL,
+    seq         INTEGER NOT NULL UNIQUE,   -- insertion order
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE procedures (
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    status      TEXT NOT NULL CHECK (status IN ('candidate', 'active', 'deprecated')),
+    json        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+
+CREATE TABLE executions (
+    id          TEXT PRIMARY KEY,
+    procedure   TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    json        TEXT NOT NULL,            -- the header: everything but step_runs
+    started_at  TEXT NOT NULL,
+    seq         INTEGER NOT NULL UNIQUE   -- insertion order, kept on upsert
+);
+CREATE INDEX executions_by_time ON executions (started_at DESC, seq DESC);
+CREATE INDEX executions_by_procedure ON executions (procedure, started_at DESC, seq DESC);
+
+CREATE TABLE step_runs (
+    execution_id  TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL CHECK (idx >= 0),
+    json          TEXT NOT NULL,
+    PRIMARY KEY (execution_id, idx)
+);
+
+CREATE TABLE evidence (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id  TEXT NOT NULL,
+    json          TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX evidence_by_execution ON evidence (execution_id, created_at, id);
+
+-- One row per procedure name: the text of its current version (the highest
+-- version whose status is not 'candidate'). status lets search skip names whose
+-- current version is deprecated.
+CREATE VIRTUAL TABLE procedures_fts USING fts5 (
+    name UNINDEXED,
+    status UNINDEXED,
+    body,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

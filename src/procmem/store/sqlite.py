@@ -1,0 +1,608 @@
+"""The SQLite backend of :class:`procmem.store.base.Store`: one file, WAL, FTS5.
+
+Invariants:
+    * Every record is stored whole as JSON (``model_dump_json(by_alias=True)``);
+      the other columns are copies used for lookups and ordering, so reading a
+      record back gives a model equal to the one that was put.
+    * Identity for the immutability checks: a trace's content without
+      ``created_at``; a version's :meth:`Procedure.content` without ``status``
+      (re-putting a version whose status was changed is a no-op).
+    * Every public write method is one transaction (``BEGIN IMMEDIATE`` ...
+      ``COMMIT``); ``put_traces`` stores a whole batch or nothing. Inside
+      :meth:`SQLiteStore.transaction` they join the caller's transaction (as
+      savepoints), and only the outermost level commits.
+    * One connection per store, shared by threads and guarded by an ``RLock``;
+      a transaction holds the lock until it ends.
+    * The schema comes from numbered migrations (``migrations/NNNN_*.sql``), each
+      applied in one transaction and recorded in ``schema_migrations``; opening a
+      database applies only the ones it lacks.
+    * ``procedures_fts`` holds one row per procedure name: :func:`index_text` of
+      its current version, i.e. the highest version whose status is not
+      ``candidate``. Names with only candidates are not indexed. It is rebuilt for
+      a name whenever one of its versions is put or changes status.
+    * No ``sqlite3`` exception escapes a public method: opening failures become
+      ``StoreUnavailable``, other failures ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from ..errors import Conflict, NotFound, StoreError, StoreUnavailable, UsageError
+from ..model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
+from .base import index_text
+
+__all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
+
+_STATUSES = ("candidate", "active", "deprecated")
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
+_BUSY_TIMEOUT_MS = 5000
+
+# The current version of each name: the highest non-candidate, else the highest candidate.
+_CURRENT_ORDER = "(status != 'candidate') DESC, version DESC"
+
+
+# ----------------------------------------------------------------------- migrations
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered schema change: ``version`` from the file name ``NNNN_name.sql``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped in ``procmem/store/migrations``, by ascending version."""
+    folder = resources.files("procmem.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: m.version)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a SQL script into complete statements (triggers' ``BEGIN ... END`` kept whole)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending  # only comments run as a no-op; an unfinished statement fails
+
+
+def apply_migrations(
+    conn: sqlite3.Connection, migrations: list[Migration] | None = None
+) -> list[int]:
+    """Apply the migrations ``conn`` lacks, each in its own transaction.
+
+    Args:
+        conn: A connection in autocommit mode (``isolation_level=None``), not in a transaction.
+        migrations: What to apply, by ascending version; defaults to :func:`load_migrations`.
+
+    Returns:
+        The versions applied now (empty when the schema is current).
+
+    Raises:
+        sqlite3.Error: A statement failed; that migration is rolled back.
+    """
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied: list[int] = []
+    for migration in migrations if migrations is not None else load_migrations():
+        if _is_applied(conn, migration.version):
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked again under the write lock: another process may have just applied it.
+            if not _is_applied(conn, migration.version):
+                for statement in _statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                             (migration.version, _ts(utcnow())))
+                applied.append(migration.version)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+def _is_applied(conn: sqlite3.Connection, version: int) -> bool:
+    query = "SELECT 1 FROM schema_migrations WHERE version = ?"
+    return conn.execute(query, (version,)).fetchone() is not None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _ts(moment: datetime) -> str:
+    """Fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffff``): text order is time order.
+
+    Naive datetimes are taken as UTC.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds")
+
+
+def _trace_content(trace: Trace) -> dict[str, Any]:
+    """What makes two traces with one id the same trace (``created_at`` aside)."""
+    return trace.model_dump(mode="json", by_alias=True, exclude={"created_at"})
+
+
+def _version_content(procedure: Procedure) -> dict[str, Any]:
+    """A version's immutable content: :meth:`Procedure.content` without ``status``."""
+    content = procedure.content()
+    content.pop("status", None)
+    return content
+
+
+def _fts_query(query: str) -> str:
+    """Plain words -> an FTS5 query that ORs quoted terms; ``""`` when there are none."""
+    tokens = re.findall(r"\w+", query.lower())
+    words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def _check_page(limit: int, offset: int = 0) -> None:
+    if limit < 0 or offset < 0:
+        raise UsageError(f"limit and offset must be >= 0 (got limit={limit}, offset={offset})")
+
+
+def _check_status(status: str) -> None:
+    if status not in _STATUSES:
+        raise UsageError(f"status must be one of {', '.join(_STATUSES)} (got {status!r})")
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class SQLiteStore:
+    """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
+
+    Example:
+        >>> with SQLiteStore(":memory:") as store:
+        ...     store.count_traces()
+        0
+    """
+
+    location: str
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        Args:
+            path: A file path, or ``":memory:"`` for a private in-memory database.
+
+        Raises:
+            StoreUnavailable: The file cannot be opened, is not a database, or the
+                schema cannot be migrated.
+        """
+        self.location = os.fsdecode(path)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._conn = sqlite3.connect(self.location, timeout=_BUSY_TIMEOUT_MS / 1000,
+                                         check_same_thread=False, isolation_level=None)
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if self.location != ":memory:":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            apply_migrations(self._conn)
+        except (sqlite3.Error, StoreError) as err:
+            if self._conn is not None:
+                self._conn.close()
+            raise StoreUnavailable(self.location, str(err)) from err
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.location!r})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and turn ``sqlite3`` errors into ``StoreError``."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"store {self.location!r} is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as err:
+                raise StoreError(f"SQLite failure on {self.location!r}: {err}") from err
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run one read and fetch every row, under the lock, errors translated."""
+        with self._guard() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write: a transaction (or savepoint) whose sqlite errors become ``StoreError``."""
+        with self._guard() as conn, self.transaction():
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteStore]:
+        """Group several writes into one atomic transaction.
+
+        The outermost level runs ``BEGIN IMMEDIATE`` ... ``COMMIT``; nested levels
+        are savepoints, so an exception caught inside an outer transaction undoes
+        only the inner block. Any exception rolls the level back and propagates.
+        The store's lock is held throughout, so other threads wait.
+
+        Yields:
+            This store.
+
+        Raises:
+            StoreError: SQLite could not begin or commit.
+        """
+        with self._guard() as conn:
+            depth = self._depth
+            name = f"procmem_{depth}"
+            conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth = depth
+                undo = ["ROLLBACK"] if depth == 0 else [f"ROLLBACK TO {name}", f"RELEASE {name}"]
+                try:
+                    for sql in undo:
+                        conn.execute(sql)
+                except sqlite3.Error:
+                    pass  # the original exception is the one worth reporting
+                raise
+            self._depth = depth
+            try:
+                conn.execute("COMMIT" if depth == 0 else f"RELEASE {name}")
+            except sqlite3.Error:
+                if depth == 0 and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Release the connection; later calls raise ``StoreError``. Idempotent."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # ------------------------------------------------------------------- traces
+
+    def put_traces(self, traces: Iterable[Trace]) -> int:
+        """Store traces in one transaction: all of them, or none.
+
+        An id already stored with the same content (``created_at`` aside) is skipped.
+
+        Returns:
+            How many traces were new.
+
+        Raises:
+            Conflict: An id is stored with different content; nothing of the batch is stored.
+        """
+        new = 0
+        with self._write() as conn:
+            for trace in traces:
+                row = conn.execute("SELECT json FROM traces WHERE id = ?", (trace.id,)).fetchone()
+                if row is not None:
+                    if _trace_content(Trace.model_validate_json(row[0])) != _trace_content(trace):
+                        raise Conflict("trace", trace.id, "already stored with different content")
+                    continue
+                conn.execute(
+                    "INSERT INTO traces (id, json, task, seq, created_at) VALUES "
+                    "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM traces), ?)",
+                    (trace.id, trace.model_dump_json(by_alias=True), trace.task,
+                     _ts(trace.created_at)),
+                )
+                new += 1
+        return new
+
+    def get_trace(self, trace_id: str) -> Trace:
+        """The trace with this id.
+
+        Raises:
+            NotFound: No trace has this id.
+        """
+        rows = self._rows("SELECT json FROM traces WHERE id = ?", (trace_id,))
+        if not rows:
+            raise NotFound("trace", trace_id)
+        return Trace.model_validate_json(rows[0][0])
+
+    def list_traces(self, *, limit: int = 100, offset: int = 0) -> list[Trace]:
+        """Traces in insertion order, ``limit`` at most, skipping the first ``offset``.
+
+        Raises:
+            UsageError: ``limit`` or ``offset`` is negative.
+        """
+        _check_page(limit, offset)
+        rows = self._rows("SELECT json FROM traces ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
+        return [Trace.model_validate_json(r[0]) for r in rows]
+
+    def count_traces(self) -> int:
+        """How many traces are stored."""
+        return int(self._rows("SELECT COUNT(*) FROM traces")[0][0])
+
+    # --------------------------------------------------------------- procedures
+
+    def put_procedure(self, procedure: Procedure) -> bool:
+        """Store one immutable procedure version and re-index its name for search.
+
+        A version already stored with the same content (:meth:`Procedure.content`
+        without ``status``) is left as it is, stored status included: status
+        changes go through :meth:`set_status` only.
+
+        Returns:
+            True if the version was new, False if it was already stored.
+
+        Raises:
+            Conflict: ``(name, version)`` is stored with different content.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT json FROM procedures WHERE name = ? AND version = ?",
+                (procedure.name, procedure.version),
+            ).fetchone()
+            if row is not None:
+                stored = Procedure.model_validate_json(row[0])
+                if _version_content(stored) != _version_content(procedure):
+                    raise Conflict("procedure", procedure.key,
+                                   "version already stored with different content")
+                return False
+            conn.execute(
+                "INSERT INTO procedures (name, version, status, json, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (procedure.name, procedure.version, procedure.status,
+                 procedure.model_dump_json(by_alias=True), _ts(procedure.created_at)),
+            )
+            self._reindex(conn, procedure.name)
+        return True
+
+    def _reindex(self, conn: sqlite3.Connection, name: str) -> None:
+        """Rebuild the FTS row of ``name`` from its highest non-candidate version."""
+        conn.execute("DELETE FROM procedures_fts WHERE name = ?", (name,))
+        row = conn.execute(
+            "SELECT json FROM procedures WHERE name = ? AND status != 'candidate' "
+            "ORDER BY version DESC LIMIT 1",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return
+        procedure = Procedure.model_validate_json(row[0])
+        ids = list(dict.fromkeys(procedure.lineage.traces))
+        tasks = [
+            r[0]
+            for r in conn.execute(
+                "SELECT t.task FROM json_each(?) AS j JOIN traces AS t ON t.id = j.value "
+                "ORDER BY j.key",
+                (json.dumps(ids),),
+            )
+        ]
+        conn.execute(
+            "INSERT INTO procedures_fts (name, status, body) VALUES (?, ?, ?)",
+            (name, procedure.status, index_text(procedure, tasks)),
+        )
+
+    def get_procedure(self, name: str, version: int | None = None) -> Procedure:
+        """One version of a procedure.
+
+        Args:
+            name: The procedure's name.
+            version: A version number, or None for the current version: the
+                highest whose status is not ``candidate``, else the highest candidate.
+
+        Raises:
+            NotFound: No such procedure, or no such version.
+        """
+        sql = "SELECT json FROM procedures WHERE name = ?"
+        if version is None:
+            rows = self._rows(f"{sql} ORDER BY {_CURRENT_ORDER} LIMIT 1", (name,))
+        else:
+            rows = self._rows(f"{sql} AND version = ?", (name, version))
+        if not rows:
+            raise NotFound("procedure", name if version is None else f"{name}@{version}")
+        return Procedure.model_validate_json(rows[0][0])
+
+    def list_procedures(
+        self, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Procedure]:
+        """The current version of each procedure by name; ``limit`` of them after ``offset``.
+
+        Args:
+            status: Keep only names whose *current* version has this status.
+
+        Raises:
+            UsageError: Unknown ``status``, or a negative ``limit``/``offset``.
+        """
+        _check_page(limit, offset)
+        if status is not None:
+            _check_status(status)
+        rows = self._rows(
+            "SELECT json FROM (SELECT name, status, json, ROW_NUMBER() OVER "
+            f"(PARTITION BY name ORDER BY {_CURRENT_ORDER}) AS rank FROM procedures) "
+            "WHERE rank = 1 AND (?1 IS NULL OR status = ?1) ORDER BY name LIMIT ?2 OFFSET ?3",
+            (status, limit, offset),
+        )
+        return [Procedure.model_validate_json(r[0]) for r in rows]
+
+    def list_versions(self, name: str) -> list[Procedure]:
+        """Every version of one procedure, oldest (lowest version) first.
+
+        Raises:
+            NotFound: No version of ``name`` is stored.
+        """
+        rows = self._rows("SELECT json FROM procedures WHERE name = ? ORDER BY version", (name,))
+        if not rows:
+            raise NotFound("procedure", name)
+        return [Procedure.model_validate_json(r[0]) for r in rows]
+
+    def set_status(self, name: str, version: int, status: str) -> None:
+        """Change one version's status and re-index the name for search.
+
+        Raises:
+            UsageError: ``status`` is not candidate, active or deprecated.
+            NotFound: The version does not exist.
+        """
+        _check_status(status)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT json FROM procedures WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+            if row is None:
+                raise NotFound("procedure", f"{name}@{version}")
+            updated = Procedure.model_validate_json(row[0]).model_copy(update={"status": status})
+            conn.execute(
+                "UPDATE procedures SET status = ?, json = ? WHERE name = ? AND version = ?",
+                (status, updated.model_dump_json(by_alias=True), name, version),
+            )
+            self._reindex(conn, name)
+
+    def search_text(self, query: str, *, limit: int = 50) -> list[tuple[str, float]]:
+        """Full-text candidates for a plain-words query, best first.
+
+        The query's words (``\\w+``, lower-cased, deduplicated, also split on
+        ``_``) are each quoted and ORed, so no FTS5 syntax from the caller is
+        interpreted. Names whose current version is deprecated are skipped.
+
+        Args:
+            query: Plain words, e.g. ``"cancel my order #W123"``.
+            limit: At most this many results.
+
+        Returns:
+            ``[(procedure name, score)]`` with score = -BM25 (higher is better);
+            empty when the query has no words.
+
+        Raises:
+            UsageError: ``limit`` is negative.
+        """
+        _check_page(limit)
+        match = _fts_query(query)
+        if not match:
+            return []
+        rows = self._rows(
+            "SELECT name, bm25(procedures_fts) AS rank FROM procedures_fts "
+            "WHERE procedures_fts MATCH ? AND status != 'deprecated' ORDER BY rank LIMIT ?",
+            (match, limit),
+        )
+        return [(r[0], -float(r[1])) for r in rows]
+
+    # --------------------------------------------------------------- executions
+
+    def put_execution(self, execution: Execution) -> None:
+        """Upsert an execution's header; ``step_runs`` are ignored (see :meth:`put_step_run`)."""
+        header = execution.model_dump_json(by_alias=True, exclude={"step_runs"})
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO executions (id, procedure, version, status, json, started_at, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM executions)) "
+                "ON CONFLICT (id) DO UPDATE SET procedure = excluded.procedure, "
+                "version = excluded.version, status = excluded.status, json = excluded.json, "
+                "started_at = excluded.started_at",
+                (execution.id, execution.procedure, execution.version, execution.status,
+                 header, _ts(execution.started_at)),
+            )
+
+    def put_step_run(self, execution_id: str, step_run: StepRun) -> None:
+        """Upsert one step run by ``(execution_id, step_run.index)`` and commit at once.
+
+        Raises:
+            NotFound: The execution's header was never put.
+        """
+        with self._write() as conn:
+            exists = conn.execute("SELECT 1 FROM executions WHERE id = ?", (execution_id,))
+            if exists.fetchone() is None:
+                raise NotFound("execution", execution_id)
+            conn.execute(
+                "INSERT INTO step_runs (execution_id, idx, json) VALUES (?, ?, ?) "
+                "ON CONFLICT (execution_id, idx) DO UPDATE SET json = excluded.json",
+                (execution_id, step_run.index, step_run.model_dump_json(by_alias=True)),
+            )
+
+    def _with_step_runs(self, conn: sqlite3.Connection, headers: list[str]) -> list[Execution]:
+        """Executions from header JSON, each with its step runs by index."""
+        executions = [Execution.model_validate_json(h) for h in headers]
+        runs: dict[str, list[StepRun]] = {e.id: [] for e in executions}
+        if runs:
+            for execution_id, data in conn.execute(
+                "SELECT execution_id, json FROM step_runs WHERE execution_id IN "
+                "(SELECT value FROM json_each(?)) ORDER BY execution_id, idx",
+                (json.dumps(list(runs)),),
+            ):
+                runs[execution_id].append(StepRun.model_validate_json(data))
+        return [e.model_copy(update={"step_runs": runs[e.id]}) for e in executions]
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution with its step runs, sorted by index.
+
+        Raises:
+            NotFound: No execution has this id.
+        """
+        with self._guard() as conn:
+            rows = self._rows("SELECT json FROM executions WHERE id = ?", (execution_id,))
+            if not rows:
+                raise NotFound("execution", execution_id)
+            return self._with_step_runs(conn, [rows[0][0]])[0]
+
+    def list_executions(
+        self, *, procedure: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[Execution]:
+        """Executions with their step runs, newest first (``started_at``, then insertion).
+
+        Args:
+            procedure: Keep only executions of this procedure name.
+            limit: At most this many executions, after skipping ``offset``.
+
+        Raises:
+            UsageError: ``limit`` or ``offset`` is negative.
+        """
+        _check_page(limit, offset)
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT json FROM executions WHERE (?1 IS NULL OR procedure = ?1) "
+                "ORDER BY started_at DESC, seq DESC LIMIT ?2 OFFSET ?3",
+                (procedure, limit, offset),
+            ).fetchall()
+            return self._with_step_runs(conn, [r[0] for r in rows])
+
+    # ----------------------------------------------------------------- evidence
+
+    def put_evidence(self, evidence: Evidence) -> None:
+        """Append one evidence record (evidence is never changed or removed)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO evidence (execution_id, json, created_at) VALUES (?, ?, ?)",
+                (evidence.execution_id, evidence.model_dump_json(by_alias=True),
+                 _ts(evidence.created_at)),
+            )
+
+    def list_evidence(self, execution_id: str | None = None) -> list[Evidence]:
+        """Evidence oldest first (``created_at``, then insertion), optionally for one execution."""
+        rows = self._rows(
+            "SELECT json FROM evidence WHERE (?1 IS NULL OR execution_id = ?1) "
+            "ORDER BY created_at, id",
+            (execution_id,),
+        )
+        return [Evidence.model_validate_json(r[0]) for r in rows]

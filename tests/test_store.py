@@ -1,0 +1,581 @@
+"""The Store contract suite, run against every backend, plus SQLite specifics.
+
+``StoreContract`` holds the behaviour every backend must show (see the invariants
+in ``procmem/store/base.py``); each backend gets a ``Test...`` subclass that
+provides the ``store`` fixture.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from procmem.errors import (
+    Conflict,
+    MissingExtra,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+    UsageError,
+)
+from procmem.model import (
+    Evidence,
+    Execution,
+    Lineage,
+    Param,
+    Procedure,
+    Step,
+    StepRun,
+    Trace,
+    TraceStep,
+)
+from procmem.store import SQLiteStore, Store, index_text, open_store
+from procmem.store.sqlite import Migration, apply_migrations, load_migrations
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+# ------------------------------------------------------------------ strategies
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=10,
+)
+json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=4)
+moments = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+
+trace_steps = st.builds(
+    TraceStep,
+    action=st.text(min_size=1, max_size=20),
+    args=json_objects,
+    output=json_values,
+    error=st.none() | st.text(max_size=40),
+    duration_ms=st.none() | st.floats(min_value=0, max_value=1e7),
+)
+traces = st.builds(
+    Trace,
+    task=st.text(max_size=200),
+    steps=st.lists(trace_steps, max_size=5),
+    outcome=st.sampled_from(["success", "failure", "unknown"]),
+    reward=st.none() | st.floats(min_value=0, max_value=1),
+    source=st.none() | st.text(max_size=12),
+    metadata=json_objects,
+    created_at=moments,
+)
+
+identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True)
+params = st.builds(
+    Param,
+    name=identifiers,
+    schema_=st.sampled_from([{}, {"type": "string"}, {"type": "integer", "minimum": 0}]),
+    description=st.text(max_size=40),
+    examples=st.lists(json_scalars, max_size=3),
+    required=st.booleans(),
+)
+steps = st.builds(
+    Step,
+    id=identifiers,
+    action=st.text(min_size=1, max_size=20),
+    args=json_objects,
+    side_effect=st.none() | st.booleans(),
+    description=st.text(max_size=40),
+)
+procedures = st.builds(
+    Procedure,
+    name=st.from_regex(r"[a-z0-9_][a-z0-9_.-]{0,30}", fullmatch=True),
+    version=st.integers(min_value=1, max_value=10_000),
+    description=st.text(max_size=100),
+    params=st.lists(params, max_size=3, unique_by=lambda p: p.name),
+    steps=st.lists(steps, max_size=4, unique_by=lambda s: s.id),
+    tags=st.lists(st.text(max_size=10), max_size=3),
+    status=st.sampled_from(["candidate", "active", "deprecated"]),
+    lineage=st.builds(Lineage, traces=st.lists(st.text(max_size=10), max_size=3),
+                      parent_version=st.none() | st.integers(min_value=1, max_value=9),
+                      reason=st.text(max_size=20)),
+    created_at=moments,
+    execution_count=st.integers(min_value=0, max_value=1000),
+    success_rate=st.none() | st.floats(min_value=0, max_value=1),
+)
+
+fixture_ok = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def proc(name: str, version: int = 1, status: str = "active", **fields: Any) -> Procedure:
+    return Procedure.model_validate({"name": name, "version": version, "status": status,
+                                     "steps": [{"id": "s1", "action": "noop"}], **fields})
+
+
+def step_run(index: int, **fields: Any) -> StepRun:
+    return StepRun(index=index, step_id=f"s{index}", action="get_order", args={"i": index},
+                   output=f'{{"n": {index}}}', started_at=T0, **fields)
+
+
+# ------------------------------------------------------------------ the contract
+
+
+class StoreContract:
+    """Behaviour every backend must show. Subclasses provide a ``store`` fixture."""
+
+    def test_implements_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+        assert isinstance(store.location, str)
+
+    # traces ---------------------------------------------------------------
+
+    @fixture_ok
+    @given(trace=traces)
+    def test_trace_round_trip(self, store: Store, trace: Trace) -> None:
+        trace = trace.model_copy(update={"id": unique("tr")})
+        assert store.put_traces([trace]) == 1
+        assert store.get_trace(trace.id) == trace
+
+    def test_put_traces_is_idempotent(self, store: Store) -> None:
+        a, b = Trace(task="first"), Trace(task="second")
+        assert store.put_traces([a, b]) == 2
+        assert store.put_traces(iter([b, a])) == 0
+        # created_at is not part of a trace's identity: re-importing is a no-op
+        assert store.put_traces([a.model_copy(update={"created_at": T0})]) == 0
+        assert store.get_trace(a.id).created_at == a.created_at
+        assert store.count_traces() == 2
+        assert [t.id for t in store.list_traces()] == [a.id, b.id]
+
+    def test_put_traces_is_all_or_nothing(self, store: Store) -> None:
+        stored = Trace(task="cancel order #W1")
+        store.put_traces([stored])
+        before, changed, after = Trace(task="x"), stored.model_copy(update={"task": "y"}), \
+            Trace(task="z")
+        with pytest.raises(Conflict) as info:
+            store.put_traces([before, changed, after])
+        assert info.value.key == stored.id
+        assert store.count_traces() == 1
+        assert store.get_trace(stored.id) == stored
+        for missing in (before, after):
+            with pytest.raises(NotFound):
+                store.get_trace(missing.id)
+
+    def test_duplicate_ids_within_a_batch(self, store: Store) -> None:
+        t = Trace(task="same")
+        assert store.put_traces([t, t]) == 1
+        with pytest.raises(Conflict):
+            store.put_traces([Trace(id="dup", task="a"), Trace(id="dup", task="b")])
+        assert store.count_traces() == 1
+
+    def test_list_traces_pages_in_insertion_order(self, store: Store) -> None:
+        batch = [Trace(task=f"task {i}", created_at=T0 - timedelta(days=i)) for i in range(5)]
+        store.put_traces(batch[:2])
+        store.put_traces(batch[2:])
+        assert [t.id for t in store.list_traces(limit=2, offset=1)] == [batch[1].id, batch[2].id]
+        assert [t.id for t in store.list_traces(offset=3)] == [batch[3].id, batch[4].id]
+        assert store.list_traces(limit=0) == []
+        with pytest.raises(UsageError):
+            store.list_traces(limit=-1)
+
+    def test_get_missing_trace(self, store: Store) -> None:
+        with pytest.raises(NotFound) as info:
+            store.get_trace("tr_nope")
+        assert (info.value.kind, info.value.key) == ("trace", "tr_nope")
+
+    # procedures -----------------------------------------------------------
+
+    @fixture_ok
+    @given(procedure=procedures)
+    def test_procedure_round_trip(self, store: Store, procedure: Procedure) -> None:
+        procedure = procedure.model_copy(update={"name": f"{procedure.name}.{uuid.uuid4().hex}"})
+        assert store.put_procedure(procedure) is True
+        assert store.get_procedure(procedure.name, procedure.version) == procedure
+        assert store.list_versions(procedure.name) == [procedure]
+
+    def test_procedure_versions_are_immutable(self, store: Store) -> None:
+        p = proc("refund", description="refund an item")
+        assert store.put_procedure(p) is True
+        assert store.put_procedure(p) is False
+        same_content = p.model_copy(update={"created_at": T0, "execution_count": 7})
+        assert store.put_procedure(same_content) is False
+        with pytest.raises(Conflict):
+            store.put_procedure(p.model_copy(update={"description": "something else"}))
+        with pytest.raises(Conflict):
+            store.put_procedure(proc("refund", steps=[{"id": "s1", "action": "other"}]))
+        assert store.get_procedure("refund", 1) == p
+        assert store.put_procedure(proc("refund", version=2, description="v2")) is True
+        assert [v.version for v in store.list_versions("refund")] == [1, 2]
+
+    def test_current_version_rules(self, store: Store) -> None:
+        store.put_procedure(proc("only_candidates", 1, "candidate"))
+        store.put_procedure(proc("only_candidates", 2, "candidate"))
+        assert store.get_procedure("only_candidates").version == 2
+
+        store.put_procedure(proc("mixed", 1, "active"))
+        store.put_procedure(proc("mixed", 2, "active"))
+        store.put_procedure(proc("mixed", 3, "candidate"))
+        assert store.get_procedure("mixed").version == 2
+        assert store.get_procedure("mixed", 3).status == "candidate"
+
+        store.put_procedure(proc("old", 1, "active"))
+        store.put_procedure(proc("old", 2, "deprecated"))
+        assert store.get_procedure("old").version == 2
+
+        current = {p.name: (p.version, p.status) for p in store.list_procedures()}
+        assert current == {"mixed": (2, "active"), "old": (2, "deprecated"),
+                           "only_candidates": (2, "candidate")}
+        assert [p.name for p in store.list_procedures()] == ["mixed", "old", "only_candidates"]
+        assert [p.name for p in store.list_procedures(status="active")] == ["mixed"]
+        assert [p.name for p in store.list_procedures(status="deprecated")] == ["old"]
+        assert [p.name for p in store.list_procedures(status="candidate")] == ["only_candidates"]
+        assert [p.name for p in store.list_procedures(limit=1, offset=1)] == ["old"]
+        with pytest.raises(UsageError):
+            store.list_procedures(status="bogus")
+
+    def test_missing_procedures(self, store: Store) -> None:
+        store.put_procedure(proc("exists"))
+        with pytest.raises(NotFound):
+            store.get_procedure("nope")
+        with pytest.raises(NotFound) as info:
+            store.get_procedure("exists", 2)
+        assert info.value.key == "exists@2"
+        with pytest.raises(NotFound):
+            store.list_versions("nope")
+
+    def test_set_status(self, store: Store) -> None:
+        v1, v2 = proc("ship", 1, "active"), proc("ship", 2, "candidate", description="faster")
+        store.put_procedure(v1)
+        store.put_procedure(v2)
+        store.set_status("ship", 2, "active")
+        assert store.get_procedure("ship") == v2.model_copy(update={"status": "active"})
+        store.set_status("ship", 1, "deprecated")
+        assert [v.status for v in store.list_versions("ship")] == ["deprecated", "active"]
+        # re-putting a version whose status changed is a no-op: the stored status stays
+        assert store.put_procedure(v1) is False
+        assert store.get_procedure("ship", 1).status == "deprecated"
+        with pytest.raises(NotFound):
+            store.set_status("ship", 3, "active")
+        with pytest.raises(NotFound):
+            store.set_status("nope", 1, "active")
+        with pytest.raises(UsageError):
+            store.set_status("ship", 1, "retired")
+
+    # search -----------------------------------------------------------------
+
+    def _search_fixture(self, store: Store) -> None:
+        demos = [Trace(id="d1", task="Please cancel order #W123, I ordered by mistake"),
+                 Trace(id="d2", task="cancel my pending order #W999")]
+        store.put_traces(demos)
+        store.put_procedure(proc("proc_a", lineage={"traces": ["d1", "d2", "never-stored"]},
+                                 steps=[{"id": "s1", "action": "do_thing"}]))
+        store.put_procedure(proc("proc_b", description="change the shipping address",
+                                 steps=[{"id": "s1", "action": "modify_address"}]))
+
+    def test_search_ranks_by_demonstration_tasks(self, store: Store) -> None:
+        self._search_fixture(store)
+        results = store.search_text("cancel my order")
+        assert results[0][0] == "proc_a"
+        scores = dict(results)
+        assert scores["proc_a"] > scores.get("proc_b", float("-inf"))
+        assert [n for n, _ in store.search_text("shipping address")] == ["proc_b"]
+        assert [n for n, _ in store.search_text("modify")] == ["proc_b"]
+        assert store.search_text("cancel order", limit=0) == []
+
+    def test_search_is_case_and_accent_insensitive(self, store: Store) -> None:
+        store.put_procedure(proc("cafe_menu", description="Order a café crème"))
+        assert [n for n, _ in store.search_text("CAFE CREME")] == ["cafe_menu"]
+
+    @pytest.mark.parametrize("query", [
+        '"', 'cancel" OR "', "(order", "order)", "cancel AND", "AND", "OR NOT", "*", "canc*",
+        "NEAR(cancel order)", "cancel NEAR order", "name:cancel", "^cancel", "{body}: order",
+        "-cancel", "cancel + order", "o'rder", "\\", "cancel\x00order", "_", "__init__",
+    ])
+    def test_search_never_leaks_query_syntax(self, store: Store, query: str) -> None:
+        self._search_fixture(store)
+        results = store.search_text(query)
+        assert isinstance(results, list)
+        if "cancel" in query.lower() or "order" in query.lower():
+            assert "proc_a" in [n for n, _ in results]
+
+    @pytest.mark.parametrize("query", ["", "   ", "?!", "(\")", "—…"])
+    def test_search_without_words_is_empty(self, store: Store, query: str) -> None:
+        self._search_fixture(store)
+        assert store.search_text(query) == []
+
+    def test_search_indexes_the_current_version(self, store: Store) -> None:
+        store.put_procedure(proc("flow", 1, "active", description="alpha words"))
+        store.put_procedure(proc("flow", 2, "candidate", description="beta words"))
+        assert [n for n, _ in store.search_text("alpha")] == ["flow"]
+        assert store.search_text("beta") == []
+        store.set_status("flow", 2, "active")
+        assert store.search_text("alpha") == []
+        assert [n for n, _ in store.search_text("beta")] == ["flow"]
+        store.set_status("flow", 2, "deprecated")
+        assert store.search_text("beta") == []  # current version deprecated: skipped
+        assert store.search_text("alpha") == []
+        store.put_procedure(proc("drafts", 1, "candidate", description="gamma"))
+        assert store.search_text("gamma") == []  # only candidates: not indexed
+        assert [n for n, _ in store.search_text("words")] == []
+
+    # executions ---------------------------------------------------------------
+
+    def test_execution_header_and_step_runs(self, store: Store) -> None:
+        ex = Execution(procedure="refund", version=1, params={"order_id": "#W1"},
+                       started_at=T0, step_runs=[step_run(0)])
+        store.put_execution(ex)
+        assert store.get_execution(ex.id) == ex.model_copy(update={"step_runs": []})
+        for i in (2, 0, 1):
+            store.put_step_run(ex.id, step_run(i))
+        store.put_step_run(ex.id, step_run(1, status="failed", error="boom"))
+        got = store.get_execution(ex.id)
+        assert [r.index for r in got.step_runs] == [0, 1, 2]
+        assert got.step_runs[1] == step_run(1, status="failed", error="boom")
+        finished = ex.model_copy(update={"status": "failed", "error": "boom", "step_runs": []})
+        store.put_execution(finished)
+        got = store.get_execution(ex.id)
+        assert (got.status, got.error, len(got.step_runs)) == ("failed", "boom", 3)
+        assert got.model_copy(update={"step_runs": []}) == finished
+
+    def test_missing_executions(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            store.get_execution("ex_nope")
+        with pytest.raises(NotFound):
+            store.put_step_run("ex_nope", step_run(0))
+
+    def test_list_executions_newest_first(self, store: Store) -> None:
+        def put(procedure: str, started_at: datetime) -> Execution:
+            ex = Execution(procedure=procedure, version=1, started_at=started_at)
+            store.put_execution(ex)
+            return ex
+
+        middle = put("a", T0 + timedelta(seconds=1))
+        minus_five = timezone(timedelta(hours=-5))  # ordered by instant, not wall time
+        newest = put("b", (T0 + timedelta(seconds=1, microseconds=500_000)).astimezone(minus_five))
+        oldest = put("a", T0)
+        tie_first = put("a", T0 + timedelta(seconds=1))  # same time as middle, put later
+        store.put_step_run(oldest.id, step_run(0))
+        store.put_execution(middle.model_copy(update={"status": "succeeded"}))  # keeps its place
+        ids = [e.id for e in store.list_executions()]
+        assert ids == [newest.id, tie_first.id, middle.id, oldest.id]
+        assert [e.id for e in store.list_executions(procedure="a", limit=2, offset=1)] == \
+            [middle.id, oldest.id]
+        assert store.list_executions(procedure="a")[-1].step_runs == [step_run(0)]
+        assert store.list_executions(procedure="zzz") == []
+        with pytest.raises(UsageError):
+            store.list_executions(offset=-1)
+
+    # evidence -----------------------------------------------------------------
+
+    def test_evidence_is_append_only(self, store: Store) -> None:
+        late = Evidence(execution_id="ex_1", source="test", reward=1.0, created_at=T0)
+        early = Evidence(execution_id="ex_1", source="user", reward=0.0,
+                         created_at=T0 - timedelta(hours=1))
+        other = Evidence(execution_id="ex_2", source="environment", reward=0.5, created_at=T0)
+        for e in (late, early, other, late):
+            store.put_evidence(e)
+        assert store.list_evidence("ex_1") == [early, late, late]
+        assert store.list_evidence() == [early, late, other, late]
+        assert store.list_evidence("ex_3") == []
+
+
+# ------------------------------------------------------------------ the backends
+
+
+class TestSQLiteStore(StoreContract):
+    """The contract on SQLite, in memory and in a file."""
+
+    @pytest.fixture(params=["sqlite-memory", "sqlite-file"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+        location = ":memory:" if request.param == "sqlite-memory" else str(tmp_path / "m.db")
+        with SQLiteStore(location) as store:
+            yield store
+
+
+# ------------------------------------------------------------------ SQLite specifics
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "memory.db"
+
+
+def test_step_runs_survive_reopening(db_path: Path) -> None:
+    store = SQLiteStore(db_path)
+    ex = Execution(procedure="refund", version=1, started_at=T0)
+    store.put_execution(ex)
+    store.put_step_run(ex.id, step_run(0))
+    store.put_step_run(ex.id, step_run(1))
+    store.close()
+    with SQLiteStore(db_path) as reopened:
+        assert reopened.get_execution(ex.id).step_runs == [step_run(0), step_run(1)]
+
+
+def test_step_runs_are_visible_to_another_connection_at_once(db_path: Path) -> None:
+    with SQLiteStore(db_path) as writer, SQLiteStore(db_path) as reader:
+        ex = Execution(procedure="refund", version=1)
+        writer.put_execution(ex)
+        writer.put_step_run(ex.id, step_run(0))
+        assert reader.get_execution(ex.id).step_runs == [step_run(0)]
+
+
+def test_migrations_recorded_once(db_path: Path) -> None:
+    shipped = [m.version for m in load_migrations()]
+    assert shipped and shipped[0] == 1 and shipped == sorted(set(shipped))
+    SQLiteStore(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        first = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+    assert [v for v, _ in first] == shipped
+    with SQLiteStore(db_path) as store:  # reopening applies nothing and keeps the data path
+        store.put_traces([Trace(task="t")])
+    with sqlite3.connect(db_path) as conn:
+        again = conn.execute("SELECT version, applied_at FROM schema_migrations").fetchall()
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert again == first
+    assert mode == "wal"
+
+
+def test_apply_migrations_applies_only_new_ones_atomically() -> None:
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    base = load_migrations()
+    assert apply_migrations(conn, base) == [m.version for m in base]
+    extra = Migration(900, "0900_extra.sql", "-- a; comment\nCREATE TABLE extra (a);\n")
+    assert apply_migrations(conn, [*base, extra]) == [900]
+    assert apply_migrations(conn, [*base, extra]) == []
+    broken = Migration(901, "0901_broken.sql", "CREATE TABLE half (a);\nSELECT * FROM nowhere;")
+    with pytest.raises(sqlite3.OperationalError):
+        apply_migrations(conn, [broken])
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchone() is None
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert 900 in versions and 901 not in versions
+    assert not conn.in_transaction
+
+
+def test_unopenable_locations(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        SQLiteStore(tmp_path)  # a directory
+    assert info.value.location == str(tmp_path)
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(StoreUnavailable):
+        SQLiteStore(garbage)
+    with pytest.raises(StoreUnavailable):
+        SQLiteStore(tmp_path / "no" / "such" / "dir" / "m.db")
+
+
+def test_closed_store_raises_store_error() -> None:
+    store = SQLiteStore(":memory:")
+    store.close()
+    store.close()  # idempotent
+    with pytest.raises(StoreError):
+        store.count_traces()
+    with pytest.raises(StoreError):
+        store.put_traces([Trace(task="t")])
+
+
+def test_transaction_commits_only_at_the_outermost_level(db_path: Path) -> None:
+    with SQLiteStore(db_path) as store, SQLiteStore(db_path) as other:
+        a, b, c = Trace(task="a"), Trace(task="b"), Trace(task="c")
+        with store.transaction():
+            store.put_traces([a])
+            with store.transaction():
+                store.put_traces([b])
+            assert other.count_traces() == 0  # nothing committed yet
+            with pytest.raises(Conflict), store.transaction():
+                store.put_traces([c])
+                store.put_traces([b.model_copy(update={"task": "changed"})])
+        assert [t.id for t in other.list_traces()] == [a.id, b.id]  # c was undone
+
+        with pytest.raises(RuntimeError), store.transaction():
+            store.put_procedure(proc("gone"))
+            raise RuntimeError("caller failed")
+        with pytest.raises(NotFound):
+            other.get_procedure("gone")
+        assert store.search_text("gone") == []
+
+
+def test_concurrent_writers_share_one_store(db_path: Path) -> None:
+    with SQLiteStore(db_path) as store:
+        ex = Execution(procedure="p", version=1)
+        store.put_execution(ex)
+
+        def write(start: int) -> None:
+            for i in range(start, 200, 4):
+                store.put_step_run(ex.id, step_run(i))
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r.index for r in store.get_execution(ex.id).step_runs] == list(range(200))
+
+
+def test_index_text_builds_the_document() -> None:
+    p = Procedure.model_validate({
+        "name": "cancel_pending-order.v2", "description": "Cancel an order", "tags": ["retail"],
+        "params": [{"name": "order_id", "description": "the order number"}],
+        "steps": [{"id": "s1", "action": "get_order_details"}, {"id": "s2", "action": "cancel"}],
+    })
+    text = index_text(p, ["cancel #W1 please"])
+    lines = text.split("\n")
+    assert lines[0] == "cancel pending order v2"
+    for part in ("Cancel an order", "retail", "order_id", "order id", "the order number",
+                 "get_order_details", "get order details", "cancel", "cancel #W1 please"):
+        assert part in lines
+    assert lines[-1] == "cancel #W1 please"
+    assert "" not in lines
+    assert index_text(p, []) == index_text(p, [])
+    assert "cancel #W1 please" not in index_text(p, []).split("\n")
+
+
+# ------------------------------------------------------------------ open_store
+
+
+def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_store("plain.db") as store:  # type: ignore[attr-defined]
+        assert isinstance(store, SQLiteStore) and store.location == "plain.db"
+    with open_store("sqlite:///relative.db") as store:  # type: ignore[attr-defined]
+        assert store.location == "relative.db"
+    absolute = tmp_path / "abs.db"
+    with open_store(f"sqlite:///{absolute}") as store:  # type: ignore[attr-defined]
+        assert store.location == str(absolute)
+    for memory in ("sqlite://", "sqlite:///:memory:", ":memory:"):
+        with open_store(memory) as store:  # type: ignore[attr-defined]
+            assert store.location == ":memory:"
+    assert {p.name for p in tmp_path.iterdir()} >= {"plain.db", "relative.db", "abs.db"}
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@localhost/db", "postgres://localhost/x"])
+def test_open_store_postgres_needs_the_extra(url: str) -> None:
+    with pytest.raises(MissingExtra) as info:
+        open_store(url)
+    assert info.value.extra == "postgres"
+    assert "procedural-memory[postgres]" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["mysql://localhost/db", "http://example.com/m.db", "sqlite:/x"])
+def test_open_store_rejects_other_schemes(url: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError):
+        open_store(url)
