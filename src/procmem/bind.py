@@ -76,7 +76,8 @@ def bind_task(procedure: Procedure, task: str) -> Binding:
         out.learnable += 1
         found, cands = find(p.extractor, task)
         if found is not None and (found.start, found.end) in taken:
-            found, cands = None, [found.value]
+            cands = [found.value]
+            found = None
         if found is None:
             if cands:
                 out.candidates[p.name] = cands

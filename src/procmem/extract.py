@@ -39,7 +39,7 @@ _MAX_SHAPES = 6
 
 @dataclass(frozen=True)
 class Found:
-    """A value found in a text: ``value`` at ``[start, end)``; ``anchored`` when its context matched."""
+    """A value found in a text at ``[start, end)``; ``anchored`` when its context matched."""
 
     value: str
     start: int
@@ -65,7 +65,7 @@ def locate(value: Any, text: str) -> int | None:
 
 
 def locate_all(value: Any, text: str) -> list[int]:
-    """Start indexes of every verbatim, token-bounded occurrence of ``value`` (see :func:`locate`)."""
+    """Start indexes of every token-bounded occurrence of ``value`` (see :func:`locate`)."""
     if locate(value, text) is None:
         return []
     s = str(value)
@@ -99,7 +99,11 @@ def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[i
             m += 1
         return n + m
 
-    return [max(p, key=lambda x, j=j: (agreement(j, x), -x)) for j, p in enumerate(all_pos)]
+    chosen = []
+    for j, options in enumerate(all_pos):
+        best = max((agreement(j, x), -x) for x in options)
+        chosen.append(-best[1])
+    return chosen
 
 
 def _bounded(rx: str, sample: str) -> str:
@@ -234,10 +238,12 @@ def _supported(before: list[str], after: list[str], pairs: list[tuple[str, str]]
     that the same action's other occurrences in the corpus also have.
     """
     vals, texts = [p[0] for p in pairs], [p[1] for p in pairs]
-    pos = _choose_positions([locate_all(v, t) for v, t in pairs], texts, [len(v) for v in vals])
-    lefts = [[_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]] for t, p in zip(texts, pos)]
+    pos = _choose_positions([locate_all(v, t) for v, t in pairs], texts,
+                            [len(v) for v in vals])
+    lefts = [[_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]]
+             for t, p in zip(texts, pos, strict=True)]
     rights = [[_norm_ctx(x) for x in _tokens(t[p + len(v):])[:_MAX_AFTER]]
-              for t, p, v in zip(texts, pos, vals)]
+              for t, p, v in zip(texts, pos, vals, strict=True)]
     need = max(1, (len(pairs) + 1) // 2)
     nb = [_norm_ctx(x) for x in before]
     na = [_norm_ctx(x) for x in after]

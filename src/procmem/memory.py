@@ -45,7 +45,7 @@ _CANDIDATES = 200
 
 @dataclass
 class ImportReport:
-    """What :meth:`Memory.import_traces` did: ``stored`` new traces, ``read`` valid lines, errors."""
+    """What :meth:`Memory.import_traces` did: lines ``read``, new traces ``stored``, errors."""
 
     read: int = 0
     stored: int = 0
@@ -333,9 +333,14 @@ class Memory:
 
     # ------------------------------------------------------------------ replay
 
-    def _prepare(self, procedure: Procedure | str, tools: Tools, task: str | None,
-                 params: Mapping[str, Any] | None) -> tuple[Procedure, Execution, dict[str, Procedure]]:
-        proc = procedure if isinstance(procedure, Procedure) else self.store.get_procedure(procedure)
+    def _prepare(
+        self, procedure: Procedure | str, tools: Tools, task: str | None,
+        params: Mapping[str, Any] | None,
+    ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+        if isinstance(procedure, Procedure):
+            proc = procedure
+        else:
+            proc = self.store.get_procedure(procedure)
         subs = self._subprocedures(proc)
         check_tools(proc, subs, tools)
         given = dict(params or {})

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .bind import Binding, bind_task
 from .model import Hit, Procedure
@@ -44,6 +45,11 @@ class Candidate:
     reliability: float = 0.5
 
 
+def _by_signal(signal: str, row: tuple[float, Candidate, Binding, dict[str, float]]
+               ) -> tuple[float, str]:
+    return -row[3][signal], row[1].procedure.name
+
+
 def _in_order(procedure: Procedure, b: Binding) -> float:
     """Share of consecutive steps whose anchored values appear in the task in step order (0-1)."""
     firsts: list[int] = []
@@ -53,7 +59,7 @@ def _in_order(procedure: Procedure, b: Binding) -> float:
             firsts.append(min(starts))
     if len(firsts) < 2:
         return 1.0
-    ok = sum(1 for a, z in zip(firsts, firsts[1:]) if a <= z)
+    ok = sum(1 for a, z in zip(firsts, firsts[1:], strict=False) if a <= z)
     return ok / (len(firsts) - 1)
 
 
@@ -98,7 +104,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
     rows.sort(key=lambda r: (-r[0], r[1].procedure.name))
     ranks: dict[str, dict[str, int]] = {r[1].procedure.name: {} for r in rows}
     for sig in WEIGHTS:
-        order = sorted(rows, key=lambda r, s=sig: (-r[3][s], r[1].procedure.name))
+        order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
             ranks[r[1].procedure.name][sig] = i
     hits = []

@@ -81,7 +81,7 @@ def is_ref(node: Any) -> bool:
 
 
 def escape_pointer(token: str) -> str:
-    """Escape one reference token for a JSON Pointer (RFC 6901 §4: ``~`` -> ``~0``, ``/`` -> ``~1``)."""
+    """Escape one JSON Pointer reference token (RFC 6901 §4: ``~`` -> ``~0``, ``/`` -> ``~1``)."""
     return str(token).replace("~", "~0").replace("/", "~1")
 
 

@@ -33,103 +33,22 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from ..errors import Conflict, NotFound, StoreError, StoreUnavailable, UsageError
-from ..model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
+from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
+from .migrate import Migration, apply_migrations, load_migrations
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
+
 _STATUSES = ("candidate", "active", "deprecated")
-_MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 _BUSY_TIMEOUT_MS = 5000
 
 # The current version of each name: the highest non-candidate, else the highest candidate.
 _CURRENT_ORDER = "(status != 'candidate') DESC, version DESC"
-
-
-# ----------------------------------------------------------------------- migrations
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One numbered schema change: ``version`` from the file name ``NNNN_name.sql``."""
-
-    version: int
-    name: str
-    sql: str
-
-
-def load_migrations() -> list[Migration]:
-    """The migrations shipped in ``procmem/store/migrations``, by ascending version."""
-    folder = resources.files("procmem.store") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_FILE.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
-    return sorted(found, key=lambda m: m.version)
-
-
-def _statements(script: str) -> Iterator[str]:
-    """Split a SQL script into complete statements (triggers' ``BEGIN ... END`` kept whole)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending
-            pending = ""
-    if pending.strip():
-        yield pending  # only comments run as a no-op; an unfinished statement fails
-
-
-def apply_migrations(
-    conn: sqlite3.Connection, migrations: list[Migration] | None = None
-) -> list[int]:
-    """Apply the migrations ``conn`` lacks, each in its own transaction.
-
-    Args:
-        conn: A connection in autocommit mode (``isolation_level=None``), not in a transaction.
-        migrations: What to apply, by ascending version; defaults to :func:`load_migrations`.
-
-    Returns:
-        The versions applied now (empty when the schema is current).
-
-    Raises:
-        sqlite3.Error: A statement failed; that migration is rolled back.
-    """
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-    applied: list[int] = []
-    for migration in migrations if migrations is not None else load_migrations():
-        if _is_applied(conn, migration.version):
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Checked again under the write lock: another process may have just applied it.
-            if not _is_applied(conn, migration.version):
-                for statement in _statements(migration.sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                             (migration.version, _ts(utcnow())))
-                applied.append(migration.version)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return applied
-
-
-def _is_applied(conn: sqlite3.Connection, version: int) -> bool:
-    query = "SELECT 1 FROM schema_migrations WHERE version = ?"
-    return conn.execute(query, (version,)).fetchone() is not None
-
-
-# --------------------------------------------------------------------------- helpers
 
 
 def _ts(moment: datetime) -> str:
