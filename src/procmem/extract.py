@@ -210,6 +210,8 @@ def learn_extractor(
     if pairs:
         before, after = _supported(before, after, pairs)
     before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
+    while after and after[-1].isspace():  # a new text may end right there ("needed.")
+        after = after[:-1]
     ex = Extractor(pattern=pattern, before=_render_context(before), after=_render_context(after))
     # occurrence: an index among the anchored matches that holds the value in every demo
     common: set[int] | None = None
@@ -320,8 +322,9 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
     Returns:
         ``(found, candidates)``: ``found`` is the value when it is unambiguous
         (anchored match at ``occurrence``, or the only anchored value, or the
-        only shape match when nothing is anchored); otherwise ``None`` and the
-        distinct candidate strings seen (possibly empty).
+        only shape match when nothing is anchored and the shape has digits,
+        i.e. is id-like: a bare multi-word shape is never trusted); otherwise
+        ``None`` and the distinct candidate strings seen (possibly empty).
     """
     anchored, shape = find_all(ex, text)
     if anchored:
@@ -330,7 +333,8 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
                 return anchored[ex.occurrence], []
         elif len({f.value for f in anchored}) == 1:
             return anchored[0], []
-    elif len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0):
+    elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
+          and "\\d" in ex.pattern):
         return shape[0], []
     cands: list[str] = []
     for f in anchored + shape:

@@ -12,14 +12,14 @@ demonstration, Cypher 1993 "Watch What I Do"):
    lists and scalars are leaves).
 3. **Classify** each leaf across the demonstrations, in this order:
 
-   * equal in every demonstration, and either seen in 3+ demonstrations or
-     constant wherever the corpus uses that (action, argument) -> literal;
+   * constant wherever the corpus uses that (action, argument) -> literal;
    * found verbatim in every demonstration's task text -> ``$param`` (leaves
      with identical values in every demonstration share one param);
    * found at the same JSON Pointer of the same earlier step's output in every
      demonstration -> ``$step``;
    * found inside the same earlier list in every demonstration -> ``$ask`` with
      candidates ``from`` that list;
+   * equal in every demonstration (2+) -> literal;
    * otherwise -> ``$ask``.
 
 Invariants: induction is deterministic (same traces in the same order give
@@ -291,7 +291,7 @@ def _classify(
 ) -> Any:
     canon = [_canon(v) for v in values]
     all_equal = len(set(canon)) == 1
-    if all_equal and (n >= 3 or corpus.is_constant(action, ptr)):
+    if all_equal and corpus.is_constant(action, ptr):
         return tpl.literal(values[0])
     # a value the task text names -> $param
     if all(locate(v, t) is not None for v, t in zip(values, tasks, strict=True)):

@@ -1,0 +1,195 @@
+"""Tests for value extractors: learn where a param sits in a task text, find it again."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procmem.extract import find, find_all, learn_extractor, locate, locate_all
+from procmem.model import Extractor
+
+CANCEL_TEXTS = [
+    "Your name is Ann Lee. Cancel order #W1234567 because no longer needed.",
+    "You are busy. Cancel order #W7654321 because ordered by mistake. ",
+    "Cancel order #W5550001 because no longer needed.",
+]
+CANCEL_ORDERS = ["#W1234567", "#W7654321", "#W5550001"]
+
+
+def cancel_extractor() -> Extractor:
+    ex = learn_extractor(CANCEL_ORDERS, CANCEL_TEXTS)
+    assert ex is not None
+    return ex
+
+
+# ------------------------------------------------------------------------- locate
+
+
+def test_locate_finds_only_token_bounded_verbatim_values() -> None:
+    text = "Cancel order #W1234567 and buy 12 lamps; see #W12345678."
+    assert locate("#W1234567", text) == text.index("#W1234567")
+    assert locate("W1234567", text) is None  # inside "#W1234567"
+    assert locate("#W123456", text) is None  # prefix of a longer token
+    assert locate(12, text) == text.index("12 lamps")
+    assert locate("lamp", text) is None
+    assert locate_all("#W1234567", text + " #W1234567") == [13, text.index(".") + 2]
+
+
+@pytest.mark.parametrize("value", [True, 5, "a", None, 1.5, ["#W1234567"], {"a": 1}])
+def test_locate_refuses_values_too_short_or_not_text(value: object) -> None:
+    assert locate(value, "True 5 a None 1.5 #W1234567") is None
+    assert locate_all(value, "True 5 a None 1.5 #W1234567") == []
+
+
+# ------------------------------------------------------------------------- learn
+
+
+def test_learn_extractor_generalizes_the_shape_by_character_class() -> None:
+    ex = cancel_extractor()
+    assert ex.pattern in (r"#W\d{7}", r"\#W\d{7}")
+    rx = re.compile(ex.pattern)
+    assert rx.fullmatch("#W0000000")
+    for other in ("#W000000", "#X0000000", "W0000000", "#W00000000"):
+        assert not rx.fullmatch(other)
+
+
+def test_learn_extractor_keeps_the_words_around_the_value() -> None:
+    ex = cancel_extractor()
+    assert re.search(f"(?:{ex.before})$", "Please cancel order ")
+    assert not re.search(f"(?:{ex.before})$", "Please return ")
+    assert re.match(ex.after, " because it broke")
+    assert ex.occurrence == 0
+
+
+def test_learn_extractor_makes_one_alternative_per_shape() -> None:
+    values = ["credit_card_1234567", "paypal_7654321", "gift_card_1111111"]
+    texts = [f"Refund via {v}." for v in values]
+    ex = learn_extractor(values, texts)
+    assert ex is not None
+    rx = re.compile(f"(?:{ex.pattern})")
+    for v in [*values, "paypal_0000000", "debit_card_9999999"]:
+        assert rx.fullmatch(v), v
+    assert not rx.fullmatch("paypal_123")
+
+
+def test_learn_extractor_returns_none_when_a_value_is_not_in_its_text() -> None:
+    assert learn_extractor(["#W1234567", "#W0000000"], CANCEL_TEXTS[:2]) is None
+
+
+def test_learn_extractor_context_does_not_demand_trailing_whitespace() -> None:
+    # the demonstrations end with ". " but a new task may end right after the period
+    texts = ["Cancel order #W1234567 because no longer needed. ",
+             "Cancel order #W7654321 because ordered by mistake. "]
+    ex = learn_extractor(["no longer needed", "ordered by mistake"], texts)
+    assert ex is not None
+    found, _ = find(ex, "Cancel order #W5550001 because no longer needed.")
+    assert found is not None and found.value == "no longer needed" and found.anchored
+
+
+def test_learn_extractor_records_which_occurrence_holds_the_value() -> None:
+    texts = [
+        "Cancel order #W1111111 because no longer needed. "
+        "Cancel order #W2222222 because ordered by mistake.",
+        "Cancel order #W3333333 because ordered by mistake. "
+        "Cancel order #W4444444 because no longer needed.",
+    ]
+    second = learn_extractor(["#W2222222", "#W4444444"], texts)
+    first = learn_extractor(["#W1111111", "#W3333333"], texts)
+    assert second is not None and first is not None
+    assert (first.occurrence, second.occurrence) == (0, 1)
+
+
+# ------------------------------------------------------------------------- find
+
+
+def test_find_binds_the_value_in_a_new_text() -> None:
+    text = "Hi, I'm Bo. Cancel order #W9999999 because ordered by mistake."
+    found, candidates = find(cancel_extractor(), text)
+    assert found is not None
+    assert found.value == "#W9999999" and found.anchored
+    assert text[found.start:found.end] == "#W9999999"
+    assert candidates == []
+
+
+def test_find_uses_the_surrounding_words_to_choose_between_shapes() -> None:
+    text = "My other order #W1000000 is fine. Cancel order #W2000000 because no longer needed."
+    ex = Extractor(pattern=r"#W\d{7}", before=r"order\s+", after=r"\s+because")
+    found, _ = find(ex, text)
+    assert found is not None and found.value == "#W2000000"
+
+
+def test_find_picks_the_kth_occurrence_for_a_second_clause() -> None:
+    texts = [
+        "Cancel order #W1111111 because no longer needed. "
+        "Cancel order #W2222222 because ordered by mistake.",
+        "Cancel order #W3333333 because ordered by mistake. "
+        "Cancel order #W4444444 because no longer needed.",
+    ]
+    ex = learn_extractor(["#W2222222", "#W4444444"], texts)
+    assert ex is not None
+    new = ("Cancel order #W5000005 because no longer needed. "
+           "Cancel order #W6000006 because no longer needed.")
+    found, _ = find(ex, new)
+    assert found is not None and found.value == "#W6000006"
+    # the k-th occurrence is not invented when the text has only one clause
+    found, candidates = find(ex, "Cancel order #W5000005 because no longer needed.")
+    assert found is None and candidates == ["#W5000005"]
+
+
+def test_find_returns_candidates_instead_of_guessing() -> None:
+    ex = Extractor(pattern=r"#W\d{7}", before=r"order\s+", after="")
+    found, candidates = find(ex, "Cancel order #W1000001 and order #W1000002.")
+    assert found is None
+    assert candidates == ["#W1000001", "#W1000002"]
+    # nothing anchored, two bare shapes: still no guess
+    found, candidates = find(ex, "#W1000001 or #W1000002?")
+    assert found is None and candidates == ["#W1000001", "#W1000002"]
+    # the same value twice is not ambiguous
+    found, _ = find(ex, "order #W1000001, yes order #W1000001")
+    assert found is not None and found.value == "#W1000001"
+
+
+def test_find_falls_back_to_a_unique_bare_shape() -> None:
+    found, _ = find(cancel_extractor(), "Please drop #W3000003 from my account.")
+    assert found is not None and found.value == "#W3000003" and not found.anchored
+
+
+def test_find_on_a_text_without_the_value_finds_nothing() -> None:
+    assert find(cancel_extractor(), "Return my kettle please.") == (None, [])
+
+
+def test_find_all_separates_anchored_and_shape_matches() -> None:
+    anchored, shape = find_all(cancel_extractor(),
+                               "Cancel order #W1000001 because x. See #W1000002.")
+    assert [f.value for f in anchored] == ["#W1000001"]
+    assert [f.value for f in shape] == ["#W1000001", "#W1000002"]
+
+
+# ------------------------------------------------------------------- hypothesis
+
+_FRAGMENTS = ["Cancel", "order", "because", "no longer needed", "#W", "#W1234567",
+              "#W12345", "W7654321", "via", "paypal_1234567", "credit_card_7654321",
+              "1234567", ".", ",", " ", "  ", "\n", "é", "ordered by mistake", "_", "#"]
+_texts = st.lists(st.sampled_from(_FRAGMENTS) | st.text(max_size=4), max_size=25).map("".join)
+_extractors = st.sampled_from([
+    Extractor(pattern=r"\#W\d{7}", before=r"order\s+", after=r"\s+because", occurrence=0),
+    Extractor(pattern=r"\#W\d{7}", before=r"order\s+", after=r"\s+because", occurrence=1),
+    Extractor(pattern=r"[A-Za-z]+\s[A-Za-z]+\s[A-Za-z]+", before=r"because\s+", after=r"\."),
+    Extractor(pattern=r"[A-Za-z]+_card_\d{7}|paypal_\d{7}", before=r"via\s+", after=""),
+    Extractor(pattern=r"\d+"),
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(ex=_extractors, text=_texts)
+def test_find_never_returns_a_value_that_is_not_in_the_text(ex: Extractor, text: str) -> None:
+    found, candidates = find(ex, text)
+    if found is not None:
+        assert text[found.start:found.end] == found.value
+        assert found.value
+        assert candidates == []
+    for c in candidates:
+        assert c in text
