@@ -276,6 +276,8 @@ class Need(_Model):
         key: Stable id within the execution; answers are keyed by it.
             ``param:NAME`` for a missing param, ``ask:STEP_ID:POINTER`` for an
             ``$ask`` hole, ``error:STEP_ID`` for an ``on_error: ask`` failure.
+            Needs of a sub-procedure run by step ``S`` carry the prefix ``S/``
+            (e.g. ``s2/param:order_id``).
         kind: ``param``, ``ask`` or ``error``.
         name: The param name (kind ``param``).
         prompt: What to ask for, in plain words.
