@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import template as tpl
+from .checks import json_type
 from .errors import UsageError
 from .extract import learn_extractor, locate
 from .model import Lineage, Param, Procedure, Step, Trace
@@ -151,22 +152,8 @@ def _flatten(obj: Any, base: str = "", out: dict[str, Any] | None = None) -> dic
 
 
 def _schema_of(values: list[Any]) -> dict[str, Any]:
-    def one(v: Any) -> str:
-        if isinstance(v, bool):
-            return "boolean"
-        if isinstance(v, int):
-            return "integer"
-        if isinstance(v, float):
-            return "number"
-        if isinstance(v, str):
-            return "string"
-        if isinstance(v, list):
-            return "array"
-        if isinstance(v, dict):
-            return "object"
-        return "null"
-
-    types = {one(v) for v in values}
+    """The narrowest JSON Schema ``type`` (with array ``items``) that all ``values`` share."""
+    types = {json_type(v) or "null" for v in values}
     if types == {"integer", "number"}:
         types = {"number"}
     if len(types) == 1:
