@@ -10,10 +10,14 @@ What it measures, on a file-backed SQLite store (WAL) in a temporary directory:
 * (a) ``store.search_text(query, limit=50)`` alone (FTS5 BM25): p50 / p95 / mean
   over 200 queries, each the median of 2 runs, and its p50 (20 queries, one
   run each) after every batch, as the index grows.
-* (b) ``Memory.search(query, limit=5)``: BM25 candidates (200) re-ranked with the
+* (c) ``procmem.bm25.BM25Index.search(query, limit=100)``: the in-memory BM25
+  index ``Memory.search`` uses for candidates (built from ``store.index_documents()``);
+  this is the figure the target applies to. (a) is kept for comparison: FTS5
+  scores every document an OR query matches, so it grows with the corpus.
+* (b) ``Memory.search(query, limit=5)``: BM25 candidates (100) re-ranked with the
   procedures' extractors (``procmem.retrieval.rank``) plus statistics for the 5
   hits; p50 / p95 over the same queries after one cold call (the cold call
-  loads every active procedure into Memory's cache and is printed apart).
+  builds the in-memory index and is printed apart).
   When (b) is much slower than (a), the top cProfile entries of (b) are printed.
 
 How the 10,000 procedures are made from real data: each learned procedure is
@@ -52,6 +56,7 @@ from typing import Any
 
 from _common import load, load_optional, machine, pct
 
+from procmem.bm25 import BM25Index
 from procmem.memory import Memory
 from procmem.model import Lineage, Procedure, Trace
 
@@ -244,22 +249,31 @@ def main() -> None:
         mem.search(queries[0], limit=5)
         cold = time.perf_counter() - start
         b, hits = timed_queries(lambda q: mem.search(q, limit=5), queries)
+        start = time.perf_counter()
+        index = BM25Index(store.index_documents())
+        index_s = time.perf_counter() - start
+        c, found_c = timed_queries(lambda q: index.search(q, limit=100), queries)
+        hits_c = statistics.median(len(r) for r in found_c)
         top_ok = sum(bool(h) and h[0].procedure.signature() == expected[q]
                      for q, h in zip(queries, hits, strict=True))
         print(stats_line("(a) store.search_text(q, limit=50)", a)
               + f"  [{hits_a:.0f} results]")
         print(stats_line("(b) Memory.search(q, limit=5)", b))
-        print(f"(b) first (cold) call: {cold * 1000:.0f} ms (loads every active procedure "
-              f"into Memory's cache)")
+        print(f"(b) first (cold) call: {cold * 1000:.0f} ms (builds the in-memory BM25 index "
+              f"from the store's documents)")
         print(f"top-1 hit has the held-out trace's action sequence: {top_ok}/{len(queries)}")
+        print(stats_line("(c) BM25Index.search(q, limit=100)", c)
+              + f"  [{hits_c:.0f} results; index built in {index_s:.2f} s]")
         p50a = pct([t * 1000 for t in a], 50)
-        verdict = "meets" if p50a < TARGET_MS else "MISSES"
-        print(f"target: BM25 p50 < {TARGET_MS:.0f} ms at 10k -> {p50a:.2f} ms {verdict} it")
+        p50c = pct([t * 1000 for t in c], 50)
+        verdict = "meets" if p50c < TARGET_MS else "MISSES"
+        print(f"target: BM25 p50 < {TARGET_MS:.0f} ms at 10k -> in-memory index (c) "
+              f"{p50c:.2f} ms {verdict} it (FTS5 (a): {p50a:.2f} ms)")
         ratio = statistics.median(b) / statistics.median(a)
         print(f"(b)/(a) median ratio: {ratio:.1f}x")
         extra_ms = (statistics.median(b) - statistics.median(a)) * 1e3
         print(f"(b)-(a) median difference: {extra_ms:.1f} ms "
-              "(re-ranking 200 candidates with their extractors + stats of 5 hits)")
+              "(re-ranking 100 candidates with their extractors + stats of 5 hits)")
         if ratio > 3 or os.environ.get("PROFILE"):
             print("\nwhere (b) spends its time, cProfile of 50 queries (top by tottime):")
             profiler = cProfile.Profile()

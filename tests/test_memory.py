@@ -393,3 +393,17 @@ def test_areplay_gives_the_same_step_runs_as_replay(mem: Memory) -> None:
     assert [r.sources for r in sync.step_runs] == [r.sources for r in asynced.step_runs]
     assert sync_tools.calls == async_tools.calls
     assert sync.id != asynced.id
+
+
+def test_search_sees_procedures_learned_by_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    with Memory(path) as reader, Memory(path) as writer:
+        assert reader.search("Cancel order #W1234567 because no longer needed.") == []
+        writer.learn(cancel_traces(3))
+        hits = reader.search("Cancel order #W7654321 because ordered by mistake.")
+        assert [h.procedure.name for h in hits] == ["cancel_pending_order"]
+        assert hits[0].explanation["bound"] == {"order_id": "#W7654321",
+                                                "reason": "ordered by mistake"}
+        name = hits[0].procedure.name
+        writer.store.set_status(name, hits[0].procedure.version, "deprecated")
+        assert reader.search("Cancel order #W7654321 because ordered by mistake.") == []

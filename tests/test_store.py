@@ -335,6 +335,27 @@ class StoreContract:
         assert store.search_text("gamma") == []  # only candidates: not indexed
         assert [n for n, _ in store.search_text("words")] == []
 
+    def test_index_documents_follow_the_current_active_version(self, store: Store) -> None:
+        rev0 = store.index_revision()
+        self._search_fixture(store)
+        docs = dict(store.index_documents())
+        assert sorted(docs) == ["proc_a", "proc_b"]
+        assert "ordered by mistake" in docs["proc_a"]  # demonstration tasks are indexed
+        assert "shipping address" in docs["proc_b"]
+        rev1 = store.index_revision()
+        assert rev1 > rev0
+        store.set_status("proc_b", 1, "deprecated")
+        assert [n for n, _ in store.index_documents()] == ["proc_a"]
+        assert store.index_revision() > rev1
+
+    def test_index_revision_is_unchanged_by_reads_and_idempotent_puts(self, store: Store) -> None:
+        self._search_fixture(store)
+        rev = store.index_revision()
+        store.search_text("cancel")
+        store.index_documents()
+        assert store.put_procedure(store.get_procedure("proc_b")) is False
+        assert store.index_revision() == rev
+
     # executions ---------------------------------------------------------------
 
     def test_execution_header_and_step_runs(self, store: Store) -> None:

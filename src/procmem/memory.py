@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .bind import Binding, bind_task
+from .bm25 import BM25Index
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .induce import CorpusStats, group_traces, induce, procedure_name
 from .model import Evidence, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
@@ -40,7 +41,7 @@ Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
 
 _PAGE = 1000
-_CANDIDATES = 200
+_CANDIDATES = 100
 
 
 @dataclass
@@ -90,7 +91,9 @@ class Memory:
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
                  store: Store | None = None) -> None:
         self.store: Store = store if store is not None else open_store(location)
-        self._cache: dict[str, Procedure] | None = None
+        self._index: BM25Index | None = None
+        self._index_revision = -1
+        self._procs: dict[str, Procedure] = {}
 
     def __enter__(self) -> Memory:
         return self
@@ -181,7 +184,6 @@ class Memory:
         report.skipped = len(everything) - sum(len(g) for g in groups)
         for group in groups:
             self._learn_group(group, corpus, report)
-        self._cache = None
         return report
 
     def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport) -> None:
@@ -239,7 +241,6 @@ class Memory:
         version = versions[-1].version + 1 if versions else 1
         stored = procedure.model_copy(update={"version": version})
         self.store.put_procedure(stored)
-        self._cache = None
         return stored
 
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
@@ -284,26 +285,27 @@ class Memory:
 
     # ------------------------------------------------------------------ search
 
-    def _current(self) -> dict[str, Procedure]:
-        if self._cache is None:
-            cache: dict[str, Procedure] = {}
-            offset = 0
-            while True:
-                page = self.store.list_procedures(status="active", limit=_PAGE, offset=offset)
-                cache.update((p.name, p) for p in page)
-                offset += len(page)
-                if len(page) < _PAGE:
-                    break
-            self._cache = cache
-        return self._cache
+    def _search_index(self) -> BM25Index:
+        """The BM25 index of the active procedures, rebuilt when the store's index changed."""
+        revision = self.store.index_revision()
+        if self._index is None or revision != self._index_revision:
+            self._index = BM25Index(self.store.index_documents())
+            self._index_revision = revision
+            self._procs = {}
+        return self._index
+
+    def _procedure(self, name: str) -> Procedure:
+        if name not in self._procs:
+            self._procs[name] = self.store.get_procedure(name)
+        return self._procs[name]
 
     def search(self, task: str, *, limit: int = 5) -> list[Hit]:
         """Find the active procedures that best fit a task description.
 
-        BM25 candidates from the store's full-text index, re-ranked by
-        structural fit (how many params the procedure's extractors bind from
-        the task, in step order) and a demonstration-count prior; see
-        :mod:`procmem.retrieval`.
+        BM25 candidates (:mod:`procmem.bm25`, over the documents of the store's
+        full-text index), re-ranked by structural fit (how many params the
+        procedure's extractors bind from the task, in step order) and a
+        demonstration-count prior; see :mod:`procmem.retrieval`.
 
         Args:
             task: The task in plain words, e.g. "Cancel order #W6067464 because no longer needed".
@@ -319,10 +321,9 @@ class Memory:
             raise UsageError(f"limit must be 1-100, got {limit}")
         if not task.strip():
             raise UsageError("search needs a non-empty task")
-        current = self._current()
-        cands = [Candidate(current[name], score)
-                 for name, score in self.store.search_text(task, limit=_CANDIDATES)
-                 if name in current]
+        index = self._search_index()
+        cands = [Candidate(self._procedure(name), score)
+                 for name, score in index.search(task, limit=_CANDIDATES)]
         hits = rank(task, cands, limit=limit)
         return [h.model_copy(update={"procedure": self._with_stats(h.procedure)}) for h in hits]
 

@@ -213,7 +213,9 @@ class _Run:
 
     def _step(self, index: int, step: Step) -> Generator[Event, Any, str]:
         ex, policy = self.ex, step.on_error
-        prev = next((r for r in ex.step_runs if r.index == index), None)
+        last = ex.step_runs[-1] if ex.step_runs else None
+        prev = last if last is not None and last.index == index else next(
+            (r for r in ex.step_runs if r.index == index), None)
         error_key = f"error:{step.id}"
         resuming_ask = policy.policy == "ask" and error_key in ex.answers
         if prev is not None and prev.status == "failed" and resuming_ask:
@@ -427,8 +429,12 @@ class _Run:
         return [n for n in needs if n.key not in got]
 
     def _record(self, run: StepRun) -> Generator[Event, Any, None]:
-        runs = [r for r in self.ex.step_runs if r.index != run.index]
-        self.ex.step_runs = sorted([*runs, run], key=lambda r: r.index)
+        runs = self.ex.step_runs
+        if not runs or runs[-1].index < run.index:
+            runs.append(run)  # the common case: the next step
+        else:
+            kept = [r for r in runs if r.index != run.index]
+            self.ex.step_runs = sorted([*kept, run], key=lambda r: r.index)
         yield Persist(self.ex, run)
 
     def _pause(self, needs: list[Need]) -> Core:

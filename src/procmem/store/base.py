@@ -75,6 +75,14 @@ class Store(Protocol):
         """
         ...
 
+    def index_documents(self) -> list[tuple[str, str]]:
+        """Every searchable ``(procedure name, document text)``: active current versions."""
+        ...
+
+    def index_revision(self) -> int:
+        """A number that grows whenever the searchable documents change."""
+        ...
+
     # executions
     def put_execution(self, execution: Execution) -> None:
         """Upsert an execution's header (status, params, needs...), not its step runs."""

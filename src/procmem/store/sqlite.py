@@ -16,10 +16,11 @@ Invariants:
     * The schema comes from numbered migrations (``migrations/NNNN_*.sql``), each
       applied in one transaction and recorded in ``schema_migrations``; opening a
       database applies only the ones it lacks.
-    * ``procedures_fts`` holds one row per procedure name: :func:`index_text` of
-      its current version, i.e. the highest version whose status is not
-      ``candidate``. Names with only candidates are not indexed. It is rebuilt for
-      a name whenever one of its versions is put or changes status.
+    * ``procedures_fts`` holds one row per procedure name whose current version
+      (the highest version whose status is not ``candidate``) is active:
+      :func:`index_text` of that version. ``procedure_index`` maps the name to
+      the row's rowid. The row is rebuilt for a name whenever one of its versions
+      is put or changes status, and ``meta.index_revision`` is bumped then.
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -301,8 +302,16 @@ class SQLiteStore:
         return True
 
     def _reindex(self, conn: sqlite3.Connection, name: str) -> None:
-        """Rebuild the FTS row of ``name`` from its highest non-candidate version."""
-        conn.execute("DELETE FROM procedures_fts WHERE name = ?", (name,))
+        """Rebuild the search document of ``name`` from its highest non-candidate version.
+
+        Only an active current version is indexed; the row is replaced by rowid
+        and ``index_revision`` is bumped.
+        """
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision'")
+        old = conn.execute("SELECT id FROM procedure_index WHERE name = ?", (name,)).fetchone()
+        if old is not None:
+            conn.execute("DELETE FROM procedures_fts WHERE rowid = ?", (old[0],))
+            conn.execute("DELETE FROM procedure_index WHERE id = ?", (old[0],))
         row = conn.execute(
             "SELECT json FROM procedures WHERE name = ? AND status != 'candidate' "
             "ORDER BY version DESC LIMIT 1",
@@ -311,6 +320,8 @@ class SQLiteStore:
         if row is None:
             return
         procedure = Procedure.model_validate_json(row[0])
+        if procedure.status != "active":
+            return
         ids = list(dict.fromkeys(procedure.lineage.traces))
         tasks = [
             r[0]
@@ -320,10 +331,9 @@ class SQLiteStore:
                 (json.dumps(ids),),
             )
         ]
-        conn.execute(
-            "INSERT INTO procedures_fts (name, status, body) VALUES (?, ?, ?)",
-            (name, procedure.status, index_text(procedure, tasks)),
-        )
+        rowid = conn.execute("INSERT INTO procedure_index (name) VALUES (?)", (name,)).lastrowid
+        conn.execute("INSERT INTO procedures_fts (rowid, body) VALUES (?, ?)",
+                     (rowid, index_text(procedure, tasks)))
 
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
         """One version of a procedure.
@@ -422,11 +432,25 @@ class SQLiteStore:
         if not match:
             return []
         rows = self._rows(
-            "SELECT name, bm25(procedures_fts) AS rank FROM procedures_fts "
-            "WHERE procedures_fts MATCH ? AND status != 'deprecated' ORDER BY rank LIMIT ?",
+            "SELECT i.name, f.rank FROM (SELECT rowid, bm25(procedures_fts) AS rank "
+            "FROM procedures_fts WHERE procedures_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
+            "JOIN procedure_index AS i ON i.id = f.rowid ORDER BY f.rank",
             (match, limit),
         )
         return [(r[0], -float(r[1])) for r in rows]
+
+    def index_documents(self) -> list[tuple[str, str]]:
+        """Every indexed ``(procedure name, document text)``, by name.
+
+        The documents are :func:`index_text` of each active current version.
+        """
+        return [(r[0], r[1]) for r in self._rows(
+            "SELECT i.name, f.body FROM procedure_index AS i "
+            "JOIN procedures_fts AS f ON f.rowid = i.id ORDER BY i.name")]
+
+    def index_revision(self) -> int:
+        """A number that grows whenever the search index changes (any connection)."""
+        return int(self._rows("SELECT value FROM meta WHERE key = 'index_revision'")[0][0])
 
     # --------------------------------------------------------------- executions
 

@@ -48,12 +48,23 @@ CREATE TABLE evidence (
 );
 CREATE INDEX evidence_by_execution ON evidence (execution_id, created_at, id);
 
--- One row per procedure name: the text of its current version (the highest
--- version whose status is not 'candidate'). status lets search skip names whose
--- current version is deprecated.
+-- The search index: one document per procedure name whose current version (the
+-- highest version whose status is not 'candidate') is active. procedure_index
+-- maps a name to the rowid of its procedures_fts row, so a row is replaced by
+-- rowid (FTS5 cannot look up an unindexed column without a scan).
+CREATE TABLE procedure_index (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE
+);
 CREATE VIRTUAL TABLE procedures_fts USING fts5 (
-    name UNINDEXED,
-    status UNINDEXED,
     body,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+
+-- Counters; index_revision grows whenever the search index changes, so caches
+-- above the store (in this process or another) know when to rebuild.
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('index_revision', 0);
