@@ -407,3 +407,16 @@ def test_search_sees_procedures_learned_by_another_connection(tmp_path: Path) ->
         name = hits[0].procedure.name
         writer.store.set_status(name, hits[0].procedure.version, "deprecated")
         assert reader.search("Cancel order #W7654321 because ordered by mistake.") == []
+
+
+def test_report_stores_evidence_and_rejects_bad_input(mem: Memory) -> None:
+    mem.learn(cancel_traces(3))
+    ex = mem.replay("cancel_pending_order", tools={"cancel_pending_order": dict},
+                    task="Cancel order #W7654321 because ordered by mistake.")
+    ev = mem.report(ex.id, reward=1.0, source="environment")
+    assert mem.store.list_evidence(ex.id) == [ev]
+    with pytest.raises(UsageError, match="reward"):
+        mem.report(ex.id, reward=1.5)
+    with pytest.raises(UsageError, match="source"):
+        mem.report(ex.id, reward=0.5, source="oracle")
+    assert mem.store.list_evidence(ex.id) == [ev]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .bind import Binding, bind_task
 from .bm25 import BM25Index
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
@@ -465,13 +467,21 @@ class Memory:
                note: str = "") -> Evidence:
         """Record evidence about an execution's outcome (reward in [0, 1]).
 
+        Learning from evidence (reliability, promotion) is a later issue; for now
+        evidence is stored and listed with the execution.
+
         Raises:
             NotFound: No such execution.
-            ValidationError: ``reward`` or ``source`` out of range.
+            UsageError: ``reward`` is outside [0, 1] or ``source`` is not one of
+                environment, test, user, agent.
         """
         self.store.get_execution(execution_id)
-        ev = Evidence(execution_id=execution_id, reward=reward, source=source,  # type: ignore[arg-type]
-                      note=note)
+        try:
+            ev = Evidence.model_validate({"execution_id": execution_id, "reward": reward,
+                                          "source": source, "note": note})
+        except ValidationError as err:
+            raise UsageError(f"bad evidence: {err.errors()[0]['msg']} "
+                             f"({'.'.join(map(str, err.errors()[0]['loc']))})") from err
         self.store.put_evidence(ev)
         return ev
 

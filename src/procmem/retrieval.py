@@ -3,7 +3,7 @@
 Three signals, each normalized to [0, 1] over the candidate set:
 
 * **keyword** — BM25 (Robertson & Zaragoza 2009, "The Probabilistic Relevance
-  Framework: BM25 and Beyond") from the store's full-text index over names,
+  Framework: BM25 and Beyond", see :mod:`procmem.bm25`) over names,
   descriptions, actions and demonstration tasks, divided by the best score.
 * **structure** — how well the procedure's learned extractors explain the task:
   ``fit`` (share of its params bound from the text, anchored ones counting
