@@ -126,6 +126,11 @@ class SQLiteStore:
             self._conn.execute("PRAGMA foreign_keys = ON")
             if self.location != ":memory:":
                 self._conn.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a commit survives a process crash (the WAL is
+                # written before COMMIT returns) and the file is never corrupted;
+                # only a power loss may undo the last commits (SQLite docs,
+                # "Write-Ahead Logging", section 3.3 "Performance Considerations").
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             apply_migrations(self._conn)
         except (sqlite3.Error, StoreError) as err:
             if self._conn is not None:
