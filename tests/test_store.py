@@ -600,3 +600,32 @@ def test_open_store_rejects_other_schemes(url: str, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError):
         open_store(url)
+
+
+class TestLearningRecords:
+    """Pins, verification records and explicit deletion (SQLite)."""
+
+    def test_pin_verification_and_delete(self, tmp_path: Path) -> None:
+        with SQLiteStore(tmp_path / "m.db") as store:
+            store.put_procedure(proc("flow", 1, "active", description="alpha"))
+            store.put_procedure(proc("flow", 2, "candidate", description="beta"))
+            assert store.is_pinned("flow") is False
+            store.set_pinned("flow", True)
+            assert store.is_pinned("flow") is True
+            store.set_pinned("flow", False)
+            assert store.is_pinned("flow") is False
+            with pytest.raises(NotFound):
+                store.set_pinned("nope", True)
+            assert store.get_verification("flow", 2) is None
+            store.put_verification("flow", 2, {"ok": True, "reproduced": ["t1"]})
+            store.put_verification("flow", 2, {"ok": False, "reproduced": []})
+            assert store.get_verification("flow", 2) == {"ok": False, "reproduced": []}
+            with pytest.raises(NotFound):
+                store.put_verification("flow", 9, {})
+            assert [n for n, _ in store.search_text("alpha")] == ["flow"]
+            assert store.delete_procedure("flow") is True
+            assert store.delete_procedure("flow") is False
+            with pytest.raises(NotFound):
+                store.get_procedure("flow")
+            assert store.search_text("alpha") == []
+            assert store.get_verification("flow", 2) is None

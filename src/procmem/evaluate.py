@@ -22,100 +22,17 @@ caller's memory.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .memory import Memory
-from .model import Execution, Need, Procedure, Trace, TraceStep
-from .template import references, resolve_pointer
+from .model import Execution, Trace
+from .recorded import Oracle, RecordedEnvironment
+from .template import resolve_pointer
 
 __all__ = ["EvalReport", "Oracle", "RecordedEnvironment", "evaluate", "split_holdout"]
-
-
-class RecordedEnvironment:
-    """Tools that answer from a recorded trace.
-
-    A call returns the recorded output of the first not yet used successful
-    recorded step with the same action and equal args; any other call raises
-    ``LookupError`` (a failed step run). ``calls`` lists every call made.
-    """
-
-    def __init__(self, trace: Trace) -> None:
-        self.recorded: list[TraceStep] = trace.successful_steps()
-        self.used: set[int] = set()
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def tool(self, action: str) -> Callable[..., Any]:
-        """The callable for one action name."""
-        def call(**args: Any) -> Any:
-            self.calls.append((action, args))
-            for i, step in enumerate(self.recorded):
-                if i not in self.used and step.action == action and step.args == args:
-                    self.used.add(i)
-                    return step.output
-            raise LookupError(f"no recorded {action} call with args {json.dumps(args)[:200]}")
-        return call
-
-    def tools(self, actions: Sequence[str]) -> dict[str, Callable[..., Any]]:
-        """Callables for every action in ``actions``."""
-        return {a: self.tool(a) for a in set(actions)}
-
-    def exact(self) -> bool:
-        """True when the calls made are exactly the recorded successful steps, in order."""
-        return self.calls == [(s.action, s.args) for s in self.recorded]
-
-
-class Oracle:
-    """A resolver that answers needs from a test trace.
-
-    Steps are aligned by the k-th occurrence of each action: the k-th
-    procedure step with action A reads the k-th successful trace step with
-    action A. A ``param`` need reads the first place the param is used.
-    Returns ``None`` (cannot answer) when the trace has no such value.
-    """
-
-    def __init__(self, trace: Trace, procedure: Procedure) -> None:
-        self.steps = trace.successful_steps()
-        self.procedure = procedure
-        self.supplied = 0
-
-    def _trace_step(self, step_id: str) -> TraceStep | None:
-        index = next((i for i, s in enumerate(self.procedure.steps) if s.id == step_id), None)
-        if index is None:
-            return None
-        action = self.procedure.steps[index].action
-        k = sum(1 for s in self.procedure.steps[:index] if s.action == action)
-        same = [s for s in self.steps if s.action == action]
-        return same[k] if k < len(same) else None
-
-    def _read(self, step_id: str, pointer: str) -> Any:
-        step = self._trace_step(step_id)
-        if step is None:
-            return None
-        try:
-            return resolve_pointer(step.args, pointer)
-        except KeyError:
-            return None
-
-    def __call__(self, need: Need) -> Any:
-        """Answer one need, or ``None``."""
-        value = None
-        if need.kind == "ask" and need.step_id and need.arg_path is not None:
-            value = self._read(need.step_id, need.arg_path)
-        elif need.kind == "param" and need.name:
-            for step in self.procedure.steps:
-                for path, node in references(step.args):
-                    if node.get("$param") == need.name:
-                        value = self._read(step.id, path)
-                        break
-                if value is not None:
-                    break
-        if value is not None:
-            self.supplied += 1
-        return value
 
 
 def _leaves(value: Any) -> int:

@@ -17,18 +17,19 @@ Invariants:
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from .bind import Binding, bind_task
 from .bm25 import BM25Index
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .induce import CorpusStats, group_traces, induce, procedure_name
-from .model import Evidence, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
+from .learning.promote import PromotionPolicy
+from .memory_learning import LearningMixin
+from .model import Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import adrive, check_tools, drive, replay_core
 from .retrieval import Candidate, rank
@@ -76,7 +77,7 @@ class LearnReport:
     skipped: int = 0
 
 
-class Memory:
+class Memory(LearningMixin):
     """Procedural memory backed by one store.
 
     Args:
@@ -84,6 +85,9 @@ class Memory:
             URL (``sqlite:///path``). Defaults to ``procmem.db`` in the current
             directory.
         store: Use this store object instead of opening ``location``.
+        policy: When candidates are promoted or demoted and procedures decay.
+        stats_window: Statistics use the last this many executions of a procedure.
+        seed: Seed of the random generator behind Thompson sampling (None: random).
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -91,8 +95,12 @@ class Memory:
     """
 
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
-                 store: Store | None = None) -> None:
+                 store: Store | None = None, policy: PromotionPolicy | None = None,
+                 stats_window: int = 500, seed: int | None = None) -> None:
         self.store: Store = store if store is not None else open_store(location)
+        self.policy = policy or PromotionPolicy()
+        self.stats_window = stats_window
+        self._rng = random.Random(seed)
         self._index: BM25Index | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}
@@ -343,7 +351,7 @@ class Memory:
         if isinstance(procedure, Procedure):
             proc = procedure
         else:
-            proc = self.store.get_procedure(procedure)
+            proc = self.choose_version(procedure)
         subs = self._subprocedures(proc)
         check_tools(proc, subs, tools)
         given = dict(params or {})
@@ -390,7 +398,9 @@ class Memory:
         with :meth:`resume`.
 
         Args:
-            procedure: A procedure or the name of one (current version).
+            procedure: A procedure, or the name of one: then the current version
+                runs, or a verified candidate competing with it, chosen by
+                Thompson sampling (:meth:`choose_version`).
             tools: Tool callables by action name, called as ``tool(**args)``.
             task: The new task's text, used to bind params.
             params: Param values by name (they win over values from ``task``).
@@ -462,28 +472,6 @@ class Memory:
                         offset: int = 0) -> list[Execution]:
         """Executions, newest first."""
         return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)
-
-    def report(self, execution_id: str, *, reward: float, source: str = "user",
-               note: str = "") -> Evidence:
-        """Record evidence about an execution's outcome (reward in [0, 1]).
-
-        Learning from evidence (reliability, promotion) is a later issue; for now
-        evidence is stored and listed with the execution.
-
-        Raises:
-            NotFound: No such execution.
-            UsageError: ``reward`` is outside [0, 1] or ``source`` is not one of
-                environment, test, user, agent.
-        """
-        self.store.get_execution(execution_id)
-        try:
-            ev = Evidence.model_validate({"execution_id": execution_id, "reward": reward,
-                                          "source": source, "note": note})
-        except ValidationError as err:
-            raise UsageError(f"bad evidence: {err.errors()[0]['msg']} "
-                             f"({'.'.join(map(str, err.errors()[0]['loc']))})") from err
-        self.store.put_evidence(ev)
-        return ev
 
 
 def _same_content(a: Procedure, b: Procedure) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 
@@ -83,6 +83,26 @@ class Store(Protocol):
         """A number that grows whenever the searchable documents change."""
         ...
 
+    def set_pinned(self, name: str, pinned: bool) -> None:
+        """Pin or unpin a procedure name (``NotFound`` if it has no version)."""
+        ...
+
+    def is_pinned(self, name: str) -> bool:
+        """True when ``name`` is pinned."""
+        ...
+
+    def put_verification(self, name: str, version: int, record: dict[str, Any]) -> None:
+        """Store (replace) one version's verification record (``NotFound`` if no such version)."""
+        ...
+
+    def get_verification(self, name: str, version: int) -> dict[str, Any] | None:
+        """One version's verification record, or ``None``."""
+        ...
+
+    def delete_procedure(self, name: str) -> bool:
+        """Delete every version of ``name`` (executions and evidence are kept)."""
+        ...
+
     # executions
     def put_execution(self, execution: Execution) -> None:
         """Upsert an execution's header (status, params, needs...), not its step runs."""
@@ -106,8 +126,9 @@ class Store(Protocol):
         """Append one evidence record."""
         ...
 
-    def list_evidence(self, execution_id: str | None = None) -> list[Evidence]:
-        """Evidence, oldest first, optionally for one execution."""
+    def list_evidence(self, execution_id: str | None = None, *,
+                      procedure: str | None = None) -> list[Evidence]:
+        """Evidence, oldest first, optionally for one execution or one procedure name."""
         ...
 
     def close(self) -> None:

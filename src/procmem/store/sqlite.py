@@ -457,6 +457,62 @@ class SQLiteStore:
         """A number that grows whenever the search index changes (any connection)."""
         return int(self._rows("SELECT value FROM meta WHERE key = 'index_revision'")[0][0])
 
+    def set_pinned(self, name: str, pinned: bool) -> None:
+        """Pin or unpin a procedure name (pinned ones are exempt from decay).
+
+        Raises:
+            NotFound: No version of ``name`` is stored.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM procedures WHERE name = ? LIMIT 1",
+                            (name,)).fetchone() is None:
+                raise NotFound("procedure", name)
+            conn.execute(
+                "INSERT INTO procedure_flags (name, pinned) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET pinned = excluded.pinned",
+                (name, int(pinned)),
+            )
+
+    def is_pinned(self, name: str) -> bool:
+        """True when ``name`` is pinned (unknown names are not)."""
+        rows = self._rows("SELECT pinned FROM procedure_flags WHERE name = ?", (name,))
+        return bool(rows and rows[0][0])
+
+    def put_verification(self, name: str, version: int, record: dict[str, Any]) -> None:
+        """Store (replace) the verification record of one version, a JSON object.
+
+        Raises:
+            NotFound: The version does not exist.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM procedures WHERE name = ? AND version = ?",
+                            (name, version)).fetchone() is None:
+                raise NotFound("procedure", f"{name}@{version}")
+            conn.execute(
+                "INSERT INTO verifications (name, version, json) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, version) DO UPDATE SET json = excluded.json",
+                (name, version, json.dumps(record, default=str)),
+            )
+
+    def get_verification(self, name: str, version: int) -> dict[str, Any] | None:
+        """The verification record of one version, or ``None``."""
+        rows = self._rows("SELECT json FROM verifications WHERE name = ? AND version = ?",
+                          (name, version))
+        return json.loads(rows[0][0]) if rows else None
+
+    def delete_procedure(self, name: str) -> bool:
+        """Delete every version of ``name`` with its flags, verifications and index row.
+
+        Executions and evidence are kept (they are the episodic record).
+        Returns True when something was deleted.
+        """
+        with self._write() as conn:
+            gone = conn.execute("DELETE FROM procedures WHERE name = ?", (name,)).rowcount
+            conn.execute("DELETE FROM procedure_flags WHERE name = ?", (name,))
+            conn.execute("DELETE FROM verifications WHERE name = ?", (name,))
+            self._reindex(conn, name)
+        return bool(gone)
+
     # --------------------------------------------------------------- executions
 
     def put_execution(self, execution: Execution) -> None:
@@ -546,11 +602,19 @@ class SQLiteStore:
                  _ts(evidence.created_at)),
             )
 
-    def list_evidence(self, execution_id: str | None = None) -> list[Evidence]:
-        """Evidence oldest first (``created_at``, then insertion), optionally for one execution."""
+    def list_evidence(self, execution_id: str | None = None, *,
+                      procedure: str | None = None) -> list[Evidence]:
+        """Evidence oldest first (``created_at``, then insertion).
+
+        Args:
+            execution_id: Only evidence about this execution.
+            procedure: Only evidence about executions of this procedure name.
+        """
         rows = self._rows(
-            "SELECT json FROM evidence WHERE (?1 IS NULL OR execution_id = ?1) "
-            "ORDER BY created_at, id",
-            (execution_id,),
+            "SELECT e.json FROM evidence AS e WHERE (?1 IS NULL OR e.execution_id = ?1) "
+            "AND (?2 IS NULL OR e.execution_id IN "
+            "(SELECT id FROM executions WHERE procedure = ?2)) "
+            "ORDER BY e.created_at, e.id",
+            (execution_id, procedure),
         )
         return [Evidence.model_validate_json(r[0]) for r in rows]

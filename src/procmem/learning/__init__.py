@@ -1,0 +1,1 @@
+"""Learning over time: statistics, candidates, verification, promotion."""

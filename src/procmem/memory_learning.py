@@ -1,0 +1,356 @@
+"""Learning over time, as methods of :class:`procmem.Memory` (a mixin).
+
+Evidence -> statistics -> candidates -> verification -> Thompson sampling ->
+promotion or demotion; decay; history, diff and rollback. The policies live in
+:mod:`procmem.learning`; this module only reads and writes the store.
+
+Invariants:
+    * A candidate is stored only after it reproduced every recorded run it
+      claims to cover (its verification record is stored with it), so an
+      unverified change never competes and is never promoted.
+    * Versions are immutable: promotion and demotion change statuses; a
+      rollback stores a new version whose content equals the earlier one.
+    * Nothing is deleted except by :meth:`LearningMixin.delete_procedure`.
+    * Statistics use the last ``stats_window`` executions of a procedure name.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import NotFound, UsageError
+from .learning.candidates import Candidate, diff, factor, merge, prune, repair
+from .learning.promote import PromotionPolicy, choose, decide, should_decay
+from .learning.stats import EXTERNAL_SOURCES, VersionStats, version_stats
+from .learning.verify import Verification, verify
+from .model import Evidence, Execution, Lineage, Procedure, Trace
+from .store.base import Store
+
+__all__ = ["LearningMixin", "OptimizeReport"]
+
+
+@dataclass
+class OptimizeReport:
+    """What :meth:`LearningMixin.optimize` did.
+
+    ``created``: ``{"name", "version", "kind", "reason", "reproduced"}`` per stored
+    candidate; ``rejected``: ``{"name", "kind", "reason", "why"}`` per candidate
+    that failed verification (not stored); ``extra``: sub-procedures created.
+    """
+
+    created: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+
+class LearningMixin:
+    """Evidence, statistics, optimization and version history for :class:`Memory`."""
+
+    store: Store
+    policy: PromotionPolicy
+    stats_window: int
+    _rng: random.Random
+
+    # ------------------------------------------------------------ evidence
+
+    def report(self, execution_id: str, *, reward: float, source: str = "user",
+               note: str = "") -> Evidence:
+        """Record evidence about an execution's outcome, then review its procedure.
+
+        Reliability moves on evidence from outside the agent (``environment``,
+        ``test``, ``user``); ``agent`` evidence is stored and can only lower it
+        (see :mod:`procmem.learning.stats`). A candidate competing with the
+        active version may be promoted or demoted by this report.
+
+        Args:
+            execution_id: The execution the evidence is about.
+            reward: Task success in [0, 1].
+            source: ``environment``, ``test``, ``user`` or ``agent``.
+            note: Free text.
+
+        Raises:
+            NotFound: No such execution.
+            UsageError: ``reward`` or ``source`` is out of range.
+        """
+        ex = self.store.get_execution(execution_id)
+        try:
+            ev = Evidence.model_validate({"execution_id": execution_id, "reward": reward,
+                                          "source": source, "note": note})
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise UsageError(f"bad evidence: {first['msg']} "
+                             f"({'.'.join(map(str, first['loc']))})") from err
+        self.store.put_evidence(ev)
+        if ev.source in EXTERNAL_SOURCES or ev.reward < 1:
+            self.review(ex.procedure)
+        return ev
+
+    # ----------------------------------------------------------- statistics
+
+    def _runs(self, name: str) -> tuple[list[Execution], list[Evidence]]:
+        executions = self.store.list_executions(procedure=name, limit=self.stats_window)
+        return executions, self.store.list_evidence(procedure=name)
+
+    def version_stats(self, name: str, version: int | None = None) -> VersionStats:
+        """Statistics of one version (the current one by default).
+
+        Raises:
+            NotFound: No such procedure or version.
+        """
+        proc = self.store.get_procedure(name, version)
+        executions, evidence = self._runs(name)
+        return version_stats(proc, executions, evidence, pinned=self.store.is_pinned(name),
+                             unused_days=self.policy.unused_days)
+
+    def stats(self, name: str | None = None) -> list[VersionStats]:
+        """Statistics of every version of ``name``, or of every current procedure.
+
+        Raises:
+            NotFound: ``name`` has no version.
+        """
+        if name is not None:
+            executions, evidence = self._runs(name)
+            pinned = self.store.is_pinned(name)
+            return [version_stats(p, executions, evidence, pinned=pinned,
+                                  unused_days=self.policy.unused_days)
+                    for p in self.store.list_versions(name)]
+        out = []
+        for proc in self.store.list_procedures(limit=100_000):
+            executions, evidence = self._runs(proc.name)
+            out.append(version_stats(proc, executions, evidence,
+                                     pinned=self.store.is_pinned(proc.name),
+                                     unused_days=self.policy.unused_days))
+        return out
+
+    # ------------------------------------------------- competition and review
+
+    def _competitors(self, name: str) -> tuple[Procedure, list[Procedure]]:
+        active = self.store.get_procedure(name)
+        cands = []
+        for p in self.store.list_versions(name):
+            if p.status == "candidate" and p.version > active.version:
+                record = self.store.get_verification(name, p.version)
+                if record and record.get("ok"):
+                    cands.append(p)
+        return active, cands
+
+    def choose_version(self, name: str) -> Procedure:
+        """The version a replay of ``name`` runs: the current one, or a verified
+        candidate chosen by Thompson sampling (:func:`procmem.learning.promote.choose`).
+
+        Raises:
+            NotFound: No such procedure.
+        """
+        active, cands = self._competitors(name)
+        if not cands:
+            return active
+        executions, evidence = self._runs(name)
+        stats = {p.version: version_stats(p, executions, evidence) for p in [active, *cands]}
+        picked = choose(stats[active.version], [stats[c.version] for c in cands], self._rng)
+        return next(p for p in [active, *cands] if p.version == picked.version)
+
+    def review(self, name: str) -> list[dict[str, Any]]:
+        """Promote or demote the verified candidates of ``name`` from their posteriors.
+
+        Returns:
+            ``{"name", "version", "decision"}`` for every change made.
+        """
+        try:
+            active, cands = self._competitors(name)
+        except NotFound:
+            return []
+        if not cands:
+            return []
+        executions, evidence = self._runs(name)
+        a_stats = version_stats(active, executions, evidence)
+        changes = []
+        for cand in cands:
+            decision = decide(a_stats, version_stats(cand, executions, evidence), self.policy)
+            if decision == "promote":
+                self.store.set_status(name, cand.version, "active")
+                self.store.set_status(name, active.version, "deprecated")
+            elif decision == "demote":
+                self.store.set_status(name, cand.version, "deprecated")
+            if decision:
+                changes.append({"name": name, "version": cand.version, "decision": decision})
+                if decision == "promote":
+                    break
+        return changes
+
+    def decay(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Deprecate active procedures that are unused or unreliable (pinned ones are exempt).
+
+        Deprecated procedures leave search; nothing is deleted.
+
+        Returns:
+            ``{"name", "version", "why"}`` per deprecated procedure.
+        """
+        out = []
+        for proc in self.store.list_procedures(status="active", limit=100_000):
+            executions, evidence = self._runs(proc.name)
+            st = version_stats(proc, executions, evidence, pinned=self.store.is_pinned(proc.name),
+                               unused_days=self.policy.unused_days, now=now)
+            why = should_decay(st, self.policy)
+            if why:
+                self.store.set_status(proc.name, proc.version, "deprecated")
+                out.append({"name": proc.name, "version": proc.version, "why": why})
+        return out
+
+    # -------------------------------------------------------------- optimize
+
+    def _traces(self) -> list[Trace]:
+        out: list[Trace] = []
+        while True:
+            page = self.store.list_traces(limit=1000, offset=len(out))
+            out.extend(page)
+            if len(page) < 1000:
+                return out
+
+    def optimize(self, name: str | None = None) -> OptimizeReport:
+        """Propose, verify and store candidate versions (repair, prune, merge, factor).
+
+        Each candidate is replayed against recorded environments built from
+        the runs it claims to cover (no side effects); only the ones that
+        reproduce all of them are stored, as status ``candidate`` with their
+        verification record. They then compete with the active version
+        (:meth:`choose_version`) until :meth:`review` promotes or demotes them.
+
+        Args:
+            name: Only this procedure (merge and factor look at all procedures).
+
+        Returns:
+            An :class:`OptimizeReport`.
+        """
+        procs = self.store.list_procedures(status="active", limit=100_000)
+        scope = [p for p in procs if name is None or p.name == name]
+        traces = self._traces()
+        demos = {t.id: t for t in traces}
+        recoveries = {str(t.metadata["recovers"]): t for t in traces
+                      if isinstance(t.metadata.get("recovers"), str)}
+        cands: list[Candidate] = []
+        reliability: dict[str, float] = {}
+        for proc in scope:
+            executions, evidence = self._runs(proc.name)
+            mine = [e for e in executions if e.version == proc.version and e.parent_id is None]
+            reliability[proc.name] = version_stats(proc, executions, evidence).reliability
+            for ex in mine:
+                if ex.status in ("failed", "paused") and ex.id in recoveries:
+                    c = repair(proc, ex, recoveries[ex.id])
+                    if c is not None:
+                        cands.append(c)
+            ok_ids = _succeeded_by_evidence(mine, evidence)
+            cands.extend(prune(proc, mine, ok_ids))
+        for proc in procs:
+            reliability.setdefault(proc.name, 0.5)
+        cands.extend(c for c in merge(procs, reliability, demos)
+                     if name is None or c.procedure.name == name)
+        cands.extend(c for c in factor(procs, demos)
+                     if name is None or c.procedure.name == name)
+        return self._store_candidates(cands, {p.name: p for p in procs})
+
+    def _store_candidates(self, cands: list[Candidate], current: dict[str, Procedure]
+                          ) -> OptimizeReport:
+        report = OptimizeReport()
+        for cand in cands:
+            versions = self.store.list_versions(cand.procedure.name)
+            if any(_same_steps(v, cand.procedure) for v in versions):
+                continue  # proposed (or tried) before
+            procedures = {**current, **{p.name: p for p in cand.extra}}
+            result: Verification = verify(cand.procedure, cand.covers, procedures)
+            row = {"name": cand.procedure.name, "kind": cand.kind, "reason": cand.reason}
+            if not result.ok:
+                why = "; ".join(f"{k}: {v}" for k, v in list(result.failed.items())[:3])
+                report.rejected.append({**row, "why": why or "covers no recorded run"})
+                continue
+            for extra in cand.extra:
+                if self.store.put_procedure(extra.model_copy(update={"status": "active"})):
+                    report.extra.append(extra.name)
+            version = max(v.version for v in versions) + 1
+            lineage = Lineage(traces=cand.procedure.lineage.traces,
+                              parent_version=cand.procedure.lineage.parent_version,
+                              reason=f"{cand.kind}: {cand.reason}")
+            stored = cand.procedure.model_copy(update={"version": version, "status": "candidate",
+                                                       "lineage": lineage})
+            self.store.put_procedure(stored)
+            record = result.model_dump(mode="json")
+            record.update(version=version, kind=cand.kind, diff=cand.diff)
+            self.store.put_verification(stored.name, version, record)
+            report.created.append({**row, "version": version, "reproduced": result.reproduced})
+        return report
+
+    # --------------------------------------------------------------- history
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, oldest first, with status, reason, stats and verification.
+
+        Raises:
+            NotFound: No such procedure.
+        """
+        executions, evidence = self._runs(name)
+        pinned = self.store.is_pinned(name)
+        current = self.store.get_procedure(name).version
+        out = []
+        for p in self.store.list_versions(name):
+            st = version_stats(p, executions, evidence, pinned=pinned)
+            out.append({
+                "version": p.version, "status": p.status, "current": p.version == current,
+                "created_at": p.created_at.isoformat(), "reason": p.lineage.reason,
+                "parent_version": p.lineage.parent_version, "steps": len(p.steps),
+                "runs": st.runs, "reliability": round(st.reliability, 4),
+                "verification": self.store.get_verification(name, p.version),
+            })
+        return out
+
+    def diff(self, name: str, v1: int, v2: int) -> list[str]:
+        """Human-readable differences from version ``v1`` to ``v2`` of ``name``.
+
+        Raises:
+            NotFound: A version does not exist.
+        """
+        return diff(self.store.get_procedure(name, v1), self.store.get_procedure(name, v2))
+
+    def rollback(self, name: str, version: int) -> Procedure:
+        """Make an earlier version current again, as a new version with its exact content.
+
+        Raises:
+            NotFound: The version does not exist.
+        """
+        old = self.store.get_procedure(name, version)
+        latest = max(p.version for p in self.store.list_versions(name))
+        restored = old.model_copy(update={
+            "version": latest + 1, "status": "active",
+            "lineage": Lineage(traces=old.lineage.traces, parent_version=version,
+                               reason=f"rollback to version {version}"),
+        })
+        self.store.put_procedure(restored)
+        return restored
+
+    def pin(self, name: str, pinned: bool = True) -> None:
+        """Pin (or unpin) ``name``: pinned procedures never decay. Raises ``NotFound``."""
+        self.store.set_pinned(name, pinned)
+
+    def delete_procedure(self, name: str) -> bool:
+        """Delete every version of ``name`` (executions and evidence are kept).
+
+        The only way procmem deletes a procedure; returns False if there was none.
+        """
+        return self.store.delete_procedure(name)
+
+
+def _succeeded_by_evidence(executions: list[Execution], evidence: list[Evidence]) -> set[str]:
+    rewards: dict[str, list[float]] = {}
+    for ev in evidence:
+        if ev.source in EXTERNAL_SOURCES:
+            rewards.setdefault(ev.execution_id, []).append(ev.reward)
+    return {e.id for e in executions
+            if e.id in rewards and sum(rewards[e.id]) / len(rewards[e.id]) >= 0.5}
+
+
+def _same_steps(a: Procedure, b: Procedure) -> bool:
+    return (a.model_dump(include={"steps", "params"}, by_alias=True)
+            == b.model_dump(include={"steps", "params"}, by_alias=True))
