@@ -204,7 +204,12 @@ def learn_extractor(
         all_pos.append(at)
     strs = [str(v) for v in values]
     positions = _choose_positions(all_pos, texts, [len(x) for x in strs])
-    pattern = _shape(sorted(set(strs) | set(shape_values or ())))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        pattern = r"-?\d+"  # a count or an amount, not an id: any length
+    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        pattern = r"-?\d+(?:\.\d+)?"
+    else:
+        pattern = _shape(sorted(set(strs) | set(shape_values or ())))
     before, after = _context(strs, texts, positions)
     pairs = [(str(v), t) for v, t in context_examples or () if locate(v, t) is not None]
     if pairs:

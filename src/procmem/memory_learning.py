@@ -258,8 +258,8 @@ class LearningMixin:
         report = OptimizeReport()
         for cand in cands:
             versions = self.store.list_versions(cand.procedure.name)
-            if any(_same_steps(v, cand.procedure) for v in versions):
-                continue  # proposed (or tried) before
+            if cand.kind != "merge" and any(_same_steps(v, cand.procedure) for v in versions):
+                continue  # proposed (or tried) before; a merge is new while its twins are active
             procedures = {**current, **{p.name: p for p in cand.extra}}
             result: Verification = verify(cand.procedure, cand.covers, procedures)
             row = {"name": cand.procedure.name, "kind": cand.kind, "reason": cand.reason}
@@ -274,14 +274,31 @@ class LearningMixin:
             lineage = Lineage(traces=cand.procedure.lineage.traces,
                               parent_version=cand.procedure.lineage.parent_version,
                               reason=f"{cand.kind}: {cand.reason}")
-            stored = cand.procedure.model_copy(update={"version": version, "status": "candidate",
-                                                       "lineage": lineage})
+            base = current.get(cand.procedure.name)
+            # A merge that keeps its base's steps behaves exactly as the base, whose
+            # evidence it inherits: it replaces the base (and its twins) at once.
+            at_once = cand.kind == "merge" and base is not None and _same_steps(base,
+                                                                                 cand.procedure)
+            stored = cand.procedure.model_copy(update={
+                "version": version, "status": "active" if at_once else "candidate",
+                "lineage": lineage})
             self.store.put_procedure(stored)
             record = result.model_dump(mode="json")
             record.update(version=version, kind=cand.kind, diff=cand.diff)
             self.store.put_verification(stored.name, version, record)
-            report.created.append({**row, "version": version, "reproduced": result.reproduced})
+            if at_once:
+                self._retire_merged(stored, current)
+            report.created.append({**row, "version": version, "reproduced": result.reproduced,
+                                   "status": stored.status})
         return report
+
+    def _retire_merged(self, merged: Procedure, current: dict[str, Procedure]) -> None:
+        """Deprecate the procedures a merge absorbed (same actions, demos all included)."""
+        covered = set(merged.lineage.traces)
+        for other in current.values():
+            if (other.name != merged.name and other.signature() == merged.signature()
+                    and other.lineage.traces and set(other.lineage.traces) <= covered):
+                self.store.set_status(other.name, other.version, "deprecated")
 
     # --------------------------------------------------------------- history
 
