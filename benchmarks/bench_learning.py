@@ -15,20 +15,19 @@ with the tracking number. The world drifts at fixed task indices:
 Every policy starts from the same 3 demonstrations (card + standard shipping),
 has its own ``Memory(":memory:")`` and world, and sees the same task stream:
 
-* **procmem**: replay the best search hit, report the world's verdict as
-  evidence (source ``environment``), let the scripted agent finish a failed or
-  paused replay while recording it as a recovery of that execution, call
-  ``optimize()`` every 25 tasks; version choice (Thompson sampling) and
-  promotion are procmem's. Learns the late demonstrations with ``learn()``.
-* **no learning**: replay the first learned procedure forever; the agent's
-  fallback is not recorded.
+* **procmem**: replay the top search hit by name (procmem picks the version:
+  Thompson sampling, promotion), report the world's verdict as evidence
+  (``environment``); on failure the scripted agent finishes the task, recorded
+  with ``metadata={"recovers": execution.id}``; ``optimize()`` every 25 tasks;
+  ``learn()`` on the late demonstrations.
+* **no learning**: replay the first learned procedure forever; fallback not recorded.
 * **Memp's rule** (Fang et al. 2025, "Memp: Exploring Agent Procedural
   Memory"): a procedure used 3+ times with a success rate below 50 % is deleted
-  (skipped in search from then on); with no usable procedure the agent does the
-  task from scratch and that trace is learned as a new procedure (``learn()``).
-  Learns the late demonstrations too. Reports no evidence (its own counters).
-* **best** (oracle): calls, without procmem, the variant with the highest true
-  success rate in the current phase (card+standard, then wallet+standard, then
+  (skipped in search); with no usable procedure the agent does the task from
+  scratch and that trace is learned (``learn()``), as are the late demos. It
+  reports no evidence and replays exactly the version it retrieved.
+* **best** (oracle): the agent doing the task from scratch with the tools that
+  are truly best in the current phase (card+standard, wallet+standard,
   wallet+express); it never peeks at a task's amount or shipping roll.
 
 Success = the world is right after the replay alone; "+rec" = right after the
@@ -269,9 +268,14 @@ class Procmem(Policy):
 
     def optimize(self, i: int) -> None:
         rep = self.mem.optimize()
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for c in getattr(rep, "created", []):
-            self.events.append(f"#{i} optimize: candidate {self.short(c['name'], c['version'])} "
-                               f"{c['kind']} ({c['reason']}), reproduced {len(c['reproduced'])}")
+            sig = self.short(c["name"], c["version"]).split("@")[0]
+            groups.setdefault((c["kind"], sig), []).append(c)
+        for (kind, sig), cs in groups.items():
+            vs = ",".join(str(c["version"]) for c in cs)
+            self.events.append(f"#{i} optimize: {len(cs)} {kind} candidate(s) {sig}@{vs} of "
+                               f"{abbreviate(cs[0]['name'])}: {cs[0]['reason']}")
         rejected = getattr(rep, "rejected", [])
         if rejected:
             kinds = Counter(r["kind"] for r in rejected)
@@ -377,11 +381,9 @@ def recovery(solved: list[bool], best: list[bool], start: int, end: int
 
 
 def print_api(mem: Memory) -> None:
-    have = [m for m in API if hasattr(mem, m)]
     missing = [m for m in API if not hasattr(mem, m)]
-    print(f"Memory API available: {', '.join(have) or '-'}")
-    print(f"not available yet: {', '.join(missing) or '-'}"
-          + ("  (procmem policy runs without optimize)" if "optimize" in missing else ""))
+    print(f"Memory API: {', '.join(m for m in API if hasattr(mem, m)) or '-'}; not available "
+          f"yet: {', '.join(missing) or '-'}")
 
 
 def print_windows(results: dict[str, list[Result]], best: list[Result]) -> None:
@@ -460,7 +462,10 @@ def print_stats(policy: Policy) -> None:
           "(steps@version), judged runs, reliability [5%, 95%], flags, step p50/p95 ms")
     for name in sorted({p.name for p in mem.list_procedures(limit=100)}):
         print(f"  {abbreviate(name)}")
-        for s in mem.stats(name):
+        versions = mem.stats(name)
+        if len(versions) > 6:
+            print(f"    ... {len(versions) - 6} earlier versions")
+        for s in versions[-6:]:
             steps = " ".join(f"{SHORT.get(st.action, '?')}:{st.p50_ms or 0:.2f}/"
                              f"{st.p95_ms or 0:.2f}" + ("*" if "slow" in st.flags else "")
                              for st in s.steps)

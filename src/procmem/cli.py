@@ -1,7 +1,10 @@
 """The ``procmem`` command line: a thin adapter over :class:`procmem.memory.Memory`.
 
 Commands: ``learn``, ``list``, ``show``, ``search``, ``replay``, ``resume``,
-``stats``, ``eval``, ``demo`` (``procmem --help``). Rendering lives in
+``eval``, ``demo`` (``procmem --help``), and the learning commands of
+:mod:`procmem.cli_learning` (``stats``, ``report``, ``optimize``, ``history``,
+``diff``, ``rollback``, ``pin``, ``unpin``, ``decay``, ``delete``), imported
+last so that they register on :data:`main`. Rendering lives in
 :mod:`procmem.cli_render`.
 
 Invariants:
@@ -212,15 +215,6 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
             "actions": list(hit.procedure.signature())}
 
 
-def stats_json(proc: Procedure) -> dict[str, Any]:
-    """The ``stats --json`` record of one procedure."""
-    last = proc.last_executed_at
-    return {"name": proc.name, "version": proc.version,
-            "execution_count": proc.execution_count, "success_rate": proc.success_rate,
-            "avg_duration_ms": proc.avg_duration_ms,
-            "last_executed_at": last.isoformat() if last else None}
-
-
 # ------------------------------------------------------------------ commands
 
 
@@ -377,20 +371,6 @@ def resume(ctx: click.Context, execution_id: str, tools_spec: str, answers: dict
     _show_execution(ctx, ex, tools_spec, as_json)
 
 
-@main.command()
-@click.argument("name", required=False)
-@json_option
-@click.pass_context
-def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
-    """Execution statistics of one procedure, or of all of them."""
-    mem = _memory(ctx)
-    procs = [mem.get_procedure(name)] if name else _all_procedures(mem)
-    if as_json:
-        _emit(stats_json(procs[0]) if name else [stats_json(p) for p in procs])
-        return
-    _out().print(render.stats_table(procs))
-
-
 @contextmanager
 def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
     if not enabled:
@@ -536,3 +516,6 @@ def demo(trace_id: str | None, as_json: bool) -> None:
             "execution": ex.model_dump(mode="json") if ex else None,
             "exact": exact, "figures": report.figures(), "seconds": seconds,
         })
+
+
+from . import cli_learning  # noqa: E402, F401  (registers the learning commands on main)

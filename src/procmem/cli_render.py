@@ -13,7 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -38,7 +38,6 @@ __all__ = [
     "procedures_table",
     "short",
     "source_text",
-    "stats_table",
     "task_panel",
     "template_text",
 ]
@@ -216,20 +215,6 @@ def procedure_view(proc: Procedure) -> RenderableType:
         f"{proc.last_executed_at.isoformat(timespec='seconds') if proc.last_executed_at else '—'}",
         style="dim"))
     return Group(*parts)
-
-
-def stats_table(procs: Iterable[Procedure]) -> Table:
-    """Execution statistics per procedure (current version)."""
-    table = Table(title="execution statistics", title_justify="left")
-    table.add_column("procedure", overflow="fold")
-    for col in ("version", "runs", "success rate", "avg duration"):
-        table.add_column(col, justify="right")
-    table.add_column("last executed (UTC)")
-    for p in procs:
-        last = p.last_executed_at.isoformat(timespec="seconds") if p.last_executed_at else "—"
-        table.add_row(Text(p.name, style="bold"), str(p.version), str(p.execution_count),
-                      _rate(p.success_rate), _ms(p.avg_duration_ms), last)
-    return table
 
 
 def learn_view(imported: Mapping[str, Any] | None, learned: Mapping[str, Any]) -> RenderableType:
