@@ -96,10 +96,17 @@ def test_step_statistics_and_flags() -> None:
 
 def test_a_step_that_grew_slow_against_its_own_history_is_flagged() -> None:
     proc = Procedure(name="p", steps=[Step(id="s1", action="a"), Step(id="s2", action="b")])
-    runs = [run(i, s2_ms=0.2 if i < 20 else 0.9) for i in range(30)]
+    runs = [run(i, s2_ms=2.0 if i < 20 else 9.0) for i in range(30)]
     for r in runs:  # s1 dominates, so only growth can flag s2
-        r.step_runs[0].duration_ms = 10.0
+        r.step_runs[0].duration_ms = 100.0
     assert "slow" in version_stats(proc, runs, []).steps[1].flags
+
+
+def test_sub_millisecond_steps_are_never_flagged_slow() -> None:
+    runs = [run(i, s2_ms=0.6) for i in range(30)]
+    for r in runs:
+        r.step_runs[0].duration_ms = 0.3
+    assert all("slow" not in s.flags for s in version_stats(PROC, runs, []).steps)
 
 
 def test_unused_and_unreliable_flags_and_decay() -> None:

@@ -201,3 +201,39 @@ def test_merge_candidate_for_a_near_duplicate(mem: Memory) -> None:
     assert mem.store.get_procedure(loser).status == "deprecated"
     assert [h.procedure.name for h in mem.search("Ship order #O9 paying 5 dollars.")] == [winner]
     assert mem.optimize().created == []
+
+
+def test_learning_ignores_recovery_traces_and_evolved_procedures(mem: Memory) -> None:
+    world = World()
+    world.drifted = True
+    fail_and_recover(mem, world, "#O2001", 150)
+    report = mem.learn()
+    assert report.created == [] and report.updated == []  # the recovery tail is no demo
+    mem.optimize(NAME)
+    mem.store.set_status(NAME, 2, "active")  # the repaired version is current
+    mem.add_traces([ship_trace(9, "#O1009", 30)])  # a new demo of the old way
+    report = mem.learn()
+    assert NAME in report.unchanged and report.created == []
+    assert mem.get_procedure(NAME).version == 2
+
+
+def test_a_demoted_candidate_leaves_the_active_version_current(mem: Memory) -> None:
+    world = World()
+    world.drifted = True
+    fail_and_recover(mem, world, "#O2001", 150)
+    mem.optimize(NAME)
+    cand = mem.store.get_procedure(NAME, 2)
+    base = mem.store.get_procedure(NAME, 1)
+    for i in range(12):  # the candidate keeps failing, the active keeps succeeding
+        ex = mem.replay(cand, tools={**world.tools(), "charge_wallet": _broken},
+                        task=f"Ship order #O8{i:03d} paying 50 dollars.")
+        mem.report(ex.id, reward=0.0, source="environment")
+        ex = mem.replay(base, tools=world.tools(), task=f"Ship order #O9{i:03d} paying 50 dollars.")
+        mem.report(ex.id, reward=1.0, source="environment")
+    assert mem.store.get_procedure(NAME, 2).status == "deprecated"
+    assert mem.get_procedure(NAME).version == 1
+    assert [h.procedure.name for h in mem.search("Ship order #O1 paying 5 dollars.")] == [NAME]
+
+
+def _broken(**_: Any) -> str:
+    raise RuntimeError("wallet down")

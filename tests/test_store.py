@@ -235,18 +235,26 @@ class StoreContract:
         assert store.get_procedure("mixed").version == 2
         assert store.get_procedure("mixed", 3).status == "candidate"
 
-        store.put_procedure(proc("old", 1, "active"))
+        store.put_procedure(proc("old", 1, "deprecated"))
         store.put_procedure(proc("old", 2, "deprecated"))
+        store.put_procedure(proc("old", 3, "candidate"))
         assert store.get_procedure("old").version == 2
 
+        store.put_procedure(proc("demoted", 1, "active"))
+        store.put_procedure(proc("demoted", 2, "deprecated"))  # a demoted candidate
+        assert store.get_procedure("demoted").version == 1  # the active one stays current
+
         current = {p.name: (p.version, p.status) for p in store.list_procedures()}
-        assert current == {"mixed": (2, "active"), "old": (2, "deprecated"),
-                           "only_candidates": (2, "candidate")}
-        assert [p.name for p in store.list_procedures()] == ["mixed", "old", "only_candidates"]
+        assert current == {"demoted": (1, "active"), "mixed": (2, "active"),
+                           "old": (2, "deprecated"), "only_candidates": (2, "candidate")}
+        store.set_status("demoted", 1, "deprecated")
+        assert store.get_procedure("demoted").version == 2
+        assert [p.name for p in store.list_procedures()] == [
+            "demoted", "mixed", "old", "only_candidates"]
         assert [p.name for p in store.list_procedures(status="active")] == ["mixed"]
-        assert [p.name for p in store.list_procedures(status="deprecated")] == ["old"]
+        assert [p.name for p in store.list_procedures(status="deprecated")] == ["demoted", "old"]
         assert [p.name for p in store.list_procedures(status="candidate")] == ["only_candidates"]
-        assert [p.name for p in store.list_procedures(limit=1, offset=1)] == ["old"]
+        assert [p.name for p in store.list_procedures(limit=1, offset=1)] == ["mixed"]
         with pytest.raises(UsageError):
             store.list_procedures(status="bogus")
 
@@ -329,8 +337,10 @@ class StoreContract:
         assert store.search_text("alpha") == []
         assert [n for n, _ in store.search_text("beta")] == ["flow"]
         store.set_status("flow", 2, "deprecated")
-        assert store.search_text("beta") == []  # current version deprecated: skipped
-        assert store.search_text("alpha") == []
+        assert store.search_text("beta") == []  # deprecated: out of the index
+        assert [n for n, _ in store.search_text("alpha")] == ["flow"]  # v1 is active again
+        store.set_status("flow", 1, "deprecated")
+        assert store.search_text("alpha") == []  # no active version: not searchable
         store.put_procedure(proc("drafts", 1, "candidate", description="gamma"))
         assert store.search_text("gamma") == []  # only candidates: not indexed
         assert [n for n, _ in store.search_text("words")] == []

@@ -53,11 +53,13 @@ def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
 
     Returns:
         Groups in order of first appearance; traces inside a group keep their
-        order. Failed traces and traces with no successful step are left out.
+        order. Failed traces, traces with no successful step, and recovery
+        traces (``metadata["recovers"]``: an agent finishing a task a replay
+        started, which is only the tail of a task) are left out.
     """
     groups: dict[tuple[str, ...], list[Trace]] = {}
     for t in traces:
-        if t.outcome == "failure":
+        if t.outcome == "failure" or "recovers" in t.metadata:
             continue
         sig = t.signature()
         if sig:

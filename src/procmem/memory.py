@@ -8,7 +8,8 @@ Invariants:
       neither prints nor reads settings either (adapters do).
     * Learning is deterministic and idempotent: re-running :meth:`learn` on the
       same traces stores nothing new; a group whose traces changed gets a new
-      version (the old one stays, immutable).
+      version (the old one stays, immutable), unless the procedure has evolved
+      since (its current version does other actions, e.g. after a repair).
     * Every step run of a replay is committed as soon as it finishes.
     * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
       stored executions when a procedure is read; they are never stored.
@@ -101,6 +102,7 @@ class Memory(LearningMixin):
         self.policy = policy or PromotionPolicy()
         self.stats_window = stats_window
         self._rng = random.Random(seed)
+        self._rejected: set[str] = set()
         self._index: BM25Index | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}
@@ -200,9 +202,12 @@ class Memory(LearningMixin):
         sig = group[0].signature()
         name = procedure_name(sig)
         versions = self._versions(name)
-        if versions and versions[-1].signature() != sig:
-            name = f"{name}-{len(sig)}"
+        if versions and all(v.signature() != sig for v in versions):
+            name = f"{name}-{len(sig)}"  # the name is taken by other actions
             versions = self._versions(name)
+        if versions and self.store.get_procedure(name).signature() != sig:
+            report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
+            return
         ids = [t.id for t in group]
         if versions and any(v.lineage.traces == ids for v in versions):
             report.unchanged.append(name)

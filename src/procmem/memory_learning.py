@@ -11,11 +11,14 @@ Invariants:
     * Versions are immutable: promotion and demotion change statuses; a
       rollback stores a new version whose content equals the earlier one.
     * Nothing is deleted except by :meth:`LearningMixin.delete_procedure`.
-    * Statistics use the last ``stats_window`` executions of a procedure name.
+    * Statistics shown use the last ``stats_window`` executions of a procedure
+      name; decisions (Thompson sampling, promotion) use the last
+      ``policy.window``, so that old successes do not hide a change in the world.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +58,7 @@ class LearningMixin:
     policy: PromotionPolicy
     stats_window: int
     _rng: random.Random
+    _rejected: set[str]
 
     # ------------------------------------------------------------ evidence
 
@@ -92,9 +96,13 @@ class LearningMixin:
 
     # ----------------------------------------------------------- statistics
 
-    def _runs(self, name: str) -> tuple[list[Execution], list[Evidence]]:
-        executions = self.store.list_executions(procedure=name, limit=self.stats_window)
-        return executions, self.store.list_evidence(procedure=name)
+    def _runs(self, name: str, window: int | None = None
+              ) -> tuple[list[Execution], list[Evidence]]:
+        executions = self.store.list_executions(procedure=name,
+                                                limit=window or self.stats_window)
+        ids = {e.id for e in executions}
+        evidence = [e for e in self.store.list_evidence(procedure=name) if e.execution_id in ids]
+        return executions, evidence
 
     def version_stats(self, name: str, version: int | None = None) -> VersionStats:
         """Statistics of one version (the current one by default).
@@ -149,7 +157,7 @@ class LearningMixin:
         active, cands = self._competitors(name)
         if not cands:
             return active
-        executions, evidence = self._runs(name)
+        executions, evidence = self._runs(name, self.policy.window)
         stats = {p.version: version_stats(p, executions, evidence) for p in [active, *cands]}
         picked = choose(stats[active.version], [stats[c.version] for c in cands], self._rng)
         return next(p for p in [active, *cands] if p.version == picked.version)
@@ -166,7 +174,7 @@ class LearningMixin:
             return []
         if not cands:
             return []
-        executions, evidence = self._runs(name)
+        executions, evidence = self._runs(name, self.policy.window)
         a_stats = version_stats(active, executions, evidence)
         changes = []
         for cand in cands:
@@ -197,7 +205,9 @@ class LearningMixin:
                                unused_days=self.policy.unused_days, now=now)
             why = should_decay(st, self.policy)
             if why:
-                self.store.set_status(proc.name, proc.version, "deprecated")
+                for v in self.store.list_versions(proc.name):
+                    if v.status == "active":
+                        self.store.set_status(proc.name, v.version, "deprecated")
                 out.append({"name": proc.name, "version": proc.version, "why": why})
         return out
 
@@ -260,10 +270,18 @@ class LearningMixin:
             versions = self.store.list_versions(cand.procedure.name)
             if cand.kind != "merge" and any(_same_steps(v, cand.procedure) for v in versions):
                 continue  # proposed (or tried) before; a merge is new while its twins are active
+            if cand.kind == "repair" and any(
+                    v.status == "candidate" and v.signature() == cand.procedure.signature()
+                    for v in versions):
+                continue  # a repair doing the same is already competing: let evidence decide
+            fingerprint = _fingerprint(cand)
+            if fingerprint in self._rejected:
+                continue  # failed verification before (this process)
             procedures = {**current, **{p.name: p for p in cand.extra}}
             result: Verification = verify(cand.procedure, cand.covers, procedures)
             row = {"name": cand.procedure.name, "kind": cand.kind, "reason": cand.reason}
             if not result.ok:
+                self._rejected.add(fingerprint)
                 why = "; ".join(f"{k}: {v}" for k, v in list(result.failed.items())[:3])
                 report.rejected.append({**row, "why": why or "covers no recorded run"})
                 continue
@@ -334,6 +352,8 @@ class LearningMixin:
     def rollback(self, name: str, version: int) -> Procedure:
         """Make an earlier version current again, as a new version with its exact content.
 
+        Other active versions of ``name`` are deprecated (kept, not deleted).
+
         Raises:
             NotFound: The version does not exist.
         """
@@ -345,6 +365,9 @@ class LearningMixin:
                                reason=f"rollback to version {version}"),
         })
         self.store.put_procedure(restored)
+        for v in self.store.list_versions(name):
+            if v.status == "active" and v.version != restored.version:
+                self.store.set_status(name, v.version, "deprecated")
         return restored
 
     def pin(self, name: str, pinned: bool = True) -> None:
@@ -366,6 +389,13 @@ def _succeeded_by_evidence(executions: list[Execution], evidence: list[Evidence]
             rewards.setdefault(ev.execution_id, []).append(ev.reward)
     return {e.id for e in executions
             if e.id in rewards and sum(rewards[e.id]) / len(rewards[e.id]) >= 0.5}
+
+
+def _fingerprint(cand: Candidate) -> str:
+    """What makes two candidates the same proposal: kind, name, content, covered runs."""
+    body = cand.procedure.model_dump(mode="json", by_alias=True,
+                                     include={"name", "params", "steps"})
+    return json.dumps([cand.kind, body, sorted(t.id for t in cand.covers)], sort_keys=True)
 
 
 def _same_steps(a: Procedure, b: Procedure) -> bool:

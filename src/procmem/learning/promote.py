@@ -32,12 +32,16 @@ class PromotionPolicy:
         min_runs: Judged runs (by evidence) of the candidate before deciding.
         unused_days: Days without a run after which a procedure decays.
         min_judged: Judged runs before "unreliable" can deprecate a procedure.
+        window: Decisions (Thompson sampling, promotion) use the posterior of
+            the last ``window`` executions of a procedure name, so that old
+            successes do not hide a change in the world.
     """
 
     threshold: float = 0.95
     min_runs: int = 10
     unused_days: float = 30.0
     min_judged: int = 5
+    window: int = 100
 
 
 def choose(active: VersionStats, candidates: list[VersionStats], rng: random.Random

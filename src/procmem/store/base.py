@@ -52,7 +52,11 @@ class Store(Protocol):
         ...
 
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
-        """One version (the highest non-candidate when ``version`` is None), or ``NotFound``."""
+        """One version, or ``NotFound``.
+
+        With ``version`` None, the current version: the highest ``active`` one,
+        else the highest ``deprecated``, else the highest ``candidate``.
+        """
         ...
 
     def list_procedures(self, *, status: str | None = None, limit: int = 100,

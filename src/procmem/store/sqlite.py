@@ -16,8 +16,10 @@ Invariants:
     * The schema comes from numbered migrations (``migrations/NNNN_*.sql``), each
       applied in one transaction and recorded in ``schema_migrations``; opening a
       database applies only the ones it lacks.
+    * The current version of a name is its highest ``active`` version, else its
+      highest ``deprecated`` one, else its highest ``candidate``.
     * ``procedures_fts`` holds one row per procedure name whose current version
-      (the highest version whose status is not ``candidate``) is active:
+      is active:
       :func:`index_text` of that version. ``procedure_index`` maps the name to
       the row's rowid. The row is rebuilt for a name whenever one of its versions
       is put or changes status, and ``meta.index_revision`` is bumped then.
@@ -48,8 +50,9 @@ __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 _STATUSES = ("candidate", "active", "deprecated")
 _BUSY_TIMEOUT_MS = 5000
 
-# The current version of each name: the highest non-candidate, else the highest candidate.
-_CURRENT_ORDER = "(status != 'candidate') DESC, version DESC"
+# The current version of each name: the highest active one, else the highest
+# deprecated one, else the highest candidate.
+_CURRENT_ORDER = ("(status = 'active') DESC, (status = 'deprecated') DESC, version DESC")
 
 
 def _ts(moment: datetime) -> str:
@@ -307,7 +310,7 @@ class SQLiteStore:
         return True
 
     def _reindex(self, conn: sqlite3.Connection, name: str) -> None:
-        """Rebuild the search document of ``name`` from its highest non-candidate version.
+        """Rebuild the search document of ``name`` from its current version.
 
         Only an active current version is indexed; the row is replaced by rowid
         and ``index_revision`` is bumped.
@@ -318,8 +321,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM procedures_fts WHERE rowid = ?", (old[0],))
             conn.execute("DELETE FROM procedure_index WHERE id = ?", (old[0],))
         row = conn.execute(
-            "SELECT json FROM procedures WHERE name = ? AND status != 'candidate' "
-            "ORDER BY version DESC LIMIT 1",
+            f"SELECT json FROM procedures WHERE name = ? ORDER BY {_CURRENT_ORDER} LIMIT 1",
             (name,),
         ).fetchone()
         if row is None:
@@ -346,7 +348,7 @@ class SQLiteStore:
         Args:
             name: The procedure's name.
             version: A version number, or None for the current version: the
-                highest whose status is not ``candidate``, else the highest candidate.
+                highest active, else the highest deprecated, else the highest candidate.
 
         Raises:
             NotFound: No such procedure, or no such version.

@@ -49,7 +49,7 @@ CREATE TABLE evidence (
 CREATE INDEX evidence_by_execution ON evidence (execution_id, created_at, id);
 
 -- The search index: one document per procedure name whose current version (the
--- highest version whose status is not 'candidate') is active. procedure_index
+-- highest active version, else the highest deprecated, else candidate) is active. procedure_index
 -- maps a name to the rowid of its procedures_fts row, so a row is replaced by
 -- rowid (FTS5 cannot look up an unindexed column without a scan).
 CREATE TABLE procedure_index (
