@@ -17,7 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from .errors import CycleError, InvalidProcedure, InvalidTemplate, NotFound, ParamError, UnknownTool
@@ -32,6 +32,7 @@ __all__ = [
     "evaluate",
     "first_failure",
     "json_type",
+    "procedure_tree",
     "type_matches",
 ]
 
@@ -194,6 +195,25 @@ def check_tools(
         UnknownTool: An action has no entry in ``tools`` (message lists the registry).
         NotFound: A sub-procedure is missing from ``procedures``.
     """
+    for proc in procedure_tree(procedure, procedures, missing="raise"):
+        for step in proc.steps:
+            if step.subprocedure is None and step.action not in tools:
+                raise UnknownTool(step.action, list(tools))
+
+
+def procedure_tree(procedure: Procedure, procedures: Mapping[str, Procedure], *,
+                   missing: str = "skip") -> Iterator[Procedure]:
+    """``procedure`` and every sub-procedure it reaches, once each, depth first.
+
+    Args:
+        procedure: The root.
+        procedures: Sub-procedures by name.
+        missing: ``"skip"`` leaves out a ``procedure:NAME`` step whose NAME is
+            not in ``procedures``; ``"raise"`` raises ``NotFound`` for it.
+
+    Raises:
+        NotFound: A sub-procedure is missing and ``missing`` is ``"raise"``.
+    """
     seen: set[str] = set()
     stack = [procedure]
     while stack:
@@ -201,14 +221,14 @@ def check_tools(
         if proc.name in seen:
             continue
         seen.add(proc.name)
+        yield proc
         for step in proc.steps:
             name = step.subprocedure
             if name is None:
-                if step.action not in tools:
-                    raise UnknownTool(step.action, list(tools))
-            elif name in procedures:
+                continue
+            if name in procedures:
                 stack.append(procedures[name])
-            else:
+            elif missing == "raise":
                 raise NotFound("procedure", name)
 
 

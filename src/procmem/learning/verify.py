@@ -31,13 +31,14 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..bind import bind_task
+from ..checks import procedure_tree
 from ..drivers import Core, Event, Sleep
 from ..errors import ProcmemError
 from ..model import Execution, Need, Procedure, Step, Trace, utcnow
@@ -189,30 +190,12 @@ def _without_sleep(core: Core) -> Core:
 # ------------------------------------------------------------ procedure tree
 
 
-def _tree(
-    procedure: Procedure, procedures: Mapping[str, Procedure]
-) -> Iterator[Procedure]:
-    """``procedure`` and every sub-procedure it reaches, once each (missing ones left out)."""
-    seen: set[str] = set()
-    stack = [procedure]
-    while stack:
-        proc = stack.pop()
-        if proc.name in seen:
-            continue
-        seen.add(proc.name)
-        yield proc
-        for step in proc.steps:
-            name = step.subprocedure
-            if name is not None and name in procedures:
-                stack.append(procedures[name])
-
-
 def _tree_actions(procedure: Procedure, procedures: Mapping[str, Procedure]) -> list[str]:
     """The sorted union of tool actions in the sub-procedure tree."""
     return sorted(
         {
             s.action
-            for p in _tree(procedure, procedures)
+            for p in procedure_tree(procedure, procedures)
             for s in p.steps
             if s.subprocedure is None
         }

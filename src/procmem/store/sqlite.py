@@ -36,18 +36,17 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import Conflict, NotFound, StoreError, StoreUnavailable, UsageError
+from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
+from .common import check_page, check_status, timestamp, trace_content, version_content
 from .migrate import Migration, apply_migrations, load_migrations
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
 
-_STATUSES = ("candidate", "active", "deprecated")
 _BUSY_TIMEOUT_MS = 5000
 
 # The current version of each name: the highest active one, else the highest
@@ -55,43 +54,11 @@ _BUSY_TIMEOUT_MS = 5000
 _CURRENT_ORDER = ("(status = 'active') DESC, (status = 'deprecated') DESC, version DESC")
 
 
-def _ts(moment: datetime) -> str:
-    """Fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffff``): text order is time order.
-
-    Naive datetimes are taken as UTC.
-    """
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds")
-
-
-def _trace_content(trace: Trace) -> dict[str, Any]:
-    """What makes two traces with one id the same trace (``created_at`` aside)."""
-    return trace.model_dump(mode="json", by_alias=True, exclude={"created_at"})
-
-
-def _version_content(procedure: Procedure) -> dict[str, Any]:
-    """A version's immutable content: :meth:`Procedure.content` without ``status``."""
-    content = procedure.content()
-    content.pop("status", None)
-    return content
-
-
 def _fts_query(query: str) -> str:
     """Plain words -> an FTS5 query that ORs quoted terms; ``""`` when there are none."""
     tokens = re.findall(r"\w+", query.lower())
     words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
-def _check_page(limit: int, offset: int = 0) -> None:
-    if limit < 0 or offset < 0:
-        raise UsageError(f"limit and offset must be >= 0 (got limit={limit}, offset={offset})")
-
-
-def _check_status(status: str) -> None:
-    if status not in _STATUSES:
-        raise UsageError(f"status must be one of {', '.join(_STATUSES)} (got {status!r})")
 
 
 # ----------------------------------------------------------------------------- store
@@ -237,14 +204,14 @@ class SQLiteStore:
             for trace in traces:
                 row = conn.execute("SELECT json FROM traces WHERE id = ?", (trace.id,)).fetchone()
                 if row is not None:
-                    if _trace_content(Trace.model_validate_json(row[0])) != _trace_content(trace):
+                    if trace_content(Trace.model_validate_json(row[0])) != trace_content(trace):
                         raise Conflict("trace", trace.id, "already stored with different content")
                     continue
                 conn.execute(
                     "INSERT INTO traces (id, json, task, seq, created_at) VALUES "
                     "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM traces), ?)",
                     (trace.id, trace.model_dump_json(by_alias=True), trace.task,
-                     _ts(trace.created_at)),
+                     timestamp(trace.created_at)),
                 )
                 new += 1
         return new
@@ -266,7 +233,7 @@ class SQLiteStore:
         Raises:
             UsageError: ``limit`` or ``offset`` is negative.
         """
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = self._rows("SELECT json FROM traces ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
         return [Trace.model_validate_json(r[0]) for r in rows]
 
@@ -296,7 +263,7 @@ class SQLiteStore:
             ).fetchone()
             if row is not None:
                 stored = Procedure.model_validate_json(row[0])
-                if _version_content(stored) != _version_content(procedure):
+                if version_content(stored) != version_content(procedure):
                     raise Conflict("procedure", procedure.key,
                                    "version already stored with different content")
                 return False
@@ -304,7 +271,7 @@ class SQLiteStore:
                 "INSERT INTO procedures (name, version, status, json, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (procedure.name, procedure.version, procedure.status,
-                 procedure.model_dump_json(by_alias=True), _ts(procedure.created_at)),
+                 procedure.model_dump_json(by_alias=True), timestamp(procedure.created_at)),
             )
             self._reindex(conn, procedure.name)
         return True
@@ -373,9 +340,9 @@ class SQLiteStore:
         Raises:
             UsageError: Unknown ``status``, or a negative ``limit``/``offset``.
         """
-        _check_page(limit, offset)
+        check_page(limit, offset)
         if status is not None:
-            _check_status(status)
+            check_status(status)
         rows = self._rows(
             "SELECT json FROM (SELECT name, status, json, ROW_NUMBER() OVER "
             f"(PARTITION BY name ORDER BY {_CURRENT_ORDER}) AS rank FROM procedures) "
@@ -402,7 +369,7 @@ class SQLiteStore:
             UsageError: ``status`` is not candidate, active or deprecated.
             NotFound: The version does not exist.
         """
-        _check_status(status)
+        check_status(status)
         with self._write() as conn:
             row = conn.execute(
                 "SELECT json FROM procedures WHERE name = ? AND version = ?", (name, version)
@@ -434,7 +401,7 @@ class SQLiteStore:
         Raises:
             UsageError: ``limit`` is negative.
         """
-        _check_page(limit)
+        check_page(limit)
         match = _fts_query(query)
         if not match:
             return []
@@ -528,7 +495,7 @@ class SQLiteStore:
                 "version = excluded.version, status = excluded.status, json = excluded.json, "
                 "started_at = excluded.started_at",
                 (execution.id, execution.procedure, execution.version, execution.status,
-                 header, _ts(execution.started_at)),
+                 header, timestamp(execution.started_at)),
             )
 
     def put_step_run(self, execution_id: str, step_run: StepRun) -> None:
@@ -584,7 +551,7 @@ class SQLiteStore:
         Raises:
             UsageError: ``limit`` or ``offset`` is negative.
         """
-        _check_page(limit, offset)
+        check_page(limit, offset)
         with self._guard() as conn:
             rows = conn.execute(
                 "SELECT json FROM executions WHERE (?1 IS NULL OR procedure = ?1) "
@@ -601,7 +568,7 @@ class SQLiteStore:
             conn.execute(
                 "INSERT INTO evidence (execution_id, json, created_at) VALUES (?, ?, ?)",
                 (evidence.execution_id, evidence.model_dump_json(by_alias=True),
-                 _ts(evidence.created_at)),
+                 timestamp(evidence.created_at)),
             )
 
     def list_evidence(self, execution_id: str | None = None, *,

@@ -1,0 +1,50 @@
+"""Helpers every backend shares: identity of immutable records, timestamps, argument checks.
+
+Invariants: pure functions; a backend that uses them gives the same answers
+for the same records (the contract suite in ``tests/test_store.py`` checks it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import UsageError
+from ..model import Procedure, Trace
+
+__all__ = ["STATUSES", "check_page", "check_status", "timestamp", "trace_content",
+           "version_content"]
+
+STATUSES = ("candidate", "active", "deprecated")
+
+
+def timestamp(moment: datetime) -> str:
+    """Fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffff``): text order is time order.
+
+    Naive datetimes are taken as UTC.
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds")
+
+
+def trace_content(trace: Trace) -> dict[str, Any]:
+    """What makes two traces with one id the same trace (``created_at`` aside)."""
+    return trace.model_dump(mode="json", by_alias=True, exclude={"created_at"})
+
+
+def version_content(procedure: Procedure) -> dict[str, Any]:
+    """A version's immutable content: :meth:`Procedure.content` without ``status``."""
+    content = procedure.content()
+    content.pop("status", None)
+    return content
+
+
+def check_page(limit: int, offset: int = 0) -> None:
+    if limit < 0 or offset < 0:
+        raise UsageError(f"limit and offset must be >= 0 (got limit={limit}, offset={offset})")
+
+
+def check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise UsageError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
