@@ -29,10 +29,11 @@ from .bm25 import BM25Index
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .induce import CorpusStats, group_traces, induce, procedure_name
 from .learning.promote import PromotionPolicy
+from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .model import Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
-from .replay import adrive, check_tools, drive, replay_core
+from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .retrieval import Candidate, rank
 from .store import open_store
 from .store.base import Store
@@ -78,7 +79,7 @@ class LearnReport:
     skipped: int = 0
 
 
-class Memory(LearningMixin):
+class Memory(LearningMixin, ClientDriveMixin):
     """Procedural memory backed by one store.
 
     Args:
@@ -103,6 +104,7 @@ class Memory(LearningMixin):
         self.stats_window = stats_window
         self._rng = random.Random(seed)
         self._rejected: set[str] = set()
+        self._live: dict[str, tuple[Core, ToolCall]] = {}
         self._index: BM25Index | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}

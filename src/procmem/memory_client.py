@@ -1,0 +1,220 @@
+"""Client-driven replay: the caller makes the tool calls (MCP, REST, any agent loop).
+
+procmem cannot call an agent's tools when it is reached over a protocol, so
+the replay core (:func:`procmem.replay.replay_core`) is driven one turn at a
+time: :meth:`ClientDriveMixin.start` returns the first tool call to make (with
+its bound args) or the needs to answer; :meth:`ClientDriveMixin.advance` takes
+the tool's result (or the answers) and returns the next turn, until the
+execution ends. This is the same core ``replay()`` drives, with a third driver.
+
+Invariants:
+    * Every step run is persisted as soon as its result arrives, so a crash
+      loses at most the call in flight.
+    * A live core is kept per execution in this process; after a restart, an
+      execution is rebuilt from the store (the core restarts at its first
+      unfinished step). A procedure with sub-procedure steps can only be
+      continued by the process that started it while a call is outstanding.
+    * A result must answer the outstanding call (same step id and action);
+      anything else is a ``UsageError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .drivers import Core, NeedValues, Persist, Sleep, ToolCall, ToolResult
+from .errors import ReplayError, UsageError
+from .model import Execution, Need, Procedure, StepRun
+from .replay import replay_core
+from .store.base import Store
+
+__all__ = ["ClientDriveMixin", "Turn"]
+
+
+@dataclass
+class Turn:
+    """One turn of a client-driven execution.
+
+    Attributes:
+        execution: The execution as stored now.
+        call: The tool call the client must make next (``step_id``, ``action``,
+            ``args``), or ``None`` when the execution paused on needs or ended.
+    """
+
+    execution: Execution
+    call: ToolCall | None = None
+
+    @property
+    def needs(self) -> list[Need]:
+        """What must be answered (``advance(..., answers={key: value})``) to go on."""
+        return self.execution.needs if self.execution.status == "paused" else []
+
+    @property
+    def done(self) -> bool:
+        """True once the execution succeeded or failed."""
+        return self.execution.done
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON object for protocol adapters: status, next call or needs, step runs."""
+        ex = self.execution
+        out: dict[str, Any] = {
+            "execution_id": ex.id, "procedure": ex.procedure, "version": ex.version,
+            "status": "awaiting_tool_result" if self.call else ex.status,
+        }
+        if self.call is not None:
+            out["next_call"] = {"step_id": self.call.step_id, "action": self.call.action,
+                                "args": self.call.args, "attempt": self.call.attempt}
+        if self.needs:
+            out["needs"] = [n.model_dump(mode="json") for n in self.needs]
+        if ex.error:
+            out["error"] = ex.error
+        out["steps"] = [{"step_id": r.step_id, "action": r.action, "status": r.status,
+                         "args": r.args, "error": r.error} for r in ex.step_runs]
+        return out
+
+
+class ClientDriveMixin:
+    """``start`` / ``advance`` for :class:`procmem.Memory`."""
+
+    store: Store
+    _live: dict[str, tuple[Core, ToolCall]]
+
+    def _prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
+                 params: Mapping[str, Any] | None
+                 ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+        raise NotImplementedError  # provided by Memory
+
+    def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
+        raise NotImplementedError  # provided by Memory
+
+    def _persist(self, execution: Execution, step_run: StepRun | None) -> None:
+        raise NotImplementedError  # provided by Memory
+
+    def start(self, procedure: Procedure | str, *, task: str | None = None,
+              params: Mapping[str, Any] | None = None) -> Turn:
+        """Start an execution whose tool calls the caller makes.
+
+        Args:
+            procedure: A procedure, or a name (the version is chosen as in ``replay``).
+            task: The task text, to bind params from.
+            params: Param values by name.
+
+        Returns:
+            The first :class:`Turn`: a tool call to make, needs, or the end.
+
+        Raises:
+            NotFound, ParamError, CycleError: as :meth:`procmem.Memory.replay`.
+        """
+        proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params)
+        return self._turn(ex.id, replay_core(proc, ex, subs), None, {})
+
+    def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
+                error: str | None = None, duration_ms: float = 0.0,
+                answers: Mapping[str, Any] | None = None) -> Turn:
+        """Give the result of the outstanding tool call (or answers), get the next turn.
+
+        Args:
+            execution_id: The execution.
+            step_id: The step the result is for (must be the outstanding call's);
+                ``None`` when only answering needs.
+            output: What the tool returned (JSON text or data).
+            error: The tool's error message when it failed.
+            duration_ms: How long the call took, if measured (ms).
+            answers: Values by need key (``param:NAME``, ``ask:STEP:POINTER``, ...).
+
+        Returns:
+            The next :class:`Turn`.
+
+        Raises:
+            NotFound: No such execution.
+            UsageError: The result does not answer the outstanding call.
+            ReplayError: The execution already ended, or it cannot be rebuilt.
+        """
+        answers = dict(answers or {})
+        live = self._live.get(execution_id)
+        if live is not None:
+            core, call = live
+            if step_id is None:
+                raise UsageError(f"execution {execution_id!r} is waiting for the result of "
+                                 f"step {call.step_id!r} ({call.action})")
+            if step_id != call.step_id:
+                raise UsageError(f"the outstanding call is step {call.step_id!r} "
+                                 f"({call.action}), not {step_id!r}")
+            del self._live[execution_id]
+            return self._turn(execution_id, core,
+                              ToolResult(output, error, max(duration_ms, 0.0)), answers,
+                              live=True)
+        ex = self.store.get_execution(execution_id)
+        if ex.done:
+            raise ReplayError(f"execution {execution_id!r} already {ex.status}")
+        proc = self.store.get_procedure(ex.procedure, ex.version)
+        subs = self._subprocedures(proc)
+        if subs and ex.status == "running":
+            raise ReplayError(f"execution {execution_id!r} was waiting for a call inside a "
+                              "sub-procedure in a process that stopped; start it again")
+        ex.answers.update(answers)
+        ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
+        pending = None
+        if step_id is not None:
+            pending = ToolResult(output, error, max(duration_ms, 0.0))
+        return self._turn(execution_id, replay_core(proc, ex, subs), pending, answers,
+                          expect_step=step_id)
+
+    def _turn(self, execution_id: str, core: Core, result: ToolResult | None,
+              answers: Mapping[str, Any], *, live: bool = False,
+              expect_step: str | None = None) -> Turn:
+        """Drive ``core`` until it needs the client: a tool call, needs, or the end.
+
+        ``live``: ``core`` is suspended at the outstanding call and ``result``
+        answers it. Otherwise ``core`` is new; if ``result`` is given it answers
+        the first call the core makes, which must be step ``expect_step``.
+        """
+        reply: Any = result if live else None
+        pending = None if live else result
+        execution: Execution | None = None
+        while True:
+            try:
+                event = core.send(reply)
+            except StopIteration as stop:
+                self._live.pop(execution_id, None)
+                return Turn(stop.value)
+            reply = None
+            if isinstance(event, ToolCall):
+                if pending is not None:
+                    if event.step_id != expect_step:
+                        raise UsageError(f"the outstanding call is step {event.step_id!r} "
+                                         f"({event.action}), not {expect_step!r}")
+                    reply, pending = pending, None
+                    continue
+                self._live[execution_id] = (core, event)
+                return Turn(execution or self.store.get_execution(execution_id), event)
+            if isinstance(event, NeedValues):
+                reply = {n.key: answers[n.key] for n in event.needs if n.key in answers}
+            elif isinstance(event, Sleep):
+                reply = None  # the client decides when to call again
+            elif isinstance(event, Persist):
+                self._persist(event.execution, event.step_run)
+                if event.execution.id == execution_id:
+                    execution = event.execution.model_copy(deep=True)
+
+
+class _AnyTools(Mapping[str, Any]):
+    """A tool registry that has every action: the client has the tools, not procmem."""
+
+    def __getitem__(self, action: str) -> Any:
+        return _client_side
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __contains__(self, action: object) -> bool:
+        return True
+
+
+def _client_side(**_: Any) -> Any:
+    raise ReplayError("this tool is called by the client, not by procmem")
