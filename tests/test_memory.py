@@ -420,3 +420,14 @@ def test_report_stores_evidence_and_rejects_bad_input(mem: Memory) -> None:
     with pytest.raises(UsageError, match="source"):
         mem.report(ex.id, reward=0.5, source="oracle")
     assert mem.store.list_evidence(ex.id) == [ev]
+
+
+def test_put_procedure_rejects_an_extractor_that_is_not_a_regex(mem: Memory) -> None:
+    from procmem.model import Extractor
+    bad = Procedure(name="bad_regex", params=[
+        Param(name="order_id", schema={"type": "string"},
+              extractor=Extractor(pattern="#W(\\d{7}", before="order "))],
+        steps=[Step(id="s1", action="cancel", args={"order_id": param("order_id")})])
+    with pytest.raises(InvalidProcedure, match="order_id.*not a regex"):
+        mem.put_procedure(bad)
+    assert mem.find_procedure("bad_regex") is None

@@ -639,3 +639,78 @@ class TestLearningRecords:
                 store.get_procedure("flow")
             assert store.search_text("alpha") == []
             assert store.get_verification("flow", 2) is None
+
+
+# ------------------------------------------------------------------ tool schemas
+
+
+class ToolSchemaContract:
+    """Tool schemas and procedure notes: behaviour every backend must show."""
+
+    CANCEL = {"name": "cancel", "description": "Cancel an order.",
+              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
+                             "required": ["order_id"]}}
+
+    def test_put_reports_new_or_changed_and_keeps_history(self, store: Store) -> None:
+        assert store.find_tool_schema("cancel") is None
+        assert store.put_tool_schema("cancel", self.CANCEL) is True
+        assert store.put_tool_schema("cancel", dict(reversed(list(self.CANCEL.items())))) is False
+        assert store.find_tool_schema("cancel") == self.CANCEL
+        changed = {**self.CANCEL, "description": "Cancel a pending order."}
+        assert store.put_tool_schema("cancel", changed) is True
+        assert store.find_tool_schema("cancel") == changed
+        history = store.list_tool_schema_history("cancel")
+        assert [h["schema"] for h in history] == [self.CANCEL]
+        assert history[0]["hash"] and history[0]["replaced_at"]
+        store.put_tool_schema("alpha", {"name": "alpha"})
+        assert list(store.list_tool_schemas()) == ["alpha", "cancel"]
+        assert store.list_tool_schema_history("alpha") == []
+
+    def test_batch_is_one_transaction_and_notes_follow_changes(self, store: Store) -> None:
+        store.put_procedure(proc("flow"))
+        notes = {"cancel": [("flow", {"n": 1})], "alpha": [("flow", {"n": 2})]}
+        assert store.put_tool_schemas({"cancel": self.CANCEL}) == {"cancel": "added"}
+        status = store.put_tool_schemas({"cancel": self.CANCEL, "alpha": {"name": "alpha"}},
+                                        notes=notes)
+        assert status == {"cancel": "unchanged", "alpha": "added"}
+        assert [n["record"] for n in store.list_procedure_notes("flow")] == [{"n": 2}]
+        with pytest.raises(UsageError):
+            store.put_tool_schemas({"beta": {"name": "beta"}, "bad": {"x": {1, 2}}})
+        with pytest.raises(NotFound):
+            store.put_tool_schemas({"gamma": {"name": "gamma"}},
+                                   notes={"gamma": [("no-such-procedure", {})]})
+        assert list(store.list_tool_schemas()) == ["alpha", "cancel"]
+        assert len(store.list_procedure_notes()) == 1
+
+    def test_notes_are_listed_filtered_deleted_and_go_with_their_procedure(
+            self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            store.add_procedure_note("flow", "tool_schema", {})
+        store.put_procedure(proc("flow"))
+        store.put_procedure(proc("other"))
+        store.add_procedure_note("flow", "tool_schema", {"a": 1})
+        store.add_procedure_note("flow", "other_kind", {"b": 2})
+        store.add_procedure_note("other", "tool_schema", {"c": 3})
+        notes = store.list_procedure_notes()
+        assert [(n["name"], n["kind"], n["record"]) for n in notes] == [
+            ("flow", "tool_schema", {"a": 1}), ("flow", "other_kind", {"b": 2}),
+            ("other", "tool_schema", {"c": 3})]
+        assert [n["record"] for n in store.list_procedure_notes(kind="tool_schema")] == [
+            {"a": 1}, {"c": 3}]
+        assert [n["record"] for n in store.list_procedure_notes("flow", kind="other_kind")] == [
+            {"b": 2}]
+        assert store.delete_procedure_notes("flow", kind="other_kind") == 1
+        assert store.delete_procedure("flow") is True
+        assert [n["name"] for n in store.list_procedure_notes()] == ["other"]
+        assert store.delete_procedure_notes() == 1
+        assert store.list_procedure_notes() == []
+
+
+class TestSQLiteToolSchemas(ToolSchemaContract):
+    """The tool-schema contract on SQLite, in memory and in a file."""
+
+    @pytest.fixture(params=["sqlite-memory", "sqlite-file"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLiteStore]:
+        location = ":memory:" if request.param == "sqlite-memory" else str(tmp_path / "m.db")
+        with SQLiteStore(location) as store:
+            yield store

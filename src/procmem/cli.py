@@ -518,4 +518,16 @@ def demo(trace_id: str | None, as_json: bool) -> None:
         })
 
 
-from . import cli_learning  # noqa: E402, F401  (registers the learning commands on main)
+# Command modules register themselves on ``main`` when imported.
+from . import (  # noqa: E402, F401
+    cli_export,
+    cli_import,
+    cli_learning,
+    cli_mcp,
+    cli_proxy,
+    cli_rest,
+    cli_tools,
+)
+
+if __name__ == "__main__":
+    main()

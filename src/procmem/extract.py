@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .errors import UsageError
 from .model import Extractor
 
-__all__ = ["Found", "find", "find_all", "learn_extractor", "locate", "locate_all"]
+__all__ = ["Found", "check_extractor", "find", "find_all", "learn_extractor", "locate",
+           "locate_all"]
 
 _TOKEN = re.compile(r"\d+|[A-Za-z]+|\s+|[^\w\s]|_")
 _MAX_BEFORE = 6  # tokens of left context kept
@@ -295,6 +297,25 @@ def _common_prefix(seqs: list[list[str]]) -> list[str]:
             break
         out.append(seqs[0][i])
     return out
+
+
+def check_extractor(ex: Extractor) -> None:
+    """Check that an extractor's regexes compile (and so cannot break search).
+
+    Raises:
+        UsageError: A regex does not compile; the message names which.
+    """
+    for field in ("before", "pattern", "after"):
+        try:
+            re.compile(getattr(ex, field))
+        except re.error as err:
+            raise UsageError(f"extractor {field} {getattr(ex, field)!r} is not a regex: "
+                             f"{err}") from err
+    try:
+        _compile_anchored(ex.before, ex.pattern, ex.after)
+        _compile_shape(ex.pattern)
+    except re.error as err:
+        raise UsageError(f"extractor regexes do not combine: {err}") from err
 
 
 @lru_cache(maxsize=4096)

@@ -27,10 +27,12 @@ from typing import Any
 from .bind import Binding, bind_task
 from .bm25 import BM25Index
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
+from .extract import check_extractor
 from .induce import CorpusStats, group_traces, induce, procedure_name
 from .learning.promote import PromotionPolicy
 from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
+from .memory_tools import ToolSchemaMixin
 from .model import Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
@@ -79,7 +81,7 @@ class LearnReport:
     skipped: int = 0
 
 
-class Memory(LearningMixin, ClientDriveMixin):
+class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin):
     """Procedural memory backed by one store.
 
     Args:
@@ -198,6 +200,7 @@ class Memory(LearningMixin, ClientDriveMixin):
         report.skipped = len(everything) - sum(len(g) for g in groups)
         for group in groups:
             self._learn_group(group, corpus, report)
+        self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
 
     def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport) -> None:
@@ -243,7 +246,9 @@ class Memory(LearningMixin, ClientDriveMixin):
         again. Otherwise it is stored as the next version number.
 
         Raises:
-            InvalidProcedure: A template reference does not validate.
+            InvalidProcedure: A template reference does not validate, a param's
+                extractor is not a valid regex, or a step's args break its tool's
+                stored schema (:meth:`import_tool_schemas`).
         """
         names = {p.name for p in procedure.params}
         for k, step in enumerate(procedure.steps):
@@ -252,6 +257,13 @@ class Memory(LearningMixin, ClientDriveMixin):
                          earlier_steps={s.id for s in procedure.steps[:k]}, step_id=step.id)
             except UsageError as err:
                 raise InvalidProcedure(procedure.name, str(err)) from err
+        for p in procedure.params:
+            if p.extractor is not None:
+                try:
+                    check_extractor(p.extractor)
+                except UsageError as err:
+                    raise InvalidProcedure(procedure.name, f"param {p.name!r}: {err}") from err
+        self._check_tool_args(procedure)  # refuses args that break a stored tool schema
         versions = self._versions(procedure.name)
         if versions and _same_content(versions[-1], procedure):
             return versions[-1]

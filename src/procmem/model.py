@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "Check",
@@ -43,6 +43,15 @@ __all__ = [
 def utcnow() -> datetime:
     """Now, as a timezone-aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """A naive datetime is taken as UTC; an aware one is converted to UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timezone-aware UTC datetime (naive input is taken as UTC)."""
 
 
 def new_id(prefix: str) -> str:
@@ -93,7 +102,7 @@ class Trace(_Model):
     reward: float | None = Field(default=None, ge=0, le=1)
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: UTCDateTime = Field(default_factory=utcnow)
 
     def successful_steps(self) -> list[TraceStep]:
         """The steps that did not fail, in order (what induction learns from)."""
@@ -221,9 +230,9 @@ class Procedure(_Model):
     tags: list[str] = Field(default_factory=list)
     status: Literal["candidate", "active", "deprecated"] = "active"
     lineage: Lineage = Field(default_factory=Lineage)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: UTCDateTime = Field(default_factory=utcnow)
     # derived bookkeeping
-    last_executed_at: datetime | None = None
+    last_executed_at: UTCDateTime | None = None
     execution_count: int = Field(default=0, ge=0)
     success_rate: float | None = Field(default=None, ge=0, le=1)
     avg_duration_ms: float | None = Field(default=None, ge=0)
@@ -315,7 +324,7 @@ class StepRun(_Model):
     status: Literal["succeeded", "failed", "skipped"] = "succeeded"
     attempts: int = Field(default=1, ge=0)
     duration_ms: float = Field(default=0.0, ge=0)
-    started_at: datetime = Field(default_factory=utcnow)
+    started_at: UTCDateTime = Field(default_factory=utcnow)
     child_execution_id: str | None = None
 
 
@@ -334,8 +343,8 @@ class Execution(_Model):
     needs: list[Need] = Field(default_factory=list)
     error: str | None = None
     parent_id: str | None = None
-    started_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
+    started_at: UTCDateTime = Field(default_factory=utcnow)
+    finished_at: UTCDateTime | None = None
     duration_ms: float = Field(default=0.0, ge=0)
 
     @property
@@ -351,7 +360,7 @@ class Evidence(_Model):
     source: Literal["environment", "test", "user", "agent"]
     reward: float = Field(ge=0, le=1)
     note: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: UTCDateTime = Field(default_factory=utcnow)
 
 
 class Hit(_Model):

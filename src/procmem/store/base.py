@@ -10,12 +10,15 @@ Invariants (checked by ``tests/test_store.py``, one contract suite for every bac
     * ``put_traces`` is one transaction: either every trace is stored or none.
     * ``put_step_run`` commits at once, so a crash loses at most the step in flight.
     * Ranking, statistics and optimization live above the store.
+    * A tool schema put again unchanged (same canonical JSON) changes nothing;
+      a changed one keeps the old schema in the tool's history. Procedure notes
+      are append-only and deleted with their procedure.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
@@ -105,6 +108,43 @@ class Store(Protocol):
 
     def delete_procedure(self, name: str) -> bool:
         """Delete every version of ``name`` (executions and evidence are kept)."""
+        ...
+
+    # tool schemas and procedure notes
+    def put_tool_schema(self, name: str, schema: Mapping[str, Any]) -> bool:
+        """Store (replace) one tool's schema; True if it was new or changed."""
+        ...
+
+    def put_tool_schemas(self, schemas: Mapping[str, Mapping[str, Any]], *,
+                         notes: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]] | None
+                         = None) -> dict[str, str]:
+        """Store schemas, and the ``tool_schema`` notes of each tool that is added or
+        changed now, in one transaction; ``{name: "added" | "changed" | "unchanged"}``."""
+        ...
+
+    def find_tool_schema(self, name: str) -> dict[str, Any] | None:
+        """One tool's current schema, or ``None``."""
+        ...
+
+    def list_tool_schemas(self) -> dict[str, dict[str, Any]]:
+        """Every tool's current schema, by name."""
+        ...
+
+    def list_tool_schema_history(self, name: str) -> list[dict[str, Any]]:
+        """Replaced schemas of one tool, oldest first: ``{"hash", "schema", "replaced_at"}``."""
+        ...
+
+    def add_procedure_note(self, name: str, kind: str, record: Mapping[str, Any]) -> None:
+        """Append a note about a procedure name (``NotFound`` if it has no version)."""
+        ...
+
+    def list_procedure_notes(self, name: str | None = None, *,
+                             kind: str | None = None) -> list[dict[str, Any]]:
+        """Notes oldest first: ``{"id", "name", "kind", "created_at", "record"}``."""
+        ...
+
+    def delete_procedure_notes(self, name: str | None = None, *, kind: str | None = None) -> int:
+        """Delete notes (all, about ``name``, of ``kind``); returns how many."""
         ...
 
     # executions

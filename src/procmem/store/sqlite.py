@@ -23,6 +23,7 @@ Invariants:
       :func:`index_text` of that version. ``procedure_index`` maps the name to
       the row's rowid. The row is rebuilt for a name whenever one of its versions
       is put or changes status, and ``meta.index_revision`` is bumped then.
+    * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql` (a mixin).
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -43,6 +44,7 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .migrate import Migration, apply_migrations, load_migrations
+from .tools_sql import ToolSchemaSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
@@ -64,7 +66,7 @@ def _fts_query(query: str) -> str:
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore:
+class SQLiteStore(ToolSchemaSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -470,7 +472,7 @@ class SQLiteStore:
         return json.loads(rows[0][0]) if rows else None
 
     def delete_procedure(self, name: str) -> bool:
-        """Delete every version of ``name`` with its flags, verifications and index row.
+        """Delete every version of ``name`` with its flags, verifications, notes and index row.
 
         Executions and evidence are kept (they are the episodic record).
         Returns True when something was deleted.
@@ -479,6 +481,7 @@ class SQLiteStore:
             gone = conn.execute("DELETE FROM procedures WHERE name = ?", (name,)).rowcount
             conn.execute("DELETE FROM procedure_flags WHERE name = ?", (name,))
             conn.execute("DELETE FROM verifications WHERE name = ?", (name,))
+            conn.execute("DELETE FROM procedure_notes WHERE name = ?", (name,))
             self._reindex(conn, name)
         return bool(gone)
 

@@ -1,0 +1,432 @@
+"""procmem's MCP server: search, recall, record and run procedures over MCP.
+
+Built on the official ``mcp`` SDK's low-level :class:`mcp.server.Server`
+(tools are dynamic and their input schemas come from procedure params, which
+the decorator-based ``MCPServer`` cannot express). :func:`build_server` makes
+one; :func:`serve_stdio` and :func:`serve_http` run it (``procmem mcp``).
+
+Tools (spec: https://modelcontextprotocol.io/specification/2025-11-25/server/tools):
+
+* fixed: ``search_procedures``, ``get_procedure`` (JSON and a Markdown how-to
+  from :func:`procmem.export.to_markdown`), ``start_recording`` /
+  ``record_step`` / ``finish_recording``, ``report_evidence``,
+  ``continue_execution``;
+* one tool per active procedure (:func:`procmem.mcp_tools.tool_name`), whose
+  input schema is its params. Calling it starts an execution the *client*
+  drives (:meth:`procmem.Memory.start`): the result names the next tool call
+  to make with its bound args, or the needs to answer; ``continue_execution``
+  takes that call's result (:meth:`procmem.Memory.advance`) and returns the
+  next turn, until the execution ends.
+
+Invariants:
+    * All behaviour goes through :class:`procmem.Memory`; its calls run one at
+      a time in a worker thread (the event loop never blocks on the store).
+    * A tool never raises to the SDK: a :class:`~procmem.errors.ProcmemError`
+      becomes an error result (``isError: true``, its ``code`` and message);
+      any other exception is logged with its traceback and becomes an error
+      result with code ``internal``. The server keeps serving.
+    * The procedure tools follow the store's ``index_revision()``: it is read
+      before every listing and after every tool call; when it moved, the
+      server sends ``notifications/tools/list_changed`` (handshake-era
+      clients, on the connection that made the request; the ``tools``
+      capability declares ``listChanged``) and publishes a tools-changed event
+      to ``subscriptions/listen`` streams (2026-07-28 clients). A handshake-era
+      client on another connection learns of a change made elsewhere when it
+      next lists tools.
+    * Open recordings live in this server object (at most
+      :data:`MAX_OPEN_RECORDINGS`); a trace is stored only by ``finish_recording``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from . import __version__
+from .errors import MissingExtra, NotFound, ProcmemError, UsageError
+from .export import to_markdown
+from .mcp_tools import (
+    FIXED_TOOLS,
+    ContinueArgs,
+    FinishRecordingArgs,
+    GetProcedureArgs,
+    RecordStepArgs,
+    ReportEvidenceArgs,
+    SearchArgs,
+    StartRecordingArgs,
+    error_result,
+    fixed_tools,
+    hit_json,
+    json_result,
+    parse_args,
+    procedure_tool,
+    task_key,
+    tool_name,
+    turn_result,
+)
+from .memory import Memory
+from .model import Procedure, new_id
+from .record import Recorder
+
+try:
+    import anyio
+    import mcp_types as types
+    from mcp.server import Server
+    from mcp.server.context import ServerRequestContext
+    from mcp.server.lowlevel.server import NotificationOptions
+    from mcp.server.models import InitializationOptions
+    from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
+except ImportError as err:  # pragma: no cover - the mcp extra is installed in the test env
+    raise MissingExtra("procmem's MCP server", "mcp") from err
+
+__all__ = ["MAX_OPEN_RECORDINGS", "ProcedureRunner", "ProcmemServer", "ToolProvider",
+           "build_server", "run", "serve_http", "serve_stdio"]
+
+logger = logging.getLogger(__name__)
+
+MAX_OPEN_RECORDINGS = 1000
+"""Recordings open at once in one server; ``start_recording`` refuses beyond."""
+
+INSTRUCTIONS = """\
+procmem remembers how multi-step tasks were done (procedures learned from tool-call traces).
+For a task: call search_procedures; call the top hit's tool with the task text (or its params);
+make the tool call its result names (next_call) yourself and pass that call's result to
+continue_execution; repeat until status is succeeded or failed, answering needs with
+continue_execution(answers=...). Then report_evidence. To teach a new procedure, record your
+calls with start_recording, record_step and finish_recording."""
+
+T = TypeVar("T")
+
+
+class ToolProvider(Protocol):
+    """More tools served next to procmem's (e.g. the MCP proxy's upstream tools).
+
+    ``list_tools`` is awaited on every ``tools/list`` and whenever a name that
+    is not a fixed tool is called, so it should be cheap (cache upstream
+    listings). On a name clash, fixed tools win over these, and these over
+    procedure tools (use ``tool_prefix`` in :func:`build_server` to avoid it).
+    """
+
+    async def list_tools(self) -> list[types.Tool]:
+        """The extra tools."""
+        ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Call one of them; a :class:`~procmem.errors.ProcmemError` becomes an error result."""
+        ...
+
+
+ProcedureRunner = Callable[[Procedure, str | None, dict[str, Any]],
+                           Awaitable[types.CallToolResult]]
+"""Runs a procedure tool call instead of the client-driven start:
+``(current procedure version, task text or None, params) -> result``."""
+
+
+@dataclass
+class _Recording:
+    recorder: Recorder
+    steps: int = 0
+
+
+class ProcmemServer(Server[Any]):
+    """The low-level MCP server of one :class:`~procmem.Memory` (see the module docs).
+
+    Build it with :func:`build_server`. Attributes: ``memory``; ``bus`` (the
+    ``subscriptions/listen`` event bus).
+    """
+
+    def __init__(self, memory: Memory, *, extra_tools: ToolProvider | None = None,
+                 run_procedure: ProcedureRunner | None = None, tool_prefix: str = "",
+                 name: str = "procmem") -> None:
+        self.memory = memory
+        self.bus = InMemorySubscriptionBus()
+        self._extra = extra_tools
+        self._run_procedure = run_procedure
+        self._prefix = tool_prefix
+        self._lock = threading.Lock()
+        self._recordings: dict[str, _Recording] = {}
+        self._announced = memory.store.index_revision()
+        self._listed: int | None = None
+        self._tools: dict[str, types.Tool] = {}  # procedure tools by tool name
+        self._by_tool: dict[str, str] = {}  # tool name -> procedure name
+        self._fixed = fixed_tools()
+        super().__init__(name, version=__version__, instructions=INSTRUCTIONS,
+                         on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+                         on_subscriptions_listen=ListenHandler(self.bus),
+                         get_tool_input_schema=self._input_schema)
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        """As the SDK's, declaring ``tools.listChanged`` by default."""
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities, extensions)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` in a worker thread, one call at a time."""
+        def locked() -> T:
+            with self._lock:
+                return fn(*args, **kwargs)
+        return await anyio.to_thread.run_sync(locked)
+
+    def procedure_tool_names(self) -> dict[str, str]:
+        """Tool name -> procedure name, as of the last listing or call."""
+        return dict(self._by_tool)
+
+    def _scan(self) -> tuple[int, list[Procedure]]:
+        revision = self.memory.store.index_revision()
+        if revision == self._listed:
+            return revision, []
+        procs: list[Procedure] = []
+        while True:
+            page = self.memory.list_procedures(status="active", limit=1000, offset=len(procs))
+            procs.extend(page)
+            if len(page) < 1000:
+                return revision, procs
+
+    async def _refresh(self) -> None:
+        """Rebuild the procedure tools if the store's index revision moved."""
+        revision, procs = await self._run(self._scan)
+        if revision == self._listed:
+            return
+        tools: dict[str, types.Tool] = {}
+        by_tool: dict[str, str] = {}
+        for proc in sorted(procs, key=lambda p: p.name):
+            name = tool_name(proc.name, prefix=self._prefix)
+            if name in by_tool:  # only a SHA-256 prefix collision can get here
+                logger.warning("procedures %r and %r map to the same tool name %r; "
+                               "serving the first", by_tool[name], proc.name, name)
+                continue
+            by_tool[name] = proc.name
+            tools[name] = procedure_tool(proc, name)
+        self._tools, self._by_tool, self._listed = tools, by_tool, revision
+
+    async def _announce(self, ctx: ServerRequestContext[Any, Any]) -> None:
+        """Send the list-changed notification if the index revision moved."""
+        try:
+            revision = await self._run(self.memory.store.index_revision)
+        except ProcmemError:
+            logger.warning("cannot read the index revision", exc_info=True)
+            return
+        if revision == self._announced:
+            return
+        self._announced = revision
+        await self.bus.publish(ToolsListChanged())
+        try:
+            await ctx.session.send_tool_list_changed()
+        except Exception:  # a closed or one-way channel must not fail the request
+            logger.warning("could not send notifications/tools/list_changed", exc_info=True)
+
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        tool = next((t for t in self._fixed if t.name == name), None) or self._tools.get(name)
+        return tool.input_schema if tool else None
+
+    async def _extra_tools(self) -> list[types.Tool]:
+        return list(await self._extra.list_tools()) if self._extra is not None else []
+
+    # ------------------------------------------------------------ handlers
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any, Any],
+                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        await self._refresh()
+        out: dict[str, types.Tool] = {t.name: t for t in self._fixed}
+        for tool in [*await self._extra_tools(), *self._tools.values()]:
+            if tool.name in out:
+                logger.warning("tool %r is served already; another tool of that name is hidden",
+                               tool.name)
+                continue
+            out[tool.name] = tool
+        await self._announce(ctx)
+        return types.ListToolsResult(tools=list(out.values()), ttl_ms=0)
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any, Any],
+                         params: types.CallToolRequestParams) -> types.CallToolResult:
+        try:
+            result = await self._dispatch(params.name, dict(params.arguments or {}))
+        except ProcmemError as err:
+            result = error_result(err.code, str(err))
+        except Exception as err:
+            logger.exception("tool %r failed", params.name)
+            result = error_result("internal", f"{type(err).__name__}: {err}")
+        await self._announce(ctx)
+        return result
+
+    async def _dispatch(self, name: str, args: dict[str, Any]) -> types.CallToolResult:
+        if name in FIXED_TOOLS:
+            handler = getattr(self, f"_tool_{name}")
+            result: types.CallToolResult = await handler(parse_args(FIXED_TOOLS[name], name,
+                                                                    args))
+            return result
+        if self._extra is not None and any(t.name == name for t in await self._extra_tools()):
+            return await self._extra.call_tool(name, args)
+        await self._refresh()
+        procedure = self._by_tool.get(name)
+        if procedure is None:
+            raise NotFound("tool", name)
+        return await self._call_procedure(name, procedure, args)
+
+    async def _call_procedure(self, tool: str, name: str,
+                              args: dict[str, Any]) -> types.CallToolResult:
+        proc = await self._run(self.memory.get_procedure, name)
+        task = args.pop(task_key(proc), None)
+        if task is not None and not isinstance(task, str):
+            raise UsageError(f"tool {tool!r}: {task_key(proc)} must be a string")
+        if not proc.steps:
+            text = to_markdown(proc)
+            return json_result({"procedure": proc.name, "version": proc.version,
+                                "status": "text_only", "tool": tool, "markdown": text,
+                                "instruction": "This procedure has no replayable steps: "
+                                               "follow the how-to yourself."}, text=text)
+        if self._run_procedure is not None:
+            return await self._run_procedure(proc, task, args)
+        turn = await self._run(self.memory.start, name, task=task, params=args)
+        return turn_result(turn, tool)
+
+    # ------------------------------------------------------------ fixed tools
+
+    async def _tool_search_procedures(self, a: SearchArgs) -> types.CallToolResult:
+        hits = await self._run(self.memory.search, a.task, limit=a.limit)
+        return json_result({"task": a.task, "hits": [
+            hit_json(i, h, tool_name(h.procedure.name, prefix=self._prefix))
+            for i, h in enumerate(hits, 1)]})
+
+    async def _tool_get_procedure(self, a: GetProcedureArgs) -> types.CallToolResult:
+        await self._refresh()
+        try:
+            proc = await self._run(self.memory.get_procedure, a.name, a.version)
+        except NotFound:
+            if a.name not in self._by_tool:
+                raise
+            proc = await self._run(self.memory.get_procedure, self._by_tool[a.name], a.version)
+        markdown = to_markdown(proc)
+        tool = tool_name(proc.name, prefix=self._prefix)
+        return json_result({"procedure": proc.model_dump(mode="json", by_alias=True),
+                            "markdown": markdown,
+                            "tool": tool if self._by_tool.get(tool) == proc.name else None},
+                           text=markdown)
+
+    def _recording(self, recording_id: str) -> _Recording:
+        try:
+            return self._recordings[recording_id]
+        except KeyError:
+            raise NotFound("recording", recording_id) from None
+
+    async def _tool_start_recording(self, a: StartRecordingArgs) -> types.CallToolResult:
+        if len(self._recordings) >= MAX_OPEN_RECORDINGS:
+            raise UsageError(f"{MAX_OPEN_RECORDINGS} recordings are open already: finish some")
+        recorder = self.memory.record(a.task, source=a.source, metadata=a.metadata)
+        recorder.__enter__()
+        recording_id = new_id("rec")
+        self._recordings[recording_id] = _Recording(recorder)
+        return json_result({"recording_id": recording_id, "task": a.task})
+
+    async def _tool_record_step(self, a: RecordStepArgs) -> types.CallToolResult:
+        rec = self._recording(a.recording_id)
+        rec.recorder.add_step(a.action, a.args, output=a.output, error=a.error,
+                              duration_ms=a.duration_ms)
+        rec.steps += 1
+        return json_result({"recording_id": a.recording_id, "steps": rec.steps})
+
+    async def _tool_finish_recording(self, a: FinishRecordingArgs) -> types.CallToolResult:
+        rec = self._recording(a.recording_id)
+        recorder = rec.recorder
+        recorder.outcome = a.outcome
+        recorder.reward = a.reward
+        del self._recordings[a.recording_id]
+        await self._run(recorder.__exit__, None, None, None)
+        trace = recorder.trace
+        assert trace is not None  # set by __exit__
+        data: dict[str, Any] = {"trace_id": trace.id, "steps": len(trace.steps),
+                                "outcome": trace.outcome}
+        if a.learn:
+            report = await self._run(self.memory.learn)
+            data["learned"] = {"created": report.created, "updated": report.updated}
+            data["tools"] = [tool_name(n, prefix=self._prefix)
+                             for n in [*report.created, *report.updated]]
+        return json_result(data)
+
+    async def _tool_report_evidence(self, a: ReportEvidenceArgs) -> types.CallToolResult:
+        ev = await self._run(self.memory.report, a.execution_id, reward=a.reward,
+                             source=a.source, note=a.note)
+        return json_result({"evidence": ev.model_dump(mode="json")})
+
+    async def _tool_continue_execution(self, a: ContinueArgs) -> types.CallToolResult:
+        turn = await self._run(self.memory.advance, a.execution_id, step_id=a.step_id,
+                               output=a.output, error=a.error, duration_ms=a.duration_ms,
+                               answers=a.answers)
+        return turn_result(turn, tool_name(turn.execution.procedure, prefix=self._prefix))
+
+
+def build_server(memory: Memory, *, extra_tools: ToolProvider | None = None,
+                 run_procedure: ProcedureRunner | None = None, tool_prefix: str = "",
+                 name: str = "procmem") -> ProcmemServer:
+    """Build procmem's MCP server over ``memory`` (not started).
+
+    Run it with :func:`serve_stdio` / :func:`serve_http`, or connect to it
+    in-process with ``mcp.Client(server)`` (tests).
+
+    Args:
+        memory: The memory every tool works on; the caller closes it.
+        extra_tools: More tools to serve (and call) alongside procmem's, e.g.
+            the proxy's upstream tools (see :class:`ToolProvider`).
+        run_procedure: Replaces the client-driven start of a procedure tool
+            call (:meth:`procmem.Memory.start`), e.g. to replay against
+            upstream servers directly; ``continue_execution`` is unchanged.
+        tool_prefix: Put before every procedure tool name, to keep procedure
+            tools apart from ``extra_tools`` (a procedure learned from one call
+            of ``read_file`` is named ``read_file``).
+        name: The server name announced to clients.
+
+    Returns:
+        A :class:`ProcmemServer` (an ``mcp.server.Server``).
+
+    Raises:
+        MissingExtra: The ``mcp`` package is not installed (raised on import).
+        StoreError: The store cannot be read.
+    """
+    return ProcmemServer(memory, extra_tools=extra_tools, run_procedure=run_procedure,
+                         tool_prefix=tool_prefix, name=name)
+
+
+async def serve_stdio(server: ProcmemServer) -> None:
+    """Serve MCP over stdin/stdout until the client closes stdin.
+
+    Nothing else may write to stdout meanwhile (logs go to stderr).
+    """
+    from mcp.server.stdio import stdio_server
+
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def serve_http(server: ProcmemServer, *, host: str = "127.0.0.1", port: int = 8766,
+                     path: str = "/mcp") -> None:
+    """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until interrupted.
+
+    Spec: https://modelcontextprotocol.io/specification/2025-11-25/basic/transports
+    On a loopback host the SDK's DNS-rebinding protection only admits loopback
+    ``Host`` and ``Origin`` headers.
+    """
+    import uvicorn
+
+    app = server.streamable_http_app(streamable_http_path=path, host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+    await uvicorn.Server(config).serve()
+
+
+def run(server: ProcmemServer, *, http: bool = False, host: str = "127.0.0.1",
+        port: int = 8766) -> None:
+    """Serve over stdio, or streamable HTTP when ``http``, until the client or a signal stops it."""
+    if http:
+        anyio.run(functools.partial(serve_http, server, host=host, port=port))
+    else:
+        anyio.run(serve_stdio, server)

@@ -1,0 +1,316 @@
+"""Request and response bodies of the REST API (:mod:`procmem.rest`), and the
+rest of what its OpenAPI document says: error statuses and links.
+
+Pydantic models only (no FastAPI import), so that the OpenAPI document that
+FastAPI derives from them is precise: every field typed, every error response
+described by :class:`ErrorResponse` (:func:`error_responses`), the HTTP status
+of each procmem error code in one table (:data:`STATUS_BY_CODE`).
+
+Invariants:
+    * Domain objects (:class:`~procmem.model.Trace`, :class:`~procmem.model.Procedure`,
+      :class:`~procmem.model.Execution`, :class:`~procmem.model.Hit`,
+      :class:`~procmem.model.Evidence`, :class:`~procmem.learning.stats.VersionStats`)
+      are served as they are; the models here only wrap what has no model of its
+      own (reports, turns, request bodies, errors).
+    * :class:`TurnOut` is exactly the shape of :meth:`procmem.memory_client.Turn.to_json`
+      (the turn shape every protocol adapter shares), absent keys as ``null`` / ``[]``.
+    * Request bodies forbid unknown fields, so a typo is a 422, not silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ProcmemError, UsageError
+from .model import Need
+
+__all__ = [
+    "DESCRIPTIONS",
+    "NAME_PATTERN",
+    "PROCEDURE_LINKS",
+    "STATUS_BY_CODE",
+    "TURN_LINKS",
+    "AnswersRequest",
+    "ErrorBody",
+    "ErrorResponse",
+    "EvidenceRequest",
+    "Health",
+    "HistoryRow",
+    "LearnOut",
+    "NextCall",
+    "OptimizeOut",
+    "ResultRequest",
+    "StartRequest",
+    "StepSummary",
+    "TracesAdded",
+    "TurnOut",
+    "error_responses",
+    "http_status",
+]
+
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+"""A procedure name (the pattern of :attr:`procmem.model.Procedure.name`)."""
+
+STATUS_BY_CODE: dict[str, int] = {
+    "not_found": 404, "conflict": 409, "replay_error": 409, "cycle": 409,
+    "store_error": 503, "store_unavailable": 503, "missing_extra": 500, "internal": 500,
+}
+"""HTTP status by procmem error code; any other ``UsageError`` code is 400, the rest 500."""
+
+DESCRIPTIONS = {
+    400: "Usage error: the request matches this document but procmem cannot use it "
+         "(codes usage, invalid_trace, invalid_template, invalid_procedure, param_error, "
+         "unknown_tool), e.g. a template naming a param the procedure does not have, or a "
+         "rule the document cannot state such as unique step ids.",
+    404: "Not found (code not_found).",
+    409: "Conflict: an immutable record would change (code conflict), or the execution "
+         "cannot continue (codes replay_error, cycle).",
+    422: "The request does not match this document (code usage; details lists the problems).",
+    500: "Internal error (code internal).",
+    503: "The store is unavailable (codes store_error, store_unavailable).",
+}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ errors
+
+
+class ErrorBody(BaseModel):
+    """What went wrong.
+
+    Attributes:
+        code: A stable procmem error code (:mod:`procmem.errors`): ``usage``,
+            ``invalid_trace``, ``invalid_template``, ``invalid_procedure``,
+            ``param_error``, ``unknown_tool``, ``not_found``, ``conflict``,
+            ``replay_error``, ``cycle``, ``store_error``, ``store_unavailable``,
+            ``missing_extra`` or ``internal``.
+        message: One line for a person.
+        details: For request validation errors (422): where and what, one item
+            per problem (``loc``, ``msg``, ``type``).
+    """
+
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of every endpoint: ``{"error": {"code", "message"}}``."""
+
+    error: ErrorBody
+
+
+# ------------------------------------------------------------------ traces and learning
+
+
+class TracesAdded(BaseModel):
+    """What ``POST /traces`` stored: traces ``received``, new ones ``stored``, their ``ids``."""
+
+    received: int = Field(ge=0)
+    stored: int = Field(ge=0)
+    ids: list[str]
+
+
+class LearnOut(BaseModel):
+    """:class:`procmem.memory.LearnReport` as JSON."""
+
+    traces: int = Field(ge=0)
+    groups: int = Field(ge=0)
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    skipped: int = Field(ge=0)
+
+
+class OptimizeOut(BaseModel):
+    """:class:`procmem.memory_learning.OptimizeReport` as JSON.
+
+    ``created``: ``{"name", "version", "kind", "reason", "reproduced", "status"}``
+    per stored candidate; ``rejected``: ``{"name", "kind", "reason", "why"}``;
+    ``extra``: sub-procedures created.
+    """
+
+    created: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    extra: list[str]
+
+
+class HistoryRow(BaseModel):
+    """One version in ``GET /procedures/{name}/history`` (:meth:`procmem.Memory.history`)."""
+
+    version: int = Field(ge=1)
+    status: Literal["candidate", "active", "deprecated"]
+    current: bool
+    created_at: datetime
+    reason: str
+    parent_version: int | None
+    steps: int = Field(ge=0)
+    runs: int = Field(ge=0)
+    reliability: float = Field(ge=0, le=1)
+    verification: dict[str, Any] | None
+
+
+class Health(BaseModel):
+    """``GET /health``: the server is up and its store answers."""
+
+    status: Literal["ok"] = "ok"
+    version: str = Field(description="The procmem version serving.")
+
+
+# ------------------------------------------------------------------ executions
+
+
+class StartRequest(_Body):
+    """``POST /executions``: run a procedure, the client making the tool calls.
+
+    Attributes:
+        procedure: The procedure's name.
+        version: Run this version; by default the current version (or a
+            verified candidate competing with it, by Thompson sampling).
+        task: The task text, from which params are bound.
+        params: Param values by name (they win over values bound from ``task``).
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"procedure": "cancel_pending_order",
+         "task": "Cancel order #W6067464 because no longer needed."},
+        {"procedure": "cancel_pending_order"},
+    ]})
+
+    procedure: str = Field(pattern=NAME_PATTERN, max_length=200)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    task: str | None = Field(default=None, max_length=20_000)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultRequest(_Body):
+    """``POST /executions/{id}/results``: the result of the outstanding tool call.
+
+    Attributes:
+        step_id: The step of the outstanding call (``next_call.step_id``).
+        output: What the tool returned (JSON text or any JSON value).
+        error: The tool's error message when the call failed.
+        duration_ms: How long the call took, in milliseconds.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"step_id": "s1", "output": '{"order_id": "#W6067464", "status": "cancelled"}',
+         "duration_ms": 12.5},
+        {"step_id": "s1", "error": "ValueError: order is not pending"},
+    ]})
+
+    step_id: str = Field(min_length=1, max_length=200)
+    output: Any = None
+    error: str | None = None
+    duration_ms: float = Field(default=0.0, ge=0, le=1e12, allow_inf_nan=False)
+
+
+class AnswersRequest(_Body):
+    """``POST /executions/{id}/answers``: values for a paused execution's needs.
+
+    ``answers`` is keyed by need key (``param:NAME``, ``ask:STEP:POINTER``,
+    ``error:STEP``, see :class:`procmem.model.Need`).
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"answers": {"param:order_id": "#W6067464", "param:reason": "no longer needed"}},
+    ]})
+
+    answers: dict[str, Any]
+
+
+class EvidenceRequest(_Body):
+    """``POST /executions/{id}/evidence``: an outcome report (see :meth:`procmem.Memory.report`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reward": 1.0, "source": "environment", "note": "the order is cancelled"},
+    ]})
+
+    reward: float = Field(ge=0, le=1, allow_inf_nan=False,
+                          description="Task success in [0, 1].")
+    source: Literal["environment", "test", "user", "agent"] = "user"
+    note: str = Field(default="", max_length=20_000)
+
+
+class NextCall(BaseModel):
+    """The tool call the client must make now, with its bound ``args``."""
+
+    step_id: str
+    action: str
+    args: dict[str, Any]
+    attempt: int = Field(ge=1)
+
+
+class StepSummary(BaseModel):
+    """A finished step run, in a turn."""
+
+    step_id: str
+    action: str
+    status: Literal["succeeded", "failed", "skipped"]
+    args: dict[str, Any]
+    error: str | None = None
+
+
+class TurnOut(BaseModel):
+    """One turn of a client-driven execution (:meth:`procmem.memory_client.Turn.to_json`).
+
+    Attributes:
+        execution_id: The execution (``GET /executions/{id}`` for all of it).
+        status: ``awaiting_tool_result`` (make ``next_call``, then post its
+            result), ``paused`` (answer ``needs``), ``succeeded`` or ``failed``.
+        next_call: The call to make, when awaiting a tool result.
+        needs: What to answer, when paused.
+        error: Why the execution failed or paused.
+        steps: The step runs so far.
+    """
+
+    execution_id: str
+    procedure: str
+    version: int = Field(ge=1)
+    status: Literal["awaiting_tool_result", "running", "paused", "succeeded", "failed"]
+    next_call: NextCall | None = None
+    needs: list[Need] = Field(default_factory=list)
+    error: str | None = None
+    steps: list[StepSummary] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------ OpenAPI documentation
+
+
+def http_status(err: ProcmemError) -> int:
+    """The HTTP status for a procmem error (see :data:`STATUS_BY_CODE`)."""
+    if err.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[err.code]
+    return 400 if isinstance(err, UsageError) else 500
+
+
+def error_responses(*statuses: int, validated: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of an operation: ``statuses`` plus 500 and 503, and 422
+    when the operation takes parameters or a body (``validated``)."""
+    common = {500, 503} | ({422} if validated else set())
+    return {s: {"model": ErrorResponse, "description": DESCRIPTIONS[s]}
+            for s in sorted({*statuses, *common})}
+
+
+def _links(**targets: str) -> dict[str, Any]:
+    """OpenAPI links (3.1, section 4.8.20) passing the new execution's id on, by operationId."""
+    return {name: {"operationId": op,
+                   "parameters": {"execution_id": "$response.body#/execution_id"}}
+            for name, op in targets.items()}
+
+
+TURN_LINKS = _links(GetExecution="get_execution", PostResult="post_result",
+                    PostAnswers="post_answers", PostEvidence="post_evidence")
+"""Where a turn's ``execution_id`` goes next (for clients and stateful testers)."""
+
+PROCEDURE_LINKS = {
+    "StartExecution": {"operationId": "start_execution",
+                       "requestBody": {"procedure": "$response.body#/name"}},
+}
+"""A procedure's ``name`` can start an execution."""

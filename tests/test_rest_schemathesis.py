@@ -1,0 +1,85 @@
+"""Schemathesis against the REST app's OpenAPI document, in process (ASGI).
+
+Every operation of ``/openapi.json`` gets generated requests, valid and
+invalid; each response must pass schemathesis's checks. The memory is seeded
+with procedures learned from the τ-retail sample, a finished execution with
+evidence and a paused one, so that generated requests also reach real records.
+The same run against a live server is ``scripts/schemathesis.sh``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import FailureGroup
+
+from procmem.errors import NotFound
+from procmem.memory import Memory
+from procmem.rest import create_app
+
+ROOT = Path(__file__).parent.parent
+TAU_SAMPLE = ROOT / "tests" / "data" / "tau_retail_sample.jsonl"
+CONFIG = ROOT / "scripts" / "schemathesis.toml"  # shared with scripts/schemathesis.sh
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
+
+
+# The schema is read at import time (from the app, not from the memory); the
+# memory is seeded by the module fixture before the first generated request.
+APP = create_app(Memory(":memory:"))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP,
+                                        config=schemathesis.Config.from_path(CONFIG))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seeded() -> Iterator[Memory]:
+    mem: Memory = APP.state.memory
+    mem.import_traces(TAU_SAMPLE)
+    assert mem.learn().created
+    turn = mem.start("cancel_pending_order",
+                     task="Cancel order #W1234567 because no longer needed.")
+    assert turn.call is not None
+    turn = mem.advance(turn.execution.id, step_id=turn.call.step_id, output='{"ok": true}')
+    assert turn.done
+    mem.report(turn.execution.id, reward=1.0, source="test")
+    assert mem.start("cancel_pending_order").execution.status == "paused"
+    yield mem
+    mem.close()
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_every_operation_conforms_to_the_openapi_document(case: schemathesis.Case) -> None:
+    case.call_and_validate()
+
+
+def test_the_checks_catch_an_undocumented_status(monkeypatch: pytest.MonkeyPatch,
+                                                 seeded: Memory) -> None:
+    """The harness has teeth: a status the document does not list for an operation fails."""
+    def broken(**_: object) -> None:
+        raise NotFound("procedure", "anything")
+
+    monkeypatch.setattr(seeded, "list_procedures", broken)
+    case = schema["/health"]["GET"].Case()
+    with pytest.raises(FailureGroup, match="Undocumented status code"):
+        case.call_and_validate()
+
+
+def test_linked_operations_conform_in_sequence() -> None:
+    """Stateful: sequences that follow the document's links (explicit and inferred), e.g.
+    POST /executions then its results and answers, pass every check."""
+    schema.as_state_machine().run(settings=settings(
+        max_examples=20, stateful_step_count=6, deadline=None, derandomize=True,
+        suppress_health_check=list(HealthCheck)))
