@@ -30,6 +30,7 @@ from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
 from .induce import CorpusStats, group_traces, induce, procedure_name
 from .learning.promote import PromotionPolicy
+from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_tools import ToolSchemaMixin
@@ -81,7 +82,7 @@ class LearnReport:
     skipped: int = 0
 
 
-class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin):
+class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
     """Procedural memory backed by one store.
 
     Args:
