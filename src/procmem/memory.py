@@ -22,7 +22,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .bind import Binding, bind_task
 from .bm25 import BM25Index
@@ -159,12 +159,13 @@ class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
         return self.store.list_traces(limit=limit, offset=offset)
 
     def _all_traces(self) -> list[Trace]:
-        out: list[Trace] = []
-        while True:
-            page = self.store.list_traces(limit=_PAGE, offset=len(out))
-            out.extend(page)
-            if len(page) < _PAGE:
-                return out
+        """Every stored trace, in insertion order (read page by page)."""
+        return _paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
+
+    def _all_procedures(self) -> list[Procedure]:
+        """The current version of every procedure (no statistics), by name."""
+        return _paged(lambda limit, offset: self.store.list_procedures(limit=limit,
+                                                                        offset=offset))
 
     def record(self, task: str, *, source: str | None = None,
                metadata: dict[str, Any] | None = None, redact_secrets: bool = True) -> Recorder:
@@ -502,3 +503,16 @@ def _same_content(a: Procedure, b: Procedure) -> bool:
         c.get("lineage", {}).pop("parent_version", None)
         c.get("lineage", {}).pop("reason", None)
     return ca == cb
+
+
+T = TypeVar("T")
+
+
+def _paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
+    """Everything ``fetch(limit, offset)`` returns, page by page."""
+    out: list[T] = []
+    while True:
+        page = fetch(_PAGE, len(out))
+        out.extend(page)
+        if len(page) < _PAGE:
+            return out

@@ -60,6 +60,9 @@ class LearningMixin:
     _rng: random.Random
     _rejected: set[str]
 
+    def _all_traces(self) -> list[Trace]:
+        raise NotImplementedError  # provided by Memory
+
     # ------------------------------------------------------------ evidence
 
     def report(self, execution_id: str, *, reward: float, source: str = "user",
@@ -213,14 +216,6 @@ class LearningMixin:
 
     # -------------------------------------------------------------- optimize
 
-    def _traces(self) -> list[Trace]:
-        out: list[Trace] = []
-        while True:
-            page = self.store.list_traces(limit=1000, offset=len(out))
-            out.extend(page)
-            if len(page) < 1000:
-                return out
-
     def optimize(self, name: str | None = None) -> OptimizeReport:
         """Propose, verify and store candidate versions (repair, prune, merge, factor).
 
@@ -238,7 +233,7 @@ class LearningMixin:
         """
         procs = self.store.list_procedures(status="active", limit=100_000)
         scope = [p for p in procs if name is None or p.name == name]
-        traces = self._traces()
+        traces = self._all_traces()
         demos = {t.id: t for t in traces}
         recoveries = {str(t.metadata["recovers"]): t for t in traces
                       if isinstance(t.metadata.get("recovers"), str)}

@@ -44,13 +44,15 @@ __all__ = ["FLAG_KIND", "ToolSchemaMixin"]
 FLAG_KIND = "tool_schema"
 """The procedure-note kind of tool flags."""
 
-_PAGE = 1000
 
 
 class ToolSchemaMixin:
     """Tool-schema import, checks and flags for :class:`Memory`."""
 
     store: Store
+
+    def _all_procedures(self) -> list[Procedure]:
+        raise NotImplementedError  # provided by Memory
 
     # -------------------------------------------------------------- schemas
 
@@ -90,7 +92,7 @@ class ToolSchemaMixin:
         schemas = parse_tools(data, source=label)
         stored = self.store.list_tool_schemas()
         merged = {**stored, **schemas}
-        procs = self._current_procedures()
+        procs = self._all_procedures()
         checked: list[dict[str, Any]] = []
         notes: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for tool, schema in schemas.items():
@@ -158,7 +160,7 @@ class ToolSchemaMixin:
         """:meth:`check_procedure` for the current version of every procedure with problems."""
         schemas = self.store.list_tool_schemas()
         out: dict[str, dict[str, list[str]]] = {}
-        for proc in self._current_procedures():
+        for proc in self._all_procedures():
             problems = group_by_step(procedure_problems(proc, schemas))
             if problems:
                 out[proc.name] = problems
@@ -216,14 +218,6 @@ class ToolSchemaMixin:
     def _schemas_for(self, procedure: Procedure) -> dict[str, dict[str, Any]]:
         found = {tool: self.store.find_tool_schema(tool) for tool in tools_used(procedure)}
         return {tool: schema for tool, schema in found.items() if schema is not None}
-
-    def _current_procedures(self) -> list[Procedure]:
-        out: list[Procedure] = []
-        while True:
-            page = self.store.list_procedures(limit=_PAGE, offset=len(out))
-            out.extend(page)
-            if len(page) < _PAGE:
-                return out
 
 
 def _read_json(path: Path) -> Any:
