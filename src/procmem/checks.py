@@ -22,12 +22,13 @@ from typing import Any
 
 from .errors import CycleError, InvalidProcedure, InvalidTemplate, NotFound, ParamError, UnknownTool
 from .model import Check, Procedure
-from .template import resolve_pointer
+from .template import resolve_pointer, validate
 
 __all__ = [
     "JSON_TYPES",
     "check_params",
     "check_subprocedures",
+    "check_templates",
     "check_tools",
     "evaluate",
     "first_failure",
@@ -184,6 +185,21 @@ def check_subprocedures(procedure: Procedure, procedures: Mapping[str, Procedure
         done.add(proc.name)
 
     visit(procedure, ())
+
+
+def check_templates(procedure: Procedure) -> None:
+    """Check that every step's args template could bind (see :func:`procmem.template.validate`).
+
+    A ``$param`` must name a param of ``procedure``; a ``$step`` an earlier step.
+
+    Raises:
+        InvalidTemplate: The first bad reference, naming its step and JSON Pointer.
+    """
+    names = {p.name for p in procedure.params}
+    earlier: set[str] = set()
+    for step in procedure.steps:
+        validate(step.args, params=names, earlier_steps=earlier, step_id=step.id)
+        earlier.add(step.id)
 
 
 def check_tools(

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import template as tpl
-from .checks import json_type
+from .checks import check_templates, json_type
 from .errors import UsageError
 from .extract import learn_extractor, locate
 from .model import Lineage, Param, Procedure, Step, Trace
@@ -238,9 +238,7 @@ def induce(
         tags=sorted({a.split("_", 1)[0] for a in sig}),
         lineage=Lineage(traces=[t.id for t in traces], reason=f"induced from {n} trace(s)"),
     )
-    names = {p.name for p in proc.params}
-    for k, s in enumerate(proc.steps):
-        tpl.validate(s.args, params=names, earlier_steps=set(step_ids[:k]), step_id=s.id)
+    check_templates(proc)
     return proc
 
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from .bind import Binding, bind_task
 from .bm25 import BM25Index
+from .checks import check_templates
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
 from .induce import CorpusStats, group_traces, induce, procedure_name
@@ -40,7 +41,6 @@ from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .retrieval import Candidate, rank
 from .store import open_store
 from .store.base import Store
-from .template import validate
 from .traceio import read_traces
 
 __all__ = ["ImportReport", "LearnReport", "Memory"]
@@ -252,13 +252,10 @@ class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
         """
-        names = {p.name for p in procedure.params}
-        for k, step in enumerate(procedure.steps):
-            try:
-                validate(step.args, params=names,
-                         earlier_steps={s.id for s in procedure.steps[:k]}, step_id=step.id)
-            except UsageError as err:
-                raise InvalidProcedure(procedure.name, str(err)) from err
+        try:
+            check_templates(procedure)
+        except UsageError as err:
+            raise InvalidProcedure(procedure.name, str(err)) from err
         for p in procedure.params:
             if p.extractor is not None:
                 try:

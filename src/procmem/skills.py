@@ -52,7 +52,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import Conflict, InvalidProcedure, UsageError
+from .checks import check_templates
+from .errors import Conflict, InvalidProcedure, InvalidTemplate, UsageError
 from .export import (
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -66,7 +67,6 @@ from .export import (
     to_json,
 )
 from .model import Lineage, Procedure
-from .template import validate as validate_template
 
 __all__ = [
     "ALLOWED_FIELDS",
@@ -447,13 +447,11 @@ def _load_procedure(path: Path, skill: str) -> Procedure:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(document)"
         raise InvalidProcedure(skill, f"{path}: field {where!r}: {first['msg']}") from err
-    names = {p.name for p in proc.params}
-    for k, step in enumerate(proc.steps):
-        try:
-            validate_template(step.args, params=names,
-                              earlier_steps={s.id for s in proc.steps[:k]}, step_id=step.id)
-        except UsageError as err:
-            raise InvalidProcedure(skill, f"{path}: field 'steps.{k}.args': {err}") from err
+    try:
+        check_templates(proc)
+    except InvalidTemplate as err:
+        k = next((i for i, s in enumerate(proc.steps) if s.id == err.step_id), 0)
+        raise InvalidProcedure(skill, f"{path}: field 'steps.{k}.args': {err}") from err
     return proc.model_copy(update=_STATS_RESET)
 
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import template as tpl
+from ..checks import check_templates
 from ..errors import UsageError
 from ..induce import _flatten, _leaves, _same, _set
 from ..model import (
@@ -163,10 +164,7 @@ def _one_line(text: str, limit: int = _REASON_CHARS) -> str:
 
 def _check(proc: Procedure) -> Procedure:
     """``proc`` after validating every step's template (an error here is a bug)."""
-    names = {p.name for p in proc.params}
-    for k, step in enumerate(proc.steps):
-        tpl.validate(step.args, params=names,
-                     earlier_steps={s.id for s in proc.steps[:k]}, step_id=step.id)
+    check_templates(proc)
     return proc
 
 
