@@ -20,19 +20,10 @@ from procmem import cli_render_learning as render
 from procmem.cli import main
 from procmem.memory import Memory
 from procmem.model import Trace, TraceStep
+from shipping import ship_trace
 
 SHIP = "charge_card-then-ship"
 REFUND = "refund"
-
-
-def ship_trace(i: int) -> Trace:
-    order, amount = f"#O{1000 + i}", 20 + 30 * i
-    return Trace(id=f"ship-{i}", task=f"Ship order {order} paying {amount} dollars.",
-                 outcome="success", steps=[
-                     TraceStep(action="charge_card", args={"order_id": order, "amount": amount},
-                               output=json.dumps({"charged": amount})),
-                     TraceStep(action="ship", args={"order_id": order},
-                               output=json.dumps({"shipped": order}))])
 
 
 def refund_trace(i: int) -> Trace:

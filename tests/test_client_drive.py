@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from procmem.errors import ReplayError, UsageError
 from procmem.memory import Memory
-from procmem.model import Param, Procedure, Step, Trace, TraceStep
+from procmem.model import Param, Procedure, Step
 from procmem.template import ask, param, step_ref
-
-
-def ship_trace(i: int, order: str, amount: int) -> Trace:
-    return Trace(id=f"ship-{i}", task=f"Ship order {order} paying {amount} dollars.",
-                 outcome="success", steps=[
-                     TraceStep(action="charge_card", args={"order_id": order, "amount": amount},
-                               output=json.dumps({"charged": amount})),
-                     TraceStep(action="ship", args={"order_id": order},
-                               output=json.dumps({"shipped": order}))])
-
+from shipping import ship_trace
 
 NAME = "charge_card-then-ship"
 
@@ -28,7 +18,7 @@ NAME = "charge_card-then-ship"
 @pytest.fixture
 def mem() -> Iterator[Memory]:
     with Memory("memory.db") as m:
-        m.learn([ship_trace(i, f"#O{1000 + i}", 20 + 30 * i) for i in range(3)])
+        m.learn([ship_trace(i) for i in range(3)])
         yield m
 
 

@@ -13,16 +13,8 @@ import pytest
 from procmem.errors import NotFound
 from procmem.learning.promote import PromotionPolicy
 from procmem.memory import Memory
-from procmem.model import Procedure, Trace, TraceStep, utcnow
-
-
-def ship_trace(i: int, order: str, amount: int) -> Trace:
-    return Trace(id=f"ship-{i}", task=f"Ship order {order} paying {amount} dollars.",
-                 outcome="success", steps=[
-                     TraceStep(action="charge_card", args={"order_id": order, "amount": amount},
-                               output=json.dumps({"charged": amount})),
-                     TraceStep(action="ship", args={"order_id": order},
-                               output=json.dumps({"shipped": order}))])
+from procmem.model import Procedure, utcnow
+from shipping import ship_trace
 
 
 class World:
@@ -54,7 +46,7 @@ class World:
 def mem() -> Iterator[Memory]:
     policy = PromotionPolicy(threshold=0.95, min_runs=5)
     with Memory("memory.db", policy=policy, seed=7) as m:
-        m.learn([ship_trace(i, f"#O{1000 + i}", 20 + 30 * i) for i in range(3)])
+        m.learn([ship_trace(i) for i in range(3)])
         yield m
 
 
