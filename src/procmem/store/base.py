@@ -13,6 +13,8 @@ Invariants (checked by ``tests/test_store.py``, one contract suite for every bac
     * A tool schema put again unchanged (same canonical JSON) changes nothing;
       a changed one keeps the old schema in the tool's history. Procedure notes
       are append-only and deleted with their procedure.
+    * An embedding is stored once per (model id, text hash) and read back only
+      under the same model id.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 
@@ -82,8 +86,13 @@ class Store(Protocol):
         """
         ...
 
-    def index_documents(self) -> list[tuple[str, str]]:
-        """Every searchable ``(procedure name, document text)``: active current versions."""
+    def index_documents(self, status: str | None = "active") -> list[tuple[str, str]]:
+        """Indexed ``(procedure name, document text)`` of current versions with this
+        status (``None``: all), by name."""
+        ...
+
+    def index_status(self) -> dict[str, str]:
+        """The status of each indexed name's current version."""
         ...
 
     def index_revision(self) -> int:
@@ -145,6 +154,27 @@ class Store(Protocol):
 
     def delete_procedure_notes(self, name: str | None = None, *, kind: str | None = None) -> int:
         """Delete notes (all, about ``name``, of ``kind``); returns how many."""
+        ...
+
+    # embeddings (hybrid search)
+    def get_embeddings(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored float32 vectors of ``model_id`` by text hash (unknown hashes left out)."""
+        ...
+
+    def put_embeddings(self, model_id: str, vectors: Mapping[str, np.ndarray]) -> int:
+        """Store vectors of ``model_id`` by text hash in one transaction; returns the count."""
+        ...
+
+    def count_embeddings(self) -> dict[str, int]:
+        """Stored vectors per model id."""
+        ...
+
+    def delete_embeddings(self, model_id: str | None = None) -> int:
+        """Delete one model's vectors (``None``: all); returns how many."""
+        ...
+
+    def get_tasks(self, trace_ids: Sequence[str]) -> dict[str, str]:
+        """Task text by trace id for the stored traces among ``trace_ids``."""
         ...
 
     # executions

@@ -45,6 +45,7 @@ from .base import index_text
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .migrate import Migration, apply_migrations, load_migrations
 from .tools_sql import ToolSchemaSQL
+from .vectors_sql import VectorSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
@@ -66,7 +67,7 @@ def _fts_query(query: str) -> str:
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL):
+class SQLiteStore(ToolSchemaSQL, VectorSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -281,8 +282,9 @@ class SQLiteStore(ToolSchemaSQL):
     def _reindex(self, conn: sqlite3.Connection, name: str) -> None:
         """Rebuild the search document of ``name`` from its current version.
 
-        Only an active current version is indexed; the row is replaced by rowid
-        and ``index_revision`` is bumped.
+        The current version is indexed whatever its status (kept in
+        ``procedure_index.status``); the row is replaced by rowid and
+        ``index_revision`` is bumped.
         """
         conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision'")
         old = conn.execute("SELECT id FROM procedure_index WHERE name = ?", (name,)).fetchone()
@@ -296,8 +298,6 @@ class SQLiteStore(ToolSchemaSQL):
         if row is None:
             return
         procedure = Procedure.model_validate_json(row[0])
-        if procedure.status != "active":
-            return
         ids = list(dict.fromkeys(procedure.lineage.traces))
         tasks = [
             r[0]
@@ -307,7 +307,8 @@ class SQLiteStore(ToolSchemaSQL):
                 (json.dumps(ids),),
             )
         ]
-        rowid = conn.execute("INSERT INTO procedure_index (name) VALUES (?)", (name,)).lastrowid
+        rowid = conn.execute("INSERT INTO procedure_index (name, status) VALUES (?, ?)",
+                             (name, procedure.status)).lastrowid
         conn.execute("INSERT INTO procedures_fts (rowid, body) VALUES (?, ?)",
                      (rowid, index_text(procedure, tasks)))
 
@@ -408,21 +409,34 @@ class SQLiteStore(ToolSchemaSQL):
         if not match:
             return []
         rows = self._rows(
-            "SELECT i.name, f.rank FROM (SELECT rowid, bm25(procedures_fts) AS rank "
-            "FROM procedures_fts WHERE procedures_fts MATCH ? ORDER BY rank LIMIT ?) AS f "
-            "JOIN procedure_index AS i ON i.id = f.rowid ORDER BY f.rank",
+            "SELECT i.name, bm25(procedures_fts) AS rank FROM procedures_fts "
+            "JOIN procedure_index AS i ON i.id = procedures_fts.rowid "
+            "WHERE procedures_fts MATCH ? AND i.status = 'active' ORDER BY rank LIMIT ?",
             (match, limit),
         )
         return [(r[0], -float(r[1])) for r in rows]
 
-    def index_documents(self) -> list[tuple[str, str]]:
-        """Every indexed ``(procedure name, document text)``, by name.
+    def index_documents(self, status: str | None = "active") -> list[tuple[str, str]]:
+        """Indexed ``(procedure name, document text)`` pairs, by name.
 
-        The documents are :func:`index_text` of each active current version.
+        The documents are :func:`index_text` of each name's current version.
+
+        Args:
+            status: Only names whose current version has this status
+                (``None``: every name).
         """
+        if status is None:
+            return [(r[0], r[1]) for r in self._rows(
+                "SELECT i.name, f.body FROM procedure_index AS i "
+                "JOIN procedures_fts AS f ON f.rowid = i.id ORDER BY i.name")]
         return [(r[0], r[1]) for r in self._rows(
             "SELECT i.name, f.body FROM procedure_index AS i "
-            "JOIN procedures_fts AS f ON f.rowid = i.id ORDER BY i.name")]
+            "JOIN procedures_fts AS f ON f.rowid = i.id WHERE i.status = ? ORDER BY i.name",
+            (status,))]
+
+    def index_status(self) -> dict[str, str]:
+        """The status of each indexed name's current version."""
+        return {r[0]: r[1] for r in self._rows("SELECT name, status FROM procedure_index")}
 
     def index_revision(self) -> int:
         """A number that grows whenever the search index changes (any connection)."""

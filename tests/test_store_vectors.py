@@ -1,0 +1,100 @@
+"""Stored embeddings and task lookups (procmem.store.vectors_sql), and migration 0004."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from procmem.errors import UsageError
+from procmem.model import Procedure, Step, Trace, TraceStep
+from procmem.store.migrate import apply_migrations, load_migrations
+from procmem.store.sqlite import SQLiteStore
+from procmem.store.vectors_sql import text_hash
+
+
+@pytest.fixture
+def store() -> SQLiteStore:
+    return SQLiteStore(":memory:")
+
+
+def test_text_hash_is_sha256_of_utf8() -> None:
+    assert text_hash("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert text_hash("café") != text_hash("cafe")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=40))
+def test_vectors_round_trip_exactly(values: list[float]) -> None:
+    s = SQLiteStore(":memory:")
+    vec = np.asarray(values, dtype=np.float32)
+    assert s.put_embeddings("m", {"h": vec}) == 1
+    back = s.get_embeddings("m", ["h"])["h"]
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, vec)
+
+
+def test_models_never_mix_and_replace_or_delete(store: SQLiteStore) -> None:
+    store.put_embeddings("a", {"h1": np.ones(3, np.float32), "h2": np.zeros(3, np.float32)})
+    store.put_embeddings("b", {"h1": np.full(5, 2, np.float32)})
+    assert set(store.get_embeddings("a", ["h1", "h2", "h3"])) == {"h1", "h2"}
+    assert store.get_embeddings("b", ["h1"])["h1"].shape == (5,)
+    assert store.get_embeddings("c", ["h1"]) == {}
+    store.put_embeddings("a", {"h1": np.full(3, 7, np.float32)})  # replaced, not duplicated
+    assert store.get_embeddings("a", ["h1"])["h1"].tolist() == [7, 7, 7]
+    assert store.count_embeddings() == {"a": 2, "b": 1}
+    assert store.delete_embeddings("a") == 2 and store.count_embeddings() == {"b": 1}
+    assert store.delete_embeddings() == 1 and store.count_embeddings() == {}
+
+
+def test_bad_vectors_are_refused_and_nothing_is_stored(store: SQLiteStore) -> None:
+    with pytest.raises(UsageError, match="one length"):
+        store.put_embeddings("m", {"a": np.ones(3, np.float32), "b": np.ones(4, np.float32)})
+    with pytest.raises(UsageError, match="1-D"):
+        store.put_embeddings("m", {"a": np.ones((2, 2), np.float32)})
+    with pytest.raises(UsageError, match="model id"):
+        store.put_embeddings("", {"a": np.ones(3, np.float32)})
+    assert store.count_embeddings() == {}
+
+
+def test_many_hashes_are_read_in_chunks(store: SQLiteStore) -> None:
+    vecs = {f"h{i}": np.full(2, i, np.float32) for i in range(1234)}
+    store.put_embeddings("m", vecs)
+    got = store.get_embeddings("m", list(vecs))
+    assert len(got) == 1234 and got["h1233"].tolist() == [1233, 1233]
+
+
+def test_get_tasks_returns_stored_traces_only(store: SQLiteStore) -> None:
+    store.put_traces([Trace(id=f"t{i}", task=f"task {i}",
+                            steps=[TraceStep(action="a", args={})]) for i in range(3)])
+    assert store.get_tasks(["t2", "t0", "nope", "t2"]) == {"t2": "task 2", "t0": "task 0"}
+
+
+def test_index_keeps_every_status_and_filters(store: SQLiteStore) -> None:
+    proc = Procedure(name="p", steps=[Step(id="s1", action="a", args={})])
+    store.put_procedure(proc)
+    assert [n for n, _ in store.index_documents()] == ["p"]
+    store.set_status("p", 1, "deprecated")
+    assert store.index_documents() == []  # active only by default
+    assert [n for n, _ in store.index_documents("deprecated")] == ["p"]
+    assert [n for n, _ in store.index_documents(None)] == ["p"]
+    assert store.index_status() == {"p": "deprecated"}
+    assert store.search_text("a") == []  # FTS search stays active-only
+
+
+def test_migration_0004_upgrades_a_version_3_database(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    apply_migrations(conn, [m for m in load_migrations() if m.version <= 3])
+    conn.execute("INSERT INTO procedure_index (name) VALUES ('old')")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)  # applies 0004 on open
+    assert store.index_status() == {"old": "active"}  # rows indexed before were active
+    store.put_embeddings("m", {"h": np.ones(2, np.float32)})
+    assert store.count_embeddings() == {"m": 1}
+    store.close()
