@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from procmem import bm25
 from procmem.bm25 import BM25Index, tokenize
 
 DOCS = [
@@ -16,10 +19,31 @@ DOCS = [
 ]
 
 
-def test_tokenize_follows_fts5_unicode61() -> None:
-    assert tokenize("Cancel_pending_order #W123, Café CRÈME!") == [
-        "cancel", "pending", "order", "w123", "cafe", "creme"]
+def test_tokenize_lowercases_and_removes_diacritics() -> None:
+    assert tokenize("Café CRÈME, naïve Zoë!") == ["cafe", "creme", "naive", "zoe"]
     assert tokenize("—…?!") == []
+
+
+def test_tokenize_keeps_snake_case_whole_and_adds_its_parts() -> None:
+    assert tokenize("cancel_pending_order") == ["cancel_pending_order", "cancel", "pending",
+                                                "order"]
+    assert tokenize("Pay with credit_card_4190576.") == [
+        "pay", "with", "credit_card_4190576", "credit", "card", "4190576"]
+    assert tokenize("__a__b__ _x_") == ["a_b", "a", "b", "x"]  # stray underscores dropped
+
+
+def test_tokenize_keeps_ids_whole() -> None:
+    tokens = tokenize("Return #W6067464 and #W1234567, e-mail noah.taylor1234@example.com")
+    assert "w6067464" in tokens and "w1234567" in tokens
+    assert "6067464" not in tokens and "w" not in tokens
+    assert tokens[-4:] == ["noah", "taylor1234", "example", "com"]  # '.', '-', '@' separate
+
+
+def test_a_snake_case_query_prefers_the_document_with_that_name() -> None:
+    docs = [("a", "cancel_pending_order"), ("b", "cancel order pending")]
+    index = BM25Index(docs)
+    assert index.search("cancel_pending_order")[0][0] == "a"
+    assert {k for k, _ in index.search("cancel order")} == {"a", "b"}
 
 
 def test_the_document_sharing_the_rare_terms_ranks_first() -> None:
@@ -64,3 +88,53 @@ def test_every_hit_shares_a_term_with_the_query(texts: list[str], query: str) ->
     for key, score in index.search(query, limit=10):
         assert score > 0
         assert terms & set(tokenize(texts[int(key)]))
+
+
+def _zipf_corpus(n: int, seed: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """Documents and queries with stop words in every document and rarer words."""
+    rng = random.Random(seed)
+    common = ["your", "name", "is", "and", "you", "are", "order"]
+    vocab = [f"w{i}" for i in range(400)]
+    weights = [1 / (i + 1) for i in range(len(vocab))]
+
+    def text(k: int) -> str:
+        return " ".join(common + rng.choices(vocab, weights, k=k))
+
+    docs = [(f"d{i}", text(rng.randint(3, 30))) for i in range(n)]
+    docs += [docs[7]] * 30  # exact ties, some of them at the cut
+    return docs, [text(25) for _ in range(40)] + [docs[7][1]]
+
+
+@pytest.mark.parametrize("limit", [1, 5, 50])
+def test_maxscore_pruning_returns_exactly_the_exhaustive_ranking(
+        monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    docs, queries = _zipf_corpus(2000, seed=limit)
+    index = BM25Index(docs)
+    monkeypatch.setattr(bm25, "_PRUNE_POSTINGS", 10**12)
+    exhaustive = [index.search(q, limit=limit) for q in queries]
+    monkeypatch.setattr(bm25, "_PRUNE_POSTINGS", 0)
+    calls: list[object] = []
+    real = BM25Index._maxscore
+    monkeypatch.setattr(BM25Index, "_maxscore",
+                        lambda self, ids, k: calls.append(r := real(self, ids, k)) or r)
+    assert [index.search(q, limit=limit) for q in queries] == exhaustive  # same floats
+    assert sum(c is not None for c in calls) > len(queries) // 2  # pruning did run
+
+
+def test_ties_at_the_cut_keep_the_earliest_documents() -> None:
+    docs = [(f"d{i}", "kettle mug") for i in range(20)] + [("best", "kettle kettle mug")]
+    hits = BM25Index(docs).search("kettle", limit=5)
+    assert [k for k, _ in hits] == ["best", "d0", "d1", "d2", "d3"]
+
+
+@given(st.lists(st.text(alphabet="abc _", max_size=12), min_size=1, max_size=30),
+       st.text(alphabet="abc _", max_size=12), st.integers(1, 5))
+def test_pruned_and_exhaustive_search_agree(texts: list[str], query: str, limit: int) -> None:
+    index = BM25Index([(str(i), t) for i, t in enumerate(texts)])
+    saved = bm25._PRUNE_POSTINGS
+    try:
+        bm25._PRUNE_POSTINGS = 0
+        pruned = index.search(query, limit=limit)
+    finally:
+        bm25._PRUNE_POSTINGS = saved
+    assert pruned == index.search(query, limit=limit)
