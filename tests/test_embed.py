@@ -345,3 +345,19 @@ def test_default_embedder_runs_offline_without_torch(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "offline ok" in result.stdout
+
+
+def test_minilm_cache_returns_equal_vectors_without_recomputing() -> None:
+    emb = MiniLMEmbedder(cache_size=2)
+    calls: list[list[str]] = []
+    real = emb._compute
+    emb._compute = lambda items, progress: calls.append(items) or real(items, progress)  # type: ignore[method-assign]
+    first = emb.embed(["cancel my order", "return the kettle"])
+    again = emb.embed(["return the kettle", "cancel my order", "cancel my order"])
+    assert calls == [["cancel my order", "return the kettle"]]  # the second call hit the cache
+    np.testing.assert_array_equal(again[0], first[1])
+    np.testing.assert_array_equal(again[2], first[0])
+    emb.embed(["a third text"])  # evicts "return the kettle", the least recently used
+    emb.embed(["cancel my order", "return the kettle"])
+    assert calls[1:] == [["a third text"], ["return the kettle"]]
+    assert list(emb._cache) == ["cancel my order", "return the kettle"]

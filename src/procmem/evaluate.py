@@ -14,7 +14,14 @@ Figures (all shares in [0, 1]):
   recorded calls (same actions, same args, same order); a test trace with no
   recorded call counts when nothing was issued;
 * ``automation`` — share of the argument leaves of all issued calls that the
-  oracle did not supply (literals, params bound from the task, step references).
+  oracle did not supply (literals, params bound from the task, step references);
+* ``abstain_unfindable`` — share of the test traces whose action sequence no
+  learned procedure has that get no confident hit (``None`` when there are none);
+* ``confident_findable`` — share of the test traces that do have a procedure
+  whose top hit is confident; ``confident_correct`` — … and correct.
+
+Every test trace is replayed against its top hit, confident or not, so
+``replay_exact`` and ``automation`` do not depend on the abstention threshold.
 
 Invariant: evaluation uses its own in-memory store; nothing is written to the
 caller's memory.
@@ -27,9 +34,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .embed import Embedder
 from .memory import Memory
 from .model import Execution, Trace
 from .recorded import Oracle, RecordedEnvironment
+from .retrieval import Retriever
 from .template import resolve_pointer
 
 __all__ = ["EvalReport", "Oracle", "RecordedEnvironment", "evaluate", "split_holdout"]
@@ -80,6 +89,10 @@ class EvalReport:
     automation: float
     seconds: float
     findable: int = 0
+    retriever: str = "hybrid"
+    abstain_unfindable: float | None = None
+    confident_findable: float | None = None
+    confident_correct: float | None = None
     cases: list[dict[str, Any]] = field(default_factory=list)
 
     def figures(self) -> dict[str, Any]:
@@ -97,37 +110,69 @@ def split_holdout(traces: Sequence[Trace], holdout: int) -> tuple[list[Trace], l
     return list(traces[:-holdout]), list(traces[-holdout:])
 
 
+def _share(values: list[bool]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
 def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
-             progress: Callable[[int, int], None] | None = None) -> EvalReport:
+             retriever: Retriever = "hybrid", embedder: Embedder | str | None = "default",
+             progress: Callable[[int, int], None] | None = None,
+             embed_progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """Learn from ``train``, then search and replay every ``test`` trace.
 
     Args:
         train: Traces to learn from.
         test: Held-out traces; each one's task is searched and replayed.
+        retriever: ``hybrid``, ``bm25`` or ``vector`` (see :meth:`Memory.search`).
+        embedder: As for :class:`Memory` (``"default"``, an embedder, or ``None``);
+            not used with the ``bm25`` retriever.
         progress: Called as ``progress(done, total)`` after each test trace.
+        embed_progress: Called as ``progress(done, total)`` while the train
+            traces' texts are embedded.
 
     Returns:
         An :class:`EvalReport`; ``cases`` has one dict per test trace.
+
+    Raises:
+        UsageError: ``vector`` retriever without an embedder.
     """
     start = time.perf_counter()
-    with Memory(":memory:") as mem:
+    if retriever == "bm25":
+        embedder = None  # keyword-only: nothing to embed
+    with Memory(":memory:", embedder=embedder) as mem:
         mem.learn(train)
+        mem.reindex(progress=embed_progress)
         procedures = mem.list_procedures(limit=100_000)
         signatures = {p.signature() for p in procedures}
         h1 = h5 = rr = exact = 0.0
         total_leaves = oracle_leaves = 0
         cases = []
+        unfindable: list[bool] = []
+        confident: list[bool] = []
+        confident_ok: list[bool] = []
         for n, trace in enumerate(test, 1):
             sig = trace.signature()
-            hits = mem.search(trace.task, limit=5) if trace.task.strip() else []
+            hits = (mem.search(trace.task, limit=5, retriever=retriever)
+                    if trace.task.strip() else [])
+            top_confident = bool(hits) and hits[0].confident
+            if sig in signatures:
+                confident.append(top_confident)
+                confident_ok.append(top_confident and hits[0].procedure.signature() == sig)
+            else:
+                unfindable.append(not top_confident)
             rank = next((i for i, h in enumerate(hits, 1)
                          if h.procedure.signature() == sig), None)
             h1 += rank == 1
             h5 += rank is not None
             rr += 1 / rank if rank else 0.0
             env = RecordedEnvironment(trace)
-            case: dict[str, Any] = {"trace": trace.id, "rank": rank,
-                                    "top": hits[0].procedure.name if hits else None}
+            case: dict[str, Any] = {
+                "trace": trace.id, "rank": rank, "findable": sig in signatures,
+                "top": hits[0].procedure.name if hits else None,
+                "confident": top_confident,
+                "signals": hits[0].explanation.get("signals", {}) if hits else {},
+                "cosine": hits[0].explanation.get("cosine") if hits else None,
+            }
             if hits:
                 proc = hits[0].procedure
                 oracle = Oracle(trace, proc)
@@ -151,5 +196,9 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
             automation=round(1 - oracle_leaves / total_leaves, 4) if total_leaves else 0.0,
             seconds=round(time.perf_counter() - start, 3),
             findable=sum(1 for t in test if t.signature() in signatures),
+            retriever=retriever if mem.embedder is not None else "bm25",
+            abstain_unfindable=_share(unfindable),
+            confident_findable=_share(confident),
+            confident_correct=_share(confident_ok),
             cases=cases,
         )

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .bind import Binding, bind_task
-from .bm25 import BM25Index
 from .checks import check_templates
+from .embed import Embedder, default_embedder
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
 from .induce import CorpusStats, group_traces, induce, procedure_name
@@ -34,11 +34,12 @@ from .learning.promote import PromotionPolicy
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
+from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .model import Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
+from .model import Execution, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
-from .retrieval import Candidate, rank
+from .search_index import SearchIndex
 from .store import open_store
 from .store.base import Store
 from .traceio import read_traces
@@ -49,7 +50,6 @@ Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
 
 _PAGE = 1000
-_CANDIDATES = 100
 
 
 @dataclass
@@ -82,7 +82,7 @@ class LearnReport:
     skipped: int = 0
 
 
-class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
+class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
     """Procedural memory backed by one store.
 
     Args:
@@ -93,6 +93,10 @@ class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
         policy: When candidates are promoted or demoted and procedures decay.
         stats_window: Statistics use the last this many executions of a procedure.
         seed: Seed of the random generator behind Thompson sampling (None: random).
+        embedder: The embedding model of hybrid search: ``"default"`` (the
+            bundled offline MiniLM, :func:`procmem.embed.default_embedder`; BM25
+            only, with one warning, when it is not installed), an
+            :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -101,16 +105,24 @@ class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
 
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
                  store: Store | None = None, policy: PromotionPolicy | None = None,
-                 stats_window: int = 500, seed: int | None = None) -> None:
+                 stats_window: int = 500, seed: int | None = None,
+                 embedder: Embedder | str | None = "default") -> None:
         self.store: Store = store if store is not None else open_store(location)
         self.policy = policy or PromotionPolicy()
         self.stats_window = stats_window
         self._rng = random.Random(seed)
         self._rejected: set[str] = set()
         self._live: dict[str, tuple[Core, ToolCall]] = {}
-        self._index: BM25Index | None = None
+        if isinstance(embedder, str):
+            if embedder != "default":
+                raise UsageError(f"embedder must be 'default', an Embedder or None, "
+                                 f"got {embedder!r}")
+            embedder = default_embedder()
+        self.embedder: Embedder | None = embedder
+        self._index: SearchIndex | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}
+        self._status: dict[str, str] = {}
 
     def __enter__(self) -> Memory:
         return self
@@ -312,48 +324,6 @@ class Memory(LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
         })
 
     # ------------------------------------------------------------------ search
-
-    def _search_index(self) -> BM25Index:
-        """The BM25 index of the active procedures, rebuilt when the store's index changed."""
-        revision = self.store.index_revision()
-        if self._index is None or revision != self._index_revision:
-            self._index = BM25Index(self.store.index_documents())
-            self._index_revision = revision
-            self._procs = {}
-        return self._index
-
-    def _procedure(self, name: str) -> Procedure:
-        if name not in self._procs:
-            self._procs[name] = self.store.get_procedure(name)
-        return self._procs[name]
-
-    def search(self, task: str, *, limit: int = 5) -> list[Hit]:
-        """Find the active procedures that best fit a task description.
-
-        BM25 candidates (:mod:`procmem.bm25`, over the documents of the store's
-        full-text index), re-ranked by structural fit (how many params the
-        procedure's extractors bind from the task, in step order) and a
-        demonstration-count prior; see :mod:`procmem.retrieval`.
-
-        Args:
-            task: The task in plain words, e.g. "Cancel order #W6067464 because no longer needed".
-            limit: Maximum hits, 1-100.
-
-        Returns:
-            Hits by descending ``score`` (empty when no procedure shares a word with the task).
-
-        Raises:
-            UsageError: ``limit`` is out of range or ``task`` is empty.
-        """
-        if not 1 <= limit <= 100:
-            raise UsageError(f"limit must be 1-100, got {limit}")
-        if not task.strip():
-            raise UsageError("search needs a non-empty task")
-        index = self._search_index()
-        cands = [Candidate(self._procedure(name), score)
-                 for name, score in index.search(task, limit=_CANDIDATES)]
-        hits = rank(task, cands, limit=limit)
-        return [h.model_copy(update={"procedure": self._with_stats(h.procedure)}) for h in hits]
 
     def bind(self, procedure: Procedure | str, task: str) -> Binding:
         """What the built-in binder fills from ``task`` (see :mod:`procmem.bind`)."""

@@ -219,7 +219,8 @@ class Procedure(_Model):
 
     The statistics fields (``execution_count`` ...) are derived from executions
     by :class:`procmem.Memory` when a procedure is read; they are not part of the
-    stored version's identity.
+    stored version's identity. ``namespace`` groups procedures for search filters
+    (``Memory.search(namespace=...)``); names stay unique across namespaces.
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=200)
@@ -228,6 +229,8 @@ class Procedure(_Model):
     params: list[Param] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                           max_length=100)
     status: Literal["candidate", "active", "deprecated"] = "active"
     lineage: Lineage = Field(default_factory=Lineage)
     created_at: UTCDateTime = Field(default_factory=utcnow)
@@ -373,6 +376,9 @@ class Hit(_Model):
         reliability: Posterior mean of success in [0, 1].
         explanation: Why it matched (matched terms, nearest demonstration task,
             params bound from the query).
+        confident: False when the hit's score is below the abstention threshold
+            (:data:`procmem.retrieval.ABSTAIN_BELOW`): nothing in memory fits
+            the task well enough to replay without checking.
     """
 
     procedure: Procedure
@@ -380,3 +386,4 @@ class Hit(_Model):
     ranks: dict[str, int] = Field(default_factory=dict)
     reliability: float = Field(ge=0, le=1)
     explanation: dict[str, Any] = Field(default_factory=dict)
+    confident: bool = True

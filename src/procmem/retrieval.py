@@ -1,48 +1,166 @@
-"""Ranking procedures for a task: keyword relevance, structural fit, prior.
+"""Ranking procedures for a task: first-stage candidates, fusion, re-ranking, abstention.
 
-Three signals, each normalized to [0, 1] over the candidate set:
+First stage (:func:`first_stage`), by ``retriever``:
 
-* **keyword** — BM25 (Robertson & Zaragoza 2009, "The Probabilistic Relevance
-  Framework: BM25 and Beyond", see :mod:`procmem.bm25`) over names,
-  descriptions, actions and demonstration tasks, divided by the best score.
+* ``bm25`` — keyword candidates: BM25 (Robertson & Zaragoza 2009, "The
+  Probabilistic Relevance Framework: BM25 and Beyond", see :mod:`procmem.bm25`)
+  over names, descriptions, actions and demonstration tasks;
+* ``vector`` — dense candidates: cosine of the task's embedding to each
+  procedure's nearest vector row (its card or a demonstration task);
+* ``hybrid`` — both lists fused by reciprocal rank fusion, ``sum 1 / (k + rank)``
+  with ``k = 10`` (:data:`RRF_K`; Cormack, Clarke & Büttcher, SIGIR 2009).
+
+Each candidate's first-stage score divided by the best is its ``relevance``.
+
+Re-ranking (:func:`rank`), three signals in [0, 1]:
+
 * **structure** — how well the procedure's learned extractors explain the task:
   ``fit`` (share of its params bound from the text, anchored ones counting
   fully) times ``coverage`` (share of all value spans that *any* candidate's
   anchored extractors claim in the text that this procedure binds). A task with
   two "Cancel order #W…" clauses is covered fully only by a procedure with two
   cancel steps.
+* **relevance** — the first-stage score, normalized as above;
 * **prior** — ``log(1 + demonstrations)``, so a recipe seen 90 times beats a
   one-off when nothing else separates them.
 
-``score = 0.8·structure + 0.15·keyword + 0.05·prior`` (weights tuned on the
-400/100 split of the τ-retail train traces). Hybrid dense retrieval and
-reciprocal rank fusion come with the retrieval issue. Invariant: the ranking is
-deterministic (ties broken by name).
+``score = (0.8·structure + 0.15·relevance + 0.05·prior) · (0.75 + 0.5·reliability)``:
+the weights were tuned on the 400/100 split of the τ-retail train traces;
+reliability is the posterior mean of success (0.5 without evidence, a factor of 1).
+
+Abstention: a hit is ``confident`` when its structure or its cosine to the
+nearest demonstration clears the thresholds in :data:`ABSTAIN`, calibrated on
+held-out traces (``benchmarks/bench_retrieval.py --calibrate``).
+
+Invariant: the ranking is deterministic (ties broken by name).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Literal
 
 from .bind import Binding, bind_task
+from .errors import UsageError
 from .model import Hit, Procedure
 from .template import references
 
-__all__ = ["Candidate", "WEIGHTS", "rank"]
+__all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate",
+           "first_stage", "is_confident", "rank", "rrf"]
 
-WEIGHTS = {"structure": 0.8, "keyword": 0.15, "prior": 0.05}
+WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
+RRF_K = 10
+"""The RRF constant: calibrated on held-out train traces (learn the first 300 τ-retail
+train traces, search the next 100, structure signal off so the first stage decides:
+hit@1 0.62 / 0.65 / 0.67 / 0.64 / 0.61 for k = 1 / 5 / 10 / 20 / 60; the paper's 60
+is the usual default)."""
+RETRIEVERS = ("bm25", "vector", "hybrid")
+RRF_WEIGHTS = (1.0, 1.0)
+"""RRF weights of the keyword and the vector list (see ``benchmarks/bench_retrieval.py``)."""
+Retriever = Literal["bm25", "vector", "hybrid"]
+
+ABSTAIN: dict[str, float] = {"structure": 0.9, "cosine": 0.85}
+"""A hit is confident when ``structure >= ABSTAIN["structure"]`` or its cosine to the
+nearest demonstration is ``>= ABSTAIN["cosine"]``. Calibrated on held-out train traces
+(learn τ-retail train 1-300, search 301-400; grid search maximizing Youden's J =
+abstained unfindable + confident-and-correct findable - 1; J = 0.833):
+``benchmarks/bench_retrieval.py --calibrate``."""
 
 
 @dataclass
 class Candidate:
-    """A procedure to rank, with its BM25 score and reliability."""
+    """A procedure to rank, with its first-stage evidence and reliability.
+
+    Attributes:
+        procedure: The current version.
+        relevance: First-stage score over the best one, 0-1.
+        reliability: Posterior mean of success, 0-1.
+        bm25: BM25 score (0 when not a keyword candidate).
+        cosine: Cosine to the nearest vector row (``None`` when not a vector candidate).
+        ranks: 1-based rank in each first-stage list (``bm25``, ``vector``).
+        nearest: Text of the nearest vector row (a demonstration task or the card).
+    """
 
     procedure: Procedure
-    bm25: float = 0.0
+    relevance: float = 0.0
     reliability: float = 0.5
+    bm25: float = 0.0
+    cosine: float | None = None
+    ranks: dict[str, int] = field(default_factory=dict)
+    nearest: str | None = None
+
+
+def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K,
+        weights: Sequence[float] | None = None) -> dict[str, float]:
+    """Reciprocal rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009), optionally weighted.
+
+    Args:
+        rankings: Ranked lists of keys, best first.
+        k: The smoothing constant (60 in the paper; :data:`RRF_K` here).
+        weights: One weight per list (default 1 each).
+
+    Returns:
+        ``{key: sum over lists of weight / (k + rank)}`` (rank 1-based).
+
+    Raises:
+        UsageError: ``weights`` does not have one weight per list.
+    """
+    if weights is None:
+        weights = [1.0] * len(rankings)
+    if len(weights) != len(rankings):
+        raise UsageError(f"rrf needs one weight per ranking, got {len(weights)} "
+                         f"for {len(rankings)}")
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for i, key in enumerate(ranking, 1):
+            fused[key] = fused.get(key, 0.0) + weight / (k + i)
+    return fused
+
+
+def first_stage(keyword: Sequence[tuple[str, float]],
+                vector: Sequence[tuple[str, float, str]], retriever: Retriever, *,
+                weights: tuple[float, float] | None = None) -> list[dict[str, Any]]:
+    """Merge the first-stage lists into candidate facts, best first.
+
+    Args:
+        keyword: ``[(name, bm25)]`` best first.
+        vector: ``[(name, cosine, nearest text)]`` best first.
+        retriever: ``bm25``, ``vector`` or ``hybrid`` (see the module docstring).
+        weights: RRF weights of the keyword and the vector list (default
+            :data:`RRF_WEIGHTS`).
+
+    Returns:
+        ``[{"name", "relevance", "bm25", "cosine", "ranks", "nearest"}]`` by
+        descending first-stage score (ties by name).
+    """
+    kw = {n: (i, s) for i, (n, s) in enumerate(keyword, 1)}
+    vec = {n: (i, c, t) for i, (n, c, t) in enumerate(vector, 1)}
+    if retriever == "bm25":
+        scores = {n: max(s, 0.0) for n, s in keyword}
+    elif retriever == "vector":
+        scores = {n: max(c, 0.0) for n, c, _ in vector}
+    else:
+        scores = rrf([[n for n, _ in keyword], [n for n, _, _ in vector]],
+                     weights=weights or RRF_WEIGHTS)
+    best = max(scores.values(), default=0.0) or 1.0
+    out = []
+    for name in sorted(scores, key=lambda n: (-scores[n], n)):
+        ranks = {}
+        if name in kw:
+            ranks["bm25"] = kw[name][0]
+        if name in vec:
+            ranks["vector"] = vec[name][0]
+        out.append({
+            "name": name, "relevance": scores[name] / best,
+            "bm25": kw[name][1] if name in kw else 0.0,
+            "cosine": vec[name][1] if name in vec else None,
+            "nearest": vec[name][2] if name in vec else None,
+            "ranks": ranks,
+        })
+    return out
 
 
 def _by_signal(signal: str, row: tuple[float, Candidate, Binding, dict[str, float]]
@@ -67,18 +185,33 @@ def _params_of(args: object) -> list[str]:
     return [node["$param"] for _, node in references(args) if "$param" in node]
 
 
+def is_confident(structure: float, cosine: float | None, min_structure: float | None = None,
+                 min_cosine: float | None = None) -> bool:
+    """The abstention rule: confident when structure or cosine clears its threshold.
+
+    Args:
+        structure: The hit's structure signal, 0-1.
+        cosine: Its cosine to the nearest vector row (``None``: not a vector candidate).
+        min_structure / min_cosine: Thresholds (default :data:`ABSTAIN`).
+    """
+    s = ABSTAIN["structure"] if min_structure is None else min_structure
+    c = ABSTAIN["cosine"] if min_cosine is None else min_cosine
+    return structure >= s or (cosine is not None and cosine >= c)
+
+
 def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[Hit]:
-    """Rank candidate procedures for ``task``.
+    """Re-rank first-stage candidates for ``task`` (see the module docstring).
 
     Args:
         task: The new task's text.
-        candidates: Procedures to rank (e.g. the store's BM25 candidates).
+        candidates: Procedures to rank, with their first-stage evidence.
         limit: Maximum hits returned.
 
     Returns:
         Hits by descending ``score``; ``ranks`` holds the 1-based rank of the
-        hit under each signal; ``explanation`` holds the params bound from the
-        task and the signal values.
+        hit in each first-stage list and under each signal; ``explanation``
+        holds the signals, the params bound from the task, the cosine and the
+        nearest demonstration; ``confident`` applies :data:`ABSTAIN`.
     """
     if not candidates:
         return []
@@ -86,7 +219,6 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
     claims: set[str] = set()
     for b in bindings:
         claims.update(str(b.values[p]) for p in b.anchored)
-    best_bm25 = max((c.bm25 for c in candidates), default=0.0) or 1.0
     demos = [len(c.procedure.lineage.traces) for c in candidates]
     best_prior = math.log1p(max(demos)) or 1.0
     rows = []
@@ -96,28 +228,34 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
         structure = b.fit * coverage * _in_order(c.procedure, b) if claims else 0.5 * b.fit
         signals = {
             "structure": structure,
-            "keyword": max(c.bm25, 0.0) / best_bm25,
+            "relevance": c.relevance,
             "prior": math.log1p(n) / best_prior,
         }
         score = sum(WEIGHTS[k] * v for k, v in signals.items())
+        score *= 0.75 + 0.5 * c.reliability
         rows.append((score, c, b, signals))
     rows.sort(key=lambda r: (-r[0], r[1].procedure.name))
-    ranks: dict[str, dict[str, int]] = {r[1].procedure.name: {} for r in rows}
+    ranks: dict[str, dict[str, int]] = {r[1].procedure.name: dict(r[1].ranks) for r in rows}
     for sig in WEIGHTS:
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
             ranks[r[1].procedure.name][sig] = i
     hits = []
     for score, c, b, signals in rows[:limit]:
+        explanation: dict[str, Any] = {
+            "signals": {k: round(v, 4) for k, v in signals.items()},
+            "bound": b.values,
+            "anchored": sorted(b.anchored),
+        }
+        if c.cosine is not None:
+            explanation["cosine"] = round(c.cosine, 4)
+            explanation["nearest_demonstration"] = c.nearest
         hits.append(Hit(
             procedure=c.procedure,
             score=round(score, 6),
             ranks=ranks[c.procedure.name],
             reliability=c.reliability,
-            explanation={
-                "signals": {k: round(v, 4) for k, v in signals.items()},
-                "bound": b.values,
-                "anchored": sorted(b.anchored),
-            },
+            explanation=explanation,
+            confident=is_confident(signals["structure"], c.cosine),
         ))
     return hits

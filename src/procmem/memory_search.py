@@ -1,0 +1,201 @@
+"""Search for :class:`procmem.Memory`: hybrid retrieval, filters, reindexing.
+
+A mixin of :class:`procmem.memory.Memory`. The index (:mod:`procmem.search_index`)
+is rebuilt lazily when the store's ``index_revision`` changes; vectors come from
+the store when a text was embedded before under the same model id.
+
+Invariants:
+    * With no embedder (none configured, or none installed) search is keyword-only
+      and every retriever other than ``bm25`` raises ``UsageError`` — never a
+      silent switch.
+    * Filters apply before ranking, so ``limit`` hits are returned when enough
+      procedures pass them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .embed import Embedder
+from .errors import UsageError
+from .learning.stats import posterior
+from .model import Hit, Procedure
+from .retrieval import RETRIEVERS, Candidate, Retriever, first_stage, rank
+from .search_index import SearchIndex, build_index
+
+if TYPE_CHECKING:
+    from .store.base import Store
+
+__all__ = ["SearchMixin"]
+
+Progress = Callable[[int, int], None]
+
+_CANDIDATES = 100
+_FILTERED_CANDIDATES = 1000
+_STATUSES = ("active", "candidate", "deprecated")
+
+
+class SearchMixin:
+    """Search methods of :class:`procmem.Memory`."""
+
+    store: Store
+    embedder: Embedder | None
+    _index: SearchIndex | None
+    _index_revision: int
+    _procs: dict[str, Procedure]
+    _status: dict[str, str]
+
+    if TYPE_CHECKING:
+        def _with_stats(self, proc: Procedure) -> Procedure: ...
+
+    def _search_index(self, progress: Progress | None = None) -> SearchIndex:
+        """The index of the store's procedures, rebuilt when the store's index changed."""
+        revision = self.store.index_revision()
+        if self._index is None or revision != self._index_revision:
+            self._procs = {}
+            self._index = build_index(self.store, self._procedure, embedder=self.embedder,
+                                      progress=progress, status=None)
+            self._status = self.store.index_status()
+            self._index_revision = revision
+        return self._index
+
+    def _procedure(self, name: str) -> Procedure:
+        if name not in self._procs:
+            self._procs[name] = self.store.get_procedure(name)
+        return self._procs[name]
+
+    def reindex(self, *, force: bool = False, progress: Progress | None = None
+                ) -> dict[str, Any]:
+        """Build the search index now, embedding every text that has no stored vector.
+
+        Args:
+            force: Delete this model's stored vectors first, so every text is
+                embedded again.
+            progress: Called as ``progress(done, total)`` while texts are embedded.
+
+        Returns:
+            ``{"model_id", "procedures", "rows", "embedded", "stored"}``:
+            ``rows`` vector rows, ``embedded`` texts embedded now, ``stored``
+            vectors stored for this model afterwards (``model_id`` is ``None``
+            and the counts 0 without an embedder).
+
+        Raises:
+            EmbeddingError: The embedder failed (vectors embedded before the
+                failure stay stored).
+        """
+        if force and self.embedder is not None:
+            self.store.delete_embeddings(self.embedder.model_id)
+        self._index = None
+        index = self._search_index(progress)
+        model = index.model_id
+        return {
+            "model_id": model,
+            "procedures": len(index.documents),
+            "rows": len(index.rows),
+            "embedded": index.embedded,
+            "stored": self.store.count_embeddings().get(model, 0) if model else 0,
+        }
+
+    def _reliability(self, proc: Procedure) -> float:
+        executions = [e for e in self.store.list_executions(procedure=proc.name, limit=100)
+                      if e.version == proc.version and e.parent_id is None]
+        if not executions:
+            return 0.5
+        ids = {e.id for e in executions}
+        evidence = [e for e in self.store.list_evidence(procedure=proc.name)
+                    if e.execution_id in ids]
+        alpha, beta, _, _ = posterior(executions, evidence)
+        return alpha / (alpha + beta)
+
+    def _passes(self, name: str, tags: Sequence[str], status: str | None,
+                namespace: str | None) -> bool:
+        if status is not None and self._status.get(name) != status:
+            return False
+        if not tags and namespace is None:
+            return True
+        proc = self._procedure(name)
+        if namespace is not None and proc.namespace != namespace:
+            return False
+        return all(t in proc.tags for t in tags)
+
+    def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
+               tags: Sequence[str] = (), status: str | None = "active",
+               namespace: str | None = None, confident_only: bool = False) -> list[Hit]:
+        """Find the procedures that best fit a task description.
+
+        Hybrid retrieval: BM25 and dense-vector candidates fused by reciprocal
+        rank fusion (Cormack et al., SIGIR 2009), re-ranked by structural fit
+        (params the procedure's extractors bind from the task, in step order)
+        and a demonstration prior, then weighted by reliability (posterior mean
+        of success); see :mod:`procmem.retrieval`. Without an embedder,
+        ``hybrid`` is keyword-only.
+
+        Args:
+            task: The task in plain words, e.g. "return the kettle from order #W6067464".
+            limit: Maximum hits, 1-100.
+            retriever: ``hybrid`` (default), ``bm25`` or ``vector``.
+            tags: Only procedures carrying every one of these tags.
+            status: Only procedures whose current version has this status
+                (``active``, ``candidate``, ``deprecated``; ``None``: any).
+            namespace: Only procedures of this namespace.
+            confident_only: Drop hits below the abstention threshold, so an
+                empty list means "nothing in memory fits".
+
+        Returns:
+            Hits by descending ``score``. Each hit's ``ranks`` has its ``bm25`` and
+            ``vector`` ranks (when it was in that list); its ``explanation`` has
+            the signals, the params bound from the task, ``matched_terms``,
+            ``cosine`` and ``nearest_demonstration``; ``confident`` is False
+            below the abstention threshold.
+
+        Raises:
+            UsageError: ``limit`` is out of range, ``task`` is empty, an unknown
+                retriever or status, or ``vector`` without an embedder.
+            EmbeddingError: The embedder failed.
+        """
+        if not 1 <= limit <= 100:
+            raise UsageError(f"limit must be 1-100, got {limit}")
+        if not task.strip():
+            raise UsageError("search needs a non-empty task")
+        if retriever not in RETRIEVERS:
+            raise UsageError(f"retriever must be one of {', '.join(RETRIEVERS)}, got {retriever!r}")
+        if status is not None and status not in _STATUSES:
+            raise UsageError(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
+        index = self._search_index()
+        if retriever == "vector" and index.vectors is None:
+            raise UsageError("the vector retriever needs an embedder (see procmem.embed)")
+        if index.vectors is None:
+            retriever = "bm25"
+        filtered = bool(tags) or namespace is not None or status != "active"
+        depth = _FILTERED_CANDIDATES if filtered else _CANDIDATES
+        keyword: list[tuple[str, float]] = []
+        vector: list[tuple[str, float, str]] = []
+        if retriever in ("bm25", "hybrid"):
+            keyword = [(n, s) for n, s in index.keyword.search(task, limit=depth)
+                       if self._passes(n, tags, status, namespace)][:_CANDIDATES]
+        if retriever in ("vector", "hybrid") and index.vectors is not None:
+            assert self.embedder is not None
+            query = self.embedder.embed([task])[0]
+            vector = [(n, c, index.rows[row].text)
+                      for n, c, row in index.vectors.search(query, limit=depth)
+                      if self._passes(n, tags, status, namespace)][:_CANDIDATES]
+        facts = first_stage(keyword, vector, retriever)[:_CANDIDATES]
+        cands = [Candidate(self._procedure(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
+                           cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
+                 for f in facts]
+        hits = rank(task, cands, limit=min(100, limit * 2))
+        out = []
+        for h in hits:
+            reliability = self._reliability(h.procedure)
+            if reliability != 0.5:  # re-weight: the first ranking assumed 0.5 (factor 1)
+                h = h.model_copy(update={"score": round(h.score * (0.75 + 0.5 * reliability), 6),
+                                         "reliability": reliability})
+            explanation = dict(h.explanation,
+                               matched_terms=index.matched_terms(h.procedure.name, task))
+            out.append(h.model_copy(update={"explanation": explanation}))
+        out.sort(key=lambda h: (-h.score, h.procedure.name))
+        if confident_only:
+            out = [h for h in out if h.confident]
+        return [h.model_copy(update={"procedure": self._with_stats(h.procedure)})
+                for h in out[:limit]]

@@ -1,0 +1,183 @@
+"""The search index of a memory: BM25 over documents plus dense vectors over texts.
+
+Built from the store whenever its ``index_revision`` changes:
+
+* **keyword** — :class:`procmem.bm25.BM25Index` over each active procedure's
+  full-text document (:func:`procmem.store.base.index_text`);
+* **vector** — :class:`procmem.vectors.VectorIndex` over several rows per
+  procedure: one *card* (name, description, param names, actions and the
+  descriptions of their tools when tool schemas are stored) and one row per
+  distinct demonstration task, so a new task is matched against every
+  demonstration, not one summary.
+
+Invariants:
+    * A text is embedded once per embedding model: vectors are stored in the
+      store under ``(model_id, sha256(text))`` and reused by every later build;
+      only texts without a stored vector are embedded.
+    * Without an embedder the index is keyword-only (``vectors is None``).
+    * Building reads the store and writes only embeddings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bm25 import BM25Index, tokenize
+from .embed import Embedder
+from .model import Procedure
+from .store.base import Store
+from .store.vectors_sql import text_hash
+from .vectors import VectorIndex
+
+__all__ = ["IndexRow", "SearchIndex", "build_index", "card_text"]
+
+Progress = Callable[[int, int], None]
+_SEPARATORS = re.compile(r"[_.\-]+")
+_EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One vector row: the procedure it belongs to, its kind and its text."""
+
+    name: str
+    kind: str  # "card" | "task"
+    text: str
+
+
+@dataclass
+class SearchIndex:
+    """Everything a search needs, for one ``index_revision`` of the store.
+
+    Attributes:
+        keyword: BM25 over the procedures' documents.
+        documents: Document text by procedure name (for matched terms).
+        vectors: The dense index, or ``None`` when no embedder is configured.
+        rows: The text behind each vector row (``rows[i]`` is row ``i``).
+        model_id: The embedder's model id, or ``None``.
+        embedded: How many texts this build embedded (the rest were stored).
+    """
+
+    keyword: BM25Index
+    documents: dict[str, str]
+    vectors: VectorIndex | None = None
+    rows: list[IndexRow] = field(default_factory=list)
+    model_id: str | None = None
+    embedded: int = 0
+
+    def matched_terms(self, name: str, query: str, *, limit: int = 12) -> list[str]:
+        """Query words that also occur in ``name``'s document, in query order."""
+        doc = set(tokenize(self.documents.get(name, "")))
+        seen: list[str] = []
+        for term in tokenize(query):
+            if term in doc and term not in seen:
+                seen.append(term)
+        return seen[:limit]
+
+
+def card_text(procedure: Procedure, tool_descriptions: dict[str, str]) -> str:
+    """The text that stands for a procedure itself (not one of its demonstrations).
+
+    Name with separators as spaces, description, param names and descriptions,
+    then each step's action words and its tool's description when known.
+    """
+    parts = [_SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
+    parts.extend(procedure.tags)
+    for p in procedure.params:
+        parts.append(p.name.replace("_", " "))
+        parts.append(p.description)
+    for s in procedure.steps:
+        parts.append(s.action.replace("_", " "))
+        parts.append(tool_descriptions.get(s.action, ""))
+    return ". ".join(p.strip() for p in parts if p and p.strip())
+
+
+def _tool_descriptions(store: Store) -> dict[str, str]:
+    return {name: str(schema.get("description") or "")
+            for name, schema in store.list_tool_schemas().items()}
+
+
+def vector_rows(store: Store, procedures: list[Procedure]) -> list[IndexRow]:
+    """The vector rows of ``procedures``: a card each, then their distinct demonstration tasks."""
+    tools = _tool_descriptions(store)
+    wanted = [tid for p in procedures for tid in p.lineage.traces]
+    tasks = store.get_tasks(wanted)
+    rows: list[IndexRow] = []
+    for p in procedures:
+        rows.append(IndexRow(p.name, "card", card_text(p, tools)))
+        seen: set[str] = set()
+        for tid in p.lineage.traces:
+            task = tasks.get(tid, "").strip()
+            if task and task not in seen:
+                seen.add(task)
+                rows.append(IndexRow(p.name, "task", task))
+    return rows
+
+
+def embed_rows(store: Store, embedder: Embedder, texts: list[str], *,
+               progress: Progress | None = None) -> tuple[np.ndarray, int]:
+    """Vectors of ``texts`` (float32 ``[len(texts), dim]``), reusing stored ones.
+
+    Missing texts are embedded in batches of 64 and stored after each batch, so
+    an interrupted build keeps what it computed.
+
+    Returns:
+        ``(vectors, number of texts embedded now)``.
+
+    Raises:
+        EmbeddingError: The embedder failed (from the embedder).
+    """
+    hashes = [text_hash(t) for t in texts]
+    stored = store.get_embeddings(embedder.model_id, hashes)
+    todo = list(dict.fromkeys(h for h in hashes if h not in stored))
+    text_of = dict(zip(hashes, texts, strict=True))
+    done = 0
+    if progress:
+        progress(0, len(todo))
+    for i in range(0, len(todo), _EMBED_BATCH):
+        batch = todo[i:i + _EMBED_BATCH]
+        vecs = embedder.embed([text_of[h] for h in batch])
+        fresh = {h: vecs[j] for j, h in enumerate(batch)}
+        store.put_embeddings(embedder.model_id, fresh)
+        stored.update(fresh)
+        done += len(batch)
+        if progress:
+            progress(done, len(todo))
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32), 0
+    return np.vstack([stored[h] for h in hashes]).astype(np.float32), len(todo)
+
+
+def build_index(store: Store, procedure: Callable[[str], Procedure], *,
+                embedder: Embedder | None, progress: Progress | None = None,
+                status: str | None = "active", ann_threshold: int = 20_000) -> SearchIndex:
+    """Build the search index of the store's active procedures.
+
+    Args:
+        store: The store to read (and to write embeddings to).
+        procedure: Loads a procedure's current version by name (a cache).
+        embedder: The embedding model, or ``None`` for keyword-only search.
+        progress: Called as ``progress(done, total)`` while texts are embedded.
+        status: Index the names whose current version has this status (``None``: all).
+        ann_threshold: Vector rows from which an ANN index replaces exact search.
+
+    Returns:
+        The :class:`SearchIndex`.
+
+    Raises:
+        EmbeddingError: The embedder failed.
+    """
+    docs = store.index_documents(status)
+    index = SearchIndex(keyword=BM25Index(docs), documents=dict(docs))
+    if embedder is None:
+        return index
+    procs = [procedure(name) for name, _ in docs]
+    rows = vector_rows(store, procs)
+    matrix, embedded = embed_rows(store, embedder, [r.text for r in rows], progress=progress)
+    index.vectors = VectorIndex([r.name for r in rows], matrix, ann_threshold=ann_threshold)
+    index.rows, index.model_id, index.embedded = rows, embedder.model_id, embedded
+    return index

@@ -1,0 +1,201 @@
+"""Hybrid search through Memory: vectors stored once per text, retrievers, filters, abstention."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from procmem.embed import MiniLMEmbedder, default_embedder
+from procmem.errors import UsageError
+from procmem.memory import Memory
+from procmem.model import Procedure, Step, Trace, TraceStep
+from procmem.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
+from procmem.search_index import card_text
+from procmem.store.vectors_sql import text_hash
+
+
+class CountingEmbedder:
+    """A deterministic bag-of-words embedder that counts the texts it embeds."""
+
+    dim = 64
+
+    def __init__(self, model_id: str = "test:bow") -> None:
+        self.model_id = model_id
+        self.seen: list[str] = []
+
+    def embed(self, texts: Sequence[str], *, progress: object = None) -> np.ndarray:
+        self.seen.extend(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, hash(word) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+def _trace(tid: str, task: str, action: str, args: dict) -> Trace:
+    return Trace(id=tid, task=task, steps=[TraceStep(action=action, args=args, output="ok")])
+
+
+TRACES = [
+    _trace("c1", "Cancel order #W1000001 because no longer needed", "cancel_order",
+           {"order_id": "#W1000001"}),
+    _trace("c2", "Cancel order #W1000002 because no longer needed", "cancel_order",
+           {"order_id": "#W1000002"}),
+    _trace("r1", "Return #W2000001 via paypal_1111111: Yoga Mat", "return_items",
+           {"order_id": "#W2000001", "payment": "paypal_1111111"}),
+    _trace("r2", "Return #W2000002 via paypal_2222222: Kettle", "return_items",
+           {"order_id": "#W2000002", "payment": "paypal_2222222"}),
+]
+
+
+@pytest.fixture
+def mem(tmp_path: Path) -> Memory:
+    m = Memory(tmp_path / "m.db", embedder=CountingEmbedder())
+    m.learn(TRACES)
+    return m
+
+
+def test_every_distinct_text_is_embedded_once_and_reused_across_instances(
+        mem: Memory, tmp_path: Path) -> None:
+    first = mem.reindex()
+    emb = mem.embedder
+    assert isinstance(emb, CountingEmbedder)
+    # a card per procedure plus each distinct demonstration task
+    assert first == {"model_id": "test:bow", "procedures": 2, "rows": 6, "embedded": 6,
+                     "stored": 6}
+    assert len(emb.seen) == len(set(emb.seen)) == 6
+    mem.close()
+    again = Memory(tmp_path / "m.db", embedder=CountingEmbedder())
+    assert again.reindex()["embedded"] == 0  # all six vectors come from the store
+    assert again.store.get_embeddings("test:bow", [text_hash(TRACES[0].task)])
+    other = Memory(tmp_path / "m.db", embedder=CountingEmbedder("test:other"))
+    assert other.reindex()["embedded"] == 6  # a new model id: a new vector space
+    assert other.store.count_embeddings() == {"test:bow": 6, "test:other": 6}
+    forced = other.reindex(force=True)
+    assert forced["embedded"] == 6 and forced["stored"] == 6
+
+
+def test_retrievers_rank_and_explain(mem: Memory) -> None:
+    task = "please cancel my order #W1234567 because no longer needed"
+    for retriever in ("bm25", "vector", "hybrid"):
+        hits = mem.search(task, retriever=retriever)
+        assert hits[0].procedure.name == "cancel_order", retriever
+    best = mem.search(task)[0]
+    assert best.ranks["bm25"] == 1 and best.ranks["vector"] == 1
+    assert {"cancel", "order", "needed"} <= set(best.explanation["matched_terms"])
+    assert best.explanation["nearest_demonstration"].startswith("Cancel order #W100000")
+    assert best.explanation["bound"] == {"order_id": "#W1234567"}
+    assert "cosine" not in mem.search(task, retriever="bm25")[0].explanation
+    with pytest.raises(UsageError, match="retriever"):
+        mem.search(task, retriever="dense")  # type: ignore[arg-type]
+
+
+def test_without_an_embedder_search_is_bm25_only(tmp_path: Path) -> None:
+    m = Memory(tmp_path / "k.db", embedder=None)
+    m.learn(TRACES)
+    hits = m.search("cancel order #W1234567")
+    assert hits[0].procedure.name == "cancel_order"
+    assert "vector" not in hits[0].ranks and "cosine" not in hits[0].explanation
+    with pytest.raises(UsageError, match="embedder"):
+        m.search("cancel order", retriever="vector")
+    assert m.reindex()["model_id"] is None
+
+
+def test_filters_by_tags_namespace_and_status(mem: Memory) -> None:
+    ret = mem.get_procedure("return_items")
+    mem.put_procedure(ret.model_copy(update={"tags": ["billing"], "namespace": "shop"}))
+    task = "cancel or return order #W1234567"
+    assert [h.procedure.name for h in mem.search(task, tags=["billing"])] == ["return_items"]
+    assert [h.procedure.name for h in mem.search(task, namespace="shop")] == ["return_items"]
+    assert mem.search(task, namespace="nowhere") == []
+    assert {h.procedure.name for h in mem.search(task)} == {"cancel_order", "return_items"}
+    version = mem.get_procedure("cancel_order").version
+    mem.store.set_status("cancel_order", version, "deprecated")
+    assert [h.procedure.name for h in mem.search(task)] == ["return_items"]
+    assert [h.procedure.name for h in mem.search(task, status="deprecated")] == ["cancel_order"]
+    assert {h.procedure.name for h in mem.search(task, status=None)} == {
+        "cancel_order", "return_items"}
+    with pytest.raises(UsageError, match="status"):
+        mem.search(task, status="gone")
+
+
+def test_confident_only_abstains_when_nothing_fits(mem: Memory) -> None:
+    unrelated = "what is the weather in Paris tomorrow morning"
+    hits = mem.search(unrelated, limit=5)
+    assert all(not h.confident for h in hits)
+    assert mem.search(unrelated, confident_only=True) == []
+    fits = mem.search("Cancel order #W1234567 because no longer needed", confident_only=True)
+    assert [h.procedure.name for h in fits][:1] == ["cancel_order"]
+
+
+def test_rrf_fuses_ranks_with_weights() -> None:
+    fused = rrf([["a", "b"], ["b", "c"]], k=RRF_K)
+    assert fused["b"] == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 1))
+    assert fused["a"] == pytest.approx(1 / (RRF_K + 1))
+    assert max(fused, key=fused.__getitem__) == "b"
+    weighted = rrf([["a"], ["b"]], k=1, weights=[2.0, 1.0])
+    assert weighted == {"a": 1.0, "b": 0.5}
+    with pytest.raises(UsageError):
+        rrf([["a"]], weights=[1.0, 2.0])
+
+
+def test_first_stage_keeps_both_lists_ranks() -> None:
+    facts = first_stage([("a", 3.0), ("b", 1.0)], [("b", 0.9, "demo b"), ("c", 0.5, "demo c")],
+                        "hybrid")
+    assert [f["name"] for f in facts] == ["b", "a", "c"]
+    assert facts[0]["ranks"] == {"bm25": 2, "vector": 1} and facts[0]["relevance"] == 1.0
+    assert facts[0]["nearest"] == "demo b" and facts[1]["cosine"] is None
+    only_kw = first_stage([("a", 3.0), ("b", 1.0)], [], "bm25")
+    assert [(f["name"], f["relevance"]) for f in only_kw] == [("a", 1.0), ("b", 1 / 3)]
+
+
+def test_abstention_rule_uses_either_signal() -> None:
+    assert is_confident(ABSTAIN["structure"], None)
+    assert is_confident(0.0, ABSTAIN["cosine"])
+    assert not is_confident(0.0, None)
+    assert not is_confident(ABSTAIN["structure"] - 0.01, ABSTAIN["cosine"] - 0.01)
+
+
+def test_card_text_carries_tool_descriptions() -> None:
+    proc = Procedure(name="cancel_order", steps=[Step(id="s1", action="cancel_order", args={})])
+    text = card_text(proc, {"cancel_order": "Cancel a pending order."})
+    assert text.startswith("cancel order") and "Cancel a pending order." in text
+
+
+def test_cli_reindex_and_search_explain(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from procmem.cli import main
+
+    src = tmp_path / "t.jsonl"
+    src.write_text("\n".join(t.model_dump_json() for t in TRACES) + "\n")
+    db = str(tmp_path / "cli.db")
+    runner = CliRunner()
+    learned = runner.invoke(main, ["--db", db, "learn", str(src), "--json"])
+    assert learned.exit_code == 0, learned.output
+    assert json.loads(learned.output)["index"]["procedures"] == 2
+    again = runner.invoke(main, ["--db", db, "reindex", "--json"])
+    assert again.exit_code == 0 and json.loads(again.output)["embedded"] == 0
+    out = runner.invoke(main, ["--db", db, "search", "cancel order #W1234567", "--json"])
+    top = json.loads(out.output)[0]
+    assert top["name"] == "cancel_order" and top["confident"] is True
+    assert top["nearest_demonstration"] and "cancel" in top["matched_terms"]
+    bm25 = runner.invoke(main, ["--db", db, "--embedder", "none", "search", "cancel order",
+                                "--retriever", "bm25", "--json"])
+    assert json.loads(bm25.output)[0]["cosine"] is None
+    bad = runner.invoke(main, ["--db", db, "--embedder", "nope", "search", "x"])
+    assert bad.exit_code == 2 and "embedder" in bad.output
+
+
+@pytest.mark.skipif(default_embedder() is None, reason="the default embedder is not installed")
+def test_the_default_memory_uses_the_bundled_model(tmp_path: Path) -> None:
+    m = Memory(tmp_path / "d.db")
+    assert isinstance(m.embedder, MiniLMEmbedder)
+    m.learn(TRACES)
+    hits = m.search("I would like to send back the kettle I received", retriever="vector")
+    assert hits[0].procedure.name == "return_items"
