@@ -191,7 +191,8 @@ def test_search_json_ranks_and_binds(learned: Path) -> None:
     top = hits[0]
     assert top["rank"] == 1 and top["name"] == "return_delivered_order_items"
     assert top["bound"] == {"order_id": "#W1234567", "payment_method_id": "paypal_7654321"}
-    assert set(top["ranks"]) >= {"keyword"} and top["score"] >= hits[-1]["score"]
+    assert set(top["ranks"]) >= {"bm25", "vector", "relevance", "structure"}
+    assert top["score"] >= hits[-1]["score"]
     human = run("search", RETURN_TASK)
     assert human.exit_code == 0 and "return_delivered_order_items" in human.stdout
 
@@ -345,7 +346,11 @@ def test_eval_holdout_json_keys_and_figures(tmp_path: Path) -> None:
     path = tmp_path / "sample.jsonl"
     path.write_text("\n".join(sample_lines()) + "\n")
     figures = run_json("eval", "--train", str(path), "--holdout", "30")
-    assert EVAL_KEYS <= set(figures) <= EVAL_KEYS | {"findable"}
+    abstention = {"abstain_unfindable", "confident_findable", "confident_correct"}
+    assert EVAL_KEYS <= set(figures) <= EVAL_KEYS | {"findable", "retriever"} | abstention
+    assert figures["retriever"] == "hybrid"
+    for key in abstention - {"abstain_unfindable"}:
+        assert 0 <= figures[key] <= 1
     assert figures["train_traces"] == 130 and figures["test_traces"] == 30
     assert figures["hit_at_1"] >= 0.7 and figures["replay_exact"] >= 0.7
     assert 0 < figures["automation"] <= 1

@@ -44,17 +44,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import cli_render as render
+from .embed import Embedder, embedder_from_spec
 from .errors import NotFound, ProcmemError, UsageError
 from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
 from .memory import Memory
 from .model import Execution, Hit, Procedure, Trace
+from .retrieval import RETRIEVERS, Retriever
 from .traceio import read_traces
 
 __all__ = ["EXIT_CODES", "exit_code", "load_tools", "main"]
 
 EXIT_CODES: dict[str, int] = {
     "usage": 2, "invalid_trace": 2, "invalid_template": 2, "invalid_procedure": 2,
-    "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4,
+    "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4, "embedding_error": 5,
 }
 """Exit code by error code; a code not listed exits with 1 (2 for any UsageError)."""
 
@@ -121,9 +123,16 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _embedder(spec: str | None) -> Embedder | str | None:
+    """The embedder of ``--embedder`` / ``PROCMEM_EMBEDDER`` (``OPENAI_API_KEY`` for openai:)."""
+    if spec is None or spec == "default":
+        return "default"
+    return embedder_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
+
+
 def _memory(ctx: click.Context) -> Memory:
     """The memory at ``--db``, closed when the command ends."""
-    return ctx.with_resource(Memory(ctx.obj["db"]))
+    return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder"))))
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
@@ -210,8 +219,12 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
     """The ``search --json`` record of one hit."""
     return {"rank": rank, "name": hit.procedure.name, "version": hit.procedure.version,
             "score": hit.score, "ranks": hit.ranks, "reliability": hit.reliability,
+            "confident": hit.confident,
             "signals": hit.explanation.get("signals", {}),
             "bound": hit.explanation.get("bound", {}),
+            "matched_terms": hit.explanation.get("matched_terms", []),
+            "cosine": hit.explanation.get("cosine"),
+            "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
             "actions": list(hit.procedure.signature())}
 
 
@@ -221,16 +234,20 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", default="procmem.db", envvar="PROCMEM_DB", show_default=True,
               metavar="PATH", help="The memory file (or ':memory:'); env PROCMEM_DB.")
+@click.option("--embedder", envvar="PROCMEM_EMBEDDER", metavar="SPEC",
+              help="Embedding model of hybrid search: default (bundled MiniLM, offline), "
+                   "none (BM25 only), st:MODEL_OR_PATH, openai:MODEL[@BASE_URL]; "
+                   "env PROCMEM_EMBEDDER.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
-def main(ctx: click.Context, db: str) -> None:
+def main(ctx: click.Context, db: str, embedder: str | None) -> None:
     """procmem: procedural memory for AI agents.
 
     Learn reusable procedures from traces of tool calls, find the right one for
     a new task, replay it against real tools, and measure how well it fits.
     Start with `procmem demo`.
     """
-    ctx.obj = {"db": db}
+    ctx.obj = {"db": db, "embedder": embedder}
 
 
 @main.command()
@@ -244,8 +261,10 @@ def learn(ctx: click.Context, file: str, skip_invalid: bool, as_json: bool) -> N
     mem = _memory(ctx)
     imported = asdict(mem.import_traces(file, skip_invalid=skip_invalid))
     learned = asdict(mem.learn())
+    with _progress(not as_json, "embedding procedures for search") as progress:
+        indexed = mem.reindex(progress=progress)
     if as_json:
-        _emit({"import": imported, "learn": learned})
+        _emit({"import": imported, "learn": learned, "index": indexed})
         return
     for error in imported["errors"]:
         click.echo(f"skipped: {error}", err=True)
@@ -287,11 +306,28 @@ def show(ctx: click.Context, name: str, version: int | None, as_json: bool) -> N
 @main.command()
 @click.argument("task")
 @click.option("--limit", default=5, show_default=True, type=int, help="Maximum hits (1-100).")
+@click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
+              help="First stage: BM25, dense vectors, or both fused by RRF.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG",
+              help="Only procedures with this tag (repeatable: all of them).")
+@click.option("--status", type=click.Choice(["active", "candidate", "deprecated", "any"]),
+              default="active", show_default=True, help="Only procedures with this status.")
+@click.option("--namespace", metavar="NS", help="Only procedures of this namespace.")
+@click.option("--confident", "confident_only", is_flag=True,
+              help="Only confident hits: nothing printed means nothing in memory fits.")
 @json_option
 @click.pass_context
-def search(ctx: click.Context, task: str, limit: int, as_json: bool) -> None:
-    """Find the procedures that best fit TASK (a task in plain words)."""
-    hits = _memory(ctx).search(task, limit=limit)
+def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
+           tags: tuple[str, ...], status: str, namespace: str | None, confident_only: bool,
+           as_json: bool) -> None:
+    """Find the procedures that best fit TASK (a task in plain words).
+
+    Each hit says why: its BM25 and vector ranks, the matched terms, the nearest
+    demonstration task, the params bound from TASK, and whether it is confident.
+    """
+    hits = _memory(ctx).search(task, limit=limit, retriever=retriever, tags=tags,
+                               status=None if status == "any" else status,
+                               namespace=namespace, confident_only=confident_only)
     if as_json:
         _emit([hit_json(i, h) for i, h in enumerate(hits, 1)])
         return
@@ -299,6 +335,27 @@ def search(ctx: click.Context, task: str, limit: int, as_json: bool) -> None:
         click.echo("no procedure fits this task")
         return
     _out().print(render.hits_table(hits))
+
+
+@main.command()
+@click.option("--force", is_flag=True,
+              help="Embed every text again (drop this model's stored vectors first).")
+@json_option
+@click.pass_context
+def reindex(ctx: click.Context, force: bool, as_json: bool) -> None:
+    """Compute the vectors of hybrid search for texts that have none (e.g. a new model)."""
+    mem = _memory(ctx)
+    with _progress(not as_json, "embedding procedures for search") as progress:
+        report = mem.reindex(force=force, progress=progress)
+    if as_json:
+        _emit(report)
+        return
+    if report["model_id"] is None:
+        click.echo(f"{report['procedures']} procedure(s) indexed for BM25 only: no embedder")
+        return
+    click.echo(f"{report['procedures']} procedure(s), {report['rows']} text(s): "
+               f"{report['embedded']} embedded now, {report['stored']} vector(s) stored "
+               f"for {report['model_id']}")
 
 
 def _resume_command(ctx: click.Context, ex: Execution, tools: str) -> str:
@@ -372,15 +429,27 @@ def resume(ctx: click.Context, execution_id: str, tools_spec: str, answers: dict
 
 
 @contextmanager
-def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] | None]:
+def _progress(enabled: bool, label: str, then: str | None = None) -> Iterator[Any]:
+    """A progress bar on stderr, as ``update(done, total)`` (``None`` when disabled).
+
+    With ``then``, yields two updaters: the first for ``label``, the second for a
+    next phase that relabels the same bar.
+    """
     if not enabled:
-        yield None
+        yield (None, None) if then else None
         return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
     task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    def update_then(done: int, total: int) -> None:
+        bar.update(task, description=then, completed=done, total=total)
+
     with bar:
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+        yield (update, update_then) if then else update
 
 
 @main.command("eval")
@@ -389,9 +458,12 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[int, int], None] 
 @click.option("--test", "test_path", metavar="FILE", help="Trace JSONL to search and replay.")
 @click.option("--holdout", type=click.IntRange(min=1), metavar="N",
               help="Test on the last N traces of --train instead (train on the rest).")
+@click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
+              help="First stage of search: BM25, dense vectors, or both fused by RRF.")
 @json_option
-def eval_cmd(train_path: str, test_path: str | None, holdout: int | None,
-             as_json: bool) -> None:
+@click.pass_context
+def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout: int | None,
+             retriever: Retriever, as_json: bool) -> None:
     """Measure how well procedural memory fits a set of traces.
 
     Learns from the train traces, then for each test trace searches by its task
@@ -406,8 +478,11 @@ def eval_cmd(train_path: str, test_path: str | None, holdout: int | None,
     else:
         assert test_path is not None
         test, _ = read_traces(test_path)
-    with _progress(not as_json, "learning, then replaying held-out traces") as progress:
-        report = evaluate(train, test, progress=progress)
+    embedder = _embedder(ctx.obj.get("embedder"))
+    with _progress(not as_json, "learning, embedding, then replaying held-out traces",
+                   "replaying held-out traces") as (embedded, replayed):
+        report = evaluate(train, test, retriever=retriever, embedder=embedder,
+                          progress=replayed, embed_progress=embedded)
     if as_json:
         _emit(report.figures())
         return

@@ -262,23 +262,35 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None,
     table.add_column("procedure", style="bold", overflow="fold")
     table.add_column("score", justify="right")
     table.add_column("why: signal value (rank)", no_wrap=True)
-    table.add_column("params bound from the task", overflow="fold")
+    table.add_column("params bound from the task / nearest demonstration", overflow="fold")
     for i, hit in enumerate(hits, 1):
-        signals = hit.explanation.get("signals", {})
+        ex = hit.explanation
+        signals = ex.get("signals", {})
         why = Text()
         for j, (name, rank) in enumerate(hit.ranks.items()):
-            value = signals.get(name)
             why.append(("\n" if j else "") + f"{name} ")
-            why.append(f"{value:.2f}" if isinstance(value, int | float) else "?", style="bold")
+            if name == "vector" and isinstance(ex.get("cosine"), int | float):
+                why.append(f"cos {ex['cosine']:.2f}", style="bold")
+            elif name in signals:
+                why.append(f"{signals[name]:.2f}", style="bold")
             why.append(f" (#{rank})", style="dim")
-        bound = hit.explanation.get("bound", {})
+        bound = ex.get("bound", {})
         shown = Text(f"{len(bound)}/{len(hit.procedure.params)}: ", style="dim")
         for j, (name, value) in enumerate(bound.items()):
             shown.append(", " if j else "")
             shown.append(name, style="cyan")
             if values:
                 shown.append("=" + short(value, 30))
-        table.add_row(str(i), Text(hit.procedure.name), f"{hit.score:.3f}", why, shown)
+        if ex.get("matched_terms"):
+            shown.append("\nterms: ", style="dim")
+            shown.append(" ".join(ex["matched_terms"][:8]))
+        if ex.get("nearest_demonstration"):
+            shown.append("\nnearest: ", style="dim")
+            shown.append(short(ex["nearest_demonstration"], 90), style="italic")
+        mark = Text(f"{hit.score:.3f}")
+        if not hit.confident:
+            mark.append("\nnot confident", style="yellow")
+        table.add_row(str(i), Text(hit.procedure.name), mark, why, shown)
     return table
 
 

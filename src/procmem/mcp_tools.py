@@ -78,6 +78,11 @@ class SearchArgs(_Args):
     task: str = Field(min_length=1, description="The task in plain words, e.g. "
                       "'Cancel order #W6067464 because no longer needed.'")
     limit: int = Field(default=5, ge=1, le=100, description="Maximum hits, 1-100.")
+    tags: list[str] = Field(default_factory=list,
+                            description="Only procedures carrying all of these tags.")
+    namespace: str | None = Field(default=None, description="Only procedures of this namespace.")
+    confident_only: bool = Field(default=False, description=(
+        "Only confident hits: an empty list then means nothing in memory fits the task."))
 
 
 class GetProcedureArgs(_Args):
@@ -296,7 +301,10 @@ def hit_json(rank: int, hit: Hit, tool: str) -> dict[str, Any]:
             "reliability": hit.reliability,
             "params": [{"name": p.name, "required": p.required} for p in proc.params],
             "actions": list(proc.signature()),
-            "bound": hit.explanation.get("bound", {})}
+            "bound": hit.explanation.get("bound", {}),
+            "confident": hit.confident,
+            "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
+            "matched_terms": hit.explanation.get("matched_terms", [])}
 
 
 def _need_line(need: Need) -> str:

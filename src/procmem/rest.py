@@ -392,10 +392,22 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
                           description="The task in plain words.",
                           examples=["Cancel order #W6067464 because no longer needed."]),
         limit: int = limit_query(5, 100),
+        retriever: Literal["bm25", "vector", "hybrid"] = Query(
+            "hybrid", description="First stage: BM25, dense vectors, or both fused by RRF."),
+        tag: Annotated[list[str] | None,
+                       Query(description="Only procedures with all of these tags.")] = None,
+        status: Literal["active", "candidate", "deprecated", "any"] = Query(
+            "active", description="Only procedures whose current version has this status."),
+        namespace: str | None = Query(None, description="Only procedures of this namespace."),
+        confident_only: bool = Query(False, description="Only hits above the abstention "
+                                     "threshold: empty means nothing in memory fits."),
     ) -> list[Hit]:
-        """The active procedures that best fit a task, best first, with score, ranks and
-        explanation; empty when nothing fits."""
-        return locked(lambda: mem.search(task, limit=limit))
+        """The procedures that best fit a task, best first, with score, ranks, explanation
+        (matched terms, nearest demonstration, params bound) and confidence."""
+        return locked(lambda: mem.search(
+            task, limit=limit, retriever=retriever, tags=tag or (),
+            status=None if status == "any" else status, namespace=namespace,
+            confident_only=confident_only))
 
     # ------------------------------------------------------------------ executions
 
