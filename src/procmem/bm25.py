@@ -128,6 +128,11 @@ class BM25Index:
     def __len__(self) -> int:
         return self._n
 
+    def document_frequency(self, term: str) -> int:
+        """How many documents contain ``term`` (a token of :func:`tokenize`); 0 if none."""
+        t = self.vocab.get(term)
+        return 0 if t is None else int(self._offsets[t + 1] - self._offsets[t])
+
     def search(self, query: str, *, limit: int = 50) -> list[tuple[str, float]]:
         """The best documents for ``query``.
 

@@ -334,7 +334,9 @@ def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
     if not hits:
         click.echo("no procedure fits this task")
         return
-    _out().print(render.hits_table(hits))
+    out = _out()
+    out.print(render.hits_table(hits))
+    out.print(render.hits_evidence(hits))
 
 
 @main.command()
@@ -553,7 +555,9 @@ def demo(trace_id: str | None, as_json: bool) -> None:
         out.print(render.task_panel(trace.task, spans,
                                     title=f"held-out trace {trace.id} (highlighted: values "
                                           "the top hit binds from the text)"))
-        out.print(render.hits_table(hits, title="search: top hits and why", values=False))
+        out.print(render.hits_table(hits[:3], title="search: top hits and why (hybrid: "
+                                    "BM25 + MiniLM vectors, fused by RRF)", values=False))
+        out.print(render.hits_evidence(hits[:1]))
         ex = exact = None
         if top is not None:
             out.print()

@@ -31,6 +31,7 @@ __all__ = [
     "answers_template",
     "execution_view",
     "figures_table",
+    "hits_evidence",
     "hits_table",
     "learn_view",
     "needs_view",
@@ -52,6 +53,10 @@ FIGURES: dict[str, str] = {
     "mrr": "mean reciprocal rank of that hit",
     "replay_exact": "replay issued exactly the recorded calls",
     "automation": "argument values not supplied by the oracle",
+    "retriever": "first stage of search (bm25, vector, or hybrid: both fused by RRF)",
+    "abstain_unfindable": "of the held-out traces with no learned procedure: no confident hit",
+    "confident_findable": "of the others: the top hit is confident",
+    "confident_correct": "... confident and correct",
     "seconds": "wall time",
 }
 """The eval figures in display order, with what each one means."""
@@ -250,7 +255,7 @@ def task_panel(task: str, spans: Mapping[str, tuple[int, int]], *, title: str) -
 
 def hits_table(hits: Sequence[Hit], *, title: str | None = None,
                values: bool = True) -> Table:
-    """Search hits: rank, procedure, score, the signals and ranks behind it, bound params.
+    """Search hits: rank, procedure, score and confidence, the ranks behind it, bound params.
 
     Args:
         hits: The hits, best first.
@@ -262,17 +267,17 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None,
     table.add_column("procedure", style="bold", overflow="fold")
     table.add_column("score", justify="right")
     table.add_column("why: signal value (rank)", no_wrap=True)
-    table.add_column("params bound from the task / nearest demonstration", overflow="fold")
+    table.add_column("params bound from the task", overflow="fold")
     for i, hit in enumerate(hits, 1):
         ex = hit.explanation
         signals = ex.get("signals", {})
         why = Text()
         for j, (name, rank) in enumerate(hit.ranks.items()):
             why.append(("\n" if j else "") + f"{name} ")
-            if name == "vector" and isinstance(ex.get("cosine"), int | float):
-                why.append(f"cos {ex['cosine']:.2f}", style="bold")
-            elif name in signals:
-                why.append(f"{signals[name]:.2f}", style="bold")
+            value = {"bm25": ex.get("bm25"), "vector": ex.get("cosine")}.get(name,
+                                                                             signals.get(name))
+            if isinstance(value, int | float):
+                why.append(f"{value:.2f}", style="bold")
             why.append(f" (#{rank})", style="dim")
         bound = ex.get("bound", {})
         shown = Text(f"{len(bound)}/{len(hit.procedure.params)}: ", style="dim")
@@ -281,17 +286,31 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None,
             shown.append(name, style="cyan")
             if values:
                 shown.append("=" + short(value, 30))
-        if ex.get("matched_terms"):
-            shown.append("\nterms: ", style="dim")
-            shown.append(" ".join(ex["matched_terms"][:8]))
-        if ex.get("nearest_demonstration"):
-            shown.append("\nnearest: ", style="dim")
-            shown.append(short(ex["nearest_demonstration"], 90), style="italic")
         mark = Text(f"{hit.score:.3f}")
-        if not hit.confident:
-            mark.append("\nnot confident", style="yellow")
+        mark.append("\nconfident" if hit.confident else "\nnot confident",
+                    style="green" if hit.confident else "yellow")
         table.add_row(str(i), Text(hit.procedure.name), mark, why, shown)
     return table
+
+
+def hits_evidence(hits: Sequence[Hit], *, width: int = 76) -> Text:
+    """Below the hits table: each hit's matched terms (rarest first) and nearest demonstration."""
+    out = Text()
+    for i, hit in enumerate(hits, 1):
+        ex = hit.explanation
+        out.append(f"{i}. ", style="bold")
+        out.append(hit.procedure.name, style="bold")
+        if ex.get("matched_terms"):
+            out.append("\n   matched terms: ", style="dim")
+            out.append(" ".join(ex["matched_terms"][:10]))
+        if ex.get("nearest_demonstration"):
+            out.append("\n   nearest demonstration: ", style="dim")
+            out.append(short(ex["nearest_demonstration"], width * 2), style="italic")
+        out.append("\n")
+    if hits and not any(h.confident for h in hits):
+        out.append("No hit is confident: nothing in memory clearly fits this task.",
+                   style="yellow")
+    return out
 
 
 # --------------------------------------------------------------------- replay
@@ -424,6 +443,8 @@ def figures_table(figures: Mapping[str, Any], *, title: str = "evaluation") -> T
             continue
         value = figures[key]
         shown = f"{value:.3f}" if isinstance(value, float) and key != "seconds" else str(value)
+        if value is None:
+            shown = "-"
         if key == "seconds":
             shown = f"{value:.2f} s"
         table.add_row(key, shown, meaning)

@@ -247,6 +247,8 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
             "bound": b.values,
             "anchored": sorted(b.anchored),
         }
+        if "bm25" in c.ranks:
+            explanation["bm25"] = round(c.bm25, 4)
         if c.cosine is not None:
             explanation["cosine"] = round(c.cosine, 4)
             explanation["nearest_demonstration"] = c.nearest

@@ -70,12 +70,11 @@ class SearchIndex:
     embedded: int = 0
 
     def matched_terms(self, name: str, query: str, *, limit: int = 12) -> list[str]:
-        """Query words that also occur in ``name``'s document, in query order."""
+        """Query words that also occur in ``name``'s document, rarest in the index first
+        (the ones that discriminate), ties in query order."""
         doc = set(tokenize(self.documents.get(name, "")))
-        seen: list[str] = []
-        for term in tokenize(query):
-            if term in doc and term not in seen:
-                seen.append(term)
+        seen = list(dict.fromkeys(t for t in tokenize(query) if t in doc))
+        seen.sort(key=self.keyword.document_frequency)  # stable: query order among ties
         return seen[:limit]
 
 
