@@ -170,6 +170,9 @@ def main() -> None:
             sigs = _signatures(mem)
             rows = {}
             for retriever in RETRIEVER_ROWS:
+                cache = getattr(mem.embedder, "_cache", None)
+                if cache is not None:
+                    cache.clear()  # each retriever pays for its own query embeddings
                 started = time.perf_counter()
                 cases = [_case(mem, t, retriever, sigs) for t in te]
                 rows[retriever] = dict(_figures(cases),

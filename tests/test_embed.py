@@ -19,6 +19,7 @@ import pytest
 
 from procmem import embed
 from procmem.embed import (
+    MODELS,
     Embedder,
     EmbeddingFallbackWarning,
     MiniLMEmbedder,
@@ -57,9 +58,14 @@ FP32_EXAMPLE_HEAD = [0.0677, 0.0635, 0.0487, 0.0793, 0.0374, 0.0027, 0.0394, -0.
 """First 8 dimensions of the fp32 vector of "This is an example sentence"."""
 
 
+@pytest.fixture(scope="module", params=["l3", "l6"])
+def minilm(request: pytest.FixtureRequest) -> MiniLMEmbedder:
+    return MiniLMEmbedder(request.param)
+
+
 @pytest.fixture(scope="module")
-def minilm() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
+def minilm_l6() -> MiniLMEmbedder:
+    return MiniLMEmbedder("l6")
 
 
 def test_minilm_shape_dtype_and_unit_rows(minilm: MiniLMEmbedder) -> None:
@@ -67,8 +73,31 @@ def test_minilm_shape_dtype_and_unit_rows(minilm: MiniLMEmbedder) -> None:
     assert vectors.shape == (len(TEXTS), 384) == (len(TEXTS), minilm.dim)
     assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    assert minilm.model_id == "sentence-transformers/all-MiniLM-L6-v2:onnx-int8"
+    assert minilm.model_id == MODELS[minilm.variant].model_id
     assert isinstance(minilm, Embedder)
+
+
+def test_the_two_variants_are_different_vector_spaces() -> None:
+    assert MiniLMEmbedder().model_id == "sentence-transformers/paraphrase-MiniLM-L3-v2:onnx"
+    assert MiniLMEmbedder("l6").model_id == "sentence-transformers/all-MiniLM-L6-v2:onnx-int8"
+    with pytest.raises(UsageError, match="variant"):
+        MiniLMEmbedder("l12")
+
+
+def test_l3_mean_pooling_equals_the_graphs_own_sentence_output() -> None:
+    """The exported L3 graph also outputs its sentence-transformers pooled vector (#3)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from procmem.embed import TOKENIZER_FILE
+
+    tok = Tokenizer.from_file(str(TOKENIZER_FILE))
+    tok.no_padding()
+    ids = np.array([tok.encode("This is an example sentence").ids])
+    pooled = ort.InferenceSession(str(MODELS["l3"].path())).run(
+        None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[3][0]
+    ours = MiniLMEmbedder(cache_size=0).embed(["This is an example sentence"])[0]
+    np.testing.assert_allclose(ours, pooled / np.linalg.norm(pooled), atol=1e-5)
 
 
 def test_minilm_is_deterministic(minilm: MiniLMEmbedder) -> None:
@@ -111,14 +140,14 @@ def test_minilm_truncates_to_max_tokens() -> None:
 
 
 @pytest.mark.parametrize(("left", "right", "expected"), FP32_COSINES)
-def test_minilm_cosines_match_the_fp32_model(minilm: MiniLMEmbedder, left: str, right: str,
-                                             expected: float) -> None:
-    a, b = minilm.embed([left, right])
+def test_l6_int8_cosines_match_the_fp32_model(minilm_l6: MiniLMEmbedder, left: str,
+                                              right: str, expected: float) -> None:
+    a, b = minilm_l6.embed([left, right])
     assert float(a @ b) == pytest.approx(expected, abs=0.05)
 
 
-def test_minilm_vector_matches_the_fp32_model(minilm: MiniLMEmbedder) -> None:
-    vector = minilm.embed(["This is an example sentence"])[0]
+def test_l6_int8_vector_matches_the_fp32_model(minilm_l6: MiniLMEmbedder) -> None:
+    vector = minilm_l6.embed(["This is an example sentence"])[0]
     np.testing.assert_allclose(vector[:8], FP32_EXAMPLE_HEAD, atol=0.02)
 
 
@@ -136,6 +165,8 @@ def test_minilm_refuses_a_model_file_with_the_wrong_sha256(tmp_path: Path) -> No
     fake.write_bytes(b"not the model")
     with pytest.raises(UsageError, match="sha256") as info:
         MiniLMEmbedder(model_path=fake).embed(["x"])
+    with pytest.raises(UsageError, match="sha256"):
+        MiniLMEmbedder("l6", model_path=fake).embed(["x"])
     assert str(fake) in str(info.value)
 
 
@@ -301,7 +332,7 @@ def test_module_exports() -> None:
     public = {n for n, v in vars(embed).items()
               if not n.startswith("_") and getattr(v, "__module__", None) == embed.__name__
               and callable(v)}
-    assert public == set(embed.__all__)
+    assert public | {"MODELS"} == set(embed.__all__)  # MODELS: the one exported constant
 
 
 OFFLINE_GUARD = """

@@ -181,7 +181,8 @@ def test_cli_reindex_and_search_explain(tmp_path: Path) -> None:
     assert json.loads(learned.output)["index"]["procedures"] == 2
     again = runner.invoke(main, ["--db", db, "reindex", "--json"])
     assert again.exit_code == 0 and json.loads(again.output)["embedded"] == 0
-    out = runner.invoke(main, ["--db", db, "search", "cancel order #W1234567", "--json"])
+    out = runner.invoke(main, ["--db", db, "search", "Cancel order #W1234567 because no longer "
+                                          "needed", "--json"])
     top = json.loads(out.output)[0]
     assert top["name"] == "cancel_order" and top["confident"] is True
     assert top["nearest_demonstration"] and "cancel" in top["matched_terms"]

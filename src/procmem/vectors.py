@@ -67,12 +67,14 @@ class VectorIndex:
         UsageError: ``vectors`` is not 2-D or its row count differs from ``len(keys)``.
 
     Build cost: the exact backend only keeps the matrix (``4 * n * dim`` bytes);
-    the HNSW graph adds about ``2 * n * dim`` bytes of f16 vectors plus its links and
-    takes most of the build time (see ``benchmarks/bench_retrieval_latency.py``).
+    the HNSW graph adds about ``2 * n * dim`` bytes of f16 vectors plus its links.
+    Measured on 2 cores with 384 dims (``benchmarks/bench_retrieval_latency.py``):
+    100,000 rows build in 5 s and search in 0.3 ms; 1,000,000 rows build in
+    4-5 min, hold 1.4 GiB of matrix + 1.2 GiB of graph, and search in 1.1 ms.
     """
 
     def __init__(self, keys: Sequence[str], vectors: np.ndarray, *,
-                 ann_threshold: int = 20_000, ef_search: int = 64, connectivity: int = 16,
+                 ann_threshold: int = 20_000, ef_search: int = 256, connectivity: int = 16,
                  threads: int = 0) -> None:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         if matrix.ndim == 1 and matrix.size == 0:
