@@ -200,3 +200,22 @@ def test_the_default_memory_uses_the_bundled_model(tmp_path: Path) -> None:
     m.learn(TRACES)
     hits = m.search("I would like to send back the kettle I received", retriever="vector")
     assert hits[0].procedure.name == "return_items"
+
+
+def test_cli_embedding_failure_is_one_error_line_and_exit_5(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from procmem.cli import main
+
+    src = tmp_path / "t.jsonl"
+    src.write_text("\n".join(t.model_dump_json() for t in TRACES) + "\n")
+    db = str(tmp_path / "fail.db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", db, "--embedder", "none", "learn", str(src)]).exit_code == 0
+    dead = "openai:m@http://127.0.0.1:9/v1"  # nothing listens on port 9 (discard)
+    out = runner.invoke(main, ["--db", db, "--embedder", dead, "search", "cancel order"])
+    assert out.exit_code == 5, out.output
+    assert "error[embedding_error]" in out.output and "Traceback" not in out.output
+    ok = runner.invoke(main, ["--db", db, "--embedder", "none", "search", "cancel order",
+                              "--json"])
+    assert json.loads(ok.output)[0]["name"] == "cancel_order"  # nothing stored was harmed
