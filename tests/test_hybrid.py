@@ -15,7 +15,7 @@ from procmem.memory import Memory
 from procmem.model import Procedure, Step, Trace, TraceStep
 from procmem.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
 from procmem.search_index import card_text
-from procmem.store.vectors_sql import text_hash
+from procmem.store.search_sql import text_hash
 
 
 class CountingEmbedder:

@@ -303,63 +303,6 @@ def show(ctx: click.Context, name: str, version: int | None, as_json: bool) -> N
     _out().print(render.procedure_view(proc))
 
 
-@main.command()
-@click.argument("task")
-@click.option("--limit", default=5, show_default=True, type=int, help="Maximum hits (1-100).")
-@click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
-              help="First stage: BM25, dense vectors, or both fused by RRF.")
-@click.option("--tag", "tags", multiple=True, metavar="TAG",
-              help="Only procedures with this tag (repeatable: all of them).")
-@click.option("--status", type=click.Choice(["active", "candidate", "deprecated", "any"]),
-              default="active", show_default=True, help="Only procedures with this status.")
-@click.option("--namespace", metavar="NS", help="Only procedures of this namespace.")
-@click.option("--confident", "confident_only", is_flag=True,
-              help="Only confident hits: nothing printed means nothing in memory fits.")
-@json_option
-@click.pass_context
-def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
-           tags: tuple[str, ...], status: str, namespace: str | None, confident_only: bool,
-           as_json: bool) -> None:
-    """Find the procedures that best fit TASK (a task in plain words).
-
-    Each hit says why: its BM25 and vector ranks, the matched terms, the nearest
-    demonstration task, the params bound from TASK, and whether it is confident.
-    """
-    hits = _memory(ctx).search(task, limit=limit, retriever=retriever, tags=tags,
-                               status=None if status == "any" else status,
-                               namespace=namespace, confident_only=confident_only)
-    if as_json:
-        _emit([hit_json(i, h) for i, h in enumerate(hits, 1)])
-        return
-    if not hits:
-        click.echo("no procedure fits this task")
-        return
-    out = _out()
-    out.print(render.hits_table(hits))
-    out.print(render.hits_evidence(hits))
-
-
-@main.command()
-@click.option("--force", is_flag=True,
-              help="Embed every text again (drop this model's stored vectors first).")
-@json_option
-@click.pass_context
-def reindex(ctx: click.Context, force: bool, as_json: bool) -> None:
-    """Compute the vectors of hybrid search for texts that have none (e.g. a new model)."""
-    mem = _memory(ctx)
-    with _progress(not as_json, "embedding procedures for search") as progress:
-        report = mem.reindex(force=force, progress=progress)
-    if as_json:
-        _emit(report)
-        return
-    if report["model_id"] is None:
-        click.echo(f"{report['procedures']} procedure(s) indexed for BM25 only: no embedder")
-        return
-    click.echo(f"{report['procedures']} procedure(s), {report['rows']} text(s): "
-               f"{report['embedded']} embedded now, {report['stored']} vector(s) stored "
-               f"for {report['model_id']}")
-
-
 def _resume_command(ctx: click.Context, ex: Execution, tools: str) -> str:
     db = ""
     if ctx.parent and ctx.parent.get_parameter_source("db") == ParameterSource.COMMANDLINE:
@@ -605,6 +548,7 @@ from . import (  # noqa: E402, F401
     cli_mcp,
     cli_proxy,
     cli_rest,
+    cli_search,
     cli_tools,
 )
 

@@ -30,7 +30,7 @@ from .bm25 import BM25Index, tokenize
 from .embed import Embedder
 from .model import Procedure
 from .store.base import Store
-from .store.vectors_sql import text_hash
+from .store.search_sql import text_hash
 from .vectors import VectorIndex
 
 __all__ = ["IndexRow", "SearchIndex", "build_index", "card_text"]

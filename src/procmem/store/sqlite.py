@@ -23,7 +23,9 @@ Invariants:
       :func:`index_text` of that version. ``procedure_index`` maps the name to
       the row's rowid. The row is rebuilt for a name whenever one of its versions
       is put or changes status, and ``meta.index_revision`` is bumped then.
-    * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql` (a mixin).
+    * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
+      search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`
+      (mixins).
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -44,8 +45,8 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .migrate import Migration, apply_migrations, load_migrations
+from .search_sql import SearchSQL
 from .tools_sql import ToolSchemaSQL
-from .vectors_sql import VectorSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
@@ -57,17 +58,10 @@ _BUSY_TIMEOUT_MS = 5000
 _CURRENT_ORDER = ("(status = 'active') DESC, (status = 'deprecated') DESC, version DESC")
 
 
-def _fts_query(query: str) -> str:
-    """Plain words -> an FTS5 query that ORs quoted terms; ``""`` when there are none."""
-    tokens = re.findall(r"\w+", query.lower())
-    words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-
-
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, VectorSQL):
+class SQLiteStore(ToolSchemaSQL, SearchSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -385,62 +379,6 @@ class SQLiteStore(ToolSchemaSQL, VectorSQL):
                 (status, updated.model_dump_json(by_alias=True), name, version),
             )
             self._reindex(conn, name)
-
-    def search_text(self, query: str, *, limit: int = 50) -> list[tuple[str, float]]:
-        """Full-text candidates for a plain-words query, best first.
-
-        The query's words (``\\w+``, lower-cased, deduplicated, also split on
-        ``_``) are each quoted and ORed, so no FTS5 syntax from the caller is
-        interpreted. Names whose current version is deprecated are skipped.
-
-        Args:
-            query: Plain words, e.g. ``"cancel my order #W123"``.
-            limit: At most this many results.
-
-        Returns:
-            ``[(procedure name, score)]`` with score = -BM25 (higher is better);
-            empty when the query has no words.
-
-        Raises:
-            UsageError: ``limit`` is negative.
-        """
-        check_page(limit)
-        match = _fts_query(query)
-        if not match:
-            return []
-        rows = self._rows(
-            "SELECT i.name, bm25(procedures_fts) AS rank FROM procedures_fts "
-            "JOIN procedure_index AS i ON i.id = procedures_fts.rowid "
-            "WHERE procedures_fts MATCH ? AND i.status = 'active' ORDER BY rank LIMIT ?",
-            (match, limit),
-        )
-        return [(r[0], -float(r[1])) for r in rows]
-
-    def index_documents(self, status: str | None = "active") -> list[tuple[str, str]]:
-        """Indexed ``(procedure name, document text)`` pairs, by name.
-
-        The documents are :func:`index_text` of each name's current version.
-
-        Args:
-            status: Only names whose current version has this status
-                (``None``: every name).
-        """
-        if status is None:
-            return [(r[0], r[1]) for r in self._rows(
-                "SELECT i.name, f.body FROM procedure_index AS i "
-                "JOIN procedures_fts AS f ON f.rowid = i.id ORDER BY i.name")]
-        return [(r[0], r[1]) for r in self._rows(
-            "SELECT i.name, f.body FROM procedure_index AS i "
-            "JOIN procedures_fts AS f ON f.rowid = i.id WHERE i.status = ? ORDER BY i.name",
-            (status,))]
-
-    def index_status(self) -> dict[str, str]:
-        """The status of each indexed name's current version."""
-        return {r[0]: r[1] for r in self._rows("SELECT name, status FROM procedure_index")}
-
-    def index_revision(self) -> int:
-        """A number that grows whenever the search index changes (any connection)."""
-        return int(self._rows("SELECT value FROM meta WHERE key = 'index_revision'")[0][0])
 
     def set_pinned(self, name: str, pinned: bool) -> None:
         """Pin or unpin a procedure name (pinned ones are exempt from decay).

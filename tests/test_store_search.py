@@ -1,4 +1,4 @@
-"""Stored embeddings and task lookups (procmem.store.vectors_sql), and migration 0004."""
+"""Stored embeddings, task lookups and the search index (procmem.store.search_sql), and migration 0004."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from procmem.errors import UsageError
 from procmem.model import Procedure, Step, Trace, TraceStep
 from procmem.store.migrate import apply_migrations, load_migrations
+from procmem.store.search_sql import text_hash
 from procmem.store.sqlite import SQLiteStore
-from procmem.store.vectors_sql import text_hash
 
 
 @pytest.fixture

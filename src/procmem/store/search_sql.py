@@ -1,13 +1,18 @@
-"""Stored text embeddings on SQLite: a mixin of :class:`procmem.store.sqlite.SQLiteStore`.
+"""The search index on SQLite: a mixin of :class:`procmem.store.sqlite.SQLiteStore`.
 
-Table (migration ``0004_embeddings.sql``): ``embeddings(model_id, hash, dim,
-vector, created_at)``, one row per embedding model and distinct text.
+Tables: ``procedures_fts`` + ``procedure_index`` (the full-text document and the
+status of each name's current version, written by the store when a version is
+put or changes status; migrations 0001 and 0004), ``meta.index_revision``, and
+``embeddings(model_id, hash, dim, vector, created_at)`` (migration 0004), one row
+per embedding model and distinct text.
 
 Invariants:
+    * :meth:`SearchSQL.search_text` and :meth:`SearchSQL.index_documents` read only
+      what ``SQLiteStore._reindex`` wrote; ``index_revision`` grows with every change.
     * ``hash`` is :func:`text_hash` of the text (SHA-256 of its UTF-8 bytes), so
       a text is embedded once per model however many procedures share it.
     * ``vector`` is the little-endian float32 bytes of an L2-normalized vector of
-      ``dim`` floats; :meth:`VectorSQL.get_embeddings` returns them as numpy rows.
+      ``dim`` floats; :meth:`SearchSQL.get_embeddings` returns them as numpy rows.
     * Rows of different ``model_id`` never mix: a model's vectors are only read
       back under the same id.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -25,11 +31,18 @@ import numpy as np
 
 from ..errors import UsageError
 from ..model import utcnow
-from .common import timestamp
+from .common import check_page, timestamp
 
-__all__ = ["VectorSQL", "text_hash"]
+__all__ = ["SearchSQL", "text_hash"]
 
 _CHUNK = 500
+
+
+def _fts_query(query: str) -> str:
+    """Plain words -> an FTS5 query that ORs quoted terms; ``""`` when there are none."""
+    tokens = re.findall(r"\w+", query.lower())
+    words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 def text_hash(text: str) -> str:
@@ -37,13 +50,69 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class VectorSQL:
-    """Embedding and task-lookup methods of the SQLite store."""
+class SearchSQL:
+    """Search-index, embedding and task-lookup methods of the SQLite store."""
 
     if TYPE_CHECKING:  # provided by SQLiteStore
         def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
 
         def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]: ...
+
+    def search_text(self, query: str, *, limit: int = 50) -> list[tuple[str, float]]:
+        """Full-text candidates for a plain-words query, best first.
+
+        The query's words (``\\w+``, lower-cased, deduplicated, also split on
+        ``_``) are each quoted and ORed, so no FTS5 syntax from the caller is
+        interpreted. Names whose current version is deprecated are skipped.
+
+        Args:
+            query: Plain words, e.g. ``"cancel my order #W123"``.
+            limit: At most this many results.
+
+        Returns:
+            ``[(procedure name, score)]`` with score = -BM25 (higher is better);
+            empty when the query has no words.
+
+        Raises:
+            UsageError: ``limit`` is negative.
+        """
+        check_page(limit)
+        match = _fts_query(query)
+        if not match:
+            return []
+        rows = self._rows(
+            "SELECT i.name, bm25(procedures_fts) AS rank FROM procedures_fts "
+            "JOIN procedure_index AS i ON i.id = procedures_fts.rowid "
+            "WHERE procedures_fts MATCH ? AND i.status = 'active' ORDER BY rank LIMIT ?",
+            (match, limit),
+        )
+        return [(r[0], -float(r[1])) for r in rows]
+
+    def index_documents(self, status: str | None = "active") -> list[tuple[str, str]]:
+        """Indexed ``(procedure name, document text)`` pairs, by name.
+
+        The documents are :func:`index_text` of each name's current version.
+
+        Args:
+            status: Only names whose current version has this status
+                (``None``: every name).
+        """
+        if status is None:
+            return [(r[0], r[1]) for r in self._rows(
+                "SELECT i.name, f.body FROM procedure_index AS i "
+                "JOIN procedures_fts AS f ON f.rowid = i.id ORDER BY i.name")]
+        return [(r[0], r[1]) for r in self._rows(
+            "SELECT i.name, f.body FROM procedure_index AS i "
+            "JOIN procedures_fts AS f ON f.rowid = i.id WHERE i.status = ? ORDER BY i.name",
+            (status,))]
+
+    def index_status(self) -> dict[str, str]:
+        """The status of each indexed name's current version."""
+        return {r[0]: r[1] for r in self._rows("SELECT name, status FROM procedure_index")}
+
+    def index_revision(self) -> int:
+        """A number that grows whenever the search index changes (any connection)."""
+        return int(self._rows("SELECT value FROM meta WHERE key = 'index_revision'")[0][0])
 
     def get_embeddings(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of ``model_id`` for these text hashes.
