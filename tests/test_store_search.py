@@ -1,4 +1,4 @@
-"""Stored embeddings, task lookups and the search index (procmem.store.search_sql), and migration 0004."""
+"""The search index on SQLite (procmem.store.search_sql): embeddings, tasks, migration 0004."""
 
 from __future__ import annotations
 
