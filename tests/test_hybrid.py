@@ -219,3 +219,28 @@ def test_cli_embedding_failure_is_one_error_line_and_exit_5(tmp_path: Path) -> N
     ok = runner.invoke(main, ["--db", db, "--embedder", "none", "search", "cancel order",
                               "--json"])
     assert json.loads(ok.output)[0]["name"] == "cancel_order"  # nothing stored was harmed
+
+
+def test_reliability_from_evidence_reorders_near_ties(tmp_path: Path) -> None:
+    twins = [
+        _trace("a1", "Refund order #W1000001 to the card", "refund_card",
+               {"order_id": "#W1000001"}),
+        _trace("b1", "Refund order #W2000001 to the wallet", "refund_wallet",
+               {"order_id": "#W2000001"}),
+    ]
+    m = Memory(tmp_path / "r.db", embedder=CountingEmbedder())
+    m.learn(twins)
+    task = "Refund order #W3000003"
+    before = m.search(task)
+    assert {h.procedure.name for h in before} == {"refund_card", "refund_wallet"}
+    assert all(h.reliability == 0.5 for h in before)  # no evidence yet: factor 1
+    loser = before[0].procedure.name
+    tools = {"refund_card": lambda **kw: "ok", "refund_wallet": lambda **kw: "ok"}
+    for _ in range(4):
+        ex = m.replay(loser, tools=tools, task=task)
+        m.report(ex.id, reward=0.0, source="user")
+    after = m.search(task)
+    assert after[0].procedure.name != loser
+    failing = next(h for h in after if h.procedure.name == loser)
+    assert failing.reliability < 0.3  # Beta(1, 1 + 4 failures) mean = 1/6
+    assert failing.score < before[0].score
