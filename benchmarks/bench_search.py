@@ -17,7 +17,9 @@ What it measures, on a file-backed SQLite store (WAL) in a temporary directory:
 * (b) ``Memory.search(query, limit=5)``: BM25 candidates (100) re-ranked with the
   procedures' extractors (``procmem.retrieval.rank``) plus statistics for the 5
   hits; p50 / p95 over the same queries after one cold call (the cold call
-  builds the in-memory index and is printed apart).
+  builds the in-memory index and is printed apart). The memory has no embedder
+  (``Memory(..., embedder=None)``): this is the keyword path of issue 2; hybrid
+  search latency is ``bench_retrieval_latency.py``.
   When (b) is much slower than (a), the top cProfile entries of (b) are printed.
 
 How the 10,000 procedures are made from real data: each learned procedure is
@@ -191,7 +193,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="procmem-bench-") as tmp:
         folder = Path(tmp)
-        mem = Memory(folder / "memory.db")
+        mem = Memory(folder / "memory.db", embedder=None)  # keyword-only: the issue-2 figure
         store = mem.store
         start = time.perf_counter()
         report = mem.learn(learn_part)
