@@ -244,3 +244,20 @@ def test_reliability_from_evidence_reorders_near_ties(tmp_path: Path) -> None:
     failing = next(h for h in after if h.procedure.name == loser)
     assert failing.reliability < 0.3  # Beta(1, 1 + 4 failures) mean = 1/6
     assert failing.score < before[0].score
+
+
+def test_keyword_searches_never_embed(tmp_path: Path) -> None:
+    emb = CountingEmbedder()
+    m = Memory(tmp_path / "lazy.db", embedder=emb)
+    m.learn(TRACES)
+    assert m.search("cancel order #W1234567", retriever="bm25")[0].procedure.name == "cancel_order"
+    assert emb.seen == []  # no vector built, no query embedded
+    m.search("cancel order #W1234567")  # hybrid: the rows, then the query
+    assert len(emb.seen) == 6 + 1
+    m.learn([_trace("c3", "Cancel order #W1000003 because no longer needed", "cancel_order",
+                    {"order_id": "#W1000003"})])
+    m.search("cancel order #W1234567")  # the store changed: only new texts are embedded
+    new = emb.seen[7:]
+    assert len(new) == 3 and new[-1] == "cancel order #W1234567"  # then the query
+    assert "Cancel order #W1000003 because no longer needed" in new  # the new demonstration
+    assert any("Learned from 3 demonstrations" in t for t in new)  # the new version's card

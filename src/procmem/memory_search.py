@@ -22,7 +22,7 @@ from .errors import UsageError
 from .learning.stats import posterior
 from .model import Hit, Procedure
 from .retrieval import RETRIEVERS, Candidate, Retriever, first_stage, rank
-from .search_index import SearchIndex, build_index
+from .search_index import SearchIndex, add_vectors, build_index
 
 if TYPE_CHECKING:
     from .store.base import Store
@@ -49,15 +49,22 @@ class SearchMixin:
     if TYPE_CHECKING:
         def _with_stats(self, proc: Procedure) -> Procedure: ...
 
-    def _search_index(self, progress: Progress | None = None) -> SearchIndex:
-        """The index of the store's procedures, rebuilt when the store's index changed."""
+    def _search_index(self, progress: Progress | None = None, *,
+                      vectors: bool = True) -> SearchIndex:
+        """The index of the store's procedures, rebuilt when the store's index changed.
+
+        Vectors are added only when asked for (``vectors``) and an embedder is set, so
+        keyword-only searches never embed.
+        """
         revision = self.store.index_revision()
         if self._index is None or revision != self._index_revision:
             self._procs = {}
-            self._index = build_index(self.store, self._procedure, embedder=self.embedder,
-                                      progress=progress, status=None)
+            self._index = build_index(self.store, self._procedure, embedder=None, status=None)
             self._status = self.store.index_status()
             self._index_revision = revision
+        if vectors and self.embedder is not None and self._index.vectors is None:
+            add_vectors(self._index, self.store, self._procedure, embedder=self.embedder,
+                        progress=progress)
         return self._index
 
     def _procedure(self, name: str) -> Procedure:
@@ -162,9 +169,9 @@ class SearchMixin:
             raise UsageError(f"retriever must be one of {', '.join(RETRIEVERS)}, got {retriever!r}")
         if status is not None and status not in _STATUSES:
             raise UsageError(f"status must be one of {', '.join(_STATUSES)}, got {status!r}")
-        index = self._search_index()
-        if retriever == "vector" and index.vectors is None:
+        if retriever == "vector" and self.embedder is None:
             raise UsageError("the vector retriever needs an embedder (see procmem.embed)")
+        index = self._search_index(vectors=retriever != "bm25")
         if index.vectors is None:
             retriever = "bm25"
         filtered = bool(tags) or namespace is not None or status != "active"

@@ -33,7 +33,7 @@ from .store.base import Store
 from .store.search_sql import text_hash
 from .vectors import VectorIndex
 
-__all__ = ["IndexRow", "SearchIndex", "build_index", "card_text"]
+__all__ = ["IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text"]
 
 Progress = Callable[[int, int], None]
 _SEPARATORS = re.compile(r"[_.\-]+")
@@ -174,7 +174,19 @@ def build_index(store: Store, procedure: Callable[[str], Procedure], *,
     index = SearchIndex(keyword=BM25Index(docs), documents=dict(docs))
     if embedder is None:
         return index
-    procs = [procedure(name) for name, _ in docs]
+    return add_vectors(index, store, procedure, embedder=embedder, progress=progress,
+                       ann_threshold=ann_threshold)
+
+
+def add_vectors(index: SearchIndex, store: Store, procedure: Callable[[str], Procedure], *,
+                embedder: Embedder, progress: Progress | None = None,
+                ann_threshold: int = 20_000) -> SearchIndex:
+    """Give a keyword-only index its vectors (for the procedures it holds); returns it.
+
+    Raises:
+        EmbeddingError: The embedder failed.
+    """
+    procs = [procedure(name) for name in index.documents]
     rows = vector_rows(store, procs)
     matrix, embedded = embed_rows(store, embedder, [r.text for r in rows], progress=progress)
     index.vectors = VectorIndex([r.name for r in rows], matrix, ann_threshold=ann_threshold)
