@@ -261,3 +261,39 @@ def test_keyword_searches_never_embed(tmp_path: Path) -> None:
     assert len(new) == 3 and new[-1] == "cancel order #W1234567"  # then the query
     assert "Cancel order #W1000003 because no longer needed" in new  # the new demonstration
     assert any("Learned from 3 demonstrations" in t for t in new)  # the new version's card
+
+
+def test_learn_namespace_sticks_to_new_procedures_and_versions(tmp_path: Path) -> None:
+    m = Memory(tmp_path / "ns.db", embedder=None)
+    m.learn(TRACES[:2], namespace="shop")
+    m.learn(TRACES[2:])
+    assert m.get_procedure("cancel_order").namespace == "shop"
+    assert m.get_procedure("return_items").namespace == "default"
+    m.learn([_trace("c3", "Cancel order #W1000003 because no longer needed", "cancel_order",
+                    {"order_id": "#W1000003"})])  # a new version keeps its namespace
+    assert m.get_procedure("cancel_order").version == 2
+    assert m.get_procedure("cancel_order").namespace == "shop"
+    assert [h.procedure.name for h in m.search("order", namespace="shop")] == ["cancel_order"]
+    with pytest.raises(UsageError, match="namespace"):
+        m.learn(namespace="no spaces")
+
+
+def test_cli_learn_namespace(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from procmem.cli import main
+
+    src = tmp_path / "t.jsonl"
+    src.write_text("\n".join(t.model_dump_json() for t in TRACES) + "\n")
+    db = str(tmp_path / "cli_ns.db")
+    runner = CliRunner()
+    bad = runner.invoke(main, ["--db", db, "--embedder", "none", "learn", str(src),
+                               "--namespace", "a b"])
+    assert bad.exit_code == 2 and "namespace" in bad.output
+    assert Memory(db, embedder=None).store.count_traces() == 0  # nothing imported
+    ok = runner.invoke(main, ["--db", db, "--embedder", "none", "learn", str(src),
+                              "--namespace", "shop"])
+    assert ok.exit_code == 0, ok.output
+    hits = runner.invoke(main, ["--db", db, "--embedder", "none", "search", "order",
+                                "--namespace", "shop", "--json"])
+    assert {h["name"] for h in json.loads(hits.output)} == {"cancel_order", "return_items"}

@@ -47,7 +47,7 @@ from . import cli_render as render
 from .embed import Embedder, embedder_from_spec
 from .errors import NotFound, ProcmemError, UsageError
 from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
-from .memory import Memory
+from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
 from .retrieval import RETRIEVERS, Retriever
 from .traceio import read_traces
@@ -254,13 +254,18 @@ def main(ctx: click.Context, db: str, embedder: str | None) -> None:
 @click.argument("file", metavar="FILE.jsonl")
 @click.option("--skip-invalid", is_flag=True,
               help="Store the valid lines and list the invalid ones instead of failing.")
+@click.option("--namespace", metavar="NS",
+              help="Namespace of the procedures this creates (search --namespace filters by it).")
 @json_option
 @click.pass_context
-def learn(ctx: click.Context, file: str, skip_invalid: bool, as_json: bool) -> None:
+def learn(ctx: click.Context, file: str, skip_invalid: bool, namespace: str | None,
+          as_json: bool) -> None:
     """Import traces from FILE.jsonl (one transaction) and learn procedures from them."""
     mem = _memory(ctx)
+    if namespace is not None:
+        check_namespace(namespace)  # before anything is imported
     imported = asdict(mem.import_traces(file, skip_invalid=skip_invalid))
-    learned = asdict(mem.learn())
+    learned = asdict(mem.learn(namespace=namespace))
     with _progress(not as_json, "embedding procedures for search") as progress:
         indexed = mem.reindex(progress=progress)
     if as_json:

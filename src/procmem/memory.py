@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +45,13 @@ from .store import open_store
 from .store.base import Store
 from .traceio import read_traces
 
-__all__ = ["ImportReport", "LearnReport", "Memory"]
+__all__ = ["ImportReport", "LearnReport", "Memory", "check_namespace"]
 
 Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
 
 _PAGE = 1000
+_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass
@@ -194,7 +196,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     # ---------------------------------------------------------------- learning
 
-    def learn(self, traces: Iterable[Trace] | None = None) -> LearnReport:
+    def learn(self, traces: Iterable[Trace] | None = None, *,
+              namespace: str | None = None) -> LearnReport:
         """Induce procedures from the stored traces (after adding ``traces``, if given).
 
         Traces are grouped by action sequence (:func:`procmem.induce.group_traces`);
@@ -202,9 +205,19 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         induced again (:func:`procmem.induce.induce`) and stored as version 1
         or as the next version when the content changed.
 
+        Args:
+            traces: Traces to add first.
+            namespace: The namespace of the procedures this call creates (default
+                ``"default"``); a new version keeps its procedure's namespace.
+
         Returns:
             A :class:`LearnReport`.
+
+        Raises:
+            UsageError: ``namespace`` is not a valid name.
         """
+        if namespace is not None:
+            check_namespace(namespace)
         if traces is not None:
             self.add_traces(traces)
         everything = self._all_traces()
@@ -213,11 +226,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         report = LearnReport(traces=len(everything), groups=len(groups))
         report.skipped = len(everything) - sum(len(g) for g in groups)
         for group in groups:
-            self._learn_group(group, corpus, report)
+            self._learn_group(group, corpus, report, namespace)
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
 
-    def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport) -> None:
+    def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport,
+                     namespace: str | None) -> None:
         sig = group[0].signature()
         name = procedure_name(sig)
         versions = self._versions(name)
@@ -234,6 +248,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         proc = induce(group, name=name, corpus=corpus, version=len(versions) + 1)
         if versions:
             last = versions[-1]
+            proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it
             if _same_content(last, proc):
                 report.unchanged.append(name)
                 return
@@ -242,6 +257,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
             report.updated.append(name)
         else:
+            if namespace is not None:
+                proc = proc.model_copy(update={"namespace": namespace})
             report.created.append(name)
         self.store.put_procedure(proc)
 
@@ -460,6 +477,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                         offset: int = 0) -> list[Execution]:
         """Executions, newest first."""
         return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)
+
+
+def check_namespace(namespace: str) -> None:
+    """Raise ``UsageError`` unless ``namespace`` is valid (the ``Procedure.namespace`` rule)."""
+    if not _NAMESPACE.fullmatch(namespace):
+        raise UsageError(f"namespace must match {_NAMESPACE.pattern}, got {namespace!r}")
 
 
 def _same_content(a: Procedure, b: Procedure) -> bool:
