@@ -37,7 +37,7 @@ from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .model import Execution, Lineage, Need, Procedure, StepRun, Trace
+from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .search_index import SearchIndex
@@ -51,7 +51,6 @@ Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
 
 _PAGE = 1000
-_NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass
@@ -481,8 +480,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
 def check_namespace(namespace: str) -> None:
     """Raise ``UsageError`` unless ``namespace`` is valid (the ``Procedure.namespace`` rule)."""
-    if not _NAMESPACE.fullmatch(namespace):
-        raise UsageError(f"namespace must match {_NAMESPACE.pattern}, got {namespace!r}")
+    if len(namespace) > 100 or not re.fullmatch(NAME_PATTERN, namespace):
+        raise UsageError(f"namespace must match {NAME_PATTERN} (100 characters at most), "
+                         f"got {namespace!r}")
 
 
 def _same_content(a: Procedure, b: Procedure) -> bool:

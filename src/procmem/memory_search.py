@@ -21,10 +21,19 @@ from .embed import Embedder
 from .errors import UsageError
 from .learning.stats import posterior
 from .model import Hit, Procedure
-from .retrieval import RETRIEVERS, Candidate, Retriever, first_stage, rank
+from .retrieval import (
+    RETRIEVERS,
+    Candidate,
+    Retriever,
+    first_stage,
+    rank,
+    reliability_factor,
+)
 from .search_index import SearchIndex, add_vectors, build_index
 
 if TYPE_CHECKING:
+    from .learning.promote import PromotionPolicy
+    from .model import Evidence, Execution
     from .store.base import Store
 
 __all__ = ["SearchMixin"]
@@ -47,7 +56,12 @@ class SearchMixin:
     _status: dict[str, str]
 
     if TYPE_CHECKING:
+        policy: PromotionPolicy
+
         def _with_stats(self, proc: Procedure) -> Procedure: ...
+
+        def _runs(self, name: str, window: int | None = None
+                  ) -> tuple[list[Execution], list[Evidence]]: ...
 
     def _search_index(self, progress: Progress | None = None, *,
                       vectors: bool = True) -> SearchIndex:
@@ -105,14 +119,10 @@ class SearchMixin:
         }
 
     def _reliability(self, proc: Procedure) -> float:
-        executions = [e for e in self.store.list_executions(procedure=proc.name, limit=100)
-                      if e.version == proc.version and e.parent_id is None]
-        if not executions:
-            return 0.5
-        ids = {e.id for e in executions}
-        evidence = [e for e in self.store.list_evidence(procedure=proc.name)
-                    if e.execution_id in ids]
-        alpha, beta, _, _ = posterior(executions, evidence)
+        """Posterior mean of success of this version over the learning window (0.5: no runs)."""
+        executions, evidence = self._runs(proc.name, self.policy.window)
+        mine = [e for e in executions if e.version == proc.version and e.parent_id is None]
+        alpha, beta, _, _ = posterior(mine, evidence)
         return alpha / (alpha + beta)
 
     def _passes(self, name: str, tags: Sequence[str], status: str | None,
@@ -196,8 +206,9 @@ class SearchMixin:
         for h in hits:
             reliability = self._reliability(h.procedure)
             if reliability != 0.5:  # re-weight: the first ranking assumed 0.5 (factor 1)
-                h = h.model_copy(update={"score": round(h.score * (0.75 + 0.5 * reliability), 6),
-                                         "reliability": reliability})
+                h = h.model_copy(update={
+                    "score": round(h.score * reliability_factor(reliability), 6),
+                    "reliability": reliability})
             explanation = dict(h.explanation,
                                matched_terms=index.matched_terms(h.procedure.name, task))
             out.append(h.model_copy(update={"explanation": explanation}))

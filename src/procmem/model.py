@@ -214,6 +214,10 @@ class Lineage(_Model):
     reason: str = ""
 
 
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+"""What a procedure name and a namespace look like."""
+
+
 class Procedure(_Model):
     """A reusable, parameterized recipe; one immutable version of it.
 
@@ -223,14 +227,13 @@ class Procedure(_Model):
     (``Memory.search(namespace=...)``); names stay unique across namespaces.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=200)
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
     version: int = Field(default=1, ge=1)
     description: str = ""
     params: list[Param] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
-    namespace: str = Field(default="default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
-                           max_length=100)
+    namespace: str = Field(default="default", pattern=NAME_PATTERN, max_length=100)
     status: Literal["candidate", "active", "deprecated"] = "active"
     lineage: Lineage = Field(default_factory=Lineage)
     created_at: UTCDateTime = Field(default_factory=utcnow)

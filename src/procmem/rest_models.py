@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ProcmemError, UsageError
-from .model import Need
+from .model import NAME_PATTERN, Need
 
 __all__ = [
     "DESCRIPTIONS",
@@ -51,8 +51,6 @@ __all__ = [
     "http_status",
 ]
 
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
-"""A procedure name (the pattern of :attr:`procmem.model.Procedure.name`)."""
 
 STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404, "conflict": 409, "replay_error": 409, "cycle": 409,

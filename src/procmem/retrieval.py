@@ -49,7 +49,7 @@ from .model import Hit, Procedure
 from .template import references
 
 __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate",
-           "first_stage", "is_confident", "rank", "rrf"]
+           "first_stage", "is_confident", "rank", "reliability_factor", "rrf"]
 
 WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
 RRF_K = 60
@@ -185,6 +185,11 @@ def _params_of(args: object) -> list[str]:
     return [node["$param"] for _, node in references(args) if "$param" in node]
 
 
+def reliability_factor(reliability: float) -> float:
+    """The score factor of a reliability (posterior mean of success, 0-1): 0.75-1.25, 1 at 0.5."""
+    return 0.75 + 0.5 * reliability
+
+
 def is_confident(structure: float, cosine: float | None, min_structure: float | None = None,
                  min_cosine: float | None = None) -> bool:
     """The abstention rule: confident when structure or cosine clears its threshold.
@@ -232,7 +237,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
             "prior": math.log1p(n) / best_prior,
         }
         score = sum(WEIGHTS[k] * v for k, v in signals.items())
-        score *= 0.75 + 0.5 * c.reliability
+        score *= reliability_factor(c.reliability)
         rows.append((score, c, b, signals))
     rows.sort(key=lambda r: (-r[0], r[1].procedure.name))
     ranks: dict[str, dict[str, int]] = {r[1].procedure.name: dict(r[1].ranks) for r in rows}

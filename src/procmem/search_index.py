@@ -20,7 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,14 +28,13 @@ import numpy as np
 from .bm25 import BM25Index, tokenize
 from .embed import Embedder
 from .model import Procedure
-from .store.base import Store
+from .store.base import SEPARATORS, Store
 from .store.search_sql import text_hash
 from .vectors import VectorIndex
 
 __all__ = ["IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text"]
 
 Progress = Callable[[int, int], None]
-_SEPARATORS = re.compile(r"[_.\-]+")
 _EMBED_BATCH = 64
 
 
@@ -84,7 +82,7 @@ def card_text(procedure: Procedure, tool_descriptions: dict[str, str]) -> str:
     Name with separators as spaces, description, param names and descriptions,
     then each step's action words and its tool's description when known.
     """
-    parts = [_SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
+    parts = [SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
     parts.extend(procedure.tags)
     for p in procedure.params:
         parts.append(p.name.replace("_", " "))

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 
-__all__ = ["Store", "index_text"]
+__all__ = ["SEPARATORS", "Store", "index_text"]
 
 
 @runtime_checkable
@@ -210,7 +210,8 @@ class Store(Protocol):
         ...
 
 
-_SEPARATORS = re.compile(r"[_.\-]+")
+SEPARATORS = re.compile(r"[_.\-]+")
+"""What separates the words of a procedure name (``_``, ``.``, ``-``)."""
 
 
 def index_text(procedure: Procedure, tasks: list[str]) -> str:
@@ -230,7 +231,7 @@ def index_text(procedure: Procedure, tasks: list[str]) -> str:
         ``_``) and description, each step's action (as is and split on ``_``),
         then the tasks. Empty parts are left out.
     """
-    parts: list[str] = [_SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
+    parts: list[str] = [SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
     parts.extend(procedure.tags)
     for param in procedure.params:
         parts.append(param.name)
