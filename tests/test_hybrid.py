@@ -297,3 +297,19 @@ def test_cli_learn_namespace(tmp_path: Path) -> None:
     hits = runner.invoke(main, ["--db", db, "--embedder", "none", "search", "order",
                                 "--namespace", "shop", "--json"])
     assert {h["name"] for h in json.loads(hits.output)} == {"cancel_order", "return_items"}
+
+
+def test_the_default_embedder_is_resolved_on_first_use_only(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    import procmem.memory as memory_module
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory_module, "default_embedder",
+                        lambda: calls.append(1) or CountingEmbedder())
+    m = Memory(tmp_path / "lazy2.db")
+    m.learn(TRACES)
+    m.list_procedures()
+    m.search("cancel order", retriever="bm25")
+    assert calls == []  # nothing that does not need vectors resolves the model
+    assert isinstance(m.embedder, CountingEmbedder) and m.embedder is m.embedder
+    assert calls == [1]

@@ -114,16 +114,24 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._rng = random.Random(seed)
         self._rejected: set[str] = set()
         self._live: dict[str, tuple[Core, ToolCall]] = {}
-        if isinstance(embedder, str):
-            if embedder != "default":
-                raise UsageError(f"embedder must be 'default', an Embedder or None, "
-                                 f"got {embedder!r}")
-            embedder = default_embedder()
-        self.embedder: Embedder | None = embedder
+        if isinstance(embedder, str) and embedder != "default":
+            raise UsageError(f"embedder must be 'default', an Embedder or None, got {embedder!r}")
+        self._embedder: Embedder | str | None = embedder  # "default" is resolved on first use
         self._index: SearchIndex | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}
         self._status: dict[str, str] = {}
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedding model of hybrid search, or ``None`` (BM25 only).
+
+        ``"default"`` is resolved here, on first use, so commands that never search
+        never load the model's runtime.
+        """
+        if isinstance(self._embedder, str):
+            self._embedder = default_embedder()
+        return self._embedder
 
     def __enter__(self) -> Memory:
         return self

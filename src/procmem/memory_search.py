@@ -49,7 +49,6 @@ class SearchMixin:
     """Search methods of :class:`procmem.Memory`."""
 
     store: Store
-    embedder: Embedder | None
     _index: SearchIndex | None
     _index_revision: int
     _procs: dict[str, Procedure]
@@ -57,6 +56,9 @@ class SearchMixin:
 
     if TYPE_CHECKING:
         policy: PromotionPolicy
+
+        @property
+        def embedder(self) -> Embedder | None: ...
 
         def _with_stats(self, proc: Procedure) -> Procedure: ...
 
