@@ -157,6 +157,26 @@ def test_find_falls_back_to_a_unique_bare_shape() -> None:
     assert found is not None and found.value == "#W3000003" and not found.anchored
 
 
+def test_find_puts_back_the_mark_of_an_id_written_without_it() -> None:
+    found, cands = find(cancel_extractor(), "Just cancel the order (W2307204), please.")
+    assert found is not None and found.value == "#W2307204" and found.restored
+    assert (found.start, found.end) == (23, 31) and cands == []
+
+
+def test_find_prefers_the_marked_id_and_never_guesses_between_unmarked_ones() -> None:
+    found, _ = find(cancel_extractor(), "Not W1111111 but #W2222222.")
+    assert found is not None and found.value == "#W2222222" and not found.restored
+    found, cands = find(cancel_extractor(), "Either W1111111 or W2222222.")
+    assert found is None and cands == ["#W1111111", "#W2222222"]
+
+
+def test_find_restores_no_mark_for_a_pattern_with_alternatives_or_no_digits() -> None:
+    payment = Extractor(pattern=r"\#credit_\d{7}|\#paypal_\d{7}")
+    assert find(payment, "pay with paypal_1234567") == (None, [])
+    words = Extractor(pattern=r"\#[A-Za-z]+")
+    assert find(words, "tag urgent") == (None, [])
+
+
 def test_find_on_a_text_without_the_value_finds_nothing() -> None:
     assert find(cancel_extractor(), "Return my kettle please.") == (None, [])
 
@@ -185,11 +205,12 @@ _extractors = st.sampled_from([
 
 @settings(max_examples=300, deadline=None)
 @given(ex=_extractors, text=_texts)
-def test_find_never_returns_a_value_that_is_not_in_the_text(ex: Extractor, text: str) -> None:
+def test_find_returns_only_values_in_the_text_or_restored_marks(ex: Extractor, text: str) -> None:
     found, candidates = find(ex, text)
     if found is not None:
-        assert text[found.start:found.end] == found.value
+        written = found.value[1:] if found.restored else found.value
+        assert text[found.start:found.end] == written
         assert found.value
         assert candidates == []
     for c in candidates:
-        assert c in text
+        assert c in text or (c.startswith("#") and c[1:] in text)

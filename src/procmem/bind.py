@@ -3,7 +3,8 @@
 Each param learned from demonstrations carries an :class:`~procmem.model.Extractor`
 (value shape + surrounding words, see :mod:`procmem.extract`). The binder runs
 them over the task text. It only binds a value that occurs verbatim in the text
-and is unambiguous; everything else is left for a need (with the candidates it
+(or an id written without its leading mark, ``W2307204`` for ``#W2307204``, with
+the mark put back; see :func:`procmem.extract.find`) and is unambiguous; everything else is left for a need (with the candidates it
 saw), so a wrong guess never reaches a tool.
 
 Invariant: ``bind_task`` is pure and deterministic; bound values satisfy the

@@ -16,8 +16,13 @@ demonstrations (the value and the task text it was found in):
   demonstration agrees (the second of two ``Cancel order #W...`` clauses).
 
 Binding tries the anchored regex first, then the bare shape; it never guesses
-between two different candidates (that becomes a need with candidates).
-Invariant: :func:`find` returns a value only if it occurs verbatim in the text.
+between two different candidates (that becomes a need with candidates). When
+neither finds anything and every demonstrated value began with the same mark
+(the ``#`` of ``#W6067464``), the shape without the mark is tried last: people
+write "order W6067464" for order ``#W6067464``. The mark is put back.
+
+Invariant: :func:`find` returns a value only if it occurs verbatim in the text,
+or, in that last case, occurs verbatim after its leading mark (``Found.restored``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ _TOKEN = re.compile(r"\d+|[A-Za-z]+|\s+|[^\w\s]|_")
 _MAX_BEFORE = 6  # tokens of left context kept
 _MAX_AFTER = 3  # tokens of right context kept
 _MAX_SHAPES = 6
+# a pattern that starts with one literal mark (``\#W\d{7}``) and has no alternatives
+_MARKED = re.compile(r"^(?:\\(?P<esc>[^\w\s])|(?P<lit>[^\w\s\\()\[\]{}|.^$*+?]))(?P<rest>[^|]+)$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Found:
     start: int
     end: int
     anchored: bool
+    restored: bool = False
 
 
 def locate(value: Any, text: str) -> int | None:
@@ -342,6 +350,25 @@ def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
     return anchored, shape
 
 
+def _unmarked(ex: Extractor, text: str) -> list[Found]:
+    """Shape matches of a marked id written without its mark, the mark put back.
+
+    Only for an id-like pattern (digits) that starts with one literal mark and
+    has no alternatives: ``\\#W\\d{7}`` finds ``W2307204`` and returns
+    ``#W2307204``. Spans are of the text as written (without the mark).
+    """
+    m = _MARKED.match(ex.pattern)
+    if m is None or "\\d" not in ex.pattern:
+        return []
+    mark = m.group("esc") or m.group("lit")
+    rest = m.group("rest")
+    if not rest[:1].isalnum():
+        return []
+    rx = _compile_shape(rest)
+    return [Found(mark + f.group("v"), f.start("v"), f.end("v"), False, restored=True)
+            for f in rx.finditer(text)]
+
+
 def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
     """Find a param's value in ``text``.
 
@@ -349,10 +376,14 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
         ``(found, candidates)``: ``found`` is the value when it is unambiguous
         (anchored match at ``occurrence``, or the only anchored value, or the
         only shape match when nothing is anchored and the shape has digits,
-        i.e. is id-like: a bare multi-word shape is never trusted); otherwise
-        ``None`` and the distinct candidate strings seen (possibly empty).
+        i.e. is id-like: a bare multi-word shape is never trusted; failing all
+        of these, the only match of a marked id written without its mark, see
+        :func:`_unmarked`); otherwise ``None`` and the distinct candidate
+        strings seen (possibly empty).
     """
     anchored, shape = find_all(ex, text)
+    if not anchored and not shape:
+        shape = _unmarked(ex, text)
     if anchored:
         if ex.occurrence is not None:
             if len(anchored) > ex.occurrence:
