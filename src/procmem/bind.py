@@ -4,8 +4,9 @@ Each param learned from demonstrations carries an :class:`~procmem.model.Extract
 (value shape + surrounding words, see :mod:`procmem.extract`). The binder runs
 them over the task text. It only binds a value that occurs verbatim in the text
 (or an id written without its leading mark, ``W2307204`` for ``#W2307204``, with
-the mark put back; see :func:`procmem.extract.find`) and is unambiguous; everything else is left for a need (with the candidates it
-saw), so a wrong guess never reaches a tool.
+the mark put back; see :func:`procmem.extract.find`) and is unambiguous;
+everything else is left for a need (with the candidates it saw), so a wrong
+guess never reaches a tool.
 
 Invariant: ``bind_task`` is pure and deterministic; bound values satisfy the
 param's JSON Schema ``type`` (strings are converted to integer/number when the
