@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import types
 import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -298,6 +299,204 @@ def test_sentence_transformer_embedder_without_the_package(
         SentenceTransformerEmbedder("all-MiniLM-L6-v2")
     assert info.value.extra == "st" and info.value.code == "missing_extra"
     assert "pip install 'procedural-memory[st]'" in str(info.value)
+
+
+# --- SentenceTransformerEmbedder against a fake sentence_transformers module ----------
+
+ST_DIM = 4
+
+
+def _st_raw_vector(text: str) -> list[float]:
+    """The fake model's deliberately unnormalized vector for ``text``."""
+    return [len(text) + 1.0, float(sum(map(ord, text)) % 7), 2.0, -3.0]
+
+
+class FakeSentenceTransformer:
+    """Stands in for ``sentence_transformers.SentenceTransformer``; records every call."""
+
+    inits: list[dict[str, Any]] = []
+    encodes: list[dict[str, Any]] = []
+    init_error: BaseException | None = None
+    encode_error: BaseException | None = None
+    encode_result: Any = None  # when set, encode() returns it instead of real rows
+    dimension: Any = ST_DIM
+
+    def __init__(self, model_name_or_path: str, **kwargs: Any) -> None:
+        type(self).inits.append({"model": model_name_or_path, **kwargs})
+        if type(self).init_error is not None:
+            raise type(self).init_error
+
+    def get_sentence_embedding_dimension(self) -> Any:
+        return type(self).dimension
+
+    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        type(self).encodes.append({"sentences": list(sentences), **kwargs})
+        if type(self).encode_error is not None:
+            raise type(self).encode_error
+        if type(self).encode_result is not None:
+            return np.asarray(type(self).encode_result)
+        # float64 and unnormalized on purpose, whatever normalize_embeddings says
+        return np.array([_st_raw_vector(t) for t in sentences], dtype=np.float64)
+
+
+@pytest.fixture
+def fake_st(monkeypatch: pytest.MonkeyPatch) -> type[FakeSentenceTransformer]:
+    """A fresh fake model class, installed as ``sentence_transformers.SentenceTransformer``."""
+    fake_class = type("SentenceTransformer", (FakeSentenceTransformer,),
+                      {"inits": [], "encodes": []})
+    module = types.ModuleType("sentence_transformers")
+    module.SentenceTransformer = fake_class  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sentence_transformers", module)
+    return fake_class
+
+
+def test_st_loads_offline_with_the_given_device(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    SentenceTransformerEmbedder("/models/mpnet", device="cpu")
+    SentenceTransformerEmbedder("sentence-transformers/all-mpnet-base-v2")
+    assert fake_st.inits == [
+        {"model": "/models/mpnet", "device": "cpu", "local_files_only": True},
+        {"model": "sentence-transformers/all-mpnet-base-v2", "device": None,
+         "local_files_only": True}]
+
+
+def test_st_model_id_dim_and_protocol(fake_st: type[FakeSentenceTransformer]) -> None:
+    emb = SentenceTransformerEmbedder("sentence-transformers/all-mpnet-base-v2")
+    assert emb.model_id == "st:sentence-transformers/all-mpnet-base-v2"
+    assert emb.dim == ST_DIM and type(emb.dim) is int
+    assert isinstance(emb, Embedder)
+    fake_st.dimension = np.int64(7)  # torch-backed models may report a numpy integer
+    assert type(SentenceTransformerEmbedder("/m").dim) is int
+
+
+def test_st_embed_returns_float32_unit_rows_in_input_order(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    texts = ["cancel my order", "", "hi", "cancel my order"]
+    vectors = SentenceTransformerEmbedder("/models/m").embed(texts)
+    assert vectors.shape == (len(texts), ST_DIM)
+    assert vectors.dtype == np.float32 and vectors.flags.c_contiguous
+    raw = np.array([_st_raw_vector(t) for t in texts])
+    np.testing.assert_allclose(vectors, raw / np.linalg.norm(raw, axis=1, keepdims=True),
+                               rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    (call,) = fake_st.encodes
+    assert call["sentences"] == texts
+    assert call["normalize_embeddings"] is True and call["convert_to_numpy"] is True
+    assert call["show_progress_bar"] is False and call["batch_size"] == 32
+
+
+def test_st_embed_chunks_by_eight_batches_and_reports_progress(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    texts = [f"text {i}" for i in range(37)]
+    emb = SentenceTransformerEmbedder("/models/m", batch_size=2)
+    calls: list[tuple[int, int]] = []
+    vectors = emb.embed(texts, progress=lambda done, total: calls.append((done, total)))
+    assert [len(c["sentences"]) for c in fake_st.encodes] == [16, 16, 5]
+    assert {c["batch_size"] for c in fake_st.encodes} == {2}
+    assert calls == [(16, 37), (32, 37), (37, 37)]
+    whole = SentenceTransformerEmbedder("/models/m").embed(texts)
+    np.testing.assert_allclose(vectors, whole, rtol=1e-6)  # chunking does not reorder
+
+
+def test_st_embed_has_no_cache_and_encodes_every_call(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    emb = SentenceTransformerEmbedder("/models/m")
+    first = emb.embed(["a", "b"])
+    again = emb.embed(["b", "a"])
+    assert [c["sentences"] for c in fake_st.encodes] == [["a", "b"], ["b", "a"]]
+    np.testing.assert_array_equal(again, first[::-1])
+
+
+def test_st_embed_empty_input(fake_st: type[FakeSentenceTransformer]) -> None:
+    calls: list[tuple[int, int]] = []
+    vectors = SentenceTransformerEmbedder("/models/m").embed(
+        [], progress=lambda done, total: calls.append((done, total)))
+    assert vectors.shape == (0, ST_DIM) and vectors.dtype == np.float32
+    assert fake_st.encodes == [] and calls == []
+
+
+@pytest.mark.parametrize("texts", ["one string", ["ok", 3], [None]])
+def test_st_embed_rejects_non_string_input(fake_st: type[FakeSentenceTransformer],
+                                           texts: Any) -> None:
+    with pytest.raises(UsageError, match=r"embed\(\) takes"):
+        SentenceTransformerEmbedder("/models/m").embed(texts)
+    assert fake_st.encodes == []
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_st_rejects_a_bad_batch_size_before_loading(
+        fake_st: type[FakeSentenceTransformer], batch_size: int) -> None:
+    with pytest.raises(UsageError, match="batch_size must be >= 1"):
+        SentenceTransformerEmbedder("/models/m", batch_size=batch_size)
+    assert fake_st.inits == []
+
+
+@pytest.mark.parametrize("error", [
+    OSError("We couldn't connect to 'https://huggingface.co' to load the files"),
+    ValueError("Path /models/missing not found"),
+])
+def test_st_model_not_available_locally_is_a_usage_error(
+        fake_st: type[FakeSentenceTransformer], error: Exception) -> None:
+    fake_st.init_error = error
+    with pytest.raises(UsageError, match="'/models/missing' is neither a directory nor in "
+                                         "the local cache") as info:
+        SentenceTransformerEmbedder("/models/missing")
+    assert info.value.code == "usage" and info.value.__cause__ is error
+    assert str(error) in str(info.value)
+
+
+def test_st_model_that_fails_to_load_otherwise_is_a_usage_error(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    fake_st.init_error = RuntimeError("Invalid device string: 'gpu9'")
+    with pytest.raises(UsageError, match="could not be loaded: RuntimeError: Invalid device"):
+        SentenceTransformerEmbedder("/models/m", device="gpu9")
+
+
+@pytest.mark.parametrize("dimension", [None, 0, "384"])
+def test_st_model_without_a_fixed_dimension_is_a_usage_error(
+        fake_st: type[FakeSentenceTransformer], dimension: object) -> None:
+    fake_st.dimension = dimension
+    with pytest.raises(UsageError, match="reports no embedding dimension"):
+        SentenceTransformerEmbedder("/models/m")
+
+
+def test_st_encode_failure_is_an_embedding_error(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    emb = SentenceTransformerEmbedder("/models/m")
+    fake_st.encode_error = RuntimeError("CUDA out of memory")
+    with pytest.raises(EmbeddingError, match="CUDA out of memory") as info:
+        emb.embed(["a", "b"])
+    assert info.value.code == "embedding_error" and info.value.model_id == "st:/models/m"
+    assert info.value.__cause__ is fake_st.encode_error
+    assert isinstance(info.value, ProcmemError)
+
+
+@pytest.mark.parametrize(("result", "message"), [
+    ([[1.0, 0.0, 0.0, 0.0]], "asked for 2 vectors"),
+    ([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], "expected 4"),
+    ([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], "zero or not finite"),
+    ([[1.0, 0.0, 0.0, 0.0], [np.nan, 0.0, 0.0, 0.0]], "zero or not finite"),
+])
+def test_st_bad_vectors_from_the_model_are_an_embedding_error(
+        fake_st: type[FakeSentenceTransformer], result: list[list[float]],
+        message: str) -> None:
+    emb = SentenceTransformerEmbedder("/models/m")
+    fake_st.encode_result = result
+    with pytest.raises(EmbeddingError, match=message) as info:
+        emb.embed(["a", "b"])
+    assert info.value.model_id == "st:/models/m"
+
+
+def test_embedder_from_spec_st_builds_a_sentence_transformer_embedder(
+        fake_st: type[FakeSentenceTransformer]) -> None:
+    emb = embedder_from_spec(" st: /models/all-mpnet-base-v2 ")
+    assert isinstance(emb, SentenceTransformerEmbedder)
+    assert isinstance(emb._model, fake_st)
+    assert emb.model_id == "st:/models/all-mpnet-base-v2" and emb.dim == ST_DIM
+    assert emb.batch_size == 32
+    assert fake_st.inits == [{"model": "/models/all-mpnet-base-v2", "device": None,
+                              "local_files_only": True}]
+    assert emb.embed(["x"]).shape == (1, ST_DIM)
 
 
 def test_default_embedder_is_shared(minilm: MiniLMEmbedder) -> None:

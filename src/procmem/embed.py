@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import importlib.metadata
 import json
+import numbers
 import os
 import threading
 import urllib.error
@@ -306,8 +307,15 @@ class SentenceTransformerEmbedder:
         except (OSError, ValueError) as err:
             raise UsageError(f"sentence-transformers model {model!r} is neither a directory "
                              f"nor in the local cache (downloads are off): {err}") from err
+        except Exception as err:  # a bad device string, a corrupt file: torch's RuntimeError
+            raise UsageError(f"sentence-transformers model {model!r} could not be loaded: "
+                             f"{type(err).__name__}: {err}") from err
         self.model_id = f"st:{model}"
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dim = self._model.get_sentence_embedding_dimension()
+        _require(isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim > 0,
+                 f"sentence-transformers model {model!r} reports no embedding dimension "
+                 f"({dim!r}); procmem needs a fixed-size sentence embedding")
+        self.dim = int(dim)
         self.batch_size = batch_size
 
     def embed(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
@@ -315,17 +323,36 @@ class SentenceTransformerEmbedder:
 
         Raises:
             UsageError: ``texts`` is a single string or holds a non-string.
+            EmbeddingError: ``encode`` raised (e.g. out of memory), or returned a wrong
+                number of vectors or a wrong, zero or non-finite vector.
         """
         items = _check_texts(texts)
         parts = [np.zeros((0, self.dim), dtype=np.float32)]
         for start in range(0, len(items), step := self.batch_size * 8):
             chunk = items[start:start + step]
-            parts.append(np.asarray(self._model.encode(
-                chunk, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False), dtype=np.float32))
+            parts.append(self._encode(chunk))
             if progress is not None:
                 progress(start + len(chunk), len(items))
         return _normalize(np.concatenate(parts))
+
+    def _encode(self, chunk: list[str]) -> np.ndarray:
+        try:
+            vectors = np.asarray(self._model.encode(
+                chunk, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        except Exception as err:  # torch/tokenizer failures: RuntimeError, OOM, ValueError...
+            raise EmbeddingError(self.model_id, f"encode failed: "
+                                 f"{type(err).__name__}: {err}") from err
+        problem = ""
+        if vectors.ndim != 2 or vectors.shape[0] != len(chunk):
+            problem = f"asked for {len(chunk)} vectors, got an array of shape {vectors.shape}"
+        elif vectors.shape[1] != self.dim:
+            problem = f"vectors have {vectors.shape[1]} dimensions, expected {self.dim}"
+        elif not np.all(np.isfinite(norms := np.linalg.norm(vectors, axis=1)) & (norms > 0)):
+            problem = "a vector is zero or not finite"
+        if problem:
+            raise EmbeddingError(self.model_id, problem)
+        return vectors
 
 
 class OpenAIEmbedder:
