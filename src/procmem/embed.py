@@ -311,8 +311,9 @@ class SentenceTransformerEmbedder:
             raise UsageError(f"sentence-transformers model {model!r} could not be loaded: "
                              f"{type(err).__name__}: {err}") from err
         self.model_id = f"st:{model}"
-        dim = self._model.get_sentence_embedding_dimension()
-        _require(isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim > 0,
+        dim: Any = self._model.get_sentence_embedding_dimension()
+        ok = isinstance(dim, numbers.Integral) and not isinstance(dim, bool)
+        _require(ok and int(dim) > 0,
                  f"sentence-transformers model {model!r} reports no embedding dimension "
                  f"({dim!r}); procmem needs a fixed-size sentence embedding")
         self.dim = int(dim)
