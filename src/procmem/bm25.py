@@ -66,8 +66,10 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("Cancel_pending_order #W6067464, Café")
     ['cancel_pending_order', 'cancel', 'pending', 'order', 'w6067464', 'cafe']
     """
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = text.lower()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFKD", folded)
+        folded = "".join(c for c in folded if not unicodedata.combining(c))
     tokens: list[str] = []
     for word in _WORD.findall(folded):
         parts = _PART.findall(word)

@@ -370,7 +370,7 @@ def _unmarked(ex: Extractor, text: str) -> list[Found]:
 
 
 def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
-    """Find a param's value in ``text``.
+    """Find a param's value in ``text`` (results are cached: procedures share extractors).
 
     Returns:
         ``(found, candidates)``: ``found`` is the value when it is unambiguous
@@ -381,20 +381,28 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
         :func:`_unmarked`); otherwise ``None`` and the distinct candidate
         strings seen (possibly empty).
     """
+    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, text)
+    return found, list(cands)
+
+
+@lru_cache(maxsize=8192)
+def _find(pattern: str, before: str, after: str, occurrence: int | None, text: str
+          ) -> tuple[Found | None, tuple[str, ...]]:
+    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence)
     anchored, shape = find_all(ex, text)
     if not anchored and not shape:
         shape = _unmarked(ex, text)
     if anchored:
         if ex.occurrence is not None:
             if len(anchored) > ex.occurrence:
-                return anchored[ex.occurrence], []
+                return anchored[ex.occurrence], ()
         elif len({f.value for f in anchored}) == 1:
-            return anchored[0], []
+            return anchored[0], ()
     elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
           and "\\d" in ex.pattern):
-        return shape[0], []
+        return shape[0], ()
     cands: list[str] = []
     for f in anchored + shape:
         if f.value not in cands:
             cands.append(f.value)
-    return None, cands[:10]
+    return None, tuple(cands[:10])

@@ -120,6 +120,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index: SearchIndex | None = None
         self._index_revision = -1
         self._procs: dict[str, Procedure] = {}
+        self._step_params: dict[str, tuple[tuple[str, ...], ...]] = {}
         self._status: dict[str, str] = {}
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .bm25 import tokenize
 from .embed import Embedder
 from .errors import UsageError
 from .learning.stats import posterior
@@ -28,6 +29,7 @@ from .retrieval import (
     first_stage,
     rank,
     reliability_factor,
+    step_params,
 )
 from .search_index import SearchIndex, add_vectors, build_index
 
@@ -52,6 +54,7 @@ class SearchMixin:
     _index: SearchIndex | None
     _index_revision: int
     _procs: dict[str, Procedure]
+    _step_params: dict[str, tuple[tuple[str, ...], ...]]
     _status: dict[str, str]
 
     if TYPE_CHECKING:
@@ -75,6 +78,7 @@ class SearchMixin:
         revision = self.store.index_revision()
         if self._index is None or revision != self._index_revision:
             self._procs = {}
+            self._step_params = {}
             self._index = build_index(self.store, self._procedure, embedder=None, status=None)
             self._status = self.store.index_status()
             self._index_revision = revision
@@ -87,6 +91,11 @@ class SearchMixin:
         if name not in self._procs:
             self._procs[name] = self.store.get_procedure(name)
         return self._procs[name]
+
+    def _params_by_step(self, name: str) -> tuple[tuple[str, ...], ...]:
+        if name not in self._step_params:
+            self._step_params[name] = step_params(self._procedure(name))
+        return self._step_params[name]
 
     def reindex(self, *, force: bool = False, progress: Progress | None = None
                 ) -> dict[str, Any]:
@@ -201,9 +210,11 @@ class SearchMixin:
                       if self._passes(n, tags, status, namespace)][:_CANDIDATES]
         facts = first_stage(keyword, vector, retriever)[:_CANDIDATES]
         cands = [Candidate(self._procedure(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
-                           cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
+                           cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"],
+                           step_params=self._params_by_step(f["name"]))
                  for f in facts]
         hits = rank(task, cands, limit=min(100, limit * 2))
+        query_terms = tokenize(task)
         out = []
         for h in hits:
             reliability = self._reliability(h.procedure)
@@ -212,7 +223,7 @@ class SearchMixin:
                     "score": round(h.score * reliability_factor(reliability), 6),
                     "reliability": reliability})
             explanation = dict(h.explanation,
-                               matched_terms=index.matched_terms(h.procedure.name, task))
+                               matched_terms=index.matched_terms(h.procedure.name, query_terms))
             out.append(h.model_copy(update={"explanation": explanation}))
         out.sort(key=lambda h: (-h.score, h.procedure.name))
         if confident_only:

@@ -82,6 +82,8 @@ class Candidate:
         cosine: Cosine to the nearest vector row (``None`` when not a vector candidate).
         ranks: 1-based rank in each first-stage list (``bm25``, ``vector``).
         nearest: Text of the nearest vector row (a demonstration task or the card).
+        step_params: The params each step's args reference, in step order
+            (:func:`step_params`; computed when ``None``, pass it to reuse it).
     """
 
     procedure: Procedure
@@ -91,6 +93,7 @@ class Candidate:
     cosine: float | None = None
     ranks: dict[str, int] = field(default_factory=dict)
     nearest: str | None = None
+    step_params: tuple[tuple[str, ...], ...] | None = None
 
 
 def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K,
@@ -168,11 +171,16 @@ def _by_signal(signal: str, row: tuple[float, Candidate, Binding, dict[str, floa
     return -row[3][signal], row[1].procedure.name
 
 
-def _in_order(procedure: Procedure, b: Binding) -> float:
+def step_params(procedure: Procedure) -> tuple[tuple[str, ...], ...]:
+    """The ``$param`` names each step's args reference, in step order."""
+    return tuple(tuple(_params_of(step.args)) for step in procedure.steps)
+
+
+def _in_order(params: tuple[tuple[str, ...], ...], b: Binding) -> float:
     """Share of consecutive steps whose anchored values appear in the task in step order (0-1)."""
     firsts: list[int] = []
-    for step in procedure.steps:
-        starts = [b.spans[name][0] for name in _params_of(step.args) if name in b.anchored]
+    for names in params:
+        starts = [b.spans[name][0] for name in names if name in b.anchored]
         if starts:
             firsts.append(min(starts))
     if len(firsts) < 2:
@@ -230,7 +238,9 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
     for c, b, n in zip(candidates, bindings, demos, strict=True):
         mine = {str(b.values[p]) for p in b.anchored}
         coverage = len(mine & claims) / len(claims) if claims else 0.0
-        structure = b.fit * coverage * _in_order(c.procedure, b) if claims else 0.5 * b.fit
+        in_order = _in_order(c.step_params if c.step_params is not None
+                             else step_params(c.procedure), b)
+        structure = b.fit * coverage * in_order if claims else 0.5 * b.fit
         signals = {
             "structure": structure,
             "relevance": c.relevance,

@@ -20,7 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,12 +66,21 @@ class SearchIndex:
     rows: list[IndexRow] = field(default_factory=list)
     model_id: str | None = None
     embedded: int = 0
+    _terms: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
-    def matched_terms(self, name: str, query: str, *, limit: int = 12) -> list[str]:
+    def matched_terms(self, name: str, query: str | Sequence[str], *,
+                      limit: int = 12) -> list[str]:
         """Query words that also occur in ``name``'s document, rarest in the index first
-        (the ones that discriminate), ties in query order."""
-        doc = set(tokenize(self.documents.get(name, "")))
-        seen = list(dict.fromkeys(t for t in tokenize(query) if t in doc))
+        (the ones that discriminate), ties in query order.
+
+        ``query`` is the text or its :func:`~procmem.bm25.tokenize` tokens (pass the
+        tokens when asking for several names). Document terms are cached per name.
+        """
+        doc = self._terms.get(name)
+        if doc is None:
+            doc = self._terms[name] = frozenset(tokenize(self.documents.get(name, "")))
+        tokens = tokenize(query) if isinstance(query, str) else query
+        seen = list(dict.fromkeys(t for t in tokens if t in doc))
         seen.sort(key=self.keyword.document_frequency)  # stable: query order among ties
         return seen[:limit]
 
