@@ -128,10 +128,10 @@ class SearchSQL:
         unique = list(dict.fromkeys(hashes))
         for i in range(0, len(unique), _CHUNK):
             chunk = unique[i:i + _CHUNK]
-            for h, dim, blob in self._rows(
-                "SELECT e.hash, e.dim, e.vector FROM json_each(?) AS j "
-                "JOIN embeddings AS e ON e.model_id = ? AND e.hash = j.value",
-                (json.dumps(chunk), model_id),
+            for h, dim, blob in self._rows(  # IN, not a JOIN: SQLite then seeks by key
+                "SELECT hash, dim, vector FROM embeddings "
+                "WHERE model_id = ? AND hash IN (SELECT value FROM json_each(?))",
+                (model_id, json.dumps(chunk)),
             ):
                 vec = np.frombuffer(blob, dtype="<f4")
                 if vec.shape != (dim,):
