@@ -68,15 +68,17 @@ def test_a_key_with_many_close_rows_counts_once() -> None:
     assert len(hits) == 3 and len({k for k, _, _ in hits}) == 3
 
 
-def test_ties_are_broken_by_row_order_and_results_repeat() -> None:
+def test_ties_are_broken_by_key_whatever_the_row_order_and_results_repeat() -> None:
     v = _random(1, 8, seed=7)
     vectors = np.vstack([v, v, v, _random(3, 8, seed=8)])
     keys = ["c", "a", "b", "x", "y", "z"]
     index = VectorIndex(keys, vectors)
     hits = index.search(v[0], limit=3)
-    assert [(k, r) for k, _, r in hits] == [("c", 0), ("a", 1), ("b", 2)]
+    assert [(k, r) for k, _, r in hits] == [("a", 1), ("b", 2), ("c", 0)]
     assert index.search(v[0], limit=3) == hits
     assert VectorIndex(keys, vectors).search(v[0], limit=3) == hits
+    reordered = VectorIndex(keys[::-1], vectors[::-1]).search(v[0], limit=3)
+    assert [k for k, _, _ in reordered] == ["a", "b", "c"]
 
 
 def test_limit_larger_than_the_number_of_keys_returns_every_key() -> None:

@@ -22,14 +22,18 @@ Invariants:
       checked, so a dot product is the cosine).
     * Returned cosines are in [-1, 1] and exact dot products of the stored row
       and the query; every key appears at most once, with its best row.
-    * Ties are broken by row order; an exact search is deterministic, and an
-      approximate one returns the same answer for the same index and query.
-    * The index is immutable: build a new one when rows change.
+    * Keys with equal cosines come in key order (a key's best row: the first
+      added); an exact search is deterministic whatever order the rows were
+      added in, and an approximate one returns the same answer for the same
+      index and query.
+    * :meth:`VectorIndex.update` removes a key's rows and appends new ones in
+      place: removed rows are never returned again (they stay in the matrix,
+      masked, until the index is rebuilt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,24 +89,90 @@ class VectorIndex:
             raise UsageError(f"{len(keys)} keys but {matrix.shape[0]} vector rows")
         self._vectors = matrix
         self.dim = int(matrix.shape[1])
-        names: dict[str, int] = {}
-        self._row_keys = np.fromiter((names.setdefault(k, len(names)) for k in keys),
+        self._ids: dict[str, int] = {}
+        self._row_keys = np.fromiter((self._ids.setdefault(k, len(self._ids)) for k in keys),
                                      dtype=np.int64, count=len(keys))
-        self._names = list(names)
+        self._names = list(self._ids)
+        self._alive: np.ndarray | None = None  # None: every row is alive
         self._graph: Any = None
+        self._ann = (ann_threshold, ef_search, connectivity, threads)
         self.backend = "numpy"
         if len(keys) and len(keys) >= ann_threshold:
-            Index = _usearch_index()
-            if Index is None:  # pragma: no cover - depends on the environment
-                return
-            graph = Index(ndim=self.dim, metric="cos", dtype=_ANN_DTYPE,
-                          connectivity=connectivity, expansion_search=ef_search)
-            graph.add(np.arange(len(keys), dtype=np.uint64), matrix, threads=threads)
-            self._graph = graph
-            self.backend = "usearch"
+            self._build_graph(np.arange(len(keys), dtype=np.int64))
+
+    def _build_graph(self, rows: np.ndarray) -> None:
+        Index = _usearch_index()
+        if Index is None:  # pragma: no cover - depends on the environment
+            return
+        _, ef_search, connectivity, threads = self._ann
+        graph = Index(ndim=self.dim, metric="cos", dtype=_ANN_DTYPE,
+                      connectivity=connectivity, expansion_search=ef_search)
+        graph.add(rows.astype(np.uint64), self._vectors[rows], threads=threads)
+        self._graph = graph
+        self.backend = "usearch"
 
     def __len__(self) -> int:
-        return int(self._vectors.shape[0])
+        """The number of rows that searches can return (removed rows not counted)."""
+        total = int(self._vectors.shape[0])
+        return total if self._alive is None else int(self._alive.sum())
+
+    @property
+    def removed(self) -> int:
+        """Rows removed by :meth:`update` and still held in the matrix."""
+        return 0 if self._alive is None else int((~self._alive).sum())
+
+    def update(self, remove: Iterable[str], keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Remove every row of the keys in ``remove``, then append rows, in place.
+
+        Args:
+            remove: Keys whose rows go (unknown keys are ignored).
+            keys: The keys of the appended rows (a key may also be in ``remove``:
+                its old rows go, these come).
+            vectors: ``[len(keys), dim]`` L2-normalized rows.
+
+        Raises:
+            UsageError: ``vectors`` is not ``[len(keys), dim]``.
+
+        The HNSW graph, when there is one, gets the same removals and additions;
+        the exact backend switches to a graph once ``ann_threshold`` rows are alive.
+        A caller that removes many rows should build a new index instead
+        (:attr:`removed` says how many the matrix still holds).
+        """
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        if matrix.size == 0:
+            matrix = matrix.reshape(0, self.dim)
+        if matrix.ndim != 2 or matrix.shape[0] != len(keys) or (
+                len(keys) and self.dim and matrix.shape[1] != self.dim):
+            raise UsageError(f"vectors must be [{len(keys)}, {self.dim}], got {matrix.shape}")
+        total = int(self._vectors.shape[0])
+        gone_ids = [self._ids[k] for k in set(remove) if k in self._ids]
+        if gone_ids:
+            gone = np.flatnonzero(np.isin(self._row_keys, gone_ids))
+            if self._alive is None:
+                self._alive = np.ones(total, dtype=bool)
+            gone = gone[self._alive[gone]]
+            self._alive[gone] = False
+            if self._graph is not None and len(gone):
+                self._graph.remove(gone.astype(np.uint64))
+        if not len(keys):
+            return
+        if not self.dim:
+            self.dim = int(matrix.shape[1])
+            self._vectors = self._vectors.reshape(0, self.dim)
+        new_ids = np.fromiter((self._ids.setdefault(k, len(self._ids)) for k in keys),
+                              dtype=np.int64, count=len(keys))
+        self._names.extend(list(self._ids)[len(self._names):])
+        self._vectors = np.vstack([self._vectors, matrix])
+        self._row_keys = np.concatenate([self._row_keys, new_ids])
+        if self._alive is not None:
+            self._alive = np.concatenate([self._alive, np.ones(len(keys), dtype=bool)])
+        rows = np.arange(total, total + len(keys), dtype=np.int64)
+        if self._graph is not None:
+            _, _, _, threads = self._ann
+            self._graph.add(rows.astype(np.uint64), matrix, threads=threads)
+        elif len(self) >= self._ann[0]:
+            alive = np.arange(total + len(keys), dtype=np.int64)
+            self._build_graph(alive if self._alive is None else alive[self._alive])
 
     @property
     def exact(self) -> bool:
@@ -123,7 +193,7 @@ class VectorIndex:
             limit: At most this many keys (>= 1).
 
         Returns:
-            ``[(key, cosine, row)]`` by descending cosine (ties by row order):
+            ``[(key, cosine, row)]`` by descending cosine (ties by key):
             the best ``limit`` distinct keys, each with its highest cosine in
             [-1, 1] and the index of the row that has it. Empty for an empty index.
 
@@ -139,14 +209,19 @@ class VectorIndex:
             return []
         if q.shape != (self.dim,):
             raise UsageError(f"query must have shape ({self.dim},), got {q.shape}")
-        n = len(self)
+        n = int(self._vectors.shape[0])  # removed rows included: they can be fetched
         fetch = min(n, limit * _FETCH)
         scores = None if self._graph is not None else _dot(self._vectors, q)
+        if scores is not None and self._alive is not None:
+            scores[~self._alive] = -np.inf
         while True:
             if scores is None:
                 rows, cos = self._ann_rows(q, fetch)
             else:
                 rows, cos = _top_rows(scores, fetch)
+            if self._alive is not None:
+                keep = self._alive[rows]
+                rows, cos = rows[keep], cos[keep]
             hits = self._best_per_key(rows, cos, limit)
             if len(hits) >= limit or fetch >= n:
                 return hits
@@ -162,12 +237,13 @@ class VectorIndex:
 
     def _best_per_key(self, rows: np.ndarray, cos: np.ndarray,
                       limit: int) -> list[tuple[str, float, int]]:
-        """First (best) row of each key in ``rows`` (already by -cosine, row)."""
+        """First (best) row of each key in ``rows`` (already by -cosine, row); keys by
+        (-cosine, key), so ties do not depend on the order rows were added in."""
         _, first = np.unique(self._row_keys[rows], return_index=True)
-        first.sort()
-        first = first[:limit]
-        return [(self._names[self._row_keys[rows[i]]], float(cos[i]), int(rows[i]))
+        hits = [(self._names[self._row_keys[rows[i]]], float(cos[i]), int(rows[i]))
                 for i in first]
+        hits.sort(key=lambda h: (-h[1], h[0]))
+        return hits[:limit]
 
 
 def _dot(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
