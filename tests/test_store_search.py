@@ -98,3 +98,19 @@ def test_migration_0004_upgrades_a_version_3_database(tmp_path: Path) -> None:
     store.put_embeddings("m", {"h": np.ones(2, np.float32)})
     assert store.count_embeddings() == {"m": 1}
     store.close()
+
+
+def test_migration_0005_starts_the_index_log_at_the_current_revision(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path)
+    apply_migrations(conn, [m for m in load_migrations() if m.version <= 4])
+    conn.execute("UPDATE meta SET value = 7 WHERE key = 'index_revision'")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)  # applies 0005 on open
+    assert store.index_revision() == 7
+    assert store.index_changes(6) is None  # changes before the log: rebuild everything
+    assert store.index_changes(7) == []
+    store.put_procedure(Procedure(name="p", steps=[Step(id="s1", action="a")]))
+    assert store.index_revision() == 8 and store.index_changes(7) == ["p"]
+    store.close()

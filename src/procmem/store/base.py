@@ -99,6 +99,15 @@ class Store(Protocol):
         """A number that grows whenever the searchable documents change."""
         ...
 
+    def index_changes(self, since: int) -> list[str] | None:
+        """Names whose search document changed after revision ``since``, by name;
+        ``None`` when they cannot be listed (rebuild everything)."""
+        ...
+
+    def index_entries(self, names: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``{name: (status, document text)}`` of these names (unindexed ones left out)."""
+        ...
+
     def set_pinned(self, name: str, pinned: bool) -> None:
         """Pin or unpin a procedure name (``NotFound`` if it has no version)."""
         ...

@@ -33,7 +33,7 @@ from ..errors import UsageError
 from ..model import utcnow
 from .common import check_page, timestamp
 
-__all__ = ["SearchSQL", "text_hash"]
+__all__ = ["SearchSQL", "log_index_change", "text_hash"]
 
 _CHUNK = 500
 
@@ -43,6 +43,16 @@ def _fts_query(query: str) -> str:
     tokens = re.findall(r"\w+", query.lower())
     words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def log_index_change(conn: sqlite3.Connection, name: str) -> None:
+    """Bump ``meta.index_revision`` and log ``name`` under the new revision.
+
+    ``name`` ``"*"`` means every document may have changed (see migration 0005).
+    """
+    conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision'")
+    conn.execute("INSERT INTO index_log (revision, name) "
+                 "SELECT value, ? FROM meta WHERE key = 'index_revision'", (name,))
 
 
 def text_hash(text: str) -> str:
@@ -113,6 +123,39 @@ class SearchSQL:
     def index_revision(self) -> int:
         """A number that grows whenever the search index changes (any connection)."""
         return int(self._rows("SELECT value FROM meta WHERE key = 'index_revision'")[0][0])
+
+    def index_changes(self, since: int) -> list[str] | None:
+        """The names whose search document changed after revision ``since``.
+
+        Args:
+            since: An ``index_revision`` read earlier.
+
+        Returns:
+            The distinct names logged after ``since``, in name order (empty when
+            nothing changed), or ``None`` when they cannot be listed: ``since`` is
+            older than the log (a database migrated to version 5 after it) or a
+            change touched every document (a tool schema changed).
+        """
+        start = self._rows("SELECT value FROM meta WHERE key = 'index_log_start'")
+        if not start or since < int(start[0][0]):
+            return None
+        names = [r[0] for r in self._rows(
+            "SELECT DISTINCT name FROM index_log WHERE revision > ? ORDER BY name", (since,))]
+        return None if "*" in names else names
+
+    def index_entries(self, names: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """``{name: (status, document text)}`` of these names; names not indexed are left out."""
+        found: dict[str, tuple[str, str]] = {}
+        unique = list(dict.fromkeys(names))
+        for i in range(0, len(unique), _CHUNK):
+            for name, status, body in self._rows(
+                "SELECT i.name, i.status, f.body FROM procedure_index AS i "
+                "JOIN procedures_fts AS f ON f.rowid = i.id "
+                "WHERE i.name IN (SELECT value FROM json_each(?))",
+                (json.dumps(unique[i:i + _CHUNK]),),
+            ):
+                found[name] = (status, body)
+        return found
 
     def get_embeddings(self, model_id: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of ``model_id`` for these text hashes.

@@ -45,7 +45,7 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .migrate import Migration, apply_migrations, load_migrations
-from .search_sql import SearchSQL
+from .search_sql import SearchSQL, log_index_change
 from .tools_sql import ToolSchemaSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
@@ -277,10 +277,10 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL):
         """Rebuild the search document of ``name`` from its current version.
 
         The current version is indexed whatever its status (kept in
-        ``procedure_index.status``); the row is replaced by rowid and
-        ``index_revision`` is bumped.
+        ``procedure_index.status``); the row is replaced by rowid,
+        ``index_revision`` is bumped and the change logged (``index_log``).
         """
-        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision'")
+        log_index_change(conn, name)
         old = conn.execute("SELECT id FROM procedure_index WHERE name = ?", (name,)).fetchone()
         if old is not None:
             conn.execute("DELETE FROM procedures_fts WHERE rowid = ?", (old[0],))

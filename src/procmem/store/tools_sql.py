@@ -27,6 +27,7 @@ from ..errors import NotFound, UsageError
 from ..model import utcnow
 from ..toolschema import schema_hash
 from .common import timestamp
+from .search_sql import log_index_change
 
 __all__ = ["ToolSchemaSQL"]
 
@@ -94,6 +95,8 @@ class ToolSchemaSQL:
                 status[name] = "added" if row is None else "changed"
                 for procedure, record in (notes or {}).get(name, ()):
                     self._add_note(conn, procedure, "tool_schema", record, now)
+            if any(v != "unchanged" for v in status.values()):
+                log_index_change(conn, "*")  # tool descriptions are part of every card
         return status
 
     def find_tool_schema(self, name: str) -> dict[str, Any] | None:
