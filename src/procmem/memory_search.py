@@ -1,8 +1,11 @@
 """Search for :class:`procmem.Memory`: hybrid retrieval, filters, reindexing.
 
 A mixin of :class:`procmem.memory.Memory`. The index (:mod:`procmem.search_index`)
-is rebuilt lazily when the store's ``index_revision`` changes; vectors come from
-the store when a text was embedded before under the same model id.
+is built on the first search and kept up to date lazily: when the store's
+``index_revision`` has changed, the next search re-reads only the names changed
+since (``Store.index_changes``), or rebuilds the whole index when many changed.
+Vectors come from the store when a text was embedded before under the same
+model id.
 
 Invariants:
     * With no embedder (none configured, or none installed) search is keyword-only
@@ -31,7 +34,7 @@ from .retrieval import (
     reliability_factor,
     step_params,
 )
-from .search_index import SearchIndex, add_vectors, build_index
+from .search_index import SearchIndex, add_vectors, build_index, refresh_index
 
 if TYPE_CHECKING:
     from .learning.promote import PromotionPolicy
@@ -45,6 +48,7 @@ Progress = Callable[[int, int], None]
 _CANDIDATES = 100
 _FILTERED_CANDIDATES = 1000
 _STATUSES = ("active", "candidate", "deprecated")
+_REFRESH_MIN = 50  # changed names below which the index is always updated in place
 
 
 class SearchMixin:
@@ -76,16 +80,49 @@ class SearchMixin:
         keyword-only searches never embed.
         """
         revision = self.store.index_revision()
-        if self._index is None or revision != self._index_revision:
+        if self._index is not None and revision != self._index_revision:
+            self._refresh(revision, progress)
+        if self._index is None:
             self._procs = {}
             self._step_params = {}
             self._index = build_index(self.store, self._procedure, embedder=None, status=None)
             self._status = self.store.index_status()
             self._index_revision = revision
         if vectors and self.embedder is not None and self._index.vectors is None:
-            add_vectors(self._index, self.store, self._procedure, embedder=self.embedder,
-                        progress=progress)
+            # read every procedure once without caching it: search caches candidates only
+            add_vectors(self._index, self.store, self.store.get_procedure,
+                        embedder=self.embedder, progress=progress)
         return self._index
+
+    def _refresh(self, revision: int, progress: Progress | None) -> None:
+        """Update the cached index for the names changed since it was built, or drop it.
+
+        It is dropped (and rebuilt whole by the caller) when the store cannot list
+        the changes, when more than a tenth of the names changed (at least
+        :data:`_REFRESH_MIN`), or when removed vector rows would exceed a quarter
+        of the live ones.
+        """
+        index = self._index
+        assert index is not None
+        names = self.store.index_changes(self._index_revision)
+        vectors = index.vectors
+        if (names is None or len(names) > max(_REFRESH_MIN, len(index.documents) // 10)
+                or (vectors is not None and vectors.removed > len(vectors) // 4)):
+            self._index = None
+            return
+        try:
+            statuses = refresh_index(index, self.store, names, self.store.get_procedure,
+                                     embedder=self.embedder if vectors is not None else None,
+                                     progress=progress)
+        except BaseException:
+            self._index = None  # half updated: rebuild on the next search
+            raise
+        for name in names:
+            self._procs.pop(name, None)
+            self._step_params.pop(name, None)
+            self._status.pop(name, None)
+        self._status.update(statuses)
+        self._index_revision = revision
 
     def _procedure(self, name: str) -> Procedure:
         if name not in self._procs:

@@ -1,6 +1,7 @@
 """The search index of a memory: BM25 over documents plus dense vectors over texts.
 
-Built from the store whenever its ``index_revision`` changes:
+Built from the store, then kept up to date as its ``index_revision`` changes
+(:func:`refresh_index` re-reads only the names changed since):
 
 * **keyword** — :class:`procmem.bm25.BM25Index` over each active procedure's
   full-text document (:func:`procmem.store.base.index_text`);
@@ -20,7 +21,8 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +34,9 @@ from .store.base import SEPARATORS, Store
 from .store.search_sql import text_hash
 from .vectors import VectorIndex
 
-__all__ = ["IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text"]
+__all__ = [
+    "IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text", "refresh_index",
+]
 
 Progress = Callable[[int, int], None]
 _EMBED_BATCH = 64
@@ -66,7 +70,7 @@ class SearchIndex:
     rows: list[IndexRow] = field(default_factory=list)
     model_id: str | None = None
     embedded: int = 0
-    _terms: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    counts: dict[str, Counter[str]] = field(default_factory=dict, repr=False)
 
     def matched_terms(self, name: str, query: str | Sequence[str], *,
                       limit: int = 12) -> list[str]:
@@ -74,11 +78,9 @@ class SearchIndex:
         (the ones that discriminate), ties in query order.
 
         ``query`` is the text or its :func:`~procmem.bm25.tokenize` tokens (pass the
-        tokens when asking for several names). Document terms are cached per name.
+        tokens when asking for several names).
         """
-        doc = self._terms.get(name)
-        if doc is None:
-            doc = self._terms[name] = frozenset(tokenize(self.documents.get(name, "")))
+        doc: Mapping[str, int] = self.counts.get(name) or {}
         tokens = tokenize(query) if isinstance(query, str) else query
         seen = list(dict.fromkeys(t for t in tokens if t in doc))
         seen.sort(key=self.keyword.document_frequency)  # stable: query order among ties
@@ -178,7 +180,9 @@ def build_index(store: Store, procedure: Callable[[str], Procedure], *,
         EmbeddingError: The embedder failed.
     """
     docs = store.index_documents(status)
-    index = SearchIndex(keyword=BM25Index(docs), documents=dict(docs))
+    counts = {name: Counter(tokenize(text)) for name, text in docs}
+    index = SearchIndex(keyword=BM25Index.from_counts(list(counts), list(counts.values())),
+                        documents=dict(docs), counts=counts)
     if embedder is None:
         return index
     return add_vectors(index, store, procedure, embedder=embedder, progress=progress,
@@ -199,3 +203,49 @@ def add_vectors(index: SearchIndex, store: Store, procedure: Callable[[str], Pro
     index.vectors = VectorIndex([r.name for r in rows], matrix, ann_threshold=ann_threshold)
     index.rows, index.model_id, index.embedded = rows, embedder.model_id, embedded
     return index
+
+
+def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
+                  procedure: Callable[[str], Procedure], *, embedder: Embedder | None,
+                  progress: Progress | None = None) -> dict[str, str]:
+    """Bring ``index`` up to date for ``names``, the names changed since it was built.
+
+    Changed documents are tokenized again and BM25 is rebuilt from the kept
+    term counts of the others (the same index a full build makes); the vector
+    rows of the changed names are replaced in place (only texts without a
+    stored vector are embedded). Names no longer indexed (deleted) are removed.
+
+    Args:
+        index: An index built by :func:`build_index` with ``status=None``.
+        store: The store it was built from.
+        names: From :meth:`Store.index_changes`.
+        procedure: Loads a procedure's current version by name.
+        embedder: The index's embedding model, used when the index has vectors.
+        progress: Called as ``progress(done, total)`` while texts are embedded.
+
+    Returns:
+        ``{name: status}`` of the names of ``names`` still indexed.
+
+    Raises:
+        EmbeddingError: The embedder failed; the vectors are then unchanged and
+            the caller must rebuild the index.
+    """
+    entries = store.index_entries(names)
+    for name in names:
+        if name in entries:
+            index.documents[name] = entries[name][1]
+            index.counts[name] = Counter(tokenize(entries[name][1]))
+        else:
+            index.documents.pop(name, None)
+            index.counts.pop(name, None)
+    keys = sorted(index.documents)  # the order of a full build (index_documents by name)
+    index.documents = {k: index.documents[k] for k in keys}
+    index.keyword = BM25Index.from_counts(keys, [index.counts[k] for k in keys])
+    if index.vectors is not None and embedder is not None:
+        rows = vector_rows(store, [procedure(n) for n in names if n in entries])
+        matrix, embedded = embed_rows(store, embedder, [r.text for r in rows],
+                                      progress=progress)
+        index.vectors.update(names, [r.name for r in rows], matrix)
+        index.rows.extend(rows)
+        index.embedded += embedded
+    return {name: entry[0] for name, entry in entries.items()}
