@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,12 @@ class SearchIndex:
         seen = list(dict.fromkeys(t for t in tokens if t in doc))
         seen.sort(key=self.keyword.document_frequency)  # stable: query order among ties
         return seen[:limit]
+
+
+def _term_counts(text: str) -> Counter[str]:
+    """BM25 term frequencies of ``text``; terms are interned (shared by every
+    document that has them: about half the memory of a Counter per document)."""
+    return Counter(map(sys.intern, tokenize(text)))
 
 
 def card_text(procedure: Procedure, tool_descriptions: dict[str, str]) -> str:
@@ -180,7 +187,7 @@ def build_index(store: Store, procedure: Callable[[str], Procedure], *,
         EmbeddingError: The embedder failed.
     """
     docs = store.index_documents(status)
-    counts = {name: Counter(tokenize(text)) for name, text in docs}
+    counts = {name: _term_counts(text) for name, text in docs}
     index = SearchIndex(keyword=BM25Index.from_counts(list(counts), list(counts.values())),
                         documents=dict(docs), counts=counts)
     if embedder is None:
@@ -234,7 +241,7 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
     for name in names:
         if name in entries:
             index.documents[name] = entries[name][1]
-            index.counts[name] = Counter(tokenize(entries[name][1]))
+            index.counts[name] = _term_counts(entries[name][1])
         else:
             index.documents.pop(name, None)
             index.counts.pop(name, None)
