@@ -240,6 +240,9 @@ class VectorIndex:
         """First (best) row of each key in ``rows`` (already by -cosine, row); keys by
         (-cosine, key), so ties do not depend on the order rows were added in."""
         _, first = np.unique(self._row_keys[rows], return_index=True)
+        first.sort()  # by (-cosine, row): the best rows first
+        if len(first) > limit:  # keep the best `limit` keys and every key tied with the last
+            first = first[cos[first] >= cos[first[limit - 1]]]
         hits = [(self._names[self._row_keys[rows[i]]], float(cos[i]), int(rows[i]))
                 for i in first]
         hits.sort(key=lambda h: (-h[1], h[0]))
