@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from embedders import CountingEmbedder
 from procmem.embed import MiniLMEmbedder, default_embedder
 from procmem.errors import UsageError
 from procmem.memory import Memory
@@ -16,25 +15,6 @@ from procmem.model import Procedure, Step, Trace, TraceStep
 from procmem.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
 from procmem.search_index import card_text
 from procmem.store.search_sql import text_hash
-
-
-class CountingEmbedder:
-    """A deterministic bag-of-words embedder that counts the texts it embeds."""
-
-    dim = 64
-
-    def __init__(self, model_id: str = "test:bow") -> None:
-        self.model_id = model_id
-        self.seen: list[str] = []
-
-    def embed(self, texts: Sequence[str], *, progress: object = None) -> np.ndarray:
-        self.seen.extend(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, hash(word) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
 
 
 def _trace(tid: str, task: str, action: str, args: dict) -> Trace:

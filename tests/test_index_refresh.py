@@ -4,12 +4,12 @@ term counts, vector rows replaced, and searches equal to a fresh index's."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from embedders import CountingEmbedder
 from procmem.bm25 import BM25Index, tokenize
 from procmem.errors import UsageError
 from procmem.memory import Memory
@@ -18,25 +18,6 @@ from procmem.store.sqlite import SQLiteStore
 from procmem.vectors import VectorIndex
 
 VERBS = ["cancel", "return", "exchange", "refund", "reship", "track", "hold", "archive"]
-
-
-class BagOfWords:
-    """A deterministic bag-of-words embedder (model id ``test:bow``) that counts its texts."""
-
-    dim = 64
-    model_id = "test:bow"
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def embed(self, texts: Sequence[str], *, progress: object = None) -> np.ndarray:
-        self.seen.extend(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in text.lower().split():
-                out[i, sum(map(ord, word)) % self.dim] += 1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
 
 
 def traces(verb: str, count: int, start: int = 0) -> list[Trace]:
@@ -62,7 +43,7 @@ def summary(hits: list[Hit]) -> list[tuple[str, float, dict[str, int], list[str]
 
 def assert_same_as_fresh(mem: Memory, path: Path, *, status: str | None = "active") -> None:
     """Every query and retriever gives what a Memory opened afresh on the same file gives."""
-    fresh = Memory(path, embedder=BagOfWords())
+    fresh = Memory(path, embedder=CountingEmbedder())
     try:
         for retriever in ("bm25", "vector", "hybrid"):
             for q in QUERIES:
@@ -80,7 +61,7 @@ def path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def mem(path: Path) -> Memory:
-    m = Memory(path, embedder=BagOfWords())
+    m = Memory(path, embedder=CountingEmbedder())
     m.learn([t for verb in VERBS[:4] for t in traces(verb, 2)])
     m.search("warm up", retriever="hybrid")  # build the index, vectors included
     return m
@@ -212,7 +193,7 @@ def test_vector_update_fills_an_empty_index() -> None:
 def test_new_procedures_and_versions_update_the_index_in_place(mem: Memory, path: Path) -> None:
     index = mem._index
     embedder = mem.embedder
-    assert isinstance(embedder, BagOfWords)
+    assert isinstance(embedder, CountingEmbedder)
     before = len(embedder.seen)
     mem.learn(traces("track", 2) + traces("cancel", 2, start=10))  # a new name, a new version
     mem.search("follow", retriever="hybrid")
@@ -259,7 +240,7 @@ def test_many_changes_or_a_tool_schema_change_rebuild_the_index(mem: Memory, pat
 
 
 def test_keyword_only_index_updates_and_gets_its_vectors_later(path: Path) -> None:
-    mem = Memory(path, embedder=BagOfWords())
+    mem = Memory(path, embedder=CountingEmbedder())
     mem.learn(traces("cancel", 2) + traces("return", 2))
     mem.search("cancel", retriever="bm25")
     index = mem._index
