@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from procmem.errors import UsageError
 from procmem.model import Procedure, Step, Trace, TraceStep
+from procmem.store import search_sql
 from procmem.store.migrate import apply_migrations, load_migrations
 from procmem.store.search_sql import text_hash
 from procmem.store.sqlite import SQLiteStore
@@ -113,4 +114,21 @@ def test_migration_0005_starts_the_index_log_at_the_current_revision(tmp_path: P
     assert store.index_changes(7) == []
     store.put_procedure(Procedure(name="p", steps=[Step(id="s1", action="a")]))
     assert store.index_revision() == 8 and store.index_changes(7) == ["p"]
+    store.close()
+
+
+def test_the_index_log_keeps_a_bounded_number_of_revisions(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "m.db")
+    conn = store._conn
+    keep = search_sql.INDEX_LOG_KEEP
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'index_revision'", (keep + 998,))
+    conn.execute("INSERT INTO index_log (revision, name) VALUES (5, 'old'), (?, 'recent')",
+                 (keep + 500,))
+    store.put_procedure(Procedure(name="p", steps=[Step(id="s1", action="a")]))  # revision keep+999
+    assert store.index_changes(0) == ["old", "p", "recent"]  # not pruned yet
+    store.put_procedure(Procedure(name="q", steps=[Step(id="s1", action="a")]))  # keep + 1000
+    assert store.index_changes(999) is None  # older than the kept log: rebuild
+    assert store.index_changes(1000) == ["p", "q", "recent"]
+    assert [r[0] for r in conn.execute("SELECT name FROM index_log ORDER BY revision")] == \
+        ["recent", "p", "q"]
     store.close()

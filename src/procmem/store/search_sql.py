@@ -33,7 +33,7 @@ from ..errors import UsageError
 from ..model import utcnow
 from .common import check_page, timestamp
 
-__all__ = ["SearchSQL", "log_index_change", "text_hash"]
+__all__ = ["INDEX_LOG_KEEP", "SearchSQL", "log_index_change", "text_hash"]
 
 _CHUNK = 500
 
@@ -45,14 +45,26 @@ def _fts_query(query: str) -> str:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+INDEX_LOG_KEEP = 100_000
+"""Revisions of the index log kept; an index older than that is rebuilt whole."""
+
+
 def log_index_change(conn: sqlite3.Connection, name: str) -> None:
     """Bump ``meta.index_revision`` and log ``name`` under the new revision.
 
     ``name`` ``"*"`` means every document may have changed (see migration 0005).
+    Every 1,000 revisions, entries older than :data:`INDEX_LOG_KEEP` revisions
+    are deleted and ``meta.index_log_start`` moves past them.
     """
     conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision'")
-    conn.execute("INSERT INTO index_log (revision, name) "
-                 "SELECT value, ? FROM meta WHERE key = 'index_revision'", (name,))
+    revision = int(conn.execute(
+        "SELECT value FROM meta WHERE key = 'index_revision'").fetchone()[0])
+    conn.execute("INSERT INTO index_log (revision, name) VALUES (?, ?)", (revision, name))
+    if revision % 1000 == 0 and revision > INDEX_LOG_KEEP:
+        start = revision - INDEX_LOG_KEEP
+        conn.execute("DELETE FROM index_log WHERE revision <= ?", (start,))
+        conn.execute("UPDATE meta SET value = MAX(value, ?) WHERE key = 'index_log_start'",
+                     (start,))
 
 
 def text_hash(text: str) -> str:
