@@ -214,3 +214,18 @@ def test_find_returns_only_values_in_the_text_or_restored_marks(ex: Extractor, t
         assert candidates == []
     for c in candidates:
         assert c in text or (c.startswith("#") and c[1:] in text)
+
+
+_VALUES = st.sampled_from(["#W1234567", "W1234567", "1234567", "12", "-5", "a-a", "no longer",
+                           "é1", "_x_", "ab", "##", "x#"]) | st.text(min_size=2, max_size=4)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_VALUES, text=_texts)
+def test_locate_all_finds_what_the_bounded_regex_finds(value: str, text: str) -> None:
+    left = r"(?<![\w#])" if value[:1].isalnum() or value[:1] in "_#" else ""
+    right = r"(?!\w)" if value[-1:].isalnum() or value[-1:] == "_" else ""
+    rx = re.compile(f"{left}{re.escape(value)}{right}")
+    expected = [m.start() for m in rx.finditer(text)]
+    assert locate_all(value, text) == expected
+    assert locate(value, text) == (expected[0] if expected else None)
