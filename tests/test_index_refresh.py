@@ -248,3 +248,28 @@ def test_keyword_only_index_updates_and_gets_its_vectors_later(path: Path) -> No
     mem.learn(traces("track", 2))
     assert_same_as_fresh(mem, path)  # the hybrid searches there add the vectors
     assert mem._index is index and index.vectors is not None
+
+
+def test_filters_see_a_new_version_s_tags_after_an_in_place_update(path: Path) -> None:
+    mem = Memory(path, embedder=None)
+    mem.learn(traces("cancel", 2) + traces("return", 2))
+    assert mem.search("cancel order", tags=["urgent"]) == []
+    index = mem._index
+    current = mem.get_procedure("cancel_order")
+    mem.put_procedure(current.model_copy(update={"tags": ["urgent"]}))
+    hits = mem.search("cancel order", tags=["urgent"])
+    assert mem._index is index  # updated in place, keyword-only
+    assert [h.procedure.name for h in hits] == ["cancel_order"]
+    assert hits[0].procedure.version == 2 and hits[0].procedure.tags == ["urgent"]
+
+
+def test_whole_procedures_are_cached_for_hits_only_up_to_a_bound(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("procmem.memory_search._PROCEDURE_CACHE", 3)
+    mem = Memory(path, embedder=CountingEmbedder())
+    mem.learn([t for verb in VERBS for t in traces(verb, 2)])
+    for q in QUERIES:
+        mem.search(q, retriever="hybrid")
+    assert len(mem._procs) == 3  # bounded, least recently used dropped
+    assert len(mem._views) == len(VERBS)  # a rank view per procedure
+    assert_same_as_fresh(mem, path)

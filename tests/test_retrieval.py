@@ -6,10 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from procmem.errors import UsageError
 from procmem.induce import CorpusStats, group_traces, induce
 from procmem.memory import Memory
 from procmem.model import Procedure, Trace
-from procmem.retrieval import WEIGHTS, Candidate, rank
+from procmem.retrieval import WEIGHTS, Candidate, RankView, rank
 
 PREAMBLE = "Your name is Lena Park and your zip code is 60601. You are polite, busy. "
 ONE_CANCEL = PREAMBLE + "Cancel order #W1000001 because no longer needed. "
@@ -108,3 +109,37 @@ def test_ties_are_broken_by_name(procedures: list[Procedure]) -> None:
 def test_rank_of_no_candidates_is_empty_and_limit_applies(procedures: list[Procedure]) -> None:
     assert rank(ONE_CANCEL, []) == []
     assert len(rank(ONE_CANCEL, [Candidate(p) for p in procedures], limit=2)) == 2
+
+
+def test_rank_from_views_loads_only_the_hits_and_ranks_the_same(
+        procedures: list[Procedure]) -> None:
+    by_name = {p.name: p for p in procedures}
+    loaded: list[str] = []
+
+    def load(name: str) -> Procedure:
+        loaded.append(name)
+        return by_name[name]
+
+    from_views = rank(TWO_CANCELS, [Candidate(view=RankView.of(p)) for p in procedures],
+                      limit=3, load=load)
+    from_procedures = rank(TWO_CANCELS, [Candidate(p) for p in procedures], limit=3)
+    assert [h.model_dump() for h in from_views] == [h.model_dump() for h in from_procedures]
+    assert loaded == [h.procedure.name for h in from_views]  # the 3 hits, not every candidate
+
+
+def test_rank_view_keeps_what_ranking_and_filters_read(procedures: list[Procedure]) -> None:
+    p = next(p for p in procedures if p.name == "cancel_pending_order")
+    view = RankView.of(p.model_copy(update={"tags": ["retail"], "namespace": "shop"}))
+    assert (view.name, view.version, view.namespace) == (p.name, p.version, "shop")
+    assert view.tags == frozenset({"retail"})
+    assert view.demonstrations == len(p.lineage.traces)
+    assert [b.name for b in view.params] == [q.name for q in p.params]
+    assert view.params[0].extractor == p.params[0].extractor
+    assert len(view.step_params) == len(p.steps)
+
+
+def test_rank_refuses_a_candidate_it_cannot_turn_into_a_hit(procedures: list[Procedure]) -> None:
+    with pytest.raises(UsageError, match="needs a procedure or a view"):
+        rank(ONE_CANCEL, [Candidate()])
+    with pytest.raises(UsageError, match="has no procedure and rank got no load"):
+        rank(ONE_CANCEL, [Candidate(view=RankView.of(procedures[0]))])

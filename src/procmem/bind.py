@@ -15,13 +15,28 @@ schema says so, or the param is left unbound).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .extract import find
-from .model import Procedure
+from .model import Extractor, Param, Procedure
 
-__all__ = ["Binding", "bind_task"]
+__all__ = ["BindSpec", "Binding", "bind_params", "bind_spec", "bind_task"]
+
+
+class BindSpec(NamedTuple):
+    """What binding reads of a param: its name, JSON Schema and extractor
+    (a :class:`~procmem.model.Param` without its examples and description)."""
+
+    name: str
+    schema_: dict[str, Any]
+    extractor: Extractor | None
+
+
+def bind_spec(param: Param) -> BindSpec:
+    """The :class:`BindSpec` of a param."""
+    return BindSpec(param.name, param.schema_, param.extractor)
 
 
 @dataclass
@@ -70,9 +85,14 @@ def bind_task(procedure: Procedure, task: str) -> Binding:
     Returns:
         A :class:`Binding`; params without an extractor are never bound here.
     """
+    return bind_params(procedure.params, task)
+
+
+def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
+    """Bind what can be bound of ``params`` from ``task`` (see :func:`bind_task`)."""
     out = Binding()
     taken: set[tuple[int, int]] = set()
-    for p in procedure.params:
+    for p in params:
         if p.extractor is None:
             continue
         out.learnable += 1

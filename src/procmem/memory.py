@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from .memory_tools import ToolSchemaMixin
 from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
+from .retrieval import RankView
 from .search_index import SearchIndex
 from .store import open_store
 from .store.base import Store
@@ -119,8 +121,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._embedder: Embedder | str | None = embedder  # "default" is resolved on first use
         self._index: SearchIndex | None = None
         self._index_revision = -1
-        self._procs: dict[str, Procedure] = {}
-        self._step_params: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self._procs: OrderedDict[str, Procedure] = OrderedDict()
+        self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}
 
     @property

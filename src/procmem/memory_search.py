@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +29,11 @@ from .model import Hit, Procedure
 from .retrieval import (
     RETRIEVERS,
     Candidate,
+    RankView,
     Retriever,
     first_stage,
     rank,
     reliability_factor,
-    step_params,
 )
 from .search_index import SearchIndex, add_vectors, build_index, refresh_index
 
@@ -49,6 +50,7 @@ _CANDIDATES = 100
 _FILTERED_CANDIDATES = 1000
 _STATUSES = ("active", "candidate", "deprecated")
 _REFRESH_MIN = 50  # changed names below which the index is always updated in place
+_PROCEDURE_CACHE = 2048  # whole procedures kept for hits (rank views are kept for all)
 
 
 class SearchMixin:
@@ -57,8 +59,8 @@ class SearchMixin:
     store: Store
     _index: SearchIndex | None
     _index_revision: int
-    _procs: dict[str, Procedure]
-    _step_params: dict[str, tuple[tuple[str, ...], ...]]
+    _procs: OrderedDict[str, Procedure]
+    _views: dict[str, RankView]
     _status: dict[str, str]
 
     if TYPE_CHECKING:
@@ -83,15 +85,15 @@ class SearchMixin:
         if self._index is not None and revision != self._index_revision:
             self._refresh(revision, progress)
         if self._index is None:
-            self._procs = {}
-            self._step_params = {}
+            self._procs = OrderedDict()
+            self._views = {}
             self._index = build_index(self.store, self._procedure, embedder=None, status=None)
             self._status = self.store.index_status()
             self._index_revision = revision
         if vectors and self.embedder is not None and self._index.vectors is None:
-            # every procedure is read once here; keeping them saves re-ranking from
-            # loading ~100 candidates per search from the store (about 8 ms at 100k)
-            add_vectors(self._index, self.store, self._procedure, embedder=self.embedder,
+            # every procedure is read once here: keep its rank view (a few hundred
+            # bytes), so re-ranking never loads ~100 candidates per search (~8 ms at 100k)
+            add_vectors(self._index, self.store, self._read_and_view, embedder=self.embedder,
                         progress=progress)
         return self._index
 
@@ -111,29 +113,43 @@ class SearchMixin:
                 or (vectors is not None and vectors.removed > len(vectors) // 4)):
             self._index = None
             return
+        for name in names:  # stale: read again when needed (refresh_index reads some now)
+            self._procs.pop(name, None)
+            self._views.pop(name, None)
         try:
-            statuses = refresh_index(index, self.store, names, self.store.get_procedure,
+            statuses = refresh_index(index, self.store, names, self._read_and_view,
                                      embedder=self.embedder if vectors is not None else None,
                                      progress=progress)
         except BaseException:
             self._index = None  # half updated: rebuild on the next search
             raise
         for name in names:
-            self._procs.pop(name, None)
-            self._step_params.pop(name, None)
             self._status.pop(name, None)
         self._status.update(statuses)
         self._index_revision = revision
 
     def _procedure(self, name: str) -> Procedure:
-        if name not in self._procs:
-            self._procs[name] = self.store.get_procedure(name)
-        return self._procs[name]
+        """The current version of ``name``, through a cache of :data:`_PROCEDURE_CACHE`."""
+        proc = self._procs.get(name)
+        if proc is None:
+            proc = self._procs[name] = self.store.get_procedure(name)
+            if len(self._procs) > _PROCEDURE_CACHE:
+                self._procs.popitem(last=False)
+        else:
+            self._procs.move_to_end(name)
+        return proc
 
-    def _params_by_step(self, name: str) -> tuple[tuple[str, ...], ...]:
-        if name not in self._step_params:
-            self._step_params[name] = step_params(self._procedure(name))
-        return self._step_params[name]
+    def _read_and_view(self, name: str) -> Procedure:
+        """Read the current version of ``name`` from the store and keep its rank view."""
+        proc = self.store.get_procedure(name)
+        self._views[name] = RankView.of(proc)
+        return proc
+
+    def _view(self, name: str) -> RankView:
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = RankView.of(self._procedure(name))
+        return view
 
     def reindex(self, *, force: bool = False, progress: Progress | None = None
                 ) -> dict[str, Any]:
@@ -180,10 +196,10 @@ class SearchMixin:
             return False
         if not tags and namespace is None:
             return True
-        proc = self._procedure(name)
-        if namespace is not None and proc.namespace != namespace:
+        view = self._view(name)
+        if namespace is not None and view.namespace != namespace:
             return False
-        return all(t in proc.tags for t in tags)
+        return all(t in view.tags for t in tags)
 
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
@@ -247,11 +263,10 @@ class SearchMixin:
                       for n, c, row in index.vectors.search(query, limit=depth)
                       if self._passes(n, tags, status, namespace)][:_CANDIDATES]
         facts = first_stage(keyword, vector, retriever)[:_CANDIDATES]
-        cands = [Candidate(self._procedure(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
-                           cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"],
-                           step_params=self._params_by_step(f["name"]))
+        cands = [Candidate(view=self._view(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
+                           cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
-        hits = rank(task, cands, limit=min(100, limit * 2))
+        hits = rank(task, cands, limit=min(100, limit * 2), load=self._procedure)
         query_terms = tokenize(task)
         out = []
         for h in hits:

@@ -38,18 +38,18 @@ Invariant: the ranking is deterministic (ties broken by name).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from .bind import Binding, bind_task
+from .bind import Binding, BindSpec, bind_params, bind_spec
 from .errors import UsageError
 from .model import Hit, Procedure
 from .template import references
 
-__all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate",
-           "first_stage", "is_confident", "rank", "reliability_factor", "rrf"]
+__all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate", "RankView",
+           "first_stage", "is_confident", "rank", "reliability_factor", "rrf", "step_params"]
 
 WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
 RRF_K = 60
@@ -70,30 +70,74 @@ abstained unfindable + confident-and-correct findable - 1; J = 0.833):
 ``benchmarks/bench_retrieval.py --calibrate``."""
 
 
+@dataclass(frozen=True)
+class RankView:
+    """What search reads of a procedure version to filter and re-rank it.
+
+    A few hundred bytes instead of the whole :class:`~procmem.model.Procedure`
+    (about 13 KB in memory), so a search index can keep one per procedure.
+
+    Attributes:
+        name / version: The version's identity.
+        params: What binding reads of each param (:class:`~procmem.bind.BindSpec`).
+        step_params: The ``$param`` names each step's args reference, in step order.
+        demonstrations: How many traces it was learned from.
+        tags / namespace: For the search filters.
+    """
+
+    name: str
+    version: int
+    params: tuple[BindSpec, ...]
+    step_params: tuple[tuple[str, ...], ...]
+    demonstrations: int
+    tags: frozenset[str]
+    namespace: str
+
+    @classmethod
+    def of(cls, procedure: Procedure) -> RankView:
+        """The view of ``procedure``."""
+        return cls(procedure.name, procedure.version,
+                   tuple(bind_spec(p) for p in procedure.params), step_params(procedure),
+                   len(procedure.lineage.traces), frozenset(procedure.tags),
+                   procedure.namespace)
+
+
 @dataclass
 class Candidate:
     """A procedure to rank, with its first-stage evidence and reliability.
 
     Attributes:
-        procedure: The current version.
+        procedure: The current version, or ``None`` when ``view`` is given (it
+            is then loaded for the hits only, see :func:`rank`).
         relevance: First-stage score over the best one, 0-1.
         reliability: Posterior mean of success, 0-1.
         bm25: BM25 score (0 when not a keyword candidate).
         cosine: Cosine to the nearest vector row (``None`` when not a vector candidate).
         ranks: 1-based rank in each first-stage list (``bm25``, ``vector``).
         nearest: Text of the nearest vector row (a demonstration task or the card).
-        step_params: The params each step's args reference, in step order
-            (:func:`step_params`; computed when ``None``, pass it to reuse it).
+        view: What ranking reads of it (computed from ``procedure`` when ``None``).
     """
 
-    procedure: Procedure
+    procedure: Procedure | None = None
     relevance: float = 0.0
     reliability: float = 0.5
     bm25: float = 0.0
     cosine: float | None = None
     ranks: dict[str, int] = field(default_factory=dict)
     nearest: str | None = None
-    step_params: tuple[tuple[str, ...], ...] | None = None
+    view: RankView | None = None
+
+    def rank_view(self) -> RankView:
+        """``view``, or the view of ``procedure``.
+
+        Raises:
+            UsageError: Neither is given.
+        """
+        if self.view is not None:
+            return self.view
+        if self.procedure is None:
+            raise UsageError("a candidate needs a procedure or a view")
+        return RankView.of(self.procedure)
 
 
 def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K,
@@ -166,9 +210,10 @@ def first_stage(keyword: Sequence[tuple[str, float]],
     return out
 
 
-def _by_signal(signal: str, row: tuple[float, Candidate, Binding, dict[str, float]]
+def _by_signal(signal: str,
+               row: tuple[float, Candidate, RankView, Binding, dict[str, float]]
                ) -> tuple[float, str]:
-    return -row[3][signal], row[1].procedure.name
+    return -row[4][signal], row[2].name
 
 
 def step_params(procedure: Procedure) -> tuple[tuple[str, ...], ...]:
@@ -212,51 +257,62 @@ def is_confident(structure: float, cosine: float | None, min_structure: float | 
     return structure >= s or (cosine is not None and cosine >= c)
 
 
-def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[Hit]:
+def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
+         load: Callable[[str], Procedure] | None = None) -> list[Hit]:
     """Re-rank first-stage candidates for ``task`` (see the module docstring).
 
     Args:
         task: The new task's text.
         candidates: Procedures to rank, with their first-stage evidence.
         limit: Maximum hits returned.
+        load: Loads a procedure's current version by name, for the hits whose
+            candidate has a view and no procedure.
 
     Returns:
         Hits by descending ``score``; ``ranks`` holds the 1-based rank of the
         hit in each first-stage list and under each signal; ``explanation``
         holds the signals, the params bound from the task, the cosine and the
         nearest demonstration; ``confident`` applies :data:`ABSTAIN`.
+
+    Raises:
+        UsageError: A candidate has neither a procedure nor a view, or a hit's
+            candidate has no procedure and ``load`` is not given.
     """
     if not candidates:
         return []
-    bindings: list[Binding] = [bind_task(c.procedure, task) for c in candidates]
+    views = [c.rank_view() for c in candidates]
+    bindings: list[Binding] = [bind_params(v.params, task) for v in views]
     claims: set[str] = set()
     for b in bindings:
         claims.update(str(b.values[p]) for p in b.anchored)
-    demos = [len(c.procedure.lineage.traces) for c in candidates]
-    best_prior = math.log1p(max(demos)) or 1.0
+    best_prior = math.log1p(max(v.demonstrations for v in views)) or 1.0
     rows = []
-    for c, b, n in zip(candidates, bindings, demos, strict=True):
+    for c, v, b in zip(candidates, views, bindings, strict=True):
         mine = {str(b.values[p]) for p in b.anchored}
         coverage = len(mine & claims) / len(claims) if claims else 0.0
-        in_order = _in_order(c.step_params if c.step_params is not None
-                             else step_params(c.procedure), b)
-        structure = b.fit * coverage * in_order if claims else 0.5 * b.fit
+        structure = (b.fit * coverage * _in_order(v.step_params, b) if claims
+                     else 0.5 * b.fit)
         signals = {
             "structure": structure,
             "relevance": c.relevance,
-            "prior": math.log1p(n) / best_prior,
+            "prior": math.log1p(v.demonstrations) / best_prior,
         }
-        score = sum(WEIGHTS[k] * v for k, v in signals.items())
+        score = sum(WEIGHTS[k] * x for k, x in signals.items())
         score *= reliability_factor(c.reliability)
-        rows.append((score, c, b, signals))
-    rows.sort(key=lambda r: (-r[0], r[1].procedure.name))
-    ranks: dict[str, dict[str, int]] = {r[1].procedure.name: dict(r[1].ranks) for r in rows}
+        rows.append((score, c, v, b, signals))
+    rows.sort(key=lambda r: (-r[0], r[2].name))
+    ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks) for r in rows}
     for sig in WEIGHTS:
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
-            ranks[r[1].procedure.name][sig] = i
+            ranks[r[2].name][sig] = i
     hits = []
-    for score, c, b, signals in rows[:limit]:
+    for score, c, v, b, signals in rows[:limit]:
+        procedure = c.procedure
+        if procedure is None:
+            if load is None:
+                raise UsageError(f"candidate {v.name!r} has no procedure and rank got no load")
+            procedure = load(v.name)
         explanation: dict[str, Any] = {
             "signals": {k: round(v, 4) for k, v in signals.items()},
             "bound": b.values,
@@ -268,9 +324,9 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5) -> list[
             explanation["cosine"] = round(c.cosine, 4)
             explanation["nearest_demonstration"] = c.nearest
         hits.append(Hit(
-            procedure=c.procedure,
+            procedure=procedure,
             score=round(score, 6),
-            ranks=ranks[c.procedure.name],
+            ranks=ranks[v.name],
             reliability=c.reliability,
             explanation=explanation,
             confident=is_confident(signals["structure"], c.cosine),
