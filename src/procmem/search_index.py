@@ -41,6 +41,7 @@ __all__ = [
 
 Progress = Callable[[int, int], None]
 _EMBED_BATCH = 64
+_READ_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,10 @@ def add_vectors(index: SearchIndex, store: Store, procedure: Callable[[str], Pro
     Raises:
         EmbeddingError: The embedder failed.
     """
-    procs = [procedure(name) for name in index.documents]
-    rows = vector_rows(store, procs)
+    names = list(index.documents)
+    rows: list[IndexRow] = []
+    for i in range(0, len(names), _READ_CHUNK):  # a chunk of whole procedures at a time
+        rows.extend(vector_rows(store, [procedure(n) for n in names[i:i + _READ_CHUNK]]))
     matrix, embedded = embed_rows(store, embedder, [r.text for r in rows], progress=progress)
     index.vectors = VectorIndex([r.name for r in rows], matrix, ann_threshold=ann_threshold)
     index.rows, index.model_id, index.embedded = rows, embedder.model_id, embedded
