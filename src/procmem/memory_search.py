@@ -76,7 +76,7 @@ class SearchMixin:
 
     def _search_index(self, progress: Progress | None = None, *,
                       vectors: bool = True) -> SearchIndex:
-        """The index of the store's procedures, rebuilt when the store's index changed.
+        """The index of the store's procedures, brought up to date when the store's index changed.
 
         Vectors are added only when asked for (``vectors``) and an embedder is set, so
         keyword-only searches never embed.
