@@ -163,6 +163,20 @@ def test_find_puts_back_the_mark_of_an_id_written_without_it() -> None:
     assert (found.start, found.end) == (23, 31) and cands == []
 
 
+def test_find_anchors_an_unmarked_id_by_its_surrounding_words() -> None:
+    found, _ = find(cancel_extractor(), "See W1111111. Cancel order W2222222 because x.")
+    assert found is not None and found.value == "#W2222222"
+    assert found.anchored and found.restored
+
+
+def test_find_anchors_a_value_at_the_end_of_a_text_without_the_words_after_it() -> None:
+    reason = Extractor(pattern=r"[A-Za-z]+\s[A-Za-z]+\s[A-Za-z]+", before=r"because\s+",
+                       after=r"\.", occurrence=0)
+    found, _ = find(reason, "Cancel order #W1000001 because no longer needed")
+    assert found is not None and found.value == "no longer needed" and found.anchored
+    assert find(reason, "Cancel because no longer needed and more")[0] is None
+
+
 def test_find_prefers_the_marked_id_and_never_guesses_between_unmarked_ones() -> None:
     found, _ = find(cancel_extractor(), "Not W1111111 but #W2222222.")
     assert found is not None and found.value == "#W2222222" and not found.restored

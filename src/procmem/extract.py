@@ -359,7 +359,8 @@ def check_extractor(ex: Extractor) -> None:
 
 @lru_cache(maxsize=4096)
 def _compile_anchored(before: str, pattern: str, after: str) -> re.Pattern[str]:
-    return re.compile(f"(?:{before})(?P<v>{pattern})(?={after})" if after
+    # the words after a value may be missing when the text ends there ("... no longer needed")
+    return re.compile(f"(?:{before})(?P<v>{pattern})(?=(?:{after})|\\s*$)" if after
                       else f"(?:{before})(?P<v>{pattern})(?!\\w)")
 
 
@@ -381,8 +382,8 @@ def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
     return anchored, shape
 
 
-def _unmarked(ex: Extractor, text: str) -> list[Found]:
-    """Shape matches of a marked id written without its mark, the mark put back.
+def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+    """Anchored and shape matches of a marked id written without its mark, the mark put back.
 
     Only for an id-like pattern (digits) that starts with one literal mark and
     has no alternatives: ``\\#W\\d{7}`` finds ``W2307204`` and returns
@@ -390,14 +391,15 @@ def _unmarked(ex: Extractor, text: str) -> list[Found]:
     """
     m = _MARKED.match(ex.pattern)
     if m is None or "\\d" not in ex.pattern:
-        return []
+        return [], []
     mark = m.group("esc") or m.group("lit")
     rest = m.group("rest")
     if not rest[:1].isalnum():
-        return []
-    rx = _compile_shape(rest)
-    return [Found(mark + f.group("v"), f.start("v"), f.end("v"), False, restored=True)
-            for f in rx.finditer(text)]
+        return [], []
+    bare = ex.model_copy(update={"pattern": rest})
+    anchored, shape = find_all(bare, text)
+    return ([Found(mark + f.value, f.start, f.end, True, restored=True) for f in anchored],
+            [Found(mark + f.value, f.start, f.end, False, restored=True) for f in shape])
 
 
 def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
@@ -422,7 +424,7 @@ def _find(pattern: str, before: str, after: str, occurrence: int | None, text: s
     ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence)
     anchored, shape = find_all(ex, text)
     if not anchored and not shape:
-        shape = _unmarked(ex, text)
+        anchored, shape = _unmarked(ex, text)
     if anchored:
         if ex.occurrence is not None:
             if len(anchored) > ex.occurrence:
