@@ -15,11 +15,13 @@ demonstrations (the value and the task text it was found in):
 * ``occurrence`` is the value's index among all matches when every
   demonstration agrees (the second of two ``Cancel order #W...`` clauses).
 
-Binding tries the anchored regex first, then the bare shape; it never guesses
-between two different candidates (that becomes a need with candidates). When
-neither finds anything and every demonstrated value began with the same mark
-(the ``#`` of ``#W6067464``), the shape without the mark is tried last: people
-write "order W6067464" for order ``#W6067464``. The mark is put back.
+Binding tries the anchored regex first (a value that ends the text needs no
+``after``: "... because no longer needed" without the period), then the bare
+shape; it never guesses between two different candidates (that becomes a need
+with candidates). When neither finds anything and every demonstrated value
+began with the same mark (the ``#`` of ``#W6067464``), both are tried again
+without the mark: people write "order W6067464" for order ``#W6067464``. The
+mark is put back.
 
 Invariant: :func:`find` returns a value only if it occurs verbatim in the text,
 or, in that last case, occurs verbatim after its leading mark (``Found.restored``).
