@@ -370,6 +370,26 @@ def test_eval_test_file_and_option_errors(tmp_path: Path) -> None:
     assert too_many.exit_code == 2 and "--holdout must be between 1 and 59" in too_many.stderr
 
 
+def test_eval_cases_show_every_test_trace(tmp_path: Path) -> None:
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("\n".join(sample_lines()[:60]) + "\n")
+    test.write_text("\n".join(sample_lines()[60:70]) + "\n")
+    plain = run_json("eval", "--train", str(train), "--test", str(test), "--retriever", "bm25")
+    assert "cases" not in plain  # the default JSON stays the figures
+    out = run_json("eval", "--train", str(train), "--test", str(test), "--retriever", "bm25",
+                   "--cases")
+    ids = [json.loads(line)["id"] for line in sample_lines()[60:70]]
+    assert [c["trace"] for c in out["cases"]] == ids
+    first = json.loads(sample_lines()[60])
+    assert out["cases"][0]["actions"] == [s["action"] for s in first["steps"] if not s["error"]]
+    hits = [c["rank"] == 1 for c in out["cases"]]
+    assert sum(hits) / len(hits) == pytest.approx(out["hit_at_1"])
+    assert sum(c["exact"] for c in out["cases"]) / 10 == pytest.approx(out["replay_exact"])
+    text = run("eval", "--train", str(train), "--test", str(test), "--retriever", "bm25",
+               "--cases")
+    assert text.exit_code == 0 and "per test trace" in text.stdout and ids[0] in text.stdout
+
+
 def test_demo_runs_and_writes_nothing(tmp_path: Path) -> None:
     result = run("demo")
     assert result.exit_code == 0, result.output

@@ -410,10 +410,13 @@ def _progress(enabled: bool, label: str, then: str | None = None) -> Iterator[An
               help="Test on the last N traces of --train instead (train on the rest).")
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
               help="First stage of search: BM25, dense vectors, or both fused by RRF.")
+@click.option("--cases", "show_cases", is_flag=True,
+              help="Also show each test trace: its actions, the rank of its procedure, the "
+                   "top hit and how its replay went (a \"cases\" list with --json).")
 @json_option
 @click.pass_context
 def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout: int | None,
-             retriever: Retriever, as_json: bool) -> None:
+             retriever: Retriever, show_cases: bool, as_json: bool) -> None:
     """Measure how well procedural memory fits a set of traces.
 
     Learns from the train traces, then for each test trace searches by its task
@@ -434,8 +437,10 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
         report = evaluate(train, test, retriever=retriever, embedder=embedder,
                           progress=replayed, embed_progress=embedded)
     if as_json:
-        _emit(report.figures())
+        _emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())
         return
+    if show_cases:
+        _out().print(render.cases_table(report.cases))
     _out().print(render.figures_table(report.figures(), title=f"procmem eval: {train_path}"))
 
 

@@ -449,3 +449,32 @@ def figures_table(figures: Mapping[str, Any], *, title: str = "evaluation") -> T
             shown = f"{value:.2f} s"
         table.add_row(key, shown, meaning)
     return table
+
+
+def cases_table(cases: Sequence[Mapping[str, Any]], *, title: str = "per test trace") -> Table:
+    """One row per evaluated test trace: what it does, where its procedure ranked, the replay.
+
+    ``cases`` are :attr:`procmem.evaluate.EvalReport.cases`.
+    """
+    table = Table(title=title, title_justify="left")
+    table.add_column("trace", overflow="fold")
+    table.add_column("actions (recorded)", overflow="fold")
+    table.add_column("rank", justify="right")
+    table.add_column("top hit", overflow="fold")
+    table.add_column("replay", overflow="fold")
+    for case in cases:
+        rank = case.get("rank")
+        if not case.get("findable"):
+            shown = Text("no procedure", style="dim")
+        elif rank == 1:
+            shown = Text("1", style="green")
+        else:
+            shown = Text(str(rank) if rank else "> 5", style="red")
+        top = Text(str(case.get("top") or "-"))
+        if case.get("top") and not case.get("confident"):
+            top.append(" (not confident)", style="dim")
+        replay = Text("exact", style="green") if case.get("exact") else Text(
+            str(case.get("status") or "not replayed"), style="yellow")
+        table.add_row(str(case["trace"]), " → ".join(case.get("actions", [])) or "-",
+                      shown, top, replay)
+    return table

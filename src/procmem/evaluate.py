@@ -167,7 +167,8 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
             rr += 1 / rank if rank else 0.0
             env = RecordedEnvironment(trace)
             case: dict[str, Any] = {
-                "trace": trace.id, "rank": rank, "findable": sig in signatures,
+                "trace": trace.id, "actions": list(sig), "rank": rank,
+                "findable": sig in signatures,
                 "top": hits[0].procedure.name if hits else None,
                 "confident": top_confident,
                 "signals": hits[0].explanation.get("signals", {}) if hits else {},
