@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import http.client
 import importlib.metadata
-import json
 import numbers
 import os
 import threading
-import urllib.error
-import urllib.request
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -37,6 +33,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from procmem._http import post_json
 from procmem.errors import EmbeddingError, MissingExtra, UsageError
 
 __all__ = [
@@ -407,27 +404,16 @@ class OpenAIEmbedder:
         return np.concatenate(parts)
 
     def _request(self, batch: list[str]) -> np.ndarray:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        body = json.dumps({"model": self.model, "input": batch}).encode()
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        answer = post_json(self.url, {"model": self.model, "input": batch}, api_key=self.api_key,
+                           timeout_s=self.timeout_s,
+                           fail=lambda reason: EmbeddingError(self.model_id, reason))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as err:
-            detail = err.read(300).decode("utf-8", "replace").strip()
-            raise EmbeddingError(self.model_id, f"HTTP {err.code} from {self.url}: "
-                                 f"{detail or err.reason}") from err
-        except (OSError, http.client.HTTPException) as err:  # URLError, timeout, reset
-            raise EmbeddingError(self.model_id, f"cannot reach {self.url}: {err}") from err
-        try:
-            data = sorted(json.loads(raw)["data"], key=lambda d: d["index"])
+            data = sorted(answer["data"], key=lambda d: d["index"])
             indexes = [d["index"] for d in data]
             vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as err:
             raise EmbeddingError(self.model_id, f"unexpected response from {self.url}: "
-                                 f"{raw[:200]!r}") from err
+                                 f"{str(answer)[:200]!r}") from err
         problem = ""
         if indexes != list(range(len(batch))) or vectors.ndim != 2:
             problem = f"asked for {len(batch)} vectors, got indexes {indexes[:10]}"

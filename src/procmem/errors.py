@@ -42,6 +42,7 @@ __all__ = [
     "NotFound",
     "ParamError",
     "ProcmemError",
+    "RerankError",
     "ReplayError",
     "StoreError",
     "StoreUnavailable",
@@ -202,6 +203,22 @@ class EmbeddingError(ProcmemError):
 
     def __init__(self, model_id: str, reason: str) -> None:
         super().__init__(f"embedder {model_id!r} failed: {reason}")
+        self.model_id, self.reason = model_id, reason
+
+
+class RerankError(ProcmemError):
+    """A reranker (a language model asked which procedure fits) failed: endpoint
+    down, or an answer that is not the expected JSON.
+
+    Attributes:
+        model_id: The reranker's ``model_id``, e.g. ``"openai:gpt-4o-mini"``.
+        reason: What went wrong, in a few words.
+    """
+
+    code = "rerank_error"
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        super().__init__(f"reranker {model_id!r} failed: {reason}")
         self.model_id, self.reason = model_id, reason
 
 

@@ -55,6 +55,7 @@ __all__ = [
 STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404, "conflict": 409, "replay_error": 409, "cycle": 409,
     "store_error": 503, "store_unavailable": 503, "embedding_error": 503,
+    "rerank_error": 503,
     "missing_extra": 500, "internal": 500,
 }
 """HTTP status by procmem error code; any other ``UsageError`` code is 400, the rest 500."""
@@ -69,8 +70,8 @@ DESCRIPTIONS = {
          "cannot continue (codes replay_error, cycle).",
     422: "The request does not match this document (code usage; details lists the problems).",
     500: "Internal error (code internal).",
-    503: "The store or the embedding model is unavailable (codes store_error, "
-         "store_unavailable, embedding_error).",
+    503: "The store, the embedding model or the reranker is unavailable (codes store_error, "
+         "store_unavailable, embedding_error, rerank_error).",
 }
 
 
