@@ -347,7 +347,9 @@ def test_eval_holdout_json_keys_and_figures(tmp_path: Path) -> None:
     path.write_text("\n".join(sample_lines()) + "\n")
     figures = run_json("eval", "--train", str(path), "--holdout", "30")
     abstention = {"abstain_unfindable", "confident_findable", "confident_correct"}
-    assert EVAL_KEYS <= set(figures) <= EVAL_KEYS | {"findable", "retriever"} | abstention
+    assert EVAL_KEYS <= set(figures) <= (EVAL_KEYS | {"findable", "retriever", "reranker"}
+                                         | abstention)
+    assert figures["reranker"] is None
     assert figures["retriever"] == "hybrid"
     for key in abstention - {"abstain_unfindable"}:
         assert 0 <= figures[key] <= 1

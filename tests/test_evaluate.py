@@ -149,7 +149,7 @@ def test_evaluate_on_the_real_sample(report: EvalReport) -> None:
     figures = report.figures()
     assert set(figures) == {"train_traces", "procedures", "test_traces", "hit_at_1",
                             "hit_at_5", "mrr", "replay_exact", "automation", "seconds",
-                            "findable", "retriever", "abstain_unfindable",
+                            "findable", "retriever", "reranker", "abstain_unfindable",
                             "confident_findable", "confident_correct"}
     assert (report.train_traces, report.test_traces) == (100, 20)
     assert report.procedures > 20

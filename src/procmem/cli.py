@@ -49,6 +49,7 @@ from .errors import NotFound, ProcmemError, UsageError
 from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
 from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
+from .rerank import Reranker, reranker_from_spec
 from .retrieval import RETRIEVERS, Retriever
 from .traceio import read_traces
 
@@ -124,6 +125,11 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def _reranker(spec: str | None) -> Reranker | None:
+    """The reranker of ``--reranker`` / ``PROCMEM_RERANKER`` (``OPENAI_API_KEY`` for openai:)."""
+    return reranker_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
+
+
 def _embedder(spec: str | None) -> Embedder | str | None:
     """The embedder of ``--embedder`` / ``PROCMEM_EMBEDDER`` (``OPENAI_API_KEY`` for openai:)."""
     if spec is None or spec == "default":
@@ -133,7 +139,8 @@ def _embedder(spec: str | None) -> Embedder | str | None:
 
 def _memory(ctx: click.Context) -> Memory:
     """The memory at ``--db``, closed when the command ends."""
-    return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder"))))
+    return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder")),
+                                    reranker=_reranker(ctx.obj.get("reranker"))))
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
@@ -239,16 +246,20 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
               help="Embedding model of hybrid search: default (paraphrase-MiniLM-L3, "
                    "offline), minilm-l6, none (BM25 only), st:MODEL_OR_PATH, "
                    "openai:MODEL[@BASE_URL]; env PROCMEM_EMBEDDER.")
+@click.option("--reranker", envvar="PROCMEM_RERANKER", metavar="SPEC",
+              help="A language model that reorders the top 10 hits of every search: "
+                   "none (the default) or openai:MODEL[@BASE_URL] (OPENAI_API_KEY); "
+                   "env PROCMEM_RERANKER.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
-def main(ctx: click.Context, db: str, embedder: str | None) -> None:
+def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None) -> None:
     """procmem: procedural memory for AI agents.
 
     Learn reusable procedures from traces of tool calls, find the right one for
     a new task, replay it against real tools, and measure how well it fits.
     Start with `procmem demo`.
     """
-    ctx.obj = {"db": db, "embedder": embedder}
+    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker}
 
 
 @main.command()
@@ -436,6 +447,7 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
     with _progress(not as_json, "learning, embedding, then replaying held-out traces",
                    "replaying held-out traces") as (embedded, replayed):
         report = evaluate(train, test, retriever=retriever, embedder=embedder,
+                          reranker=_reranker(ctx.obj.get("reranker")),
                           progress=replayed, embed_progress=embedded)
     if as_json:
         _emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())

@@ -54,6 +54,7 @@ FIGURES: dict[str, str] = {
     "replay_exact": "replay issued exactly the recorded calls",
     "automation": "argument values not supplied by the oracle",
     "retriever": "first stage of search (bm25, vector, or hybrid: both fused by RRF)",
+    "reranker": "language model that reordered the top hits (none when empty)",
     "abstain_unfindable": "of the held-out traces with no learned procedure: no confident hit",
     "confident_findable": "of the others: the top hit is confident",
     "confident_correct": "... confident and correct",

@@ -38,6 +38,7 @@ from .embed import Embedder
 from .memory import Memory
 from .model import Execution, Trace
 from .recorded import Oracle, RecordedEnvironment
+from .rerank import Reranker
 from .retrieval import Retriever
 from .template import resolve_pointer
 
@@ -90,6 +91,7 @@ class EvalReport:
     seconds: float
     findable: int = 0
     retriever: str = "hybrid"
+    reranker: str | None = None
     abstain_unfindable: float | None = None
     confident_findable: float | None = None
     confident_correct: float | None = None
@@ -116,6 +118,7 @@ def _share(values: list[bool]) -> float | None:
 
 def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
              retriever: Retriever = "hybrid", embedder: Embedder | str | None = "default",
+             reranker: Reranker | None = None,
              progress: Callable[[int, int], None] | None = None,
              embed_progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """Learn from ``train``, then search and replay every ``test`` trace.
@@ -126,6 +129,8 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
         retriever: ``hybrid``, ``bm25`` or ``vector`` (see :meth:`Memory.search`).
         embedder: As for :class:`Memory` (``"default"``, an embedder, or ``None``);
             not used with the ``bm25`` retriever.
+        reranker: As for :class:`Memory`: a language model that reorders each
+            search's top hits (``None``: none).
         progress: Called as ``progress(done, total)`` after each test trace.
         embed_progress: Called as ``progress(done, total)`` while the train
             traces' texts are embedded.
@@ -135,11 +140,12 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
 
     Raises:
         UsageError: ``vector`` retriever without an embedder.
+        RerankError: The reranker failed.
     """
     start = time.perf_counter()
     if retriever == "bm25":
         embedder = None  # keyword-only: nothing to embed
-    with Memory(":memory:", embedder=embedder) as mem:
+    with Memory(":memory:", embedder=embedder, reranker=reranker) as mem:
         mem.learn(train)
         mem.reindex(progress=embed_progress)
         procedures = mem.list_procedures(limit=100_000)
@@ -198,6 +204,7 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
             seconds=round(time.perf_counter() - start, 3),
             findable=sum(1 for t in test if t.signature() in signatures),
             retriever=retriever if mem.embedder is not None else "bm25",
+            reranker=reranker.model_id if reranker is not None else None,
             abstain_unfindable=_share(unfindable),
             confident_findable=_share(confident),
             confident_correct=_share(confident_ok),

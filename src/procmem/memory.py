@@ -41,6 +41,7 @@ from .memory_tools import ToolSchemaMixin
 from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
+from .rerank import Reranker
 from .retrieval import RankView
 from .search_index import SearchIndex
 from .store import open_store
@@ -100,6 +101,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             bundled offline MiniLM, :func:`procmem.embed.default_embedder`; BM25
             only, with one warning, when it is not installed), an
             :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
+        reranker: A language model that reorders the top hits of every search
+            (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -109,8 +112,10 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
                  store: Store | None = None, policy: PromotionPolicy | None = None,
                  stats_window: int = 500, seed: int | None = None,
-                 embedder: Embedder | str | None = "default") -> None:
+                 embedder: Embedder | str | None = "default",
+                 reranker: Reranker | None = None) -> None:
         self.store: Store = store if store is not None else open_store(location)
+        self.reranker = reranker
         self.policy = policy or PromotionPolicy()
         self.stats_window = stats_window
         self._rng = random.Random(seed)

@@ -26,6 +26,7 @@ from .embed import Embedder
 from .errors import UsageError
 from .learning.stats import posterior
 from .model import Hit, Procedure
+from .rerank import RerankOption
 from .retrieval import (
     RETRIEVERS,
     Candidate,
@@ -40,6 +41,7 @@ from .search_index import SearchIndex, add_vectors, build_index, refresh_index
 if TYPE_CHECKING:
     from .learning.promote import PromotionPolicy
     from .model import Evidence, Execution
+    from .rerank import Reranker
     from .store.base import Store
 
 __all__ = ["SearchMixin"]
@@ -51,6 +53,8 @@ _FILTERED_CANDIDATES = 1000
 _STATUSES = ("active", "candidate", "deprecated")
 _REFRESH_MIN = 50  # changed names below which the index is always updated in place
 _PROCEDURE_CACHE = 2048  # whole procedures kept for hits (rank views are kept for all)
+_RERANK_TOP = 10  # hits a reranker is shown
+_RERANK_EXAMPLES = 3  # demonstration tasks shown per hit
 
 
 class SearchMixin:
@@ -65,6 +69,7 @@ class SearchMixin:
 
     if TYPE_CHECKING:
         policy: PromotionPolicy
+        reranker: Reranker | None
 
         @property
         def embedder(self) -> Embedder | None: ...
@@ -201,9 +206,33 @@ class SearchMixin:
             return False
         return all(t in view.tags for t in tags)
 
+    def _rerank(self, task: str, hits: list[Hit]) -> list[Hit]:
+        """Reorder the top :data:`_RERANK_TOP` hits by the reranker's answer (see
+        :mod:`procmem.rerank`); hits it leaves out follow, not confident."""
+        assert self.reranker is not None
+        top, rest = hits[:_RERANK_TOP], hits[_RERANK_TOP:]
+        wanted = [tid for h in top for tid in h.procedure.lineage.traces[:_RERANK_EXAMPLES]]
+        tasks = self.store.get_tasks(wanted)
+        options = [RerankOption(
+            h.procedure.name, h.procedure.description, h.procedure.signature(),
+            tuple(tasks[t] for t in h.procedure.lineage.traces[:_RERANK_EXAMPLES] if t in tasks))
+            for h in top]
+        by_name = {h.procedure.name: h for h in top}
+        chosen = list(dict.fromkeys(n for n in self.reranker.rerank(task, options)
+                                    if n in by_name))
+        model = self.reranker.model_id
+        out = [by_name[n].model_copy(update={"explanation": dict(
+            by_name[n].explanation, rerank={"model": model, "position": i})})
+            for i, n in enumerate(chosen, 1)]
+        out += [h.model_copy(update={"confident": False, "explanation": dict(
+            h.explanation, rerank={"model": model, "position": None})})
+            for h in top if h.procedure.name not in chosen]
+        return out + rest
+
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
-               namespace: str | None = None, confident_only: bool = False) -> list[Hit]:
+               namespace: str | None = None, confident_only: bool = False,
+               rerank: bool = True) -> list[Hit]:
         """Find the procedures that best fit a task description.
 
         Hybrid retrieval: BM25 and dense-vector candidates fused by reciprocal
@@ -223,6 +252,10 @@ class SearchMixin:
             namespace: Only procedures of this namespace.
             confident_only: Drop hits below the abstention threshold, so an
                 empty list means "nothing in memory fits".
+            rerank: With a reranker configured (``Memory(reranker=...)``), let it
+                reorder the top 10 hits; hits it leaves out come after, not
+                confident, and every reranked hit's ``explanation["rerank"]`` says
+                its position in the model's answer (``None``: left out).
 
         Returns:
             Hits by descending ``score``. Each hit's ``ranks`` has its ``bm25`` and
@@ -235,6 +268,7 @@ class SearchMixin:
             UsageError: ``limit`` is out of range, ``task`` is empty, an unknown
                 retriever or status, or ``vector`` without an embedder.
             EmbeddingError: The embedder failed.
+            RerankError: The reranker failed.
         """
         if not 1 <= limit <= 100:
             raise UsageError(f"limit must be 1-100, got {limit}")
@@ -266,7 +300,8 @@ class SearchMixin:
         cands = [Candidate(view=self._view(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
                            cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
-        hits = rank(task, cands, limit=min(100, limit * 2), load=self._procedure)
+        depth = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
+        hits = rank(task, cands, limit=min(100, depth), load=self._procedure)
         query_terms = tokenize(task)
         out = []
         for h in hits:
@@ -279,6 +314,8 @@ class SearchMixin:
                                matched_terms=index.matched_terms(h.procedure.name, query_terms))
             out.append(h.model_copy(update={"explanation": explanation}))
         out.sort(key=lambda h: (-h.score, h.procedure.name))
+        if self.reranker is not None and rerank and out:
+            out = self._rerank(task, out)
         if confident_only:
             out = [h for h in out if h.confident]
         return [h.model_copy(update={"procedure": self._with_stats(h.procedure)})
