@@ -7,17 +7,16 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import types
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from fake_http import JSONHandler, serve
 from procmem import embed
 from procmem.embed import (
     MODELS,
@@ -173,50 +172,25 @@ def test_minilm_refuses_a_model_file_with_the_wrong_sha256(tmp_path: Path) -> No
 
 # --- OpenAI-compatible endpoint, against a local fake server ---------------------------
 
-class FakeEmbeddings(BaseHTTPRequestHandler):
+class FakeEmbeddings(JSONHandler):
     """``POST /v1/embeddings``: vector ``[len(text), 1, 2]`` per text, in reverse index order."""
 
-    mode = "ok"
-    requests: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body,
-                                    "authorization": self.headers.get("Authorization")})
+    def answer(self, body: Any) -> tuple[int, bytes]:
         if self.mode == "500":
-            self._reply(500, b'{"error": "boom"}')
-        elif self.mode == "badjson":
-            self._reply(200, b"<html>not json")
-        elif self.mode == "short":
-            self._reply(200, json.dumps({"data": [{"index": 0, "embedding": [1.0]}]}).encode())
-        else:
-            data = [{"index": i, "embedding": [float(len(t)), 1.0, 2.0]}
-                    for i, t in enumerate(body["input"])]
-            self._reply(200, json.dumps({"object": "list", "data": data[::-1]}).encode())
-
-    def _reply(self, status: int, payload: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            return 500, b'{"error": "boom"}'
+        if self.mode == "badjson":
+            return 200, b"<html>not json"
+        if self.mode == "short":
+            return 200, json.dumps({"data": [{"index": 0, "embedding": [1.0]}]}).encode()
+        data = [{"index": i, "embedding": [float(len(t)), 1.0, 2.0]}
+                for i, t in enumerate(body["input"])]
+        return 200, json.dumps({"object": "list", "data": data[::-1]}).encode()
 
 
 @pytest.fixture()
 def fake_server() -> Iterator[str]:
-    FakeEmbeddings.mode, FakeEmbeddings.requests = "ok", []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEmbeddings)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(FakeEmbeddings) as url:
+        yield url
 
 
 def test_openai_sorts_by_index_normalizes_and_batches(fake_server: str) -> None:

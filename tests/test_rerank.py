@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from fake_http import JSONHandler, serve
 from procmem.cli import main
 from procmem.errors import RerankError, UsageError
 from procmem.evaluate import evaluate
@@ -107,45 +106,23 @@ def test_evaluate_reports_the_reranker_and_asks_it_once_per_test_trace() -> None
 # --- OpenAI-compatible chat endpoint, against a local fake server ------------------------
 
 
-class FakeChat(BaseHTTPRequestHandler):
-    mode = "ok"
-    requests: list[dict[str, Any]] = []
+class FakeChat(JSONHandler):
+    """``POST /v1/chat/completions``: the ranking ``["b", "a"]``, or a failure by ``mode``."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body,
-                                    "authorization": self.headers.get("Authorization")})
+    def answer(self, body: Any) -> tuple[int, bytes]:
+        if self.mode == "500":
+            return 500, b'{"error": "overloaded"}'
         content = {"ok": json.dumps({"ranking": ["b", "a"]}),
                    "notjson": "I think b fits best",
-                   "notlist": json.dumps({"ranking": "b"})}.get(self.mode, "")
-        if self.mode == "500":
-            payload, status = b'{"error": "overloaded"}', 500
-        else:
-            payload = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                           "content": content}}]}).encode()
-            status = 200
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+                   "notlist": json.dumps({"ranking": "b"})}[self.mode]
+        return 200, json.dumps({"choices": [{"message": {"role": "assistant",
+                                                          "content": content}}]}).encode()
 
 
 @pytest.fixture()
 def chat_server() -> Iterator[str]:
-    FakeChat.mode, FakeChat.requests = "ok", []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeChat)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve(FakeChat) as url:
+        yield url
 
 
 OPTIONS = [RerankOption("a", "does a", ("act_a",), ("x" * 1000,)), RerankOption("b", "does b")]

@@ -39,6 +39,7 @@ __all__ = [
     "InvalidTemplate",
     "InvalidTrace",
     "MissingExtra",
+    "ModelError",
     "NotFound",
     "ParamError",
     "ProcmemError",
@@ -191,35 +192,34 @@ class StoreUnavailable(StoreError):
         self.location = location
 
 
-class EmbeddingError(ProcmemError):
-    """An embedder could not turn texts into vectors (endpoint down, bad response...).
+class ModelError(ProcmemError):
+    """A model procmem was configured to call failed (endpoint down, bad response...).
 
     Attributes:
-        model_id: The embedder's ``model_id``, e.g. ``"openai:text-embedding-3-small"``.
+        model_id: The model's id, e.g. ``"openai:text-embedding-3-small"``.
         reason: What went wrong, in a few words.
     """
+
+    role: ClassVar[str] = "model"
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        super().__init__(f"{self.role} {model_id!r} failed: {reason}")
+        self.model_id, self.reason = model_id, reason
+
+
+class EmbeddingError(ModelError):
+    """An embedder could not turn texts into vectors (see :class:`ModelError`)."""
 
     code = "embedding_error"
-
-    def __init__(self, model_id: str, reason: str) -> None:
-        super().__init__(f"embedder {model_id!r} failed: {reason}")
-        self.model_id, self.reason = model_id, reason
+    role = "embedder"
 
 
-class RerankError(ProcmemError):
+class RerankError(ModelError):
     """A reranker (a language model asked which procedure fits) failed: endpoint
-    down, or an answer that is not the expected JSON.
-
-    Attributes:
-        model_id: The reranker's ``model_id``, e.g. ``"openai:gpt-4o-mini"``.
-        reason: What went wrong, in a few words.
-    """
+    down, or an answer that is not the expected JSON (see :class:`ModelError`)."""
 
     code = "rerank_error"
-
-    def __init__(self, model_id: str, reason: str) -> None:
-        super().__init__(f"reranker {model_id!r} failed: {reason}")
-        self.model_id, self.reason = model_id, reason
+    role = "reranker"
 
 
 class MissingExtra(ProcmemError):
