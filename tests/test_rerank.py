@@ -189,6 +189,10 @@ def test_cli_reranker_option(chat_server: str, tmp_path: Path) -> None:
                          ).exit_code == 0
     bad = runner.invoke(main, ["--db", db, "--reranker", "bogus", "search", "cancel"])
     assert bad.exit_code == 2 and "unknown reranker" in bad.output
+    up = runner.invoke(main, ["--db", db, "--embedder", "none", "--reranker",
+                              f"openai:m@{chat_server}", "search", "cancel order"])
+    assert up.exit_code == 0, up.output  # the fake answers names this memory does not have
+    assert "reranker openai:m: left out" in " ".join(up.output.split())
     FakeChat.mode = "500"
     down = runner.invoke(main, ["--db", db, "--embedder", "none", "--reranker",
                                 f"openai:m@{chat_server}", "search", "cancel order"])

@@ -280,6 +280,12 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None,
             if isinstance(value, int | float):
                 why.append(f"{value:.2f}", style="bold")
             why.append(f" (#{rank})", style="dim")
+        rerank = ex.get("rerank")
+        if isinstance(rerank, dict):
+            position = rerank.get("position")
+            why.append(f"\nreranker {rerank.get('model')}: ")
+            why.append(f"#{position}" if position else "left out",
+                       style="bold" if position else "yellow")
         bound = ex.get("bound", {})
         shown = Text(f"{len(bound)}/{len(hit.procedure.params)}: ", style="dim")
         for j, (name, value) in enumerate(bound.items()):
