@@ -21,14 +21,13 @@ Invariants:
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bm25 import BM25Index, tokenize
+from .bm25 import BM25Index, postings, tokenize
 from .embed import Embedder
 from .model import Procedure
 from .store.base import SEPARATORS, Store
@@ -72,7 +71,8 @@ class SearchIndex:
     rows: list[IndexRow] = field(default_factory=list)
     model_id: str | None = None
     embedded: int = 0
-    counts: dict[str, Counter[str]] = field(default_factory=dict, repr=False)
+    postings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    vocab: dict[str, int] = field(default_factory=dict, repr=False)
 
     def matched_terms(self, name: str, query: str | Sequence[str], *,
                       limit: int = 12) -> list[str]:
@@ -82,17 +82,17 @@ class SearchIndex:
         ``query`` is the text or its :func:`~procmem.bm25.tokenize` tokens (pass the
         tokens when asking for several names).
         """
-        doc: Mapping[str, int] = self.counts.get(name) or {}
+        ids = self.postings.get(name)
+        doc = set(ids[0].tolist()) if ids is not None else set()
         tokens = tokenize(query) if isinstance(query, str) else query
-        seen = list(dict.fromkeys(t for t in tokens if t in doc))
+        seen = list(dict.fromkeys(t for t in tokens if self.vocab.get(t, -1) in doc))
         seen.sort(key=self.keyword.document_frequency)  # stable: query order among ties
         return seen[:limit]
 
 
-def _term_counts(text: str) -> Counter[str]:
-    """BM25 term frequencies of ``text``; terms are interned (shared by every
-    document that has them: about half the memory of a Counter per document)."""
-    return Counter(map(sys.intern, tokenize(text)))
+def _postings(text: str, vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``text``'s BM25 term ids (from ``vocab``) and frequencies (:func:`procmem.bm25.postings`)."""
+    return postings(Counter(tokenize(text)), vocab)
 
 
 def card_text(procedure: Procedure, tool_descriptions: dict[str, str]) -> str:
@@ -188,9 +188,10 @@ def build_index(store: Store, procedure: Callable[[str], Procedure], *,
         EmbeddingError: The embedder failed.
     """
     docs = store.index_documents(status)
-    counts = {name: _term_counts(text) for name, text in docs}
-    index = SearchIndex(keyword=BM25Index.from_counts(list(counts), list(counts.values())),
-                        documents=dict(docs), counts=counts)
+    vocab: dict[str, int] = {}
+    kept = {name: _postings(text, vocab) for name, text in docs}
+    index = SearchIndex(keyword=BM25Index.from_postings(list(kept), list(kept.values()), vocab),
+                        documents=dict(docs), postings=kept, vocab=vocab)
     if embedder is None:
         return index
     return add_vectors(index, store, procedure, embedder=embedder, progress=progress,
@@ -221,7 +222,7 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
     """Bring ``index`` up to date for ``names``, the names changed since it was built.
 
     Changed documents are tokenized again and BM25 is rebuilt from the kept
-    term counts of the others (the same index a full build makes); the vector
+    term ids of the others (the same index a full build makes); the vector
     rows of the changed names are replaced in place (only texts without a
     stored vector are embedded). Names no longer indexed (deleted) are removed.
 
@@ -244,13 +245,14 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
     for name in names:
         if name in entries:
             index.documents[name] = entries[name][1]
-            index.counts[name] = _term_counts(entries[name][1])
+            index.postings[name] = _postings(entries[name][1], index.vocab)
         else:
             index.documents.pop(name, None)
-            index.counts.pop(name, None)
+            index.postings.pop(name, None)
     keys = sorted(index.documents)  # the order of a full build (index_documents by name)
     index.documents = {k: index.documents[k] for k in keys}
-    index.keyword = BM25Index.from_counts(keys, [index.counts[k] for k in keys])
+    index.keyword = BM25Index.from_postings(keys, [index.postings[k] for k in keys],
+                                            index.vocab)
     if index.vectors is not None and embedder is not None:
         rows = vector_rows(store, [procedure(n) for n in names if n in entries])
         matrix, embedded = embed_rows(store, embedder, [r.text for r in rows],
