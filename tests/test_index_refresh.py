@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from embedders import CountingEmbedder
-from procmem.bm25 import BM25Index, tokenize
+from procmem.bm25 import BM25Index, postings, tokenize
 from procmem.errors import UsageError
 from procmem.memory import Memory
 from procmem.model import Hit, Trace, TraceStep
@@ -117,6 +117,19 @@ def test_bm25_from_counts_is_the_index_of_the_texts() -> None:
         assert counted.search(q, limit=10) == built.search(q, limit=10)
     with pytest.raises(UsageError, match="2 keys but 1 term counts"):
         BM25Index.from_counts(["a", "b"], [Counter()])
+
+
+def test_bm25_from_postings_ignores_vocabulary_terms_no_document_has() -> None:
+    docs = [(f"d{i}", f"cancel order #W{i:07d} {'return ' * (i % 3)}kettle") for i in range(40)]
+    vocab = {"gone": 0, "also_gone": 1}  # terms of documents removed since
+    kept = [postings(Counter(tokenize(t)), vocab) for _, t in docs]
+    index = BM25Index.from_postings([k for k, _ in docs], kept, vocab)
+    fresh = BM25Index(docs)
+    assert index.document_frequency("gone") == 0 and fresh.document_frequency("gone") == 0
+    for q in ["gone cancel kettle", "return order #W0000007", "also_gone"]:
+        assert index.search(q, limit=10) == fresh.search(q, limit=10)
+    with pytest.raises(UsageError, match="1 keys but 0 term counts"):
+        BM25Index.from_postings(["a"], [], {})
 
 
 # ------------------------------------------------------------------ vectors in place
