@@ -286,3 +286,15 @@ def test_whole_procedures_are_cached_for_hits_only_up_to_a_bound(
     assert len(mem._procs) == 3  # bounded, least recently used dropped
     assert len(mem._views) == len(VERBS)  # a rank view per procedure
     assert_same_as_fresh(mem, path)
+
+
+def test_changes_made_by_another_memory_on_the_same_file_update_the_index(
+        mem: Memory, path: Path) -> None:
+    index = mem._index
+    other = Memory(path, embedder=CountingEmbedder())  # another process, say a CLI call
+    other.learn(traces("track", 2))
+    other.store.set_status("cancel_order", 1, "deprecated")
+    other.close()
+    assert_same_as_fresh(mem, path)
+    assert mem._index is index  # updated in place from the store's log
+    assert "track_order" in {h.procedure.name for h in mem.search("track order", limit=10)}
