@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from procmem.cli import main
 from procmem.memory import Memory
+from procmem.store.sqlite import SQLiteStore
 
 EVAL_KEYS = {"train_traces", "procedures", "test_traces", "hit_at_1", "hit_at_5", "mrr",
              "replay_exact", "automation", "seconds"}
@@ -195,6 +196,24 @@ def test_search_json_ranks_and_binds(learned: Path) -> None:
     assert top["score"] >= hits[-1]["score"]
     human = run("search", RETURN_TASK)
     assert human.exit_code == 0 and "return_delivered_order_items" in human.stdout
+
+
+def test_search_embeds_what_was_learned_without_a_model_first(traces_file: Path,
+                                                              tmp_path: Path) -> None:
+    db = str(tmp_path / "plain.db")
+    assert run("--db", db, "--embedder", "none", "learn", str(traces_file)).exit_code == 0
+    store = SQLiteStore(db)
+    assert store.count_embeddings() == {}
+    store.close()
+    human = run("--db", db, "search", RETURN_TASK)  # default embedder: embeds, then searches
+    assert human.exit_code == 0 and "return_delivered_order_items" in human.stdout
+    store = SQLiteStore(db)
+    assert sum(store.count_embeddings().values()) > 0
+    store.close()
+    again = run("--db", db, "search", RETURN_TASK)  # nothing left to embed: no bar at all
+    assert again.exit_code == 0 and again.stderr == ""
+    keyword = run("--db", db, "--embedder", "none", "search", RETURN_TASK, "--json")
+    assert keyword.exit_code == 0 and json.loads(keyword.stdout)[0]["rank"] == 1
 
 
 def test_search_bad_limit_is_usage_error(learned: Path) -> None:

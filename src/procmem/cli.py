@@ -391,11 +391,13 @@ def resume(ctx: click.Context, execution_id: str, tools_spec: str, answers: dict
 
 
 @contextmanager
-def _progress(enabled: bool, label: str, then: str | None = None) -> Iterator[Any]:
+def _progress(enabled: bool, label: str, then: str | None = None, *,
+              lazy: bool = False) -> Iterator[Any]:
     """A progress bar on stderr, as ``update(done, total)`` (``None`` when disabled).
 
     With ``then``, yields two updaters: the first for ``label``, the second for a
-    next phase that relabels the same bar.
+    next phase that relabels the same bar. With ``lazy``, the bar only appears
+    once an update has something to count (``total > 0``).
     """
     if not enabled:
         yield (None, None) if then else None
@@ -405,11 +407,22 @@ def _progress(enabled: bool, label: str, then: str | None = None) -> Iterator[An
     task = bar.add_task(label, total=None)
 
     def update(done: int, total: int) -> None:
+        if lazy and not bar.live.is_started:
+            if total <= 0:
+                return
+            bar.start()
         bar.update(task, completed=done, total=total)
 
     def update_then(done: int, total: int) -> None:
         bar.update(task, description=then, completed=done, total=total)
 
+    if lazy:
+        try:
+            yield update
+        finally:
+            if bar.live.is_started:
+                bar.stop()
+        return
     with bar:
         yield (update, update_then) if then else update
 

@@ -42,9 +42,15 @@ def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
     Each hit says why: its BM25 and vector ranks, the matched terms, the nearest
     demonstration task, the params bound from TASK, and whether it is confident.
     """
-    hits = _memory(ctx).search(task, limit=limit, retriever=retriever, tags=tags,
-                               status=None if status == "any" else status,
-                               namespace=namespace, confident_only=confident_only)
+    mem = _memory(ctx)
+    if 1 <= limit <= 100 and retriever != "bm25" and mem.embedder is not None:
+        # the index is built now in any case; texts embedded for the first time (a new
+        # model, procedures learned without one) get a progress bar
+        with _progress(not as_json, "embedding procedures for search", lazy=True) as progress:
+            mem.reindex(progress=progress)
+    hits = mem.search(task, limit=limit, retriever=retriever, tags=tags,
+                      status=None if status == "any" else status,
+                      namespace=namespace, confident_only=confident_only)
     if as_json:
         _emit([hit_json(i, h) for i, h in enumerate(hits, 1)])
         return
