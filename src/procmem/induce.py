@@ -35,6 +35,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from . import template as tpl
@@ -169,7 +170,9 @@ def _schema_of(values: list[Any]) -> dict[str, Any]:
     return {}
 
 
+@lru_cache(maxsize=4096)
 def _param_name(pointer: str) -> str:
+    """A param name from an argument's JSON Pointer: its last non-index token, as a word."""
     tokens = [t for t in pointer.split("/")[1:] if not t.isdigit()]
     raw = tokens[-1] if tokens else "value"
     name = re.sub(r"\W+", "_", raw).strip("_").lower() or "value"
