@@ -479,3 +479,25 @@ def test_the_mcp_inspector_cli_lists_and_calls_procmem_tools() -> None:
     assert "1. cancel_pending_order" in done.stdout
     assert "call cancel_pending_order({'order_id': '#W6067464'" in done.stdout
     assert "OK: the MCP Inspector listed and called procmem's tools" in done.stdout
+
+
+@pytest.mark.parametrize("mode", MODES[:1])
+async def test_search_lets_the_caller_skip_the_server_s_reranker(
+        mem: Memory, tau_sample: list[Trace], mode: str) -> None:
+    class Reverse:
+        model_id = "test:reverse"
+        calls = 0
+
+        def rerank(self, task: str, options: Any) -> list[str]:
+            type(self).calls += 1
+            return [o.name for o in options][::-1]
+
+    mem.reranker = Reverse()
+    trace = held_out(tau_sample, "tau-retail-train-109")
+    async with Client(build_server(mem), mode=mode) as client:
+        plain = await call(client, "search_procedures", {"task": trace.task, "rerank": False})
+        reranked = await call(client, "search_procedures", {"task": trace.task, "limit": 10})
+    assert Reverse.calls == 1
+    assert plain["hits"][0]["rerank"] is None
+    assert reranked["hits"][0]["rerank"] == {"model": "test:reverse", "position": 1}
+    assert [h["name"] for h in reranked["hits"]][-1] == plain["hits"][0]["name"]

@@ -197,3 +197,23 @@ def test_cli_reranker_option(chat_server: str, tmp_path: Path) -> None:
     down = runner.invoke(main, ["--db", db, "--embedder", "none", "--reranker",
                                 f"openai:m@{chat_server}", "search", "cancel order"])
     assert down.exit_code == 5 and "reranker 'openai:m' failed: HTTP 500" in down.output
+
+
+def test_rest_search_runs_the_server_s_reranker_unless_asked_not_to(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from procmem.rest import create_app
+
+    scripted = Scripted(["exchange_order"])
+    mem = memory(tmp_path, scripted)
+    with TestClient(create_app(mem)) as client:
+        top = client.get("/search", params={"task": TASK}).json()[0]
+        plain = client.get("/search", params={"task": TASK, "rerank": "false"}).json()
+    assert top["procedure"]["name"] == "exchange_order"
+    assert top["explanation"]["rerank"] == {"model": "test:scripted", "position": 1}
+    assert "rerank" not in plain[0]["explanation"] and len(scripted.calls) == 1
+    (tmp_path / "f").mkdir()
+    failing = memory(tmp_path / "f", Failing())
+    with TestClient(create_app(failing)) as client:
+        down = client.get("/search", params={"task": TASK})
+    assert down.status_code == 503 and down.json()["error"]["code"] == "rerank_error"

@@ -233,6 +233,7 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
             "matched_terms": hit.explanation.get("matched_terms", []),
             "cosine": hit.explanation.get("cosine"),
             "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
+            "rerank": hit.explanation.get("rerank"),
             "actions": list(hit.procedure.signature())}
 
 

@@ -295,7 +295,8 @@ class ProcmemServer(Server[Any]):
 
     async def _tool_search_procedures(self, a: SearchArgs) -> types.CallToolResult:
         hits = await self._run(self.memory.search, a.task, limit=a.limit, tags=a.tags,
-                               namespace=a.namespace, confident_only=a.confident_only)
+                               namespace=a.namespace, confident_only=a.confident_only,
+                               rerank=a.rerank)
         return json_result({"task": a.task, "hits": [
             hit_json(i, h, tool_name(h.procedure.name, prefix=self._prefix))
             for i, h in enumerate(hits, 1)]})

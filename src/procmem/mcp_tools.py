@@ -83,6 +83,8 @@ class SearchArgs(_Args):
     namespace: str | None = Field(default=None, description="Only procedures of this namespace.")
     confident_only: bool = Field(default=False, description=(
         "Only confident hits: an empty list then means nothing in memory fits the task."))
+    rerank: bool = Field(default=True, description=(
+        "When the server has a reranker (a language model), let it reorder the top 10 hits."))
 
 
 class GetProcedureArgs(_Args):
@@ -304,7 +306,8 @@ def hit_json(rank: int, hit: Hit, tool: str) -> dict[str, Any]:
             "bound": hit.explanation.get("bound", {}),
             "confident": hit.confident,
             "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
-            "matched_terms": hit.explanation.get("matched_terms", [])}
+            "matched_terms": hit.explanation.get("matched_terms", []),
+            "rerank": hit.explanation.get("rerank")}
 
 
 def _need_line(need: Need) -> str:

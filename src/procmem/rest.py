@@ -401,13 +401,15 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
         namespace: str | None = Query(None, description="Only procedures of this namespace."),
         confident_only: bool = Query(False, description="Only hits above the abstention "
                                      "threshold: empty means nothing in memory fits."),
+        rerank: bool = Query(True, description="When the server has a reranker (a language "
+                             "model, procmem --reranker), let it reorder the top 10 hits."),
     ) -> list[Hit]:
         """The procedures that best fit a task, best first, with score, ranks, explanation
         (matched terms, nearest demonstration, params bound) and confidence."""
         return locked(lambda: mem.search(
             task, limit=limit, retriever=retriever, tags=tag or (),
             status=None if status == "any" else status, namespace=namespace,
-            confident_only=confident_only))
+            confident_only=confident_only, rerank=rerank))
 
     # ------------------------------------------------------------------ executions
 
