@@ -300,8 +300,8 @@ class SearchMixin:
         cands = [Candidate(view=self._view(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
                            cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
-        depth = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
-        hits = rank(task, cands, limit=min(100, depth), load=self._procedure)
+        ranked = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
+        hits = rank(task, cands, limit=min(100, ranked), load=self._procedure)
         query_terms = tokenize(task)
         out = []
         for h in hits:
