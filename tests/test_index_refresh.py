@@ -108,15 +108,16 @@ def test_a_revision_older_than_the_log_cannot_be_listed(path: Path) -> None:
 # ------------------------------------------------------------------ BM25 from counts
 
 
-def test_bm25_from_counts_is_the_index_of_the_texts() -> None:
+def test_bm25_from_postings_is_the_index_of_the_texts() -> None:
     docs = [(f"d{i}", f"cancel order #W{i:07d} {'return ' * (i % 3)}kettle") for i in range(30)]
     built = BM25Index(docs)
-    counted = BM25Index.from_counts([k for k, _ in docs],
-                                    [Counter(tokenize(t)) for _, t in docs])
+    vocab: dict[str, int] = {}
+    counted = BM25Index.from_postings(
+        [k for k, _ in docs], [postings(Counter(tokenize(t)), vocab) for _, t in docs], vocab)
     for q in ["cancel kettle", "return order #W0000007", "nothing here"]:
         assert counted.search(q, limit=10) == built.search(q, limit=10)
     with pytest.raises(UsageError, match="2 keys but 1 term counts"):
-        BM25Index.from_counts(["a", "b"], [Counter()])
+        BM25Index.from_postings(["a", "b"], [postings(Counter(), vocab)], vocab)
 
 
 def test_bm25_from_postings_ignores_vocabulary_terms_no_document_has() -> None:

@@ -112,18 +112,6 @@ class BM25Index:
                     vocab, k1=k1, b=b)
 
     @classmethod
-    def from_counts(cls, keys: Sequence[str], counts: Sequence[Mapping[str, int]], *,
-                    k1: float = 1.2, b: float = 0.75) -> BM25Index:
-        """The index of already tokenized documents: ``counts[i]`` is the term
-        frequencies of ``keys[i]``'s text (``Counter(tokenize(text))``).
-
-        Raises:
-            UsageError: ``keys`` and ``counts`` differ in length.
-        """
-        vocab: dict[str, int] = {}
-        return cls.from_postings(keys, [postings(c, vocab) for c in counts], vocab, k1=k1, b=b)
-
-    @classmethod
     def from_postings(cls, keys: Sequence[str],
                       docs: Sequence[tuple[np.ndarray, np.ndarray]], vocab: Mapping[str, int],
                       *, k1: float = 1.2, b: float = 0.75) -> BM25Index:
