@@ -114,7 +114,7 @@ class SearchMixin:
         assert index is not None
         names = self.store.index_changes(self._index_revision)
         vectors = index.vectors
-        if (names is None or len(names) > max(_REFRESH_MIN, len(index.documents) // 10)
+        if (names is None or len(names) > max(_REFRESH_MIN, len(index.postings) // 10)
                 or (vectors is not None and vectors.removed > len(vectors) // 4)):
             self._index = None
             return
@@ -182,7 +182,7 @@ class SearchMixin:
         model = index.model_id
         return {
             "model_id": model,
-            "procedures": len(index.documents),
+            "procedures": len(index.postings),
             "rows": len(index.rows),
             "embedded": index.embedded,
             "stored": self.store.count_embeddings().get(model, 0) if model else 0,

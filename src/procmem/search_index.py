@@ -58,7 +58,10 @@ class SearchIndex:
 
     Attributes:
         keyword: BM25 over the procedures' documents.
-        documents: Document text by procedure name (for matched terms).
+        postings: Each indexed procedure's document as BM25 term ids and
+            frequencies (int32 arrays), by name in name order: what a refresh
+            rebuilds BM25 from and what matched terms read (the texts are not kept).
+        vocab: Term -> id for ``postings``.
         vectors: The dense index, or ``None`` when no embedder is configured.
         rows: The text behind each vector row (``rows[i]`` is row ``i``).
         model_id: The embedder's model id, or ``None``.
@@ -66,13 +69,12 @@ class SearchIndex:
     """
 
     keyword: BM25Index
-    documents: dict[str, str]
+    postings: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    vocab: dict[str, int] = field(repr=False)
     vectors: VectorIndex | None = None
     rows: list[IndexRow] = field(default_factory=list)
     model_id: str | None = None
     embedded: int = 0
-    postings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    vocab: dict[str, int] = field(default_factory=dict, repr=False)
 
     def matched_terms(self, name: str, query: str | Sequence[str], *,
                       limit: int = 12) -> list[str]:
@@ -191,7 +193,7 @@ def build_index(store: Store, procedure: Callable[[str], Procedure], *,
     vocab: dict[str, int] = {}
     kept = {name: _postings(text, vocab) for name, text in docs}
     index = SearchIndex(keyword=BM25Index.from_postings(list(kept), list(kept.values()), vocab),
-                        documents=dict(docs), postings=kept, vocab=vocab)
+                        postings=kept, vocab=vocab)
     if embedder is None:
         return index
     return add_vectors(index, store, procedure, embedder=embedder, progress=progress,
@@ -206,7 +208,7 @@ def add_vectors(index: SearchIndex, store: Store, procedure: Callable[[str], Pro
     Raises:
         EmbeddingError: The embedder failed.
     """
-    names = list(index.documents)
+    names = list(index.postings)
     rows: list[IndexRow] = []
     for i in range(0, len(names), _READ_CHUNK):  # a chunk of whole procedures at a time
         rows.extend(vector_rows(store, [procedure(n) for n in names[i:i + _READ_CHUNK]]))
@@ -244,15 +246,12 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
     entries = store.index_entries(names)
     for name in names:
         if name in entries:
-            index.documents[name] = entries[name][1]
             index.postings[name] = _postings(entries[name][1], index.vocab)
         else:
-            index.documents.pop(name, None)
             index.postings.pop(name, None)
-    keys = sorted(index.documents)  # the order of a full build (index_documents by name)
-    index.documents = {k: index.documents[k] for k in keys}
-    index.keyword = BM25Index.from_postings(keys, [index.postings[k] for k in keys],
-                                            index.vocab)
+    keys = sorted(index.postings)  # the order of a full build (index_documents by name)
+    index.postings = {k: index.postings[k] for k in keys}
+    index.keyword = BM25Index.from_postings(keys, list(index.postings.values()), index.vocab)
     if index.vectors is not None and embedder is not None:
         rows = vector_rows(store, [procedure(n) for n in names if n in entries])
         matrix, embedded = embed_rows(store, embedder, [r.text for r in rows],
