@@ -280,7 +280,7 @@ def learn(ctx: click.Context, file: str, skip_invalid: bool, namespace: str | No
     imported = asdict(mem.import_traces(file, skip_invalid=skip_invalid))
     learned = asdict(mem.learn(namespace=namespace))
     with _progress(not as_json, "embedding procedures for search") as progress:
-        indexed = mem.reindex(progress=progress)
+        indexed = mem.warm_index(progress=progress)
     if as_json:
         _emit({"import": imported, "learn": learned, "index": indexed})
         return

@@ -47,7 +47,7 @@ def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
         # the index is built now in any case; texts embedded for the first time (a new
         # model, procedures learned without one) get a progress bar
         with _progress(not as_json, "embedding procedures for search", lazy=True) as progress:
-            mem.reindex(progress=progress)
+            mem.warm_index(progress=progress)
     hits = mem.search(task, limit=limit, retriever=retriever, tags=tags,
                       status=None if status == "any" else status,
                       namespace=namespace, confident_only=confident_only)

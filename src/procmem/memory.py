@@ -126,6 +126,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._embedder: Embedder | str | None = embedder  # "default" is resolved on first use
         self._index: SearchIndex | None = None
         self._index_revision = -1
+        self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}

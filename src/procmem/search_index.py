@@ -21,6 +21,8 @@ Invariants:
 
 from __future__ import annotations
 
+import io
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,18 +31,22 @@ import numpy as np
 
 from .bm25 import BM25Index, postings, tokenize
 from .embed import Embedder
+from .errors import UsageError
 from .model import Procedure
 from .store.base import SEPARATORS, Store
 from .store.search_sql import text_hash
 from .vectors import VectorIndex
 
 __all__ = [
-    "IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text", "refresh_index",
+    "SNAPSHOT_FORMAT", "IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text",
+    "dump_index", "load_index", "refresh_index",
 ]
 
 Progress = Callable[[int, int], None]
 _EMBED_BATCH = 64
 _READ_CHUNK = 1000
+SNAPSHOT_FORMAT = 1
+"""Version of the :func:`dump_index` layout; :func:`load_index` refuses any other."""
 
 
 @dataclass(frozen=True)
@@ -260,3 +266,95 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
         index.rows.extend(rows)
         index.embedded += embedded
     return {name: entry[0] for name, entry in entries.items()}
+
+
+def dump_index(index: SearchIndex) -> bytes:
+    """The index as bytes for :meth:`Store.put_index_snapshot` (read back by :func:`load_index`).
+
+    Layout (:data:`SNAPSHOT_FORMAT` 1): an ``.npz`` archive (numpy's zip of
+    ``.npy`` arrays, read with ``allow_pickle=False``) holding ``meta`` (UTF-8
+    JSON: format, the indexed names in order, the vocabulary in id order, and
+    with vectors the model id, dim, HNSW settings and each vector row's
+    ``[name, kind, text]``), ``sizes`` / ``ids`` / ``tfs`` (every document's BM25
+    term ids and frequencies, concatenated, int32), and with vectors ``alive``
+    (rows not removed, when some are) and ``graph`` (usearch's serialized HNSW
+    graph, when there is one). The vectors themselves are not copied: they stay
+    in the store's ``embeddings`` table, found again by the hash of each row's text.
+    """
+    keys = list(index.postings)
+    docs = list(index.postings.values())
+    meta: dict[str, object] = {"format": SNAPSHOT_FORMAT, "keys": keys,
+                               "vocab": sorted(index.vocab, key=index.vocab.__getitem__)}
+    arrays: dict[str, np.ndarray] = {
+        "sizes": np.fromiter((len(ids) for ids, _ in docs), dtype=np.int64, count=len(docs)),
+        "ids": (np.concatenate([ids for ids, _ in docs]) if docs
+                else np.zeros(0)).astype(np.int32),
+        "tfs": (np.concatenate([tfs for _, tfs in docs]) if docs
+                else np.zeros(0)).astype(np.int32),  # whole counts: exact either way
+    }
+    if index.vectors is not None:
+        state = index.vectors.state()
+        meta.update(model_id=index.model_id, dim=index.vectors.dim, ann=state["ann"],
+                    rows=[[r.name, r.kind, r.text] for r in index.rows])
+        if state["alive"] is not None:
+            arrays["alive"] = state["alive"]
+        if state["graph"] is not None:
+            arrays["graph"] = np.frombuffer(state["graph"], dtype=np.uint8)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez(out, allow_pickle=False, **arrays)
+    return out.getvalue()
+
+
+def load_index(data: bytes, store: Store, embedder: Embedder | None) -> SearchIndex:
+    """The index :func:`dump_index` wrote, exactly as it was.
+
+    Args:
+        data: From :meth:`Store.get_index_snapshot`.
+        store: The store the index was built from (its stored vectors are read).
+        embedder: The memory's embedding model; the vectors are used only when it
+            has the snapshot's model id and dim (``None``: keyword-only).
+
+    Raises:
+        UsageError: ``data`` is not a snapshot of this format, its parts do not fit
+            together, or a vector it needs is no longer stored.
+        ValueError, OSError, KeyError: ``data`` is not a readable archive (numpy, zipfile).
+    """
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+        if meta.get("format") != SNAPSHOT_FORMAT:
+            raise UsageError(f"index snapshot format {meta.get('format')!r}, "
+                             f"this procmem reads {SNAPSHOT_FORMAT}")
+        keys: list[str] = meta["keys"]
+        vocab = {term: i for i, term in enumerate(meta["vocab"])}
+        sizes = archive["sizes"]
+        ids = archive["ids"].astype(np.int64)
+        tfs = archive["tfs"].astype(np.float64)
+        if (len(sizes) != len(keys) or int(sizes.sum()) != len(ids) or len(tfs) != len(ids)
+                or len(vocab) != len(meta["vocab"])
+                or (len(ids) and not 0 <= int(ids.min()) <= int(ids.max()) < len(vocab))):
+            raise UsageError("index snapshot: its postings do not fit its names and vocabulary")
+        cuts = np.cumsum(sizes)[:-1]
+        postings = dict(zip(keys, zip(np.split(ids, cuts), np.split(tfs, cuts), strict=True),
+                            strict=True))
+        index = SearchIndex(keyword=BM25Index.from_postings(keys, list(postings.values()), vocab),
+                            postings=postings, vocab=vocab)
+        if embedder is None or "rows" not in meta:
+            return index
+        if meta["model_id"] != embedder.model_id or meta["dim"] != embedder.dim:
+            raise UsageError(f"index snapshot of {meta['model_id']!r} ({meta['dim']} dims), "
+                             f"the embedder is {embedder.model_id!r} ({embedder.dim})")
+        rows = [IndexRow(str(name), str(kind), str(text)) for name, kind, text in meta["rows"]]
+        hashes = [text_hash(r.text) for r in rows]
+        stored = store.get_embeddings(embedder.model_id, hashes)
+        missing = len(set(hashes) - stored.keys())
+        if missing:
+            raise UsageError(f"index snapshot: {missing} of its vectors are no longer stored")
+        matrix = (np.vstack([stored[h] for h in hashes]).astype(np.float32) if rows
+                  else np.zeros((0, embedder.dim), dtype=np.float32))
+        alive = archive["alive"] if "alive" in archive.files else None
+        graph = archive["graph"].tobytes() if "graph" in archive.files else None
+        index.vectors = VectorIndex.from_state([r.name for r in rows], matrix, alive, graph,
+                                               meta["ann"])
+        index.rows, index.model_id = rows, embedder.model_id
+        return index

@@ -174,6 +174,57 @@ class VectorIndex:
             alive = np.arange(total + len(keys), dtype=np.int64)
             self._build_graph(alive if self._alive is None else alive[self._alive])
 
+    def state(self) -> dict[str, Any]:
+        """What :meth:`from_state` needs to make this index again, without building a graph.
+
+        Returns:
+            ``{"keys": [key of each row], "vectors": float32 [n, dim] (removed rows
+            included), "alive": bool [n] or None (every row alive), "graph": the
+            HNSW graph as usearch's serialized bytes, or None (exact backend),
+            "ann": [ann_threshold, ef_search, connectivity, threads]}``.
+        """
+        return {
+            "keys": [self._names[i] for i in self._row_keys],
+            "vectors": self._vectors,
+            "alive": self._alive,
+            "graph": None if self._graph is None else bytes(self._graph.save()),
+            "ann": list(self._ann),
+        }
+
+    @classmethod
+    def from_state(cls, keys: Sequence[str], vectors: np.ndarray, alive: np.ndarray | None,
+                   graph: bytes | None, ann: Sequence[int]) -> VectorIndex:
+        """The index :meth:`state` describes: same rows, removals, graph and answers.
+
+        Raises:
+            UsageError: The parts do not fit together (row counts, the graph's
+                size or dimensions), or ``graph`` is given and usearch is not installed.
+        """
+        threshold, ef_search, connectivity, threads = (int(x) for x in ann)
+        index = cls(keys, vectors, ann_threshold=len(keys) + 1, ef_search=ef_search,
+                    connectivity=connectivity, threads=threads)  # never builds a graph
+        index._ann = (threshold, ef_search, connectivity, threads)
+        if alive is not None:
+            mask = np.asarray(alive, dtype=bool)
+            if mask.shape != (len(keys),):
+                raise UsageError(f"alive must have {len(keys)} flags, got {mask.shape}")
+            index._alive = mask
+        if graph is None:
+            return index
+        Index = _usearch_index()
+        if Index is None:
+            raise UsageError("this saved vector index has an HNSW graph and usearch is not "
+                             "installed")
+        restored = Index(ndim=index.dim, metric="cos", dtype=_ANN_DTYPE,
+                         connectivity=connectivity, expansion_search=ef_search)
+        restored.load(graph)
+        if len(restored) != len(index) or restored.ndim != index.dim:
+            raise UsageError(f"the saved HNSW graph has {len(restored)} rows of "
+                             f"{restored.ndim} dims, the index {len(index)} of {index.dim}")
+        index._graph = restored
+        index.backend = "usearch"
+        return index
+
     @property
     def exact(self) -> bool:
         """True when searches scan the whole matrix with numpy (no approximation)."""

@@ -108,6 +108,18 @@ class Store(Protocol):
         """``{name: (status, document text)}`` of these names (unindexed ones left out)."""
         ...
 
+    def get_index_snapshot(self, key: str) -> tuple[int, bytes] | None:
+        """The saved search index under ``key``: ``(index revision, data)``, or ``None``."""
+        ...
+
+    def put_index_snapshot(self, key: str, revision: int, data: bytes) -> None:
+        """Save (replace) the search index under ``key``, built at ``revision``."""
+        ...
+
+    def delete_index_snapshots(self, key: str | None = None) -> int:
+        """Delete the saved search index under ``key`` (``None``: all); returns how many."""
+        ...
+
     def set_pinned(self, name: str, pinned: bool) -> None:
         """Pin or unpin a procedure name (``NotFound`` if it has no version)."""
         ...

@@ -4,7 +4,8 @@ Tables: ``procedures_fts`` + ``procedure_index`` (the full-text document and the
 status of each name's current version, written by the store when a version is
 put or changes status; migrations 0001 and 0004), ``meta.index_revision``, and
 ``embeddings(model_id, hash, dim, vector, created_at)`` (migration 0004), one row
-per embedding model and distinct text.
+per embedding model and distinct text, and ``index_snapshots(key, revision,
+created_at, data)`` (migration 0006), saved search indexes.
 
 Invariants:
     * :meth:`SearchSQL.search_text` and :meth:`SearchSQL.index_documents` read only
@@ -225,6 +226,30 @@ class SearchSQL:
         """Stored vectors per model id."""
         return {m: n for m, n in self._rows(
             "SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id ORDER BY model_id")}
+
+    def get_index_snapshot(self, key: str) -> tuple[int, bytes] | None:
+        """The search index saved under ``key`` (migration 0006): ``(revision, data)``, or None."""
+        rows = self._rows("SELECT revision, data FROM index_snapshots WHERE key = ?", (key,))
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def put_index_snapshot(self, key: str, revision: int, data: bytes) -> None:
+        """Save (replace) the search index under ``key``, built at index ``revision``.
+
+        Raises:
+            UsageError: ``key`` is empty.
+        """
+        if not key:
+            raise UsageError("an index snapshot needs a key")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO index_snapshots (key, revision, created_at, data) "
+                         "VALUES (?, ?, ?, ?)", (key, revision, timestamp(utcnow()), data))
+
+    def delete_index_snapshots(self, key: str | None = None) -> int:
+        """Delete the search index saved under ``key`` (``None``: every one); returns the count."""
+        with self._write() as conn:
+            if key is None:
+                return conn.execute("DELETE FROM index_snapshots").rowcount
+            return conn.execute("DELETE FROM index_snapshots WHERE key = ?", (key,)).rowcount
 
     def delete_embeddings(self, model_id: str | None = None) -> int:
         """Delete the stored vectors of one model (``None``: of every model); returns the count."""
