@@ -332,6 +332,7 @@ def test_serve_prints_the_docs_url_and_runs_uvicorn(monkeypatch: pytest.MonkeyPa
     assert isinstance(seen["app"], FastAPI) and (seen["host"], seen["port"]) == ("127.0.0.1",
                                                                                  9001)
     assert (tmp_path / "served.db").exists()
+    assert seen["app"].state.memory._index is not None  # the search index was made ready first
 
 
 def test_serve_without_the_extra_fails_with_the_install_command(

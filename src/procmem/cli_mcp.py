@@ -41,7 +41,9 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
     from . import mcp_server  # raises MissingExtra without the mcp SDK
 
     logging.basicConfig(level=logging.WARNING, format="procmem mcp: %(levelname)s %(message)s")
-    server = mcp_server.build_server(_memory(ctx), tool_prefix=tool_prefix)
+    mem = _memory(ctx)
+    mem.warm_index()  # ready before the first request (loaded from the store when saved there)
+    server = mcp_server.build_server(mem, tool_prefix=tool_prefix)
     try:
         if use_http:
             click.echo(f"procmem MCP server on http://{host}:{port}/mcp (Ctrl-C to stop)",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import main
+from .cli import _progress, main
 from .errors import MissingExtra
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "serve"]
@@ -46,6 +46,10 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
     from .rest import create_app
 
     app = create_app(db or ctx.obj["db"])
+    # the search index is made ready now, not on the first request (it is loaded from
+    # the store when saved there, else built: embedding what has no vector yet)
+    with _progress(True, "embedding procedures for search", lazy=True) as progress:
+        app.state.memory.warm_index(progress=progress)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"procmem REST API on {base}  docs: {base}/docs  OpenAPI: {base}/openapi.json")

@@ -148,7 +148,8 @@ class SearchMixin:
             return
         try:
             index = load_index(saved[1], self.store, embedder)
-        except (UsageError, ValueError, KeyError, OSError, zipfile.BadZipFile) as err:
+        except (UsageError, ValueError, TypeError, KeyError, OSError, EOFError,
+                zipfile.BadZipFile) as err:
             warnings.warn(f"procmem: the search index saved in the store cannot be used "
                           f"({type(err).__name__}: {err}); building it again",
                           IndexSnapshotWarning, stacklevel=4)
