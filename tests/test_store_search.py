@@ -69,6 +69,23 @@ def test_many_hashes_are_read_in_chunks(store: SQLiteStore) -> None:
     assert len(got) == 1234 and got["h1233"].tolist() == [1233, 1233]
 
 
+@pytest.mark.parametrize("wanted", [20, 3])  # most of the model's rows (one pass), or a few
+def test_a_pass_over_the_model_reads_what_lookups_by_key_read(
+        store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, wanted: int) -> None:
+    store.put_embeddings("m", {f"h{i}": np.full(2, i, np.float32) for i in range(30)})
+    store.put_embeddings("n", {f"h{i}": np.full(3, i, np.float32) for i in range(5)})
+    with store._write() as conn:  # a truncated blob is never returned
+        conn.execute("UPDATE embeddings SET vector = x'0000' WHERE model_id = 'm' AND hash = 'h4'")
+    hashes = [f"h{i}" for i in range(wanted)] + ["unknown", "h1"]
+    monkeypatch.setattr(search_sql, "_SCAN_FROM", 2)
+    scanned = store.get_embeddings("m", hashes)
+    monkeypatch.setattr(search_sql, "_SCAN_FROM", 10**9)
+    by_key = store.get_embeddings("m", hashes)
+    assert {h: v.tolist() for h, v in scanned.items()} == {h: v.tolist() for h, v in by_key.items()}
+    assert "h4" not in scanned and "unknown" not in scanned
+    assert len(scanned) == min(wanted, 30) - (wanted > 4)
+
+
 def test_get_tasks_returns_stored_traces_only(store: SQLiteStore) -> None:
     store.put_traces([Trace(id=f"t{i}", task=f"task {i}",
                             steps=[TraceStep(action="a", args={})]) for i in range(3)])
