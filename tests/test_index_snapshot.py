@@ -155,6 +155,19 @@ def test_snapshots_outside_the_log_or_ahead_of_the_store_are_ignored(
     assert again is not None and again[0] == store.index_revision()  # rebuilt and saved
 
 
+def test_save_index_false_saves_nothing_and_still_loads(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SQLiteStore(path)
+    before = store.get_index_snapshot(KEY)
+    with Memory(path, embedder=CountingEmbedder(), save_index=False) as mem:
+        mem.learn(traces("track", 2))
+        mem.reindex()  # a new build, not saved
+    assert store.get_index_snapshot(KEY) == before
+    no_build(monkeypatch)
+    with Memory(path, embedder=CountingEmbedder(), save_index=False) as mem:
+        assert mem.search("track order")  # the old snapshot, brought up to date
+
+
 def test_small_memories_save_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory_search, "SNAPSHOT_MIN", 2_000)
     with Memory(tmp_path / "s.db", embedder=CountingEmbedder()) as mem:

@@ -103,6 +103,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
         reranker: A language model that reorders the top hits of every search
             (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
+        save_index: Save a search index built from
+            :data:`procmem.memory_search.SNAPSHOT_MIN` procedures or more in the
+            store, so the next process loads it instead of building it (it adds
+            about a fifth to the store's size); ``False``: never save one (a saved
+            one is still loaded).
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -113,7 +118,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  store: Store | None = None, policy: PromotionPolicy | None = None,
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
-                 reranker: Reranker | None = None) -> None:
+                 reranker: Reranker | None = None, save_index: bool = True) -> None:
         self.store: Store = store if store is not None else open_store(location)
         self.reranker = reranker
         self.policy = policy or PromotionPolicy()
@@ -127,6 +132,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index: SearchIndex | None = None
         self._index_revision = -1
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
+        self.save_index = save_index
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}

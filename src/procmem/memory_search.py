@@ -86,6 +86,7 @@ class SearchMixin:
     _status: dict[str, str]
     _snapshot_revision: int
     _embedder: Embedder | str | None
+    save_index: bool
 
     if TYPE_CHECKING:
         policy: PromotionPolicy
@@ -173,7 +174,8 @@ class SearchMixin:
         index = self._index
         assert index is not None
         resolved = self._embedder is not None and not isinstance(self._embedder, str)
-        if len(index.postings) < SNAPSHOT_MIN or (index.vectors is None and resolved):
+        if (not self.save_index or len(index.postings) < SNAPSHOT_MIN
+                or (index.vectors is None and resolved)):
             return
         try:
             self.store.put_index_snapshot(index.model_id or "bm25", self._index_revision,
