@@ -44,7 +44,7 @@ from .errors import UsageError
 from .extract import learn_extractor, locate
 from .model import Lineage, Param, Procedure, Step, Trace
 
-__all__ = ["CorpusStats", "group_traces", "induce", "procedure_name"]
+__all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
 
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
 
@@ -60,12 +60,18 @@ def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
     """
     groups: dict[tuple[str, ...], list[Trace]] = {}
     for t in traces:
-        if t.outcome == "failure" or "recovers" in t.metadata:
-            continue
-        sig = t.signature()
-        if sig:
+        sig = group_key(t)
+        if sig is not None:
             groups.setdefault(sig, []).append(t)
     return list(groups.values())
+
+
+def group_key(trace: Trace) -> tuple[str, ...] | None:
+    """The group of :func:`group_traces` a trace joins (its signature), or ``None`` when
+    it is left out (failed, no successful step, or a recovery trace)."""
+    if trace.outcome == "failure" or "recovers" in trace.metadata:
+        return None
+    return trace.signature() or None
 
 
 def procedure_name(signature: Sequence[str]) -> str:
@@ -105,21 +111,28 @@ class CorpusStats:
     @classmethod
     def from_traces(cls, traces: Iterable[Trace]) -> CorpusStats:
         """Collect the distinct values of every (action, pointer) leaf."""
-        stats = cls()
+        return cls().add(traces)
+
+    def add(self, traces: Iterable[Trace]) -> CorpusStats:
+        """Fold more traces in, after the ones already counted; returns ``self``.
+
+        A fold in trace order: ``from_traces(a + b)`` equals ``from_traces(a).add(b)``,
+        so a memory whose traces only grow can keep its statistics up to date.
+        """
         for t in traces:
             for s in t.successful_steps():
                 for ptr, v in _leaves(s.args):
-                    bucket = stats.values[(s.action, ptr)]
+                    bucket = self.values[(s.action, ptr)]
                     if len(bucket) < 3:
                         bucket.add(_canon(v))
-                    ctx = stats.contexts[(s.action, ptr)]
+                    ctx = self.contexts[(s.action, ptr)]
                     if len(ctx) < 100 and locate(v, t.task) is not None:
                         ctx.append((v, t.task))
                     if isinstance(v, str) and len(v) >= 2:
-                        kinds = stats.shapes[_param_name(ptr)]
+                        kinds = self.shapes[_param_name(ptr)]
                         if len(kinds) < 200:
                             kinds.add(v)
-        return stats
+        return self
 
     def is_constant(self, action: str, pointer: str) -> bool:
         """True when the corpus has exactly one value for this leaf."""

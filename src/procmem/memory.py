@@ -31,7 +31,7 @@ from .checks import check_templates
 from .embed import Embedder, default_embedder
 from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
-from .induce import CorpusStats, group_traces, induce, procedure_name
+from .induce import CorpusStats, group_key, induce, procedure_name
 from .learning.promote import PromotionPolicy
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
@@ -86,6 +86,23 @@ class LearnReport:
     skipped: int = 0
 
 
+@dataclass
+class _TraceFold:
+    """What :meth:`Memory.learn` folds over the stored traces, in insertion order.
+
+    Traces are append-only, so the fold is brought up to date with the new ones
+    only: ``corpus`` is :class:`CorpusStats` over all of them, ``groups`` the trace
+    ids of each :func:`procmem.induce.group_traces` group (by signature, in order of
+    first appearance), ``skipped`` the traces in no group.
+    """
+
+    count: int = 0
+    last_id: str | None = None
+    corpus: CorpusStats = field(default_factory=CorpusStats)
+    groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    skipped: int = 0
+
+
 class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
     """Procedural memory backed by one store.
 
@@ -133,6 +150,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index_revision = -1
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self.save_index = save_index
+        self._traces_fold = _TraceFold()
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}
@@ -225,7 +243,10 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         Traces are grouped by action sequence (:func:`procmem.induce.group_traces`);
         each group whose set of traces differs from its procedure's lineage is
         induced again (:func:`procmem.induce.induce`) and stored as version 1
-        or as the next version when the content changed.
+        or as the next version when the content changed. The grouping and the
+        corpus statistics are kept between calls and brought up to date with the
+        traces stored since (traces are append-only), so a later call reads only
+        those and the traces of the groups it induces again.
 
         Args:
             traces: Traces to add first.
@@ -242,19 +263,43 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             check_namespace(namespace)
         if traces is not None:
             self.add_traces(traces)
-        everything = self._all_traces()
-        corpus = CorpusStats.from_traces(everything)
-        groups = group_traces(everything)
-        report = LearnReport(traces=len(everything), groups=len(groups))
-        report.skipped = len(everything) - sum(len(g) for g in groups)
-        for group in groups:
-            self._learn_group(group, corpus, report, namespace)
+        state, new = self._fold_traces()
+        parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
+        report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
+        for sig, ids in state.groups.items():
+            self._learn_group(sig, ids, parsed, state.corpus, report, namespace)
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
 
-    def _learn_group(self, group: list[Trace], corpus: CorpusStats, report: LearnReport,
-                     namespace: str | None) -> None:
-        sig = group[0].signature()
+    def _fold_traces(self) -> tuple[_TraceFold, list[Trace]]:
+        """The fold over every stored trace, brought up to date; and the traces it just read.
+
+        Traces are append-only, so only the ones stored since the last call are
+        read (the fold starts over when the store is not the one folded so far).
+        """
+        state = self._traces_fold
+        if state.count and (self.store.count_traces() < state.count or [
+                t.id for t in self.store.list_traces(limit=1, offset=state.count - 1)
+        ] != [state.last_id]):
+            state = _TraceFold()
+        new = _paged(lambda limit, offset: self.store.list_traces(
+            limit=limit, offset=state.count + offset))
+        self._traces_fold = _TraceFold()  # until the fold below is whole
+        state.corpus.add(new)
+        for t in new:
+            sig = group_key(t)
+            if sig is None:
+                state.skipped += 1
+            else:
+                state.groups.setdefault(sig, []).append(t.id)
+        if new:
+            state.count += len(new)
+            state.last_id = new[-1].id
+        self._traces_fold = state
+        return state, new
+
+    def _learn_group(self, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
+                     corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
         name = procedure_name(sig)
         versions = self._versions(name)
         if versions and all(v.signature() != sig for v in versions):
@@ -263,10 +308,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         if versions and self.store.get_procedure(name).signature() != sig:
             report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
             return
-        ids = [t.id for t in group]
         if versions and any(v.lineage.traces == ids for v in versions):
             report.unchanged.append(name)
             return
+        missing = [i for i in ids if i not in parsed]
+        read = {t.id: t for t in self.store.get_traces(missing)} if missing else {}
+        group = [parsed[i] if i in parsed else read[i] for i in ids]
         proc = induce(group, name=name, corpus=corpus, version=len(versions) + 1)
         if versions:
             last = versions[-1]

@@ -49,6 +49,10 @@ class Store(Protocol):
         """Traces in insertion order."""
         ...
 
+    def get_traces(self, trace_ids: Sequence[str]) -> list[Trace]:
+        """The stored traces among ``trace_ids``, in insertion order (unknown ids left out)."""
+        ...
+
     def count_traces(self) -> int:
         """How many traces are stored."""
         ...

@@ -36,7 +36,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
 
 _BUSY_TIMEOUT_MS = 5000
+_ID_CHUNK = 500  # ids per IN (json_each) query
 
 # The current version of each name: the highest active one, else the highest
 # deprecated one, else the highest candidate.
@@ -233,6 +234,17 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL):
         check_page(limit, offset)
         rows = self._rows("SELECT json FROM traces ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
         return [Trace.model_validate_json(r[0]) for r in rows]
+
+    def get_traces(self, trace_ids: Sequence[str]) -> list[Trace]:
+        """The stored traces among ``trace_ids``, in insertion order; unknown ids are left out."""
+        unique = list(dict.fromkeys(trace_ids))
+        rows: list[tuple[int, str]] = []
+        for i in range(0, len(unique), _ID_CHUNK):
+            rows.extend(self._rows(
+                "SELECT seq, json FROM traces WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(unique[i:i + _ID_CHUNK]),)))
+        rows.sort()
+        return [Trace.model_validate_json(j) for _, j in rows]
 
     def count_traces(self) -> int:
         """How many traces are stored."""
