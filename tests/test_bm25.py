@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from procmem import bm25
 from procmem.bm25 import BM25Index, tokenize
+from procmem.errors import UsageError
 
 DOCS = [
     ("cancel", "cancel pending order. Cancel order #W1 because no longer needed"),
@@ -138,3 +140,44 @@ def test_pruned_and_exhaustive_search_agree(texts: list[str], query: str, limit:
     finally:
         bm25._PRUNE_POSTINGS = saved
     assert pruned == index.search(query, limit=limit)
+
+
+WORDS = ["cancel", "return", "order", "item", "refund", "#w1", "#w2", "kettle", "lamp", "card"]
+
+
+def _arrays(index: BM25Index) -> tuple[object, ...]:
+    return (index.keys, index._docs.tolist(), index._weights.tolist(), index._offsets.tolist(),
+            index._bound.tolist(), index._lengths.tolist(), len(index))
+
+
+@given(st.data())
+def test_replace_equals_indexing_the_new_documents_anew(data: st.DataObject) -> None:
+    text = st.lists(st.sampled_from(WORDS), min_size=1, max_size=8).map(" ".join)
+    names = data.draw(st.lists(st.sampled_from([f"p{i:02d}" for i in range(30)]),
+                               min_size=1, max_size=12, unique=True))
+    docs = {n: data.draw(text) for n in sorted(names)}
+    vocab: dict[str, int] = {}
+    kept = {n: bm25.postings(Counter(tokenize(t)), vocab) for n, t in docs.items()}
+    old = BM25Index.from_postings(list(kept), list(kept.values()), vocab)
+    removed = set(data.draw(st.lists(st.sampled_from(sorted(docs)), unique=True)))
+    edits = data.draw(st.dictionaries(st.sampled_from([f"p{i:02d}" for i in range(30)]), text,
+                                      max_size=6))
+    changed = {n: bm25.postings(Counter(tokenize(t)), vocab) for n, t in edits.items()}
+    after = {n: p for n, p in kept.items() if n not in removed}
+    after.update(changed)
+    keys = sorted(after)
+    got = old.replace(keys, changed, vocab)
+    want = BM25Index.from_postings(keys, [after[k] for k in keys], vocab)
+    assert _arrays(got) == _arrays(want)
+    for query in ("cancel order #w1", "refund the kettle", "lamp card item"):
+        assert got.search(query, limit=5) == want.search(query, limit=5)
+
+
+def test_replace_refuses_keys_it_cannot_place() -> None:
+    vocab: dict[str, int] = {}
+    docs = [bm25.postings(Counter(tokenize(t)), vocab) for t in ("a b", "b c")]
+    index = BM25Index.from_postings(["x", "y"], docs, vocab)
+    with pytest.raises(UsageError, match="kept in order"):
+        index.replace(["y", "x"], {}, vocab)  # the kept documents in another order
+    with pytest.raises(UsageError, match="kept in order"):
+        index.replace(["x", "y", "z"], {}, vocab)  # z is new but not given

@@ -134,8 +134,6 @@ class BM25Index:
 
     def _build(self, keys: list[str], docs: Sequence[tuple[np.ndarray, np.ndarray]],
                vocab: Mapping[str, int], *, k1: float, b: float) -> None:
-        self.keys = keys
-        self.vocab = vocab
         n = len(keys)
         sizes = np.fromiter((len(ids) for ids, _ in docs), dtype=np.int64, count=n)
         term_ids = (np.concatenate([ids for ids, _ in docs]) if n
@@ -144,14 +142,26 @@ class BM25Index:
                   else np.zeros(0)).astype(np.float64, copy=False)
         doc_ids = np.repeat(np.arange(n, dtype=np.int64), sizes)
         lengths = np.bincount(doc_ids, weights=tf_arr, minlength=n)
-        df = np.bincount(term_ids, minlength=len(vocab)).astype(np.float64)
+        order = np.argsort(term_ids, kind="stable")  # by (term, document)
+        self._finish(keys, vocab, term_ids[order], doc_ids[order], tf_arr[order], lengths,
+                     k1=k1, b=b)
+
+    def _finish(self, keys: list[str], vocab: Mapping[str, int], terms: np.ndarray,
+                docs: np.ndarray, tfs: np.ndarray, lengths: np.ndarray, *,
+                k1: float, b: float) -> None:
+        """Weights, offsets and bounds from the postings sorted by (term, document)."""
+        self.keys = keys
+        self.vocab = vocab
+        n = len(keys)
+        df = np.bincount(terms, minlength=len(vocab)).astype(np.float64)
         idf = np.log1p((n - df + 0.5) / (df + 0.5)) if n else df
         avgdl = float(lengths.mean()) if n and lengths.mean() > 0 else 1.0
-        norm = k1 * (1 - b + b * lengths[doc_ids] / avgdl) if n else tf_arr
-        weights = idf[term_ids] * tf_arr * (k1 + 1) / (tf_arr + norm)
-        order = np.argsort(term_ids, kind="stable")
-        self._docs = doc_ids[order].astype(np.int32)
-        self._weights = weights[order]
+        norm = k1 * (1 - b + b * lengths[docs] / avgdl) if n else tfs
+        self._weights = idf[terms] * tfs * (k1 + 1) / (tfs + norm)
+        self._docs = docs.astype(np.int32)
+        self._tfs = tfs.astype(np.float32)  # for replace(); whole counts, exact
+        self._lengths = lengths
+        self._params = (k1, b)
         self._offsets = np.concatenate(([0], np.cumsum(df))).astype(np.int64)
         # largest weight of each term: what it can add to any document (MaxScore);
         # 0 for a term of the vocabulary that no document has
@@ -160,6 +170,61 @@ class BM25Index:
         if len(present):
             self._bound[present] = np.maximum.reduceat(self._weights, self._offsets[present])
         self._n = n
+
+    def replace(self, keys: Sequence[str], changed: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                vocab: Mapping[str, int]) -> BM25Index:
+        """A new index whose documents are ``keys``: the unchanged ones of this index and
+        ``changed`` (new or replaced documents as :func:`postings`, ids from ``vocab``,
+        a superset of this index's vocabulary).
+
+        Equal to :meth:`from_postings` over the same documents (the same arrays,
+        float for float, when frequencies are whole counts as :func:`postings` gives),
+        at the cost of a merge instead of a sort: about 0.1 s instead of 0.4 s for
+        100,000 documents. Keys of this index that are neither in ``keys`` nor in
+        ``changed`` are removed.
+
+        Raises:
+            UsageError: A key of ``keys`` is neither in this index nor in ``changed``,
+                or the unchanged keys are not in the same order as here.
+        """
+        k1, b = self._params
+        position = {k: i for i, k in enumerate(keys)}
+        old_to_new = np.fromiter(
+            (position.get(k, -1) if k not in changed else -1 for k in self.keys),
+            dtype=np.int64, count=len(self.keys))
+        kept = old_to_new[old_to_new >= 0]
+        if (len(kept) + len(changed) != len(keys) or not all(k in position for k in changed)
+                or not bool(np.all(np.diff(kept) > 0))):
+            raise UsageError("replace needs every key of the new index to be kept in order "
+                             "or given in changed")
+        n = len(keys)
+        terms = np.repeat(np.arange(len(self._offsets) - 1, dtype=np.int64),
+                          np.diff(self._offsets))
+        docs = old_to_new[self._docs]
+        keep = docs >= 0
+        terms, docs, tfs = terms[keep], docs[keep], self._tfs[keep].astype(np.float64)
+        lengths = np.zeros(n)
+        lengths[kept] = self._lengths[old_to_new >= 0]
+        new_terms, new_docs, new_tfs = [], [], []
+        for key, (ids, counts) in changed.items():
+            d = position[key]
+            new_terms.append(np.asarray(ids, dtype=np.int64))
+            new_docs.append(np.full(len(ids), d, dtype=np.int64))
+            new_tfs.append(np.asarray(counts, dtype=np.float64))
+            # the sequential sum of a fresh build's bincount, in the document's own order
+            lengths[d] = np.bincount(np.zeros(len(ids), dtype=np.int64),
+                                     weights=new_tfs[-1], minlength=1)[0]
+        if changed:
+            add_t, add_d = np.concatenate(new_terms), np.concatenate(new_docs)
+            add_f = np.concatenate(new_tfs)
+            order = np.lexsort((add_d, add_t))
+            add_t, add_d, add_f = add_t[order], add_d[order], add_f[order]
+            at = np.searchsorted(terms * (n + 1) + docs, add_t * (n + 1) + add_d)
+            terms, docs = np.insert(terms, at, add_t), np.insert(docs, at, add_d)
+            tfs = np.insert(tfs, at, add_f)
+        index = BM25Index.__new__(BM25Index)
+        index._finish(list(keys), vocab, terms, docs, tfs, lengths, k1=k1, b=b)
+        return index
 
     def __len__(self) -> int:
         return self._n
