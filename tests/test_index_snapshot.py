@@ -3,6 +3,7 @@ brings it up to date, answers exactly like a fresh build, and never fails a sear
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -223,6 +224,9 @@ def test_a_snapshot_that_cannot_be_saved_warns_and_search_goes_on(
         with pytest.warns(IndexSnapshotWarning, match="could not be saved"):
             hits = mem.search("cancel order")
         assert hits and hits[0].procedure.name == "cancel_order"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not tried (and warned) again on every search
+            assert mem.search("cancel order") == hits
 
 
 # ------------------------------------------------------------------ the format

@@ -184,8 +184,7 @@ class SearchMixin:
             warnings.warn(f"procmem: the search index could not be saved in the store "
                           f"({err}); the next process builds it again",
                           IndexSnapshotWarning, stacklevel=4)
-            return
-        self._snapshot_revision = self._index_revision
+        self._snapshot_revision = self._index_revision  # tried: not again before many changes
 
     def _refresh(self, revision: int, progress: Progress | None) -> None:
         """Update the cached index for the names changed since it was built, or drop it.
