@@ -195,6 +195,13 @@ class StoreContract:
         with pytest.raises(UsageError):
             store.list_traces(limit=-1)
 
+    def test_get_traces_in_insertion_order_without_unknown_ids(self, store: Store) -> None:
+        batch = [Trace(task=f"task {i}") for i in range(5)]
+        store.put_traces(batch)
+        wanted = [batch[3].id, "tr_nope", batch[0].id, batch[3].id, batch[4].id]
+        assert store.get_traces(wanted) == [batch[0], batch[3], batch[4]]
+        assert store.get_traces([]) == []
+
     def test_get_missing_trace(self, store: Store) -> None:
         with pytest.raises(NotFound) as info:
             store.get_trace("tr_nope")
