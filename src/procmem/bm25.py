@@ -179,9 +179,9 @@ class BM25Index:
 
         Equal to :meth:`from_postings` over the same documents (the same arrays,
         float for float, when frequencies are whole counts as :func:`postings` gives),
-        at the cost of a merge instead of a sort: about 0.1 s instead of 0.4 s for
-        100,000 documents. Keys of this index that are neither in ``keys`` nor in
-        ``changed`` are removed.
+        at the cost of a merge instead of a sort: one document changed among
+        100,000 of 40 terms takes 0.08 s instead of 0.55 s here. Keys of this index
+        that are neither in ``keys`` nor in ``changed`` are removed.
 
         Raises:
             UsageError: A key of ``keys`` is neither in this index nor in ``changed``,
