@@ -64,9 +64,10 @@ class SearchIndex:
 
     Attributes:
         keyword: BM25 over the procedures' documents.
-        postings: Each indexed procedure's document as BM25 term ids and
-            frequencies (int32 arrays), by name in name order: what a refresh
-            rebuilds BM25 from and what matched terms read (the texts are not kept).
+        postings: Each indexed procedure's document as BM25 term ids (int64) and
+            frequencies (float64, whole counts), by name in name order: what a
+            refresh rebuilds BM25 from and what matched terms read (the texts are
+            not kept).
         vocab: Term -> id for ``postings``.
         vectors: The dense index, or ``None`` when no embedder is configured.
         rows: The text behind each vector row (``rows[i]`` is row ``i``).
@@ -323,7 +324,9 @@ def load_index(data: bytes, store: Store, embedder: Embedder | None) -> SearchIn
     Raises:
         UsageError: ``data`` is not a snapshot of this format, its parts do not fit
             together, or a vector it needs is no longer stored.
-        ValueError, OSError, KeyError: ``data`` is not a readable archive (numpy, zipfile).
+        ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile:
+            ``data`` is not a readable archive or its JSON is not of this layout
+            (raised by numpy, zipfile and json; a flipped byte fails the archive's CRC-32).
     """
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
