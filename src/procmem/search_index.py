@@ -26,6 +26,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,9 +50,9 @@ SNAPSHOT_FORMAT = 1
 """Version of the :func:`dump_index` layout; :func:`load_index` refuses any other."""
 
 
-@dataclass(frozen=True)
-class IndexRow:
-    """One vector row: the procedure it belongs to, its kind and its text."""
+class IndexRow(NamedTuple):
+    """One vector row: the procedure it belongs to, its kind and its text (a named
+    tuple: a saved index makes 200,000 of them at 100,000 procedures)."""
 
     name: str
     kind: str  # "card" | "task"
@@ -352,7 +353,7 @@ def load_index(data: bytes, store: Store, embedder: Embedder | None) -> SearchIn
         if meta["model_id"] != embedder.model_id or meta["dim"] != embedder.dim:
             raise UsageError(f"index snapshot of {meta['model_id']!r} ({meta['dim']} dims), "
                              f"the embedder is {embedder.model_id!r} ({embedder.dim})")
-        rows = [IndexRow(str(name), str(kind), str(text)) for name, kind, text in meta["rows"]]
+        rows = [IndexRow(*row) for row in meta["rows"]]
         hashes = [text_hash(r.text) for r in rows]
         stored = store.get_embeddings(embedder.model_id, hashes)
         missing = len(set(hashes) - stored.keys())
