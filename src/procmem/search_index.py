@@ -26,7 +26,6 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 
@@ -50,9 +49,9 @@ SNAPSHOT_FORMAT = 1
 """Version of the :func:`dump_index` layout; :func:`load_index` refuses any other."""
 
 
-class IndexRow(NamedTuple):
-    """One vector row: the procedure it belongs to, its kind and its text (a named
-    tuple: a saved index makes 200,000 of them at 100,000 procedures)."""
+@dataclass(frozen=True)
+class IndexRow:
+    """One vector row: the procedure it belongs to, its kind and its text."""
 
     name: str
     kind: str  # "card" | "task"
