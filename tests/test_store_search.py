@@ -134,6 +134,18 @@ def test_migration_0005_starts_the_index_log_at_the_current_revision(tmp_path: P
     store.close()
 
 
+def test_migration_0006_adds_saved_indexes_to_a_version_5_database(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    apply_migrations(conn, [m for m in load_migrations() if m.version <= 5])
+    conn.close()
+    store = SQLiteStore(path)  # applies 0006 on open
+    assert store.get_index_snapshot("m") is None
+    store.put_index_snapshot("m", store.index_revision(), b"data")
+    assert store.get_index_snapshot("m") == (store.index_revision(), b"data")
+    store.close()
+
+
 def test_the_index_log_keeps_a_bounded_number_of_revisions(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "m.db")
     conn = store._conn
