@@ -259,11 +259,9 @@ def refresh_index(index: SearchIndex, store: Store, names: Sequence[str],
     keys = sorted(index.postings)  # the order of a full build (index_documents by name)
     index.postings = {k: index.postings[k] for k in keys}
     changed = {name: index.postings[name] for name in names if name in entries}
-    try:  # a merge of the changed postings into the others: equal to a new index
-        index.keyword = index.keyword.replace(keys, changed, index.vocab)
-    except UsageError:  # the kept documents are in another order: index them anew
-        index.keyword = BM25Index.from_postings(keys, list(index.postings.values()),
-                                                index.vocab)
+    # a merge of the changed postings into the others, equal to a new index: both key
+    # lists are in name order (SQLite's byte order of UTF-8 is code-point order)
+    index.keyword = index.keyword.replace(keys, changed, index.vocab)
     if index.vectors is not None and embedder is not None:
         rows = vector_rows(store, [procedure(n) for n in names if n in entries])
         matrix, embedded = embed_rows(store, embedder, [r.text for r in rows],
