@@ -104,13 +104,19 @@ def test_index_keeps_every_status_and_filters(store: SQLiteStore) -> None:
     assert store.search_text("a") == []  # FTS search stays active-only
 
 
-def test_migration_0004_upgrades_a_version_3_database(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
+def database_at(path: Path, version: int, *statements: str) -> Path:
+    """A database with the migrations up to ``version`` only, then ``statements`` run."""
     conn = sqlite3.connect(path)
-    apply_migrations(conn, [m for m in load_migrations() if m.version <= 3])
-    conn.execute("INSERT INTO procedure_index (name) VALUES ('old')")
+    apply_migrations(conn, [m for m in load_migrations() if m.version <= version])
+    for sql in statements:
+        conn.execute(sql)
     conn.commit()
     conn.close()
+    return path
+
+
+def test_migration_0004_upgrades_a_version_3_database(tmp_path: Path) -> None:
+    path = database_at(tmp_path / "v3.db", 3, "INSERT INTO procedure_index (name) VALUES ('old')")
     store = SQLiteStore(path)  # applies 0004 on open
     assert store.index_status() == {"old": "active"}  # rows indexed before were active
     store.put_embeddings("m", {"h": np.ones(2, np.float32)})
@@ -119,12 +125,8 @@ def test_migration_0004_upgrades_a_version_3_database(tmp_path: Path) -> None:
 
 
 def test_migration_0005_starts_the_index_log_at_the_current_revision(tmp_path: Path) -> None:
-    path = tmp_path / "v4.db"
-    conn = sqlite3.connect(path)
-    apply_migrations(conn, [m for m in load_migrations() if m.version <= 4])
-    conn.execute("UPDATE meta SET value = 7 WHERE key = 'index_revision'")
-    conn.commit()
-    conn.close()
+    path = database_at(tmp_path / "v4.db", 4,
+                       "UPDATE meta SET value = 7 WHERE key = 'index_revision'")
     store = SQLiteStore(path)  # applies 0005 on open
     assert store.index_revision() == 7
     assert store.index_changes(6) is None  # changes before the log: rebuild everything
@@ -135,10 +137,7 @@ def test_migration_0005_starts_the_index_log_at_the_current_revision(tmp_path: P
 
 
 def test_migration_0006_adds_saved_indexes_to_a_version_5_database(tmp_path: Path) -> None:
-    path = tmp_path / "v5.db"
-    conn = sqlite3.connect(path)
-    apply_migrations(conn, [m for m in load_migrations() if m.version <= 5])
-    conn.close()
+    path = database_at(tmp_path / "v5.db", 5)
     store = SQLiteStore(path)  # applies 0006 on open
     assert store.get_index_snapshot("m") is None
     store.put_index_snapshot("m", store.index_revision(), b"data")
