@@ -4,11 +4,12 @@ or the replay stops before the tool that would take a wrong one.
 One test per case (``domain:category:name``); :mod:`near_miss.harness` runs them all
 the same way. Each domain is learned once per module; each case replays on its own
 copy of that store. ``pytest tests/test_near_miss.py -s`` prints the totals: cases,
-calls sent, wrong calls sent, cases paused or stopped.
+calls sent, wrong calls sent, cases failing, and how far each case went (stage).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ def _clinic_tools(sent: list[Call]) -> dict[str, Callable[..., Any]]:
 DOMAINS: dict[str, tuple[TrainingSet, list[Case], Callable[[list[Call]], Any]]] = {
     "retail": (retail.TRAINING, retail.CASES, _retail_tools),
     "clinic": (clinic_cases.TRAINING, clinic_cases.CASES, _clinic_tools),
-    "clinic-reserved": (clinic_cases.RESERVED, clinic_cases.RESERVED_CASES, _clinic_tools),
+    **{f"clinic-reserved-{key}": (training, [c for k, c in clinic_cases.RESERVED_CASES
+                                             if k == key], _clinic_tools)
+       for key, training in clinic_cases.RESERVED.items()},
 }
 CASES = [(domain, case) for domain, (_, cases, _) in DOMAINS.items() for case in cases]
 _OUTCOMES: list[tuple[str, Outcome]] = []
@@ -77,21 +80,28 @@ def _totals() -> Iterator[None]:
         return
     sent = sum(len(o.sent) for _, o in _OUTCOMES)
     wrong = [(d, o) for d, o in _OUTCOMES if o.wrong]
-    stopped = sum(1 for _, o in _OUTCOMES if o.stage != "succeeded")
-    failed = [(d, o) for d, o in _OUTCOMES if check(o)]
+    failed = [(d, o) for d, o in _OUTCOMES if check(o) or o.stage == "learn-error"]
+    stages = Counter(o.stage for _, o in _OUTCOMES)
     print(f"\nnear-miss suite: {len(_OUTCOMES)} cases, {sent} calls sent, "
           f"{sum(len(o.wrong) for _, o in wrong)} wrong calls sent (in {len(wrong)} cases), "
-          f"{stopped} paused or stopped before the end, {len(failed)} cases failing")
+          f"{len(failed)} cases failing; stages: "
+          + ", ".join(f"{stage} {n}" for stage, n in stages.most_common()))
     for domain, o in failed:
+        why = check(o)[0].splitlines()[0] if check(o) else o.detail
         print(f"  FAIL {domain}:{o.case.category}:{o.case.name} -> {o.stage} "
-              f"({o.selected}): {check(o)[0].splitlines()[0]}")
+              f"({o.selected}): {why}")
 
 
 @pytest.mark.parametrize(("domain", "case"), [
     pytest.param(d, c, id=f"{d}:{c.category}:{c.name}") for d, c in CASES])
 def test_near_miss(domain: str, case: Case, learned: Callable[[str], Path],
                    tmp_path: Path) -> None:
-    outcome = run_case(case, learned(domain), tmp_path / "store", DOMAINS[domain][2])
+    try:
+        store = learned(domain)
+    except Exception as err:  # counted in the totals, then reported as the failure
+        _OUTCOMES.append((domain, Outcome(case, "learn-error", detail=repr(err))))
+        raise
+    outcome = run_case(case, store, tmp_path / "store", DOMAINS[domain][2])
     _OUTCOMES.append((domain, outcome))
     problems = check(outcome)
     assert not problems, "\n".join(problems) + "\n" + describe(outcome)
@@ -115,7 +125,7 @@ def test_the_clinic_expectations_agree_with_the_tools() -> None:
     Guards the hand-written expectations (patient ids, the first booking's id), so a
     case fails only for what procmem sends.
     """
-    for case in clinic_cases.CASES + clinic_cases.RESERVED_CASES:
+    for case in clinic_cases.CASES + [c for _, c in clinic_cases.RESERVED_CASES]:
         desk = ClinicDesk()
         for call in case.expected:
             desk.call(call.action, dict(call.args))  # raises ValueError on a bad call

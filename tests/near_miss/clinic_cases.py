@@ -8,6 +8,7 @@ booking in a fresh database.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from .clinic_tools import (
@@ -25,8 +26,9 @@ __all__ = ["CASES", "RESERVED", "RESERVED_CASES", "SIGNATURES", "TRAINING", "Cli
 
 TRAINING = TrainingSet("clinic", demonstrations)
 """The 14 clinic demonstrations."""
-RESERVED = TrainingSet("clinic-reserved", reserved_demonstrations)
-"""The clinic demonstrations and 6 with reserved-key data in their args."""
+RESERVED = {key: TrainingSet(f"clinic-reserved-{key}", partial(reserved_demonstrations, key))
+            for key in ("step", "param", "ask")}
+"""By reserved key: the clinic demonstrations and 2 with a ``$KEY`` object in their args."""
 
 RAJ, ZOE, SAM, ANNA, JO, INES = ("raj.patel@example.org",
                                  "zoe.oneil+clinic@mail.health-example.co.uk",
@@ -216,30 +218,31 @@ CASES: list[Case] = [
          note="no procedure only sends the e-mail: nothing may be booked"),
 ]
 
-RESERVED_CASES: list[Case] = [
-    Case("card-field-stays-data", "reserved",
+RESERVED_CASES: list[tuple[str, Case]] = [  # (reserved key of the training set, case)
+    ("step", Case("card-field-stays-data", "reserved",
          "Email the card-on-file notice to raj.patel@example.org.",
          (call("find_patient", email=RAJ),
           call("send_email", to=RAJ, template="card_on_file", merge=CARD_FIELD)),
          must_complete=True,
          note="the merge field {'$step': 's1', 'path': '/card'} is data: sending the card "
-              "number from step 1 would leak it"),
-    Case("name-field-stays-data", "reserved",
+              "number from step 1 would leak it")),
+    ("param", Case("name-field-stays-data", "reserved",
          "Send the spring newsletter to ines.duarte@example.org.",
          (call("send_email", to=INES, template="newsletter", merge=NAME_FIELD),),
-         must_complete=True),
-    Case("ask-object-stays-data", "reserved",
+         must_complete=True)),
+    ("ask", Case("ask-object-stays-data", "reserved",
          "Confirm appointment APT-50874 and ask raj.patel@example.org to rate it.",
          (call("confirm_appointment", appointment_id="APT-50874"),
           call("send_email", to=RAJ, template="survey", appointment_id="APT-50874",
                merge=SURVEY_FIELD)),
-         must_complete=True, note="an object with '$ask' is data, not a question for the agent"),
-    Case("card-field-unseen-email", "reserved",
+         must_complete=True,
+         note="an object with '$ask' is data, not a question for the agent")),
+    ("step", Case("card-field-unseen-email", "reserved",
          "Email the card-on-file notice to zoe.oneil+clinic@mail.health-example.co.uk.",
          (call("find_patient", email=ZOE),
-          call("send_email", to=ZOE, template="card_on_file", merge=CARD_FIELD))),
-    Case("plain-procedure-beside-reserved-data", "reserved",
+          call("send_email", to=ZOE, template="card_on_file", merge=CARD_FIELD)))),
+    ("param", Case("plain-procedure-beside-reserved-data", "reserved",
          "Cancel appointment APT-50874, reason: feeling better.",
          cancel("APT-50874", "feeling better"), must_complete=True,
-         note="demonstrations with reserved-key data must not stop the others from learning"),
+         note="demonstrations with reserved-key data must not stop the others from learning")),
 ]

@@ -236,7 +236,7 @@ NAME_FIELD = {"$param": "first_name"}
 SURVEY_FIELD = {"$ask": "How was your visit?", "scale": [1, 5]}
 """A survey question object of the e-mail service."""
 
-_RESERVED_DEMOS: list[_Demo] = [
+_RESERVED_DEMOS: dict[str, list[_Demo]] = {"step": [
     ("clinic-cardnote-1", "Email the card-on-file notice to lena.fischer@example.org.",
      [("find_patient", {"email": "lena.fischer@example.org"}),
       ("send_email", {"to": "lena.fischer@example.org", "template": "card_on_file",
@@ -245,12 +245,14 @@ _RESERVED_DEMOS: list[_Demo] = [
      [("find_patient", {"email": "omar.haddad@example.org"}),
       ("send_email", {"to": "omar.haddad@example.org", "template": "card_on_file",
                       "merge": CARD_FIELD})]),
+], "param": [
     ("clinic-newsletter-1", "Send the spring newsletter to mei.tanaka@example.org.",
      [("send_email", {"to": "mei.tanaka@example.org", "template": "newsletter",
                       "merge": NAME_FIELD})]),
     ("clinic-newsletter-2", "Send the spring newsletter to raj.patel@example.org.",
      [("send_email", {"to": "raj.patel@example.org", "template": "newsletter",
                       "merge": NAME_FIELD})]),
+], "ask": [
     ("clinic-survey-1", "Confirm appointment APT-50877 and ask ines.duarte@example.org to "
      "rate it.",
      [("confirm_appointment", {"appointment_id": "APT-50877"}),
@@ -260,7 +262,7 @@ _RESERVED_DEMOS: list[_Demo] = [
      [("confirm_appointment", {"appointment_id": "APT-50878"}),
       ("send_email", {"to": "Sam.Lee@Example.COM", "template": "survey",
                       "appointment_id": "APT-50878", "merge": SURVEY_FIELD})]),
-]
+]}
 
 
 def _run(demos: list[_Demo]) -> list[Trace]:
@@ -282,6 +284,11 @@ def demonstrations() -> list[Trace]:
     return _run(_DEMOS)
 
 
-def reserved_demonstrations() -> list[Trace]:
-    """The clinic demonstrations plus 6 whose args carry reserved-key objects as data."""
-    return _run(_DEMOS + _RESERVED_DEMOS)
+def reserved_demonstrations(key: str) -> list[Trace]:
+    """The clinic demonstrations plus 2 whose args carry a ``$KEY`` object as data.
+
+    Args:
+        key: ``step`` (:data:`CARD_FIELD`), ``param`` (:data:`NAME_FIELD`) or ``ask``
+            (:data:`SURVEY_FIELD`).
+    """
+    return _run(_DEMOS + _RESERVED_DEMOS[key])

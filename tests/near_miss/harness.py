@@ -98,7 +98,8 @@ class Outcome:
     """What the emulated agent did for one case.
 
     ``stage`` is ``no-hit``, ``not-confident`` (paused at selection), ``error``
-    (replay raised), or the execution's status (``paused``, ``succeeded``, ``failed``).
+    (replay raised), ``learn-error`` (the store could not be learned), or the
+    execution's status (``paused``, ``succeeded``, ``failed``).
     """
 
     case: Case
