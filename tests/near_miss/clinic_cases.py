@@ -193,6 +193,11 @@ CASES: list[Case] = [
          _BOOK.format(email=RAJ, doctor="DR-204", date="2026-07-01", reason="blood test.")
          + " Call 555-0100 if late.",
          book(RAJ, "DR-204", "2026-07-01", "blood test")),
+    Case("move-worded-change-street-number", "number",
+         "Change the address of raj.patel@example.org to: 1600 Pennsylvania Avenue NW, "
+         "Washington DC 20500.",
+         move(RAJ, "1600 Pennsylvania Avenue NW, Washington DC 20500"),
+         note="the issue's report: a refund took the street number as its order number"),
     # -- one-word: tasks one word away from another procedure's demonstrations
     Case("confirm-clean", "one-word", "Confirm appointment APT-50876.",
          (call("confirm_appointment", appointment_id="APT-50876"),), must_complete=True),

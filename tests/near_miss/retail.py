@@ -168,6 +168,10 @@ CASES: list[Case] = [
                payment_method_id="credit_card_5051208"),
           modify("#W7619352", ["2757705742"], ["8555936349"], "paypal_5334408")),
          answers=EARBUDS),
+    Case("cancel-two-orders-same-reason", "reuse",
+         SOFIA + "Cancel order #W5918442 because no longer needed. Cancel order #W2631563 "
+         "because no longer needed. ",
+         (cancel("#W5918442", "no longer needed"), cancel("#W2631563", "no longer needed"))),
     # -- span: reasons and address fields of other lengths
     Case("cancel-reason-no-final-period", "span",
          SOFIA + "Cancel order #W5918442 because ordered by mistake",
@@ -252,6 +256,12 @@ CASES: list[Case] = [
          (address("#W2631563", "20500 Ocean Boulevard", "Unit 7", "Malibu", "CA", "90265"),
           modify("#W2631563", ["2791467853"], ["7747408585"], "paypal_7160322")),
          answers=THERMOSTAT),
+    Case("address-free-form-with-street-number", "number",
+         SOFIA + "Change the shipping address of order #W5918442 to: 1600 Pennsylvania "
+         "Avenue NW, Washington, DC 20500. ",
+         (address("#W5918442", "1600 Pennsylvania Avenue NW", "", "Washington", "DC",
+                  "20500"),),
+         note="the street number must not become an order id or any other value"),
     # -- one-word: one word away from another procedure's demonstrations
     Case("return-worded-like-cancel", "one-word",
          SOFIA + "Return order #W5918442 because no longer needed. ", (),
