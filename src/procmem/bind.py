@@ -15,11 +15,13 @@ schema says so, or the param is left unbound).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from .extract import find
+from .extract import find, wordy
 from .model import Extractor, Param, Procedure
 
 __all__ = ["BindSpec", "Binding", "bind_params", "bind_spec", "bind_task"]
@@ -89,9 +91,18 @@ def bind_task(procedure: Procedure, task: str) -> Binding:
 
 
 def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
-    """Bind what can be bound of ``params`` from ``task`` (see :func:`bind_task`)."""
+    """Bind what can be bound of ``params`` from ``task`` (see :func:`bind_task`).
+
+    Span safety: a value is left unbound (its span kept as a candidate, so the
+    replay pauses with it) when its span overlaps another param's span without
+    being the same span, or when a free-text value (kind ``text``) runs into
+    another param's learned left context ("... because no longer needed and
+    ship to 12 Main St" does not bind past "ship to" when another param starts
+    after "to").
+    """
     out = Binding()
     taken: set[tuple[int, int]] = set()
+    found_by: dict[str, tuple[Any, int, int, bool, Extractor]] = {}
     for p in params:
         if p.extractor is None:
             continue
@@ -109,9 +120,32 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
         except ValueError:
             out.candidates[p.name] = [found.value]
             continue
-        out.values[p.name] = value
-        out.spans[p.name] = (found.start, found.end)
+        found_by[p.name] = (value, found.start, found.end, found.anchored, p.extractor)
         taken.add((found.start, found.end))
-        if found.anchored:
-            out.anchored.add(p.name)
+    contexts = [(name, f[4].before) for name, f in found_by.items() if wordy(f[4].before)]
+    for name, (value, start, end, anchored, ex) in found_by.items():
+        clash = any(s < end and start < e and (s, e) != (start, end)
+                    for other, (_, s, e, _, _) in found_by.items() if other != name)
+        if not clash and ex.kind == "text":
+            span = task[start:end]
+            clash = any(other != name and _search(before, span)
+                        for other, before in contexts)
+        if clash:
+            out.candidates[name] = [task[start:end]]
+            continue
+        out.values[name] = value
+        out.spans[name] = (start, end)
+        if anchored:
+            out.anchored.add(name)
     return out
+
+
+@lru_cache(maxsize=4096)
+def _compiled(rx: str) -> re.Pattern[str]:
+    return re.compile(rx)
+
+
+def _search(rx: str, text: str) -> bool:
+    """``rx`` found in ``text`` (stored extractors were checked to compile, see
+    :func:`procmem.extract.check_extractor`)."""
+    return _compiled(rx).search(text) is not None

@@ -36,9 +36,10 @@ from typing import Any
 
 from .errors import UsageError
 from .model import Extractor
+from .valuekinds import infer_kind, kind_pattern, valid
 
-__all__ = ["Found", "check_extractor", "find", "find_all", "learn_extractor", "locate",
-           "locate_all"]
+__all__ = ["Found", "check_extractor", "distinctive", "find", "find_all", "learn_extractor",
+           "locate", "locate_all", "wordy"]
 
 _TOKEN = re.compile(r"\d+|[A-Za-z]+|\s+|[^\w\s]|_")
 _MAX_BEFORE = 6  # tokens of left context kept
@@ -115,12 +116,14 @@ def locate_all(value: Any, text: str) -> list[int]:
     return _occurrences(s, text) if s is not None else []
 
 
-def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[int]) -> list[int]:
+def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[int], *,
+                      nth: int = 0) -> list[int]:
     """One occurrence per demonstration: the one whose context agrees best with the others.
 
     Demonstrations where the value occurs once fix a reference context (the
     tokens before and after it); where it occurs several times, the occurrence
-    sharing the longest context with the reference is chosen (first on ties).
+    sharing the longest context with the reference is chosen (first on ties,
+    the ``nth`` best-agreeing one for the ``nth`` param with these values).
     """
     ref_idx = next((j for j, p in enumerate(all_pos) if len(p) == 1), 0)
 
@@ -144,8 +147,10 @@ def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[i
 
     chosen = []
     for j, options in enumerate(all_pos):
-        best = max((agreement(j, x), -x) for x in options)
-        chosen.append(-best[1])
+        best = sorted(((agreement(j, x), -x) for x in options), reverse=True)
+        pick = [b for b in best if b[0] == best[0][0]]
+        pick.sort(key=lambda b: -b[1])  # text order among the best-agreeing ones
+        chosen.append(-(pick[nth] if nth < len(pick) else pick[-1])[1])
     return chosen
 
 
@@ -223,6 +228,9 @@ def learn_extractor(
     *,
     shape_values: list[str] | None = None,
     context_examples: list[tuple[Any, str]] | None = None,
+    nth: int = 0,
+    corpus_distinct: int | None = None,
+    corpus_count: int = 0,
 ) -> Extractor | None:
     """Learn how to find a param in a task text from demonstrations.
 
@@ -236,8 +244,19 @@ def learn_extractor(
             the action, so when these pairs agree on a context it is used;
             otherwise the demonstrations' own context, shortened, is used.
 
+        nth: This is the ``nth`` (0-based) param of the procedure with these
+            same values (two cancel clauses with the same reason): the extractor
+            is pinned to the ``nth`` anchored occurrence.
+        corpus_distinct / corpus_count: Distinct values and occurrences of this
+            argument in the corpus (for the ``enum`` kind, see
+            :func:`procmem.valuekinds.infer_kind`).
+
     Returns:
-        An :class:`Extractor`, or ``None`` when some value is not in its text.
+        An :class:`Extractor` whose ``kind`` says what a value must be to bind;
+        ``None`` when some value is not in its text, when the value is free
+        text without a learned context on both sides (its end could not be
+        told), or when the ``nth`` occurrence cannot be pinned in every
+        demonstration.
     """
     all_pos: list[list[int]] = []
     for v, t in zip(values, texts, strict=True):
@@ -246,13 +265,16 @@ def learn_extractor(
             return None
         all_pos.append(at)
     strs = [str(v) for v in values]
-    positions = _choose_positions(all_pos, texts, [len(x) for x in strs])
+    positions = _choose_positions(all_pos, texts, [len(x) for x in strs], nth=nth)
+    kind = infer_kind(values, corpus_distinct=corpus_distinct, corpus_count=corpus_count)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         pattern = r"-?\d+"  # a count or an amount, not an id: any length
     elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         pattern = r"-?\d+(?:\.\d+)?"
     else:
-        pattern = _shape(sorted(set(strs) | set(shape_values or ())))
+        digit_lengths = {len(s.lstrip("-")) for s in strs}
+        pattern = (kind_pattern(kind, strs, digits_vary=len(digit_lengths) > 1)
+                   or _shape(sorted(set(strs) | set(shape_values or ()))))
     before, after = _context(strs, texts, positions)
     pairs = [(str(v), t) for v, t in context_examples or () if locate(v, t) is not None]
     if pairs:
@@ -260,15 +282,63 @@ def learn_extractor(
     before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
     while after and after[-1].isspace():  # a new text may end right there ("needed.")
         after = after[:-1]
-    ex = Extractor(pattern=pattern, before=_render_context(before), after=_render_context(after))
+    # whitespace is not a context: it would make any word of any text "anchored"
+    if all(t.isspace() for t in before):
+        before = []
+    if all(t.isspace() for t in after):
+        after = []
+    after_rx = _render_context(after)
+    if not after_rx or (kind == "text" and not _has_word(after)):
+        # no words after the value: its end is the end of the text or of a clause
+        after_rx = _delimiter(strs, texts, positions)
+    if kind == "text" and not (_has_word(before) and after_rx):
+        return None  # free text whose start or end cannot be told: the replay asks
+    ex = Extractor(pattern=pattern, before=_render_context(before), after=after_rx,
+                   kind=kind, support=len(values))
+    if not (ex.before or ex.after):
+        return ex
     # occurrence: an index among the anchored matches that holds the value in every demo
     common: set[int] | None = None
     for sv, t in zip(strs, texts, strict=True):
         idx = {i for i, f in enumerate(_anchored(ex, t)) if f.value == sv}
         common = idx if common is None else common & idx
     if common:
-        ex = ex.model_copy(update={"occurrence": min(common)})
+        ordered = sorted(common)
+        if nth >= len(ordered):
+            return None
+        ex = ex.model_copy(update={"occurrence": ordered[nth]})
+    elif nth:
+        return None
     return ex
+
+
+_DELIMITER = r"\s*[.,;:!?)](?=\s|$)"
+_END = r"\s*[.!?]?\s*$"
+
+
+def _delimiter(strs: list[str], texts: list[str], positions: list[int]) -> str:
+    """A right context for values followed by no common words, or ``""``.
+
+    :data:`_END` (the value runs to the end of the text, a final ``.!?``
+    allowed) when every demonstrated value did; :data:`_DELIMITER` (a clause
+    end, ``.,;:!?)``) when every one ended the text or a clause; else ``""``.
+    A span is only as sure as its end: "the spine" is not "the spine is
+    cracked", and "Dr" is not "Dr. Okafor is on leave".
+    """
+    ends = set()
+    for s, t, p in zip(strs, texts, positions, strict=True):
+        rest = t[p + len(s):].strip()
+        if rest in ("", ".", "!", "?"):
+            ends.add("end")
+        elif rest[0] in ".,;:!?)":
+            ends.add("clause")
+        else:
+            return ""
+    return _END if ends == {"end"} else _DELIMITER
+
+
+def _has_word(tokens: list[str]) -> bool:
+    return any(t.isalpha() or t.isdigit() for t in tokens)
 
 
 def _context(strs: list[str], texts: list[str], positions: list[int]
@@ -377,11 +447,28 @@ def _anchored(ex: Extractor, text: str) -> list[Found]:
 
 
 def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
-    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order."""
-    anchored = _anchored(ex, text) if (ex.before or ex.after) else []
+    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order.
+
+    Only a context with a word anchors (:func:`wordy`); an extractor whose
+    contexts are marks or a clause end (:data:`_DELIMITER`) gets its
+    context-bounded matches back as bare ones.
+    """
+    if not (ex.before or ex.after):
+        return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
+                    for m in _compile_shape(ex.pattern).finditer(text)]
+    anchored = _anchored(ex, text)
+    if not (wordy(ex.before) or wordy(ex.after)):
+        # a context of marks or a clause end only bounds the span; it is no anchor
+        return [], [Found(f.value, f.start, f.end, False) for f in anchored]
     shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
              for m in _compile_shape(ex.pattern).finditer(text)]
     return anchored, shape
+
+
+@lru_cache(maxsize=4096)
+def wordy(rx: str) -> bool:
+    """Whether a learned context regex has a word in it (not only spaces and marks)."""
+    return re.search(r"[A-Za-z]{2,}", rx) is not None
 
 
 def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
@@ -409,35 +496,58 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
 
     Returns:
         ``(found, candidates)``: ``found`` is the value when it is unambiguous
-        (anchored match at ``occurrence``, or the only anchored value, or the
-        only shape match when nothing is anchored and the shape has digits,
-        i.e. is id-like: a bare multi-word shape is never trusted; failing all
-        of these, the only match of a marked id written without its mark, see
-        :func:`_unmarked`); otherwise ``None`` and the distinct candidate
-        strings seen (possibly empty).
+        and well-formed for the extractor's ``kind`` (anchored match at
+        ``occurrence``, or the only anchored value; or, with no context at all
+        matched, the only bare match of a *distinctive* kind — an email, a URL,
+        an id with letters or a mark, see :func:`distinctive` — never a bare
+        number or word; failing all of these, the only match of a marked id
+        written without its mark, see :func:`_unmarked`); otherwise ``None``
+        and the distinct candidate strings seen (possibly empty).
     """
-    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, text)
+    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
     return found, list(cands)
 
 
+_CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]])*\]|\{\d*,?\d*\}|\\.")
+
+
+def distinctive(ex: Extractor) -> bool:
+    """Whether a bare match of ``ex`` (no context) can stand for the param.
+
+    True for the ``email`` and ``url`` kinds, and for an ``id`` (or, on
+    extractors without a kind, a pattern with digits) whose pattern has a
+    literal letter or mark (``\\#W\\d{7}``, ``credit_card_\\d{7}``): ``\\d{4}``
+    is not, it would bind the 1600 of "1600 Pennsylvania Avenue".
+    """
+    if ex.kind in ("email", "url"):
+        return True
+    if ex.kind not in (None, "id") or "\\d" not in ex.pattern:
+        return False
+    bare = _CLASSES.sub("", ex.pattern.replace("\\#", "#"))
+    return re.search(r"[A-Za-z#@]", bare) is not None
+
+
 @lru_cache(maxsize=8192)
-def _find(pattern: str, before: str, after: str, occurrence: int | None, text: str
-          ) -> tuple[Found | None, tuple[str, ...]]:
-    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence)
+def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: str | None,
+          text: str) -> tuple[Found | None, tuple[str, ...]]:
+    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence, kind=kind)
     anchored, shape = find_all(ex, text)
     if not anchored and not shape:
         anchored, shape = _unmarked(ex, text)
+    found: Found | None = None
     if anchored:
         if ex.occurrence is not None:
             if len(anchored) > ex.occurrence:
-                return anchored[ex.occurrence], ()
+                found = anchored[ex.occurrence]
         elif len({f.value for f in anchored}) == 1:
-            return anchored[0], ()
+            found = anchored[0]
     elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
-          and "\\d" in ex.pattern):
-        return shape[0], ()
+          and distinctive(ex)):
+        found = shape[0]
+    if found is not None and valid(kind, found.value):
+        return found, ()
     cands: list[str] = []
     for f in anchored + shape:
-        if f.value not in cands:
+        if f.value not in cands and valid(kind, f.value):
             cands.append(f.value)
     return None, tuple(cands[:10])

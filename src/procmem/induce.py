@@ -14,7 +14,9 @@ demonstration, Cypher 1993 "Watch What I Do"):
 
    * constant wherever the corpus uses that (action, argument) -> literal;
    * found verbatim in every demonstration's task text -> ``$param`` (leaves
-     with identical values in every demonstration share one param);
+     with identical values in every demonstration share one param when each
+     task names the value once; otherwise the k-th such leaf gets its own param,
+     found at the k-th occurrence);
    * found at the same JSON Pointer of the same earlier step's output in every
      demonstration -> ``$step``;
    * found inside the same earlier list in every demonstration -> ``$ask`` with
@@ -41,7 +43,7 @@ from typing import Any
 from . import template as tpl
 from .checks import check_templates, json_type
 from .errors import UsageError
-from .extract import learn_extractor, locate
+from .extract import learn_extractor, locate, locate_all
 from .model import Lineage, Param, Procedure, Step, Trace
 
 __all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
@@ -107,6 +109,7 @@ class CorpusStats:
     shapes: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     contexts: dict[tuple[str, str], list[tuple[Any, str]]] = field(
         default_factory=lambda: defaultdict(list))
+    counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
     @classmethod
     def from_traces(cls, traces: Iterable[Trace]) -> CorpusStats:
@@ -123,6 +126,7 @@ class CorpusStats:
             for s in t.successful_steps():
                 for ptr, v in _leaves(s.args):
                     bucket = self.values[(s.action, ptr)]
+                    self.counts[(s.action, ptr)] += 1
                     if len(bucket) < 3:
                         bucket.add(_canon(v))
                     ctx = self.contexts[(s.action, ptr)]
@@ -232,7 +236,7 @@ def induce(
 
     step_ids = [f"s{i + 1}" for i in range(len(sig))]
     params: dict[str, Param] = {}
-    param_by_values: dict[str, str] = {}
+    param_by_values: dict[str, list[str]] = {}
     steps: list[Step] = []
     n = len(traces)
     for i, action in enumerate(sig):
@@ -290,7 +294,7 @@ def _classify(
     flat: Any,
     step_ids: list[str],
     params: dict[str, Param],
-    param_by_values: dict[str, str],
+    param_by_values: dict[str, list[str]],
 ) -> Any:
     canon = [_canon(v) for v in values]
     all_equal = len(set(canon)) == 1
@@ -299,14 +303,18 @@ def _classify(
     # a value the task text names -> $param
     if all(locate(v, t) is not None for v, t in zip(values, tasks, strict=True)):
         key = "|".join(canon)
-        if key in param_by_values:
-            return tpl.param(param_by_values[key])
+        same = param_by_values.setdefault(key, [])
+        if same and _mentioned_once(values, tasks):
+            return tpl.param(same[0])  # one mention feeding several steps
         base = _param_name(ptr)
         pname, k = base, 2
         while pname in params:
             pname, k = f"{base}_{k}", k + 1
         ex = learn_extractor(values, tasks, shape_values=sorted(corpus.shapes.get(base, ())),
-                             context_examples=corpus.contexts.get((action, ptr)))
+                             context_examples=corpus.contexts.get((action, ptr)),
+                             nth=len(same),
+                             corpus_distinct=len(corpus.values.get((action, ptr), ())),
+                             corpus_count=corpus.counts.get((action, ptr), 0))
         examples: list[Any] = []
         for v in values:
             if v not in examples and len(examples) < 3:
@@ -318,7 +326,7 @@ def _classify(
             examples=examples,
             extractor=ex,
         )
-        param_by_values[key] = pname
+        same.append(pname)
         return tpl.param(pname)
     # a value an earlier step returned -> $step
     for k in range(i):
@@ -345,6 +353,16 @@ def _classify(
             src = tpl.step_ref(step_ids[k], min(parents, key=lambda p: (p.count("/"), p)))
             return tpl.ask(prompt, src)
     return tpl.ask(prompt)
+
+
+def _mentioned_once(values: list[Any], tasks: list[str]) -> bool:
+    """Whether each demonstration's task names its value exactly once.
+
+    Two steps that use the same value share one param only then: "cancel #W1
+    because no longer needed; cancel #W2 because no longer needed" names the
+    reason twice, and a new task may give two different reasons.
+    """
+    return all(len(locate_all(v, t)) == 1 for v, t in zip(values, tasks, strict=True))
 
 
 def _same(x: Any, v: Any) -> bool:

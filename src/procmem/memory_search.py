@@ -21,9 +21,10 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .bm25 import tokenize
+from .calibration import Calibration, calibration_key
 from .embed import Embedder
 from .errors import StoreError, UsageError
 from .learning.stats import posterior
@@ -49,6 +50,8 @@ from .search_index import (
 
 if TYPE_CHECKING:
     from .learning.promote import PromotionPolicy
+    from .memory import Memory
+    from .memory_calibrate import CalibrationReport
     from .model import Evidence, Execution
     from .rerank import Reranker
     from .store.base import Store
@@ -336,6 +339,50 @@ class SearchMixin:
             for h in top if h.procedure.name not in chosen]
         return out + rest
 
+    def _calibration(self, retriever: str) -> Calibration | None:
+        """The stored calibration of ``retriever`` (read from the store on every
+        search, parsed only when it changed), or ``None``: the fixed rule then."""
+        embedder = self.embedder if retriever != "bm25" else None
+        key = calibration_key(retriever, embedder.model_id if embedder is not None else None)
+        text = self.store.get_calibration(key)
+        if text is None:
+            return None
+        cached = getattr(self, "_calibration_cache", None)
+        if cached is not None and cached[0] == (key, text):
+            return cast("Calibration", cached[1])
+        cal = Calibration.from_json(text)
+        self._calibration_cache = ((key, text), cal)
+        return cal
+
+    def calibrate(self, *, folds: int = 5, target_precision: float = 0.98,
+                  progress: Progress | None = None) -> CalibrationReport:
+        """Calibrate search confidence on cross-validation folds of the stored traces.
+
+        For each of ``folds`` folds, learn from the other folds in a new
+        in-memory memory, search every held-out task, and record whether the top
+        hit and every value it bound were right; fit a logistic model of that
+        on the hit's features and choose the threshold at which the
+        cross-validated confident hits are right ``target_precision`` of the
+        time (see :mod:`procmem.calibration`). The calibrations are saved in the
+        store: from then on every hit has a ``confidence`` probability and
+        ``confident`` means it clears the threshold.
+
+        Args:
+            folds: K, 2-20.
+            target_precision: 0.5-1 (default 0.98).
+            progress: ``progress(done, total)`` per held-out trace.
+
+        Returns:
+            A :class:`~procmem.memory_calibrate.CalibrationReport` (a retriever
+            with too few cross-validated hits is listed in ``skipped``).
+
+        Raises:
+            UsageError: ``folds`` or ``target_precision`` is out of range.
+        """
+        from .memory_calibrate import calibrate
+        return calibrate(cast("Memory", self), folds=folds,
+                         target_precision=target_precision, progress=progress)
+
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
                namespace: str | None = None, confident_only: bool = False,
@@ -408,7 +455,8 @@ class SearchMixin:
                            cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
         ranked = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
-        hits = rank(task, cands, limit=min(100, ranked), load=self._procedure)
+        hits = rank(task, cands, limit=min(100, ranked), load=self._procedure,
+                    calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []
         for h in hits:

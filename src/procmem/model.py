@@ -122,12 +122,18 @@ class Extractor(_Model):
     The value is ``pattern``; it must be preceded by text matching ``before`` and
     followed by text matching ``after`` (both regexes, possibly empty). When the
     combined regex matches several times, ``occurrence`` (0-based) picks one.
+    ``kind`` (see :mod:`procmem.valuekinds`: ``email``, ``integer``, ``id``,
+    ``enum``, ``text``, ...) is what a found value must be to bind; ``None`` on
+    extractors learned before kinds existed (then any value of the pattern binds).
+    ``support`` is how many demonstrations the extractor was learned from.
     """
 
     pattern: str
     before: str = ""
     after: str = ""
     occurrence: int | None = None
+    kind: str | None = None
+    support: int = 0
 
 
 class Param(_Model):
@@ -379,9 +385,13 @@ class Hit(_Model):
         reliability: Posterior mean of success in [0, 1].
         explanation: Why it matched (matched terms, nearest demonstration task,
             params bound from the query).
-        confident: False when the hit's score is below the abstention threshold
-            (:data:`procmem.retrieval.ABSTAIN_BELOW`): nothing in memory fits
-            the task well enough to replay without checking.
+        confident: True only when the hit may be replayed without checking: its
+            ``confidence`` clears the calibrated threshold (or, with no
+            calibration stored, the fixed rule of
+            :func:`procmem.retrieval.is_confident`).
+        confidence: Calibrated probability (0-1) that this is the right procedure
+            and every value it bound from the task is right (see
+            :mod:`procmem.calibration`); ``None`` when the memory has no calibration.
     """
 
     procedure: Procedure
@@ -390,3 +400,4 @@ class Hit(_Model):
     reliability: float = Field(ge=0, le=1)
     explanation: dict[str, Any] = Field(default_factory=dict)
     confident: bool = True
+    confidence: float | None = Field(default=None, ge=0, le=1)

@@ -7,8 +7,10 @@ First stage (:func:`first_stage`), by ``retriever``:
   over names, descriptions, actions and demonstration tasks;
 * ``vector`` — dense candidates: cosine of the task's embedding to each
   procedure's nearest vector row (its card or a demonstration task);
-* ``hybrid`` — both lists fused by reciprocal rank fusion, ``sum 1 / (k + rank)``
-  with ``k = 60`` (:data:`RRF_K`; Cormack, Clarke & Büttcher, SIGIR 2009).
+* ``hybrid`` — both lists fused by their scores, each divided by its list's best
+  (:func:`fuse`), so a clear lead in both lists stays clear; reciprocal rank
+  fusion (``sum 1 / (k + rank)``, ``k = 60``, :data:`RRF_K`; Cormack, Clarke &
+  Büttcher, SIGIR 2009) only breaks exact ties.
 
 Each candidate's first-stage score divided by the best is its ``relevance``.
 
@@ -17,9 +19,11 @@ Re-ranking (:func:`rank`), three signals in [0, 1]:
 * **structure** — how well the procedure's learned extractors explain the task:
   ``fit`` (share of its params bound from the text, anchored ones counting
   fully) times ``coverage`` (share of all value spans that *any* candidate's
-  anchored extractors claim in the text that this procedure binds). A task with
-  two "Cancel order #W…" clauses is covered fully only by a procedure with two
-  cancel steps.
+  anchored extractors claim in the text that this procedure binds: spans, not
+  values, so a task naming the same order in two requests is covered fully only
+  by a procedure that handles both) times ``in order`` (steps' first anchored
+  values in task order). A task with two "Cancel order #W…" clauses is covered
+  fully only by a procedure with two cancel steps.
 * **relevance** — the first-stage score, normalized as above;
 * **prior** — ``log(1 + demonstrations)``, so a recipe seen 90 times beats a
   one-off when nothing else separates them.
@@ -38,18 +42,21 @@ Invariant: the ranking is deterministic (ties broken by name).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
 from .bind import Binding, BindSpec, bind_params, bind_spec
+from .calibration import Calibration, features_of
 from .errors import UsageError
 from .model import Hit, Procedure
 from .template import references
 
 __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate", "RankView",
-           "first_stage", "is_confident", "rank", "reliability_factor", "rrf", "step_params"]
+           "action_verb", "first_stage", "fuse", "is_confident", "rank", "reliability_factor",
+           "rrf", "stem", "step_params", "verb_conflict"]
 
 WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
 RRF_K = 60
@@ -92,6 +99,7 @@ class RankView:
     demonstrations: int
     tags: frozenset[str]
     namespace: str
+    verbs: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, procedure: Procedure) -> RankView:
@@ -99,7 +107,8 @@ class RankView:
         return cls(procedure.name, procedure.version,
                    tuple(bind_spec(p) for p in procedure.params), step_params(procedure),
                    len(procedure.lineage.traces), frozenset(procedure.tags),
-                   procedure.namespace)
+                   procedure.namespace,
+                   frozenset(v for s in procedure.steps if (v := action_verb(s.action))))
 
 
 @dataclass
@@ -167,6 +176,40 @@ def rrf(rankings: Sequence[Sequence[str]], *, k: int = RRF_K,
     return fused
 
 
+def fuse(keyword: Sequence[tuple[str, float]], vector: Sequence[tuple[str, float, str]], *,
+         weights: Sequence[float] = RRF_WEIGHTS) -> dict[str, float]:
+    """Normalized-score fusion of the keyword and the vector list, RRF as the tie-break.
+
+    Each list's scores are divided by that list's best (max normalization,
+    CombSUM of Fox & Shaw, TREC-2 1994; cf. Lee, SIGIR 1997), weighted and
+    summed, so a clear lead keeps its size: BM25 7.5 vs 1.1 and cosine 0.77 vs
+    0.31 fuse to 2.0 vs 0.55, where reciprocal rank fusion (Cormack et al.,
+    SIGIR 2009) would give "rank 1 in both" 0.033 and "rank 2 in both" 0.032.
+    RRF is added with a weight of 1e-6, which only breaks exact ties.
+
+    Args:
+        keyword: ``[(name, bm25)]`` best first.
+        vector: ``[(name, cosine, nearest text)]`` best first.
+        weights: Weights of the keyword and the vector list.
+
+    Returns:
+        ``{name: fused score}`` (0 to ``sum(weights)``, plus the tie-break).
+    """
+    w_kw, w_vec = weights
+    tie = rrf([[n for n, _ in keyword], [n for n, _, _ in vector]], weights=weights)
+    out = {n: 1e-6 * x for n, x in tie.items()}
+    for w, scored in ((w_kw, [(n, sc) for n, sc in keyword]),
+                      (w_vec, [(n, c) for n, c, _ in vector])):
+        if not scored:
+            continue
+        hi = max(sc for _, sc in scored)
+        lo = min(min(sc for _, sc in scored), 0.0)
+        if hi > lo:
+            for n, sc in scored:
+                out[n] += w * (sc - lo) / (hi - lo)
+    return out
+
+
 def first_stage(keyword: Sequence[tuple[str, float]],
                 vector: Sequence[tuple[str, float, str]], retriever: Retriever, *,
                 weights: tuple[float, float] | None = None) -> list[dict[str, Any]]:
@@ -190,8 +233,7 @@ def first_stage(keyword: Sequence[tuple[str, float]],
     elif retriever == "vector":
         scores = {n: max(c, 0.0) for n, c, _ in vector}
     else:
-        scores = rrf([[n for n, _ in keyword], [n for n, _, _ in vector]],
-                     weights=weights or RRF_WEIGHTS)
+        scores = fuse(keyword, vector, weights=weights or RRF_WEIGHTS)
     best = max(scores.values(), default=0.0) or 1.0
     out = []
     for name in sorted(scores, key=lambda n: (-scores[n], n)):
@@ -221,11 +263,57 @@ def step_params(procedure: Procedure) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(_params_of(step.args)) for step in procedure.steps)
 
 
+_VERB_SPLIT = re.compile(r"[_\-.:/\s]+|(?<=[a-z])(?=[A-Z])")
+_WORDS = re.compile(r"[A-Za-z]+")
+
+
+def stem(word: str) -> str:
+    """A crude suffix-stripping stem (lower case; ``-ing``, ``-ed``, ``-es``, ``-s``, ``-e``
+    and a doubled final consonant): "cancelled", "cancels" and "cancel" meet."""
+    w = word.lower()
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+            w = w[: -len(suffix)]
+            break
+    if len(w) >= 5 and w[-1] == w[-2] and w[-1] not in "aeiou":
+        w = w[:-1]
+    return w
+
+
+def action_verb(action: str) -> str | None:
+    """The stemmed verb of a tool name: its first word (``cancel_pending_order`` ->
+    ``cancel``, ``procedure:refund_order`` -> ``refund``); ``None`` for a name
+    whose first word is shorter than 3 letters."""
+    name = action.split(":", 1)[1] if action.startswith("procedure:") else action
+    words = [w for w in _VERB_SPLIT.split(name) if w]
+    return stem(words[0]) if words and len(words[0]) >= 3 and words[0].isalpha() else None
+
+
+def verb_conflict(task: str, verbs: frozenset[str], universe: frozenset[str]) -> bool:
+    """Whether the task names an action verb, but none of the procedure's.
+
+    ``universe`` is every verb of the tools in play (:func:`action_verb` of each
+    candidate's actions). "Return order #W1 because no longer needed" names
+    ``return``; a procedure that only cancels is then not a confident match,
+    however well its params bind ("two procedures one word apart").
+    """
+    named = {w for w in (stem(x) for x in _WORDS.findall(task)) if w in universe}
+    return bool(named) and not (named & verbs)
+
+
 def _in_order(params: tuple[tuple[str, ...], ...], b: Binding) -> float:
-    """Share of consecutive steps whose anchored values appear in the task in step order (0-1)."""
+    """Share of consecutive steps whose anchored values appear in the task in step order (0-1).
+
+    A step is placed by the params it is the first to use: a param reused by a
+    later step (the email looked up in step 1 and written to in step 3) says
+    nothing about where that later step's request sits in the text.
+    """
     firsts: list[int] = []
+    seen: set[str] = set()
     for names in params:
-        starts = [b.spans[name][0] for name in names if name in b.anchored]
+        new = [name for name in names if name not in seen]
+        seen.update(names)
+        starts = [b.spans[name][0] for name in new if name in b.anchored]
         if starts:
             firsts.append(min(starts))
     if len(firsts) < 2:
@@ -258,7 +346,8 @@ def is_confident(structure: float, cosine: float | None, min_structure: float | 
 
 
 def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
-         load: Callable[[str], Procedure] | None = None) -> list[Hit]:
+         load: Callable[[str], Procedure] | None = None,
+         calibration: Calibration | None = None) -> list[Hit]:
     """Re-rank first-stage candidates for ``task`` (see the module docstring).
 
     Args:
@@ -271,8 +360,11 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
     Returns:
         Hits by descending ``score``; ``ranks`` holds the 1-based rank of the
         hit in each first-stage list and under each signal; ``explanation``
-        holds the signals, the params bound from the task, the cosine and the
-        nearest demonstration; ``confident`` applies :data:`ABSTAIN`.
+        holds the signals, the params bound from the task, the cosine, the
+        nearest demonstration and the calibration features; ``confidence`` is
+        ``calibration``'s probability and ``confident`` its threshold (without
+        a calibration: no probability, and :data:`ABSTAIN` decides).
+        ``ranks["first_stage"]`` is the position in ``candidates``.
 
     Raises:
         UsageError: A candidate has neither a procedure nor a view, or a hit's
@@ -282,13 +374,14 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         return []
     views = [c.rank_view() for c in candidates]
     bindings: list[Binding] = [bind_params(v.params, task) for v in views]
-    claims: set[str] = set()
+    claims: set[tuple[int, int]] = set()
     for b in bindings:
-        claims.update(str(b.values[p]) for p in b.anchored)
+        claims.update(b.spans[p] for p in b.anchored)
     best_prior = math.log1p(max(v.demonstrations for v in views)) or 1.0
+    universe = frozenset().union(*(v.verbs for v in views))
     rows = []
     for c, v, b in zip(candidates, views, bindings, strict=True):
-        mine = {str(b.values[p]) for p in b.anchored}
+        mine = {b.spans[p] for p in b.anchored}
         coverage = len(mine & claims) / len(claims) if claims else 0.0
         structure = (b.fit * coverage * _in_order(v.step_params, b) if claims
                      else 0.5 * b.fit)
@@ -300,14 +393,18 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         score = sum(WEIGHTS[k] * x for k, x in signals.items())
         score *= reliability_factor(c.reliability)
         rows.append((score, c, v, b, signals))
+    first = {v.name: i for i, v in enumerate(views, 1)}
     rows.sort(key=lambda r: (-r[0], r[2].name))
-    ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks) for r in rows}
+    ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks, first_stage=first[r[2].name])
+                                        for r in rows}
     for sig in WEIGHTS:
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
             ranks[r[2].name][sig] = i
     hits = []
-    for score, c, v, b, signals in rows[:limit]:
+    for i, (score, c, v, b, signals) in enumerate(rows[:limit]):
+        other = rows[1][0] if i == 0 and len(rows) > 1 else (rows[0][0] if i else 0.0)
+        features = features_of(signals, margin=score - other, fit=b.fit, cosine=c.cosine)
         procedure = c.procedure
         if procedure is None:
             if load is None:
@@ -317,18 +414,26 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
             "signals": {k: round(v, 4) for k, v in signals.items()},
             "bound": b.values,
             "anchored": sorted(b.anchored),
+            "features": [round(x, 6) for x in features],
         }
         if "bm25" in c.ranks:
             explanation["bm25"] = round(c.bm25, 4)
         if c.cosine is not None:
             explanation["cosine"] = round(c.cosine, 4)
             explanation["nearest_demonstration"] = c.nearest
+        conflict = verb_conflict(task, v.verbs, universe)
+        if conflict:
+            explanation["verb_conflict"] = True
         hits.append(Hit(
             procedure=procedure,
             score=round(score, 6),
             ranks=ranks[v.name],
             reliability=c.reliability,
             explanation=explanation,
-            confident=is_confident(signals["structure"], c.cosine),
+            confident=not conflict and (
+                calibration.predict(features) >= calibration.threshold
+                if calibration is not None else is_confident(signals["structure"], c.cosine)),
+            confidence=(round(calibration.predict(features), 4)
+                        if calibration is not None else None),
         ))
     return hits

@@ -124,6 +124,15 @@ class Store(Protocol):
         """Delete the saved search index under ``key`` (``None``: all); returns how many."""
         ...
 
+    def get_calibration(self, key: str) -> str | None:
+        """The confidence calibration saved under ``key`` (JSON text), or ``None``."""
+        ...
+
+    def put_calibration(self, key: str, text: str) -> None:
+        """Save (replace) a calibration's JSON text under ``key``; a later
+        :meth:`get_calibration` of ``key`` returns exactly ``text``."""
+        ...
+
     def set_pinned(self, name: str, pinned: bool) -> None:
         """Pin or unpin a procedure name (``NotFound`` if it has no version)."""
         ...

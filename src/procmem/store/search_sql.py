@@ -5,7 +5,8 @@ status of each name's current version, written by the store when a version is
 put or changes status; migrations 0001 and 0004), ``meta.index_revision``, and
 ``embeddings(model_id, hash, dim, vector, created_at)`` (migration 0004), one row
 per embedding model and distinct text, and ``index_snapshots(key, revision,
-created_at, data)`` (migration 0006), saved search indexes.
+created_at, data)`` (migration 0006), saved search indexes, and
+``calibrations(key, created_at, json)`` (migration 0007), fitted confidence models.
 
 Invariants:
     * :meth:`SearchSQL.search_text` and :meth:`SearchSQL.index_documents` read only
@@ -266,6 +267,23 @@ class SearchSQL:
             if key is None:
                 return conn.execute("DELETE FROM index_snapshots").rowcount
             return conn.execute("DELETE FROM index_snapshots WHERE key = ?", (key,)).rowcount
+
+    def get_calibration(self, key: str) -> str | None:
+        """The calibration saved under ``key`` (migration 0007) as JSON text, or None."""
+        rows = self._rows("SELECT json FROM calibrations WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def put_calibration(self, key: str, text: str) -> None:
+        """Save (replace) a calibration's JSON text under ``key``.
+
+        Raises:
+            UsageError: ``key`` is empty.
+        """
+        if not key:
+            raise UsageError("a calibration needs a key")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO calibrations (key, created_at, json) "
+                         "VALUES (?, ?, ?)", (key, timestamp(utcnow()), text))
 
     def delete_embeddings(self, model_id: str | None = None) -> int:
         """Delete the stored vectors of one model (``None``: of every model); returns the count."""

@@ -1,0 +1,164 @@
+"""Calibrating a memory's search confidence on cross-validation folds of its own traces.
+
+A service of :class:`procmem.Memory` (``Memory.calibrate`` delegates here); the
+model and the fitting are in :mod:`procmem.calibration`.
+
+Folds are assigned by a hash of each trace's id (SHA-256), so the same traces
+always give the same folds, whatever their order. Each fold's memory is a new
+in-memory one that shares the caller's embedder; nothing is written to the caller's
+store but the fitted calibrations.
+
+Invariants: calibration never changes a procedure, a trace or an execution; a
+retriever whose cross-validation gives too few hits (:data:`~procmem.calibration.MIN_SAMPLES`)
+or no right or no wrong hit keeps no calibration (the fixed rule stays in force).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .calibration import (
+    MIN_EACH,
+    MIN_SAMPLES,
+    Calibration,
+    bound_values_right,
+    calibration_key,
+    choose_threshold,
+    fit_logistic,
+)
+from .errors import UsageError
+from .induce import group_key
+from .model import Trace
+
+if TYPE_CHECKING:
+    from .memory import Memory
+
+__all__ = ["CalibrationReport", "calibrate", "cross_validate"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CalibrationReport:
+    """What :func:`calibrate` did.
+
+    Attributes:
+        traces: Stored traces that could be learned from (cross-validated).
+        folds: K.
+        calibrations: Retriever -> the fitted calibration (saved in the store).
+        skipped: Retriever -> why no calibration was fitted.
+    """
+
+    traces: int
+    folds: int
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _fold(trace_id: str, folds: int) -> int:
+    return int.from_bytes(hashlib.sha256(trace_id.encode()).digest()[:4], "big") % folds
+
+
+def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
+                   retrievers: Sequence[str], progress: Progress | None = None
+                   ) -> dict[str, tuple[list[list[float]], list[int]]]:
+    """Features and right/wrong labels of each held-out trace's top hit, per retriever.
+
+    Args:
+        memory: Gives the embedder (shared by every fold's memory).
+        traces: Learnable traces (see :func:`procmem.induce.group_key`).
+        folds: K, 2-20.
+        retrievers: Which first stages to search with.
+        progress: ``progress(done, total)`` per held-out trace.
+
+    Returns:
+        ``{retriever: (features rows, labels)}``; a held-out trace whose search
+        returns no hit adds nothing.
+    """
+    from .memory import Memory  # a fold's memory is another Memory: import at call time
+
+    out: dict[str, tuple[list[list[float]], list[int]]] = {r: ([], []) for r in retrievers}
+    by_fold: dict[int, list[Trace]] = {}
+    for t in traces:
+        by_fold.setdefault(_fold(t.id, folds), []).append(t)
+    done = 0
+    embedder = memory.embedder
+    for k in range(folds):
+        held = by_fold.get(k, [])
+        train = [t for j, ts in by_fold.items() if j != k for t in ts]
+        if not held or not train:
+            done += len(held)
+            continue
+        with Memory(":memory:", embedder=embedder, save_index=False) as fold:
+            fold.learn(train)
+            for t in held:
+                for r in retrievers:
+                    hits = fold.search(t.task, limit=2, retriever=r)  # type: ignore[arg-type]
+                    if not hits:
+                        continue
+                    top = hits[0]
+                    right = (top.procedure.signature() == t.signature()
+                             and bound_values_right(top.procedure, top.explanation["bound"], t))
+                    out[r][0].append(list(top.explanation["features"]))
+                    out[r][1].append(int(right))
+                done += 1
+                if progress:
+                    progress(done, len(traces))
+    return out
+
+
+def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = 0.98,
+              progress: Progress | None = None) -> CalibrationReport:
+    """Fit and save the confidence calibration of every retriever the memory can use.
+
+    Args:
+        memory: The memory whose stored traces are cross-validated and whose
+            store receives the calibrations.
+        folds: K of the cross-validation, 2-20.
+        target_precision: The share of confident hits that must be right on the
+            cross-validated hits, 0.5-1.
+        progress: ``progress(done, total)`` per held-out trace.
+
+    Returns:
+        A :class:`CalibrationReport`.
+
+    Raises:
+        UsageError: ``folds`` or ``target_precision`` is out of range.
+    """
+    if not 2 <= folds <= 20:
+        raise UsageError(f"folds must be 2-20, got {folds}")
+    if not 0.5 <= target_precision <= 1:
+        raise UsageError(f"target_precision must be 0.5-1, got {target_precision}")
+    traces = [t for t in memory.store.list_traces(limit=10_000_000) if group_key(t) is not None]
+    embedder = memory.embedder
+    retrievers = ["bm25"] if embedder is None else ["bm25", "hybrid"]
+    report = CalibrationReport(traces=len(traces), folds=folds)
+    data = cross_validate(memory, traces, folds=folds, retrievers=retrievers, progress=progress)
+    for r, (rows, labels) in data.items():
+        positives = sum(labels)
+        if len(labels) < MIN_SAMPLES or min(positives, len(labels) - positives) < MIN_EACH:
+            report.skipped[r] = (f"{len(labels)} cross-validated hits, {positives} right: "
+                                 f"needs {MIN_SAMPLES}+ with {MIN_EACH}+ right and wrong")
+            continue
+        x, y = np.array(rows, dtype=float), np.array(labels, dtype=float)
+        weights, bias, mean, scale = fit_logistic(x, y)
+        cal = Calibration(
+            retriever=r, weights=tuple(float(w) for w in weights), bias=bias,
+            mean=tuple(float(m) for m in mean), scale=tuple(float(s) for s in scale),
+            threshold=1.0, target_precision=target_precision, samples=len(labels),
+            positives=positives, cv_precision=0.0, cv_coverage=0.0, folds=folds,
+            traces=len(traces))
+        probs = [cal.predict(row) for row in rows]
+        threshold, precision, coverage = choose_threshold(probs, labels, target_precision)
+        cal = Calibration(**{**cal.__dict__, "threshold": threshold,
+                             "cv_precision": round(precision, 4),
+                             "cv_coverage": round(coverage, 4)})
+        key = calibration_key(r, embedder.model_id if embedder is not None else None)
+        memory.store.put_calibration(key, cal.to_json())
+        report.calibrations[r] = cal
+    return report
