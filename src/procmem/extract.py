@@ -229,7 +229,7 @@ def learn_extractor(
     shape_values: list[str] | None = None,
     context_examples: list[tuple[Any, str]] | None = None,
     nth: int = 0,
-    corpus_distinct: int | None = None,
+    corpus_values: list[Any] | None = None,
     corpus_count: int = 0,
 ) -> Extractor | None:
     """Learn how to find a param in a task text from demonstrations.
@@ -247,8 +247,9 @@ def learn_extractor(
         nth: This is the ``nth`` (0-based) param of the procedure with these
             same values (two cancel clauses with the same reason): the extractor
             is pinned to the ``nth`` anchored occurrence.
-        corpus_distinct / corpus_count: Distinct values and occurrences of this
-            argument in the corpus (for the ``enum`` kind, see
+        corpus_values / corpus_count: Distinct values (at most 3 are kept) and
+            occurrences of this argument in the corpus: a small closed set seen
+            often is an ``enum`` of those values (see
             :func:`procmem.valuekinds.infer_kind`).
 
     Returns:
@@ -266,14 +267,16 @@ def learn_extractor(
         all_pos.append(at)
     strs = [str(v) for v in values]
     positions = _choose_positions(all_pos, texts, [len(x) for x in strs], nth=nth)
-    kind = infer_kind(values, corpus_distinct=corpus_distinct, corpus_count=corpus_count)
+    kind = infer_kind(values, corpus_distinct=None if corpus_values is None else len(corpus_values),
+                      corpus_count=corpus_count)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         pattern = r"-?\d+"  # a count or an amount, not an id: any length
     elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         pattern = r"-?\d+(?:\.\d+)?"
     else:
         digit_lengths = {len(s.lstrip("-")) for s in strs}
-        pattern = (kind_pattern(kind, strs, digits_vary=len(digit_lengths) > 1)
+        enum_values = strs + [str(v) for v in corpus_values or () if kind == "enum"]
+        pattern = (kind_pattern(kind, enum_values, digits_vary=len(digit_lengths) > 1)
                    or _shape(sorted(set(strs) | set(shape_values or ()))))
     before, after = _context(strs, texts, positions)
     pairs = [(str(v), t) for v, t in context_examples or () if locate(v, t) is not None]
@@ -288,7 +291,7 @@ def learn_extractor(
     if all(t.isspace() for t in after):
         after = []
     after_rx = _render_context(after)
-    if not after_rx or (kind == "text" and not _has_word(after)):
+    if not after_rx or (kind == "text" and not _hard(after)):
         # no words after the value: its end is the end of the text or of a clause
         after_rx = _delimiter(strs, texts, positions)
     if kind == "text" and not (_has_word(before) and after_rx):
@@ -335,6 +338,14 @@ def _delimiter(strs: list[str], texts: list[str], positions: list[int]) -> str:
         else:
             return ""
     return _END if ends == {"end"} else _DELIMITER
+
+
+def _hard(tokens: list[str]) -> bool:
+    """Whether a right context surely ends free text: it has a word, or starts with
+    a closing quote or bracket (``',`` after a quoted value); a bare ``.`` does
+    not ("Dr. Okafor is on leave")."""
+    first = next((t for t in tokens if not t.isspace()), "")
+    return _has_word(tokens) or (first[:1] in "'\")]}" and first != "")
 
 
 def _has_word(tokens: list[str]) -> bool:

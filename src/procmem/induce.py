@@ -313,7 +313,8 @@ def _classify(
         ex = learn_extractor(values, tasks, shape_values=sorted(corpus.shapes.get(base, ())),
                              context_examples=corpus.contexts.get((action, ptr)),
                              nth=len(same),
-                             corpus_distinct=len(corpus.values.get((action, ptr), ())),
+                             corpus_values=[json.loads(c) for c in
+                                            sorted(corpus.values.get((action, ptr), ()))],
                              corpus_count=corpus.counts.get((action, ptr), 0))
         examples: list[Any] = []
         for v in values:
