@@ -99,7 +99,7 @@ def test_eval_human_table_shows_the_safety_figures(files: tuple[Path, Path]) -> 
     result = run("eval", "--train", str(train), "--test", str(test))
     assert result.exit_code == 0, result.output
     for word in ("silent_errors", "confident_precision", "confident_coverage",
-                 "first_stage_hit_at_1", "overlap_hit_at_1", "supplied values by source",
+                 "first_stage_hit_at_1", "overlap_hit_at_1", "values sent, by source",
                  "reliability", "hit_at_1"):
         assert word in result.stdout, word
 

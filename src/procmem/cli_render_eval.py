@@ -57,15 +57,13 @@ def safety_view(figures: Mapping[str, Any]) -> Group:
     if cases:
         table.add_row("silent_error_cases", Text(", ".join(cases), style="red"),
                       "held-out traces with a silent error (--cases shows the calls)")
-    supplied = Table(title="supplied values by source (right = equal to the recorded value)",
-                     title_justify="left")
-    for column in ("source", "right", "total", "precision"):
+    supplied = Table(title="values sent, by source", title_justify="left")
+    for column in ("source", "right", "total", "precision"):  # right: equal to the recorded
         supplied.add_column(column, justify="left" if column == "source" else "right")
     for source, row in (figures.get("supplied_precision") or {}).items():
         supplied.add_row(source, str(row["right"]), str(row["total"]), _shown(row["precision"]))
-    reliability = Table(title="reliability: predicted vs observed rate of right top hits",
-                        title_justify="left")
-    for column in ("bin", "n", "predicted", "observed"):
+    reliability = Table(title="reliability of the top hit", title_justify="left")
+    for column in ("bin", "n", "predicted", "observed"):  # mean confidence vs share right
         reliability.add_column(column, justify="right")
     for row in figures.get("reliability") or []:
         lo, hi = row["bin"]
