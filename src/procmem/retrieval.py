@@ -270,8 +270,9 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
 
     Returns:
         Hits by descending ``score``; ``ranks`` holds the 1-based rank of the
-        hit in each first-stage list, under each signal, and its position in
-        ``candidates`` (``first_stage``: the fused first-stage order); ``explanation``
+        hit in each first-stage list, under each signal, and, for a candidate
+        with first-stage ranks, its position in ``candidates`` (``first_stage``:
+        the fused first-stage order); ``explanation``
         holds the signals, the params bound from the task, the cosine and the
         nearest demonstration; ``confident`` applies :data:`ABSTAIN`.
 
@@ -303,8 +304,9 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         rows.append((score, c, v, b, signals))
     rows.sort(key=lambda r: (-r[0], r[2].name))
     ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks) for r in rows}
-    for position, v in enumerate(views, 1):  # candidates arrive in first-stage order
-        ranks[v.name]["first_stage"] = position
+    for position, (c, v) in enumerate(zip(candidates, views, strict=True), 1):
+        if c.ranks:  # from a first-stage list: candidates arrive in first-stage order
+            ranks[v.name]["first_stage"] = position
     for sig in WEIGHTS:
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
