@@ -366,8 +366,11 @@ def test_eval_holdout_json_keys_and_figures(tmp_path: Path) -> None:
     path.write_text("\n".join(sample_lines()) + "\n")
     figures = run_json("eval", "--train", str(path), "--holdout", "30")
     abstention = {"abstain_unfindable", "confident_findable", "confident_correct"}
+    safety = {"first_stage_hit_at_1", "overlap_hit_at_1", "silent_errors", "silent_error_cases",
+              "paused_at_selection", "confident_precision", "confident_coverage", "reliability",
+              "supplied_precision", "folds"}
     assert EVAL_KEYS <= set(figures) <= (EVAL_KEYS | {"findable", "retriever", "reranker"}
-                                         | abstention)
+                                         | abstention | safety)
     assert figures["reranker"] is None
     assert figures["retriever"] == "hybrid"
     for key in abstention - {"abstain_unfindable"}:
@@ -385,7 +388,7 @@ def test_eval_test_file_and_option_errors(tmp_path: Path) -> None:
     figures = run_json("eval", "--train", str(train), "--test", str(test))
     assert figures["train_traces"] == 60 and figures["test_traces"] == 10
     both = run("eval", "--train", str(train), "--test", str(test), "--holdout", "3")
-    assert both.exit_code == 2 and "exactly one of --test FILE or --holdout N" in both.output
+    assert both.exit_code == 2 and "exactly one of --test FILE, --holdout N or --loo" in both.output
     assert run("eval", "--train", str(train)).exit_code == 2
     too_many = run("eval", "--train", str(train), "--holdout", "60")
     assert too_many.exit_code == 2 and "--holdout must be between 1 and 59" in too_many.stderr

@@ -150,7 +150,10 @@ def test_evaluate_on_the_real_sample(report: EvalReport) -> None:
     assert set(figures) == {"train_traces", "procedures", "test_traces", "hit_at_1",
                             "hit_at_5", "mrr", "replay_exact", "automation", "seconds",
                             "findable", "retriever", "reranker", "abstain_unfindable",
-                            "confident_findable", "confident_correct"}
+                            "confident_findable", "confident_correct", "first_stage_hit_at_1",
+                            "overlap_hit_at_1", "silent_errors", "silent_error_cases",
+                            "paused_at_selection", "confident_precision", "confident_coverage",
+                            "reliability", "supplied_precision", "folds"}
     assert (report.train_traces, report.test_traces) == (100, 20)
     assert report.procedures > 20
     for k in ("hit_at_1", "hit_at_5", "mrr", "replay_exact", "automation"):
@@ -161,6 +164,15 @@ def test_evaluate_on_the_real_sample(report: EvalReport) -> None:
     assert report.automation > 0.3
     assert report.findable <= report.test_traces
     assert report.hit_at_5 <= report.findable / report.test_traces
+    assert report.folds is None and report.silent_errors >= 0
+    for k in ("first_stage_hit_at_1", "overlap_hit_at_1", "confident_precision",
+              "confident_coverage"):
+        assert 0 <= figures[k] <= 1, k
+    assert report.overlap_hit_at_1 > 0.1
+    assert sum(row["n"] for row in report.reliability) == report.test_traces
+    assert set(report.supplied_precision) >= {"task", "step", "literal", "asked"}
+    for row in report.supplied_precision.values():
+        assert 0 <= row["right"] <= row["total"]
 
 
 def test_evaluate_cases_explain_each_test_trace(report: EvalReport,
@@ -175,6 +187,17 @@ def test_evaluate_cases_explain_each_test_trace(report: EvalReport,
             assert case["status"] == "succeeded"
         if case["top"] is not None:
             assert 0 <= case["oracle_leaves"] <= case["leaves"]
+        if case["selection"] == "paused_at_selection":
+            assert not case["confident"] and case["rank"] != 1 and "silent_errors" not in case
+        elif case["top"] is not None:
+            assert case["confident"] or case["rank"] == 1
+        if case.get("right"):
+            assert case["rank"] == 1 and not case["wrong_bound"]
+    silent = [c["trace"] for c in report.cases if c.get("silent_errors")]
+    assert silent == report.silent_error_cases
+    assert report.silent_errors == sum(len(c.get("silent_errors", [])) for c in report.cases)
+    first = [c["first_stage_correct"] for c in report.cases]
+    assert sum(first) / len(first) == pytest.approx(report.first_stage_hit_at_1)
 
 
 def test_evaluate_writes_nothing_to_the_working_directory(tau_sample: list[Trace],

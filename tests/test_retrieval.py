@@ -72,7 +72,8 @@ def test_memory_search_ranks_the_right_procedure_first(
 def test_hits_carry_ranks_explanation_and_reliability(memory: Memory) -> None:
     hits = memory.search(TWO_CANCELS, limit=3)
     best = hits[0]
-    assert set(best.ranks) == set(WEIGHTS) | {"bm25", "vector"}  # signals + first-stage lists
+    # signals + first-stage lists + the fused first-stage position
+    assert set(best.ranks) == set(WEIGHTS) | {"bm25", "vector", "first_stage"}
     assert all(r >= 1 for h in hits for r in h.ranks.values())
     terms = best.explanation["matched_terms"]
     assert "cancel" in terms and 0 < len(terms) <= 12

@@ -434,6 +434,8 @@ def _progress(enabled: bool, label: str, then: str | None = None, *,
 @click.option("--test", "test_path", metavar="FILE", help="Trace JSONL to search and replay.")
 @click.option("--holdout", type=click.IntRange(min=1), metavar="N",
               help="Test on the last N traces of --train instead (train on the rest).")
+@click.option("--loo", is_flag=True,
+              help="Leave-one-out: test on each trace of --train, learning from all the others.")
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
               help="First stage of search: BM25, dense vectors, or both fused by RRF.")
 @click.option("--cases", "show_cases", is_flag=True,
@@ -442,33 +444,45 @@ def _progress(enabled: bool, label: str, then: str | None = None, *,
 @json_option
 @click.pass_context
 def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout: int | None,
-             retriever: Retriever, show_cases: bool, as_json: bool) -> None:
-    """Measure how well procedural memory fits a set of traces.
+             loo: bool, retriever: Retriever, show_cases: bool, as_json: bool) -> None:
+    """Measure how well procedural memory fits a set of traces, and how safely.
 
     Learns from the train traces, then for each test trace searches by its task
     text and replays the top hit against the recorded calls (needs answered
-    from the test trace). Nothing is written to --db.
+    from the test trace). Reports retrieval (hit@k, first-stage and word-overlap
+    baselines), replay, and what an agent trusting procmem would risk (silent
+    errors, confident precision and coverage, reliability). Nothing is written
+    to --db.
     """
-    if (test_path is None) == (holdout is None):
-        raise click.UsageError("give exactly one of --test FILE or --holdout N")
+    from . import cli_render_eval
+    from .evaluate import leave_one_out
+
+    if sum((test_path is not None, holdout is not None, loo)) != 1:
+        raise click.UsageError("give exactly one of --test FILE, --holdout N or --loo")
     train, _ = read_traces(train_path)
-    if holdout is not None:
-        train, test = split_holdout(train, holdout)
-    else:
-        assert test_path is not None
-        test, _ = read_traces(test_path)
     embedder = _embedder(ctx.obj.get("embedder"))
-    with _progress(not as_json, "learning, embedding, then replaying held-out traces",
-                   "replaying held-out traces") as (embedded, replayed):
-        report = evaluate(train, test, retriever=retriever, embedder=embedder,
-                          reranker=_reranker(ctx.obj.get("reranker")),
-                          progress=replayed, embed_progress=embedded)
+    reranker = _reranker(ctx.obj.get("reranker"))
+    if loo:
+        with _progress(not as_json, "leave-one-out: learning and replaying each trace") as fold:
+            report = leave_one_out(train, retriever=retriever, embedder=embedder,
+                                   reranker=reranker, progress=fold)
+    else:
+        if holdout is not None:
+            train, test = split_holdout(train, holdout)
+        else:
+            assert test_path is not None
+            test, _ = read_traces(test_path)
+        with _progress(not as_json, "learning, embedding, then replaying held-out traces",
+                       "replaying held-out traces") as (embedded, replayed):
+            report = evaluate(train, test, retriever=retriever, embedder=embedder,
+                              reranker=reranker, progress=replayed, embed_progress=embedded)
     if as_json:
         _emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())
         return
     if show_cases:
         _out().print(render.cases_table(report.cases))
     _out().print(render.figures_table(report.figures(), title=f"procmem eval: {train_path}"))
+    _out().print(cli_render_eval.safety_view(report.figures()))
 
 
 # ------------------------------------------------------------------ demo

@@ -14,7 +14,34 @@ from typing import Any
 from .model import Need, Procedure, Trace, TraceStep
 from .template import references, resolve_pointer
 
-__all__ = ["Oracle", "RecordedEnvironment"]
+__all__ = ["Oracle", "RecordedEnvironment", "aligned_step"]
+
+
+def aligned_step(recorded: Sequence[TraceStep], procedure: Procedure,
+                 step_id: str) -> TraceStep | None:
+    """The recorded call a procedure step aligns with, or ``None``.
+
+    Alignment is by the k-th occurrence of each action: the k-th step of
+    ``procedure`` with action A aligns with the k-th step of ``recorded`` with
+    action A (pass a trace's :meth:`~procmem.model.Trace.successful_steps`, so
+    failed calls are skipped).
+
+    Args:
+        recorded: The recorded calls, in order.
+        procedure: The procedure the step belongs to.
+        step_id: The step's id.
+
+    Returns:
+        The aligned recorded call; ``None`` when the procedure has no such step
+        or the recording has fewer calls of that action.
+    """
+    index = next((i for i, s in enumerate(procedure.steps) if s.id == step_id), None)
+    if index is None:
+        return None
+    action = procedure.steps[index].action
+    k = sum(1 for s in procedure.steps[:index] if s.action == action)
+    same = [s for s in recorded if s.action == action]
+    return same[k] if k < len(same) else None
 
 
 class RecordedEnvironment:
@@ -53,9 +80,9 @@ class RecordedEnvironment:
 class Oracle:
     """A resolver that answers needs from a test trace.
 
-    Steps are aligned by the k-th occurrence of each action: the k-th
-    procedure step with action A reads the k-th successful trace step with
-    action A. A ``param`` need reads the first place the param is used.
+    Steps are aligned by :func:`aligned_step`: the k-th procedure step with
+    action A reads the k-th successful trace step with action A. A ``param``
+    need reads the first place the param is used.
     Returns ``None`` (cannot answer) when the trace has no such value.
     """
 
@@ -64,17 +91,8 @@ class Oracle:
         self.procedure = procedure
         self.supplied = 0
 
-    def _trace_step(self, step_id: str) -> TraceStep | None:
-        index = next((i for i, s in enumerate(self.procedure.steps) if s.id == step_id), None)
-        if index is None:
-            return None
-        action = self.procedure.steps[index].action
-        k = sum(1 for s in self.procedure.steps[:index] if s.action == action)
-        same = [s for s in self.steps if s.action == action]
-        return same[k] if k < len(same) else None
-
     def _read(self, step_id: str, pointer: str) -> Any:
-        step = self._trace_step(step_id)
+        step = aligned_step(self.steps, self.procedure, step_id)
         if step is None:
             return None
         try:

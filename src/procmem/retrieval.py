@@ -393,10 +393,11 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         score = sum(WEIGHTS[k] * x for k, x in signals.items())
         score *= reliability_factor(c.reliability)
         rows.append((score, c, v, b, signals))
-    first = {v.name: i for i, v in enumerate(views, 1)}
     rows.sort(key=lambda r: (-r[0], r[2].name))
-    ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks, first_stage=first[r[2].name])
-                                        for r in rows}
+    ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks) for r in rows}
+    for position, (c, v) in enumerate(zip(candidates, views, strict=True), 1):
+        if c.ranks:  # from a first-stage list: candidates arrive in first-stage order
+            ranks[v.name]["first_stage"] = position
     for sig in WEIGHTS:
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
