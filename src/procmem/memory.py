@@ -39,6 +39,7 @@ from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
 from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
+from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .rerank import Reranker
@@ -415,6 +416,41 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         """What the built-in binder fills from ``task`` (see :mod:`procmem.bind`)."""
         proc = procedure if isinstance(procedure, Procedure) else self.get_procedure(procedure)
         return bind_task(proc, task)
+
+    def plan(self, task: str, *, procedure: Procedure | str | None = None,
+             version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
+        """What a replay for ``task`` would do, worked out without calling any tool.
+
+        The procedure is the top search hit, or ``procedure`` (its current version,
+        or ``version``); its confidence is that of its search hit (not confident
+        when it is not among the top 10). See :mod:`procmem.planning`.
+
+        Args:
+            task: The task in plain words (may be empty when ``procedure`` is given).
+            procedure: Plan this procedure (or the name of one) instead of the top hit.
+            version: With a name: plan this version.
+            params: Param values by name, as :meth:`replay` takes them.
+
+        Returns:
+            A :class:`~procmem.planning.Plan`; when no procedure fits (search finds
+            nothing) one without procedure and steps, not an error.
+
+        Raises:
+            NotFound: No such procedure, version or sub-procedure.
+            UsageError: ``task`` is empty and no procedure is named.
+            ParamError: A param is unknown or of the wrong JSON type.
+        """
+        if procedure is None:
+            hits = self.search(task, limit=1)
+            return plan_hit(hits[0], task, params=params,
+                            procedures=self._subprocedures(hits[0].procedure)) if hits \
+                else nothing_fits(task)
+        proc = procedure if isinstance(procedure, Procedure) else \
+            self.store.get_procedure(procedure, version)
+        hits = self.search(task, limit=10) if task.strip() else []
+        hit = next((h for h in hits if h.procedure.key == proc.key), None)
+        return plan_procedure(proc, task, params=params, procedures=self._subprocedures(proc),
+                              hit=hit)
 
     # ------------------------------------------------------------------ replay
 

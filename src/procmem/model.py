@@ -382,6 +382,8 @@ class Hit(_Model):
         confident: False when the hit's score is below the abstention threshold
             (:data:`procmem.retrieval.ABSTAIN_BELOW`): nothing in memory fits
             the task well enough to replay without checking.
+        confidence: Calibrated probability that this hit and every value it
+            binds are right, in [0, 1]; ``None`` when search gives none.
     """
 
     procedure: Procedure
@@ -390,3 +392,4 @@ class Hit(_Model):
     reliability: float = Field(ge=0, le=1)
     explanation: dict[str, Any] = Field(default_factory=dict)
     confident: bool = True
+    confidence: float | None = Field(default=None, ge=0, le=1)
