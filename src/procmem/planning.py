@@ -210,8 +210,8 @@ class Plan(_Model):
         first_pause: The index of the top-level step before which the replay would
             first stop, or ``None``.
         side_effects_before_first_pause: Ids of the top-level steps that would run
-            before the first pause and may change the world (``side_effect`` true
-            or unknown).
+            before the first pause (every step when none) and may change the world
+            (``side_effect`` true or unknown).
         would_complete_without_asking: A procedure was chosen and no pause is
             planned (a tool failure may still stop or pause it at run time).
         summary: One line in plain words.
