@@ -38,7 +38,7 @@ from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
+from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
@@ -417,17 +417,18 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         proc = procedure if isinstance(procedure, Procedure) else self.get_procedure(procedure)
         return bind_task(proc, task)
 
-    def plan(self, task: str, *, procedure: Procedure | str | None = None,
+    def plan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
              version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
         """What a replay for ``task`` would do, worked out without calling any tool.
 
-        The procedure is the top search hit, or ``procedure`` (its current version,
-        or ``version``); its confidence is that of its search hit (not confident
-        when it is not among the top 10). See :mod:`procmem.planning`.
+        The procedure is the top search hit, or ``procedure``: a hit (planned with
+        its confidence, no search), a procedure or the name of one (its current
+        version, or ``version``; its confidence is that of its search hit, not
+        confident when not among the top 10). See :mod:`procmem.planning`.
 
         Args:
             task: The task in plain words (may be empty when ``procedure`` is given).
-            procedure: Plan this procedure (or the name of one) instead of the top hit.
+            procedure: Plan this hit, procedure or named procedure instead of the top hit.
             version: With a name: plan this version.
             params: Param values by name, as :meth:`replay` takes them.
 
@@ -439,12 +440,16 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             NotFound: No such procedure, version or sub-procedure.
             UsageError: ``task`` is empty and no procedure is named.
             ParamError: A param is unknown or of the wrong JSON type.
+            CycleError: Sub-procedures call each other in a cycle.
         """
         if procedure is None:
             hits = self.search(task, limit=1)
-            return plan_hit(hits[0], task, params=params,
-                            procedures=self._subprocedures(hits[0].procedure)) if hits \
-                else nothing_fits(task)
+            if not hits:
+                return nothing_fits(task)
+            procedure = hits[0]
+        if isinstance(procedure, Hit):
+            return plan_hit(procedure, task, params=params,
+                            procedures=self._subprocedures(procedure.procedure))
         proc = procedure if isinstance(procedure, Procedure) else \
             self.store.get_procedure(procedure, version)
         hits = self.search(task, limit=10) if task.strip() else []

@@ -40,7 +40,7 @@ class AsyncMixin:
         """Async twin of :meth:`procmem.Memory.search`."""
         return await self._in_thread(self.search, task, limit=limit)  # type: ignore[attr-defined]
 
-    async def aplan(self, task: str, *, procedure: Procedure | str | None = None,
+    async def aplan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
                     version: int | None = None,
                     params: Mapping[str, Any] | None = None) -> Plan:
         """Async twin of :meth:`procmem.Memory.plan`."""
