@@ -419,28 +419,24 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def plan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
              version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
-        """What a replay for ``task`` would do, worked out without calling any tool.
-
-        The procedure is the top search hit, or ``procedure``: a hit (planned with
-        its confidence, no search), a procedure or the name of one (its current
-        version, or ``version``; its confidence is that of its search hit, not
-        confident when not among the top 10). See :mod:`procmem.planning`.
+        """What a replay for ``task`` would do, without calling any tool (:mod:`procmem.planning`).
 
         Args:
             task: The task in plain words (may be empty when ``procedure`` is given).
-            procedure: Plan this hit, procedure or named procedure instead of the top hit.
+            procedure: The top search hit by default; else a hit (planned with its
+                confidence, no search), a procedure or a name (its current version, or
+                ``version``; confident only as its hit among the top 10). A replay by
+                name may pick a verified candidate: replay ``plan.version`` to match.
             version: With a name: plan this version.
             params: Param values by name, as :meth:`replay` takes them.
 
         Returns:
-            A :class:`~procmem.planning.Plan`; when no procedure fits (search finds
-            nothing) one without procedure and steps, not an error.
+            A :class:`~procmem.planning.Plan`; one without procedure when nothing fits.
 
         Raises:
             NotFound: No such procedure, version or sub-procedure.
             UsageError: ``task`` is empty and no procedure is named.
-            ParamError: A param is unknown or of the wrong JSON type.
-            CycleError: Sub-procedures call each other in a cycle.
+            ParamError / CycleError: As :meth:`replay` raises them.
         """
         if procedure is None:
             hits = self.search(task, limit=1)
@@ -448,12 +444,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                 return nothing_fits(task)
             procedure = hits[0]
         if isinstance(procedure, Hit):
-            return plan_hit(procedure, task, params=params,
-                            procedures=self._subprocedures(procedure.procedure))
+            subs = self._subprocedures(procedure.procedure)
+            return plan_hit(procedure, task, params=params, procedures=subs)
         proc = procedure if isinstance(procedure, Procedure) else \
             self.store.get_procedure(procedure, version)
-        hits = self.search(task, limit=10) if task.strip() else []
-        hit = next((h for h in hits if h.procedure.key == proc.key), None)
+        hit = next((h for h in (self.search(task, limit=10) if task.strip() else [])
+                    if h.procedure.key == proc.key), None)
         return plan_procedure(proc, task, params=params, procedures=self._subprocedures(proc),
                               hit=hit)
 

@@ -303,7 +303,7 @@ def plan_procedure(procedure: Procedure, task: str, *, params: Mapping[str, Any]
     plan = Plan(
         task=task, procedure=procedure.name, version=procedure.version, selected_by=selected_by,
         confident=hit.confident if hit is not None else False,
-        confidence=getattr(hit, "confidence", None) if hit is not None else None,
+        confidence=hit.confidence if hit is not None else None,
         score=hit.score if hit is not None else None,
         params=[v.model_copy(update={"path": ""}) for v in top.values()],
         steps=steps, pauses=planner.pauses, first_pause=first,
