@@ -47,6 +47,7 @@ from .model import (
     Trace,
     TraceStep,
 )
+from .planning import Plan
 from .traceio import read_traces, write_traces
 
 try:
@@ -70,6 +71,7 @@ __all__ = [
     "OnError",
     "Param",
     "ParamError",
+    "Plan",
     "Procedure",
     "ProcmemError",
     "ReplayError",

@@ -597,6 +597,7 @@ from . import (  # noqa: E402, F401
     cli_import,
     cli_learning,
     cli_mcp,
+    cli_plan,
     cli_proxy,
     cli_rest,
     cli_search,

@@ -7,7 +7,9 @@ one; :func:`serve_stdio` and :func:`serve_http` run it (``procmem mcp``).
 
 Tools (spec: https://modelcontextprotocol.io/specification/2025-11-25/server/tools):
 
-* fixed: ``search_procedures``, ``get_procedure`` (JSON and a Markdown how-to
+* fixed: ``search_procedures`` (each hit with its ``plan`` for the task: the
+  values a replay would send and what would pause it, :mod:`procmem.planning`),
+  ``get_procedure`` (JSON and a Markdown how-to
   from :func:`procmem.export.to_markdown`), ``start_recording`` /
   ``record_step`` / ``finish_recording``, ``report_evidence``,
   ``continue_execution``;
@@ -69,7 +71,8 @@ from .mcp_tools import (
     turn_result,
 )
 from .memory import Memory
-from .model import Procedure, new_id
+from .model import Hit, Procedure, new_id
+from .planning import Plan
 from .record import Recorder
 
 try:
@@ -297,9 +300,20 @@ class ProcmemServer(Server[Any]):
         hits = await self._run(self.memory.search, a.task, limit=a.limit, tags=a.tags,
                                namespace=a.namespace, confident_only=a.confident_only,
                                rerank=a.rerank)
+        plans = await self._run(self._plans, a.task, hits)
         return json_result({"task": a.task, "hits": [
-            hit_json(i, h, tool_name(h.procedure.name, prefix=self._prefix))
-            for i, h in enumerate(hits, 1)]})
+            hit_json(i, h, tool_name(h.procedure.name, prefix=self._prefix), plan)
+            for i, (h, plan) in enumerate(zip(hits, plans, strict=True), 1)]})
+
+    def _plans(self, task: str, hits: list[Hit]) -> list[Plan | str]:
+        """Each hit's plan for ``task`` (no tool called), or why it has none."""
+        out: list[Plan | str] = []
+        for h in hits:
+            try:
+                out.append(self.memory.plan(task, procedure=h))
+            except ProcmemError as err:
+                out.append(f"error[{err.code}]: {err}")
+        return out
 
     async def _tool_get_procedure(self, a: GetProcedureArgs) -> types.CallToolResult:
         await self._refresh()

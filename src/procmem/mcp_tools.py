@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import MissingExtra, UsageError
 from .memory_client import Turn
 from .model import Hit, Need, Procedure
+from .planning import Plan
 
 try:
     import mcp_types as types
@@ -295,10 +296,13 @@ def error_result(code: str, message: str) -> types.CallToolResult:
         structured_content={"error": {"code": code, "message": message}}, is_error=True)
 
 
-def hit_json(rank: int, hit: Hit, tool: str) -> dict[str, Any]:
-    """One ``search_procedures`` hit."""
+def hit_json(rank: int, hit: Hit, tool: str, plan: Plan | str | None = None
+             ) -> dict[str, Any]:
+    """One ``search_procedures`` hit; with ``plan``, its plan for the task
+    (:meth:`procmem.planning.Plan.to_json`), or the error (a string) that kept it
+    from being planned, as ``plan_error``."""
     proc = hit.procedure
-    return {"rank": rank, "name": proc.name, "tool": tool, "version": proc.version,
+    out = {"rank": rank, "name": proc.name, "tool": tool, "version": proc.version,
             "description": proc.description, "score": hit.score,
             "reliability": hit.reliability,
             "params": [{"name": p.name, "required": p.required} for p in proc.params],
@@ -308,6 +312,11 @@ def hit_json(rank: int, hit: Hit, tool: str) -> dict[str, Any]:
             "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
             "matched_terms": hit.explanation.get("matched_terms", []),
             "rerank": hit.explanation.get("rerank")}
+    if isinstance(plan, Plan):
+        out["plan"] = plan.to_json()
+    elif plan is not None:
+        out["plan_error"] = plan
+    return out
 
 
 def _need_line(need: Need) -> str:

@@ -38,7 +38,8 @@ from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
+from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
+from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .rerank import Reranker
@@ -415,6 +416,42 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         """What the built-in binder fills from ``task`` (see :mod:`procmem.bind`)."""
         proc = procedure if isinstance(procedure, Procedure) else self.get_procedure(procedure)
         return bind_task(proc, task)
+
+    def plan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
+             version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
+        """What a replay for ``task`` would do, without calling any tool (:mod:`procmem.planning`).
+
+        Args:
+            task: The task in plain words (may be empty when ``procedure`` is given).
+            procedure: The top search hit by default; else a hit (planned with its
+                confidence, no search), a procedure or a name (its current version, or
+                ``version``; confident only as its hit among the top 10). A replay by
+                name may pick a verified candidate: replay ``plan.version`` to match.
+            version: With a name: plan this version.
+            params: Param values by name, as :meth:`replay` takes them.
+
+        Returns:
+            A :class:`~procmem.planning.Plan`; one without procedure when nothing fits.
+
+        Raises:
+            NotFound: No such procedure, version or sub-procedure.
+            UsageError: ``task`` is empty and no procedure is named.
+            ParamError / CycleError: As :meth:`replay` raises them.
+        """
+        if procedure is None:
+            hits = self.search(task, limit=1)
+            if not hits:
+                return nothing_fits(task)
+            procedure = hits[0]
+        if isinstance(procedure, Hit):
+            subs = self._subprocedures(procedure.procedure)
+            return plan_hit(procedure, task, params=params, procedures=subs)
+        proc = procedure if isinstance(procedure, Procedure) else \
+            self.store.get_procedure(procedure, version)
+        hit = next((h for h in (self.search(task, limit=10) if task.strip() else [])
+                    if h.procedure.key == proc.key), None)
+        return plan_procedure(proc, task, params=params, procedures=self._subprocedures(proc),
+                              hit=hit)
 
     # ------------------------------------------------------------------ replay
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from .model import Evidence, Execution, Hit, Procedure, Trace
+from .planning import Plan
 
 __all__ = ["AsyncMixin"]
 
@@ -38,6 +39,13 @@ class AsyncMixin:
     async def asearch(self, task: str, *, limit: int = 5) -> list[Hit]:
         """Async twin of :meth:`procmem.Memory.search`."""
         return await self._in_thread(self.search, task, limit=limit)  # type: ignore[attr-defined]
+
+    async def aplan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
+                    version: int | None = None,
+                    params: Mapping[str, Any] | None = None) -> Plan:
+        """Async twin of :meth:`procmem.Memory.plan`."""
+        return await self._in_thread(self.plan, task,  # type: ignore[attr-defined]
+                                     procedure=procedure, version=version, params=params)
 
     async def alearn(self, traces: Iterable[Trace] | None = None) -> Any:
         """Async twin of :meth:`procmem.Memory.learn`."""

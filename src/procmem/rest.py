@@ -8,7 +8,8 @@ interactive docs at ``/docs``). Endpoints:
 * procedures: ``GET /procedures``, ``GET|PUT /procedures/{name}``,
   ``GET /procedures/{name}/versions[/{version}]``, ``GET /procedures/{name}/history``,
   ``POST /learn``, ``POST /optimize``;
-* search: ``GET /search?task=...``;
+* search: ``GET /search?task=...``; ``POST /plan`` (what a replay would do, no tool
+  called; :mod:`procmem.rest_plan`);
 * executions, driven by the client one tool call at a time
   (:mod:`procmem.memory_client`): ``POST /executions`` returns the first turn,
   ``POST /executions/{id}/results`` and ``POST /executions/{id}/answers`` the
@@ -75,6 +76,7 @@ from .rest_models import (
     error_responses,
     http_status,
 )
+from .rest_plan import add_plan_route
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -410,6 +412,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
             task, limit=limit, retriever=retriever, tags=tag or (),
             status=None if status == "any" else status, namespace=namespace,
             confident_only=confident_only, rerank=rerank))
+
+    add_plan_route(app, mem, locked, strict_body)  # POST /plan (procmem.rest_plan)
 
     # ------------------------------------------------------------------ executions
 

@@ -1,0 +1,74 @@
+"""The REST route of plans: ``POST /plan`` (see :meth:`procmem.Memory.plan`).
+
+:func:`add_plan_route` adds it to the app :func:`procmem.rest.create_app` builds,
+with that app's lock and strict body validation, so it follows the invariants of
+:mod:`procmem.rest` (one error shape, JSON types checked as JSON Schema would).
+
+Invariants:
+    * No tool is called; the answer is :meth:`procmem.planning.Plan.to_json`, the
+      shape ``procmem plan --json`` and the MCP search hits' ``plan`` carry too.
+    * "Nothing fits" is a 200 answer: a plan without procedure and steps.
+
+FastAPI is imported by the caller only (this module imports none of it).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import UsageError
+from .memory import Memory
+from .model import NAME_PATTERN
+from .planning import Plan
+from .rest_models import error_responses
+
+__all__ = ["PlanRequest", "add_plan_route"]
+
+class PlanRequest(BaseModel):
+    """``POST /plan``: what would a replay do for this task?
+
+    Attributes:
+        task: The task in plain words; params are bound from it. It may be empty
+            only when ``procedure`` is given.
+        procedure: Plan this procedure instead of the top search hit.
+        version: With ``procedure``: plan this version (default: the current one).
+        params: Param values by name, as for ``POST /executions``.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"task": "Cancel order #W6067464 because no longer needed."},
+        {"task": "Cancel order #W6067464 please", "procedure": "cancel_pending_order",
+         "params": {"reason": "no longer needed"}},
+    ]})
+
+    task: str = Field(max_length=20_000)
+    procedure: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=200)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]], Any],
+                   strict_body: Callable[[Any], Any]) -> None:
+    """Add ``POST /plan`` to ``app``.
+
+    Args:
+        app: The FastAPI app.
+        memory: The app's memory.
+        locked: Runs a function while holding the app's memory lock.
+        strict_body: The app's strict JSON body validation dependency factory.
+    """
+
+    @app.post("/plan", response_model=Plan, response_model_exclude_none=True, tags=["search"],
+              operation_id="plan", dependencies=[strict_body(PlanRequest)],
+              responses=error_responses(400, 404))
+    def plan(body: PlanRequest) -> dict[str, Any]:
+        """What a replay would do for a task, without calling any tool: the procedure
+        (the top search hit, or the one named), each value it would send with its
+        source (and span in the task), what would pause it, and the confidence."""
+        if body.version is not None and body.procedure is None:
+            raise UsageError("version needs procedure")
+        answer: dict[str, Any] = locked(lambda: memory.plan(
+            body.task, procedure=body.procedure, version=body.version,
+            params=body.params).to_json())
+        return answer
