@@ -37,6 +37,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "EvidenceRequest",
+    "FailedGroup",
     "Health",
     "HistoryRow",
     "LearnOut",
@@ -118,6 +119,21 @@ class TracesAdded(BaseModel):
     ids: list[str]
 
 
+class FailedGroup(BaseModel):
+    """A group ``learn`` could not induce, so skipped.
+
+    One :func:`procmem.memory_traces.group_failure` row.
+    """
+
+    name: str
+    actions: list[str]
+    traces: list[str]
+    trace_count: int = Field(ge=0)
+    code: str
+    error: str
+    message: str
+
+
 class LearnOut(BaseModel):
     """:class:`procmem.memory.LearnReport` as JSON."""
 
@@ -127,6 +143,7 @@ class LearnOut(BaseModel):
     updated: list[str]
     unchanged: list[str]
     skipped: int = Field(ge=0)
+    failed_groups: list[FailedGroup] = Field(default_factory=list)
 
 
 class OptimizeOut(BaseModel):
