@@ -30,7 +30,8 @@ from .errors import ProcmemError
 from .model import Trace
 from .store.base import Store
 
-__all__ = ["MAX_LISTED_IDS", "TraceImpact", "group_failure", "trace_impact", "trace_summary"]
+__all__ = ["MAX_LISTED_IDS", "TraceImpact", "deletion_json", "group_failure", "trace_impact",
+           "trace_summary"]
 
 MAX_LISTED_IDS = 100
 """At most this many trace ids are listed for one failed group (``trace_count`` has all)."""
@@ -74,6 +75,16 @@ def trace_impact(store: Store, trace_id: str) -> TraceImpact:
                   "`learn` re-induces the group from the traces that remain: a new version only "
                   "if the result differs; with no trace left the procedure stays as it is.")
     return TraceImpact(trace_id=trace_id, learned_from=learned, effect=effect)
+
+
+def deletion_json(impact: TraceImpact, deleted: bool) -> dict[str, Any]:
+    """The answer of ``traces rm`` and ``DELETE /traces/{id}``, shared by the CLI and REST.
+
+    Returns:
+        ``{"trace_id", "deleted", "learned_from", "effect"}`` (see :class:`TraceImpact`).
+    """
+    return {"trace_id": impact.trace_id, "deleted": deleted,
+            "learned_from": [dict(row) for row in impact.learned_from], "effect": impact.effect}
 
 
 def trace_summary(trace: Trace) -> dict[str, Any]:

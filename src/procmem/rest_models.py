@@ -41,11 +41,13 @@ __all__ = [
     "Health",
     "HistoryRow",
     "LearnOut",
+    "LearnedFrom",
     "NextCall",
     "OptimizeOut",
     "ResultRequest",
     "StartRequest",
     "StepSummary",
+    "TraceDeleted",
     "TracesAdded",
     "TurnOut",
     "error_responses",
@@ -117,6 +119,27 @@ class TracesAdded(BaseModel):
     received: int = Field(ge=0)
     stored: int = Field(ge=0)
     ids: list[str]
+
+
+class LearnedFrom(BaseModel):
+    """A procedure version whose lineage lists a trace."""
+
+    name: str
+    version: int = Field(ge=1)
+    status: Literal["candidate", "active", "deprecated"]
+
+
+class TraceDeleted(BaseModel):
+    """What ``DELETE /traces/{id}`` did (:func:`procmem.memory_traces.deletion_json`).
+
+    ``learned_from``: the procedure versions learned from the trace, kept as they
+    are; ``effect``: what the deletion changes, in plain words.
+    """
+
+    trace_id: str
+    deleted: bool
+    learned_from: list[LearnedFrom]
+    effect: str
 
 
 class FailedGroup(BaseModel):
