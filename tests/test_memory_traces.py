@@ -141,3 +141,95 @@ def test_group_failure_bounds_ids_and_message() -> None:
     row = group_failure("n", ("a",), ids, InvalidTemplate("x" * 2000))
     assert len(row["traces"]) == MAX_LISTED_IDS and row["trace_count"] == len(ids)
     assert len(row["message"]) <= 500
+
+
+# ------------------------------------------------------------ CLI and REST
+
+
+def cli(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    from procmem.cli import main
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_traces_cli_lists_shows_and_removes(tmp_path: Path) -> None:
+    with Memory(tmp_path / "procmem.db", embedder=None) as mem:  # PROCMEM_DB (conftest)
+        mem.learn([order_trace("#W1000", tid="a1"), order_trace("#W2000", tid="a2",
+                                                             reason={"$param": "x"})])
+        mem.add_traces([Trace(id="plain", task="nothing learned")])
+    listed = json.loads(cli("traces", "list", "--json").output)
+    assert [r["id"] for r in listed] == ["a1", "a2", "plain"]
+    assert listed[0]["actions"] == ["get_order", "cancel_order"] and listed[0]["steps"] == 2
+    assert [r["id"] for r in json.loads(cli("traces", "list", "--limit", "1", "--offset", "1",
+                                            "--json").output)] == ["a2"]
+    assert cli("traces", "list", "--limit", "0").exit_code == 2
+    human = cli("traces", "list").output
+    assert "a2" in human and "cancel order #W2000" in human
+    shown = json.loads(cli("traces", "show", "a2", "--json").output)
+    assert shown["steps"][1]["args"]["reason"] == {"$param": "x"}  # data, shown as it is
+    human = cli("traces", "show", "a2").output
+    assert '{"$param": "x"}' in human and "learned into: get_order-then-cancel_order@1" in human
+    missing = cli("traces", "show", "nope")
+    assert missing.exit_code == 3 and "not_found" in missing.output
+    refused = cli("traces", "rm", "a2")
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    assert "get_order-then-cancel_order" in refused.output
+    assert len(json.loads(cli("traces", "list", "--json").output)) == 3  # nothing deleted
+    done = json.loads(cli("traces", "rm", "a2", "--yes", "--json").output)
+    assert done["deleted"] is True and done["trace_id"] == "a2"
+    assert done["learned_from"] == [{"name": "get_order-then-cancel_order", "version": 1,
+                                     "status": "active"}]
+    assert cli("traces", "rm", "a2", "--yes").exit_code == 3
+    human = cli("traces", "rm", "plain", "--yes").output
+    assert "deleted trace plain" in human and "changes no procedure" in human
+    assert [r["id"] for r in json.loads(cli("traces", "list", "--json").output)] == ["a1"]
+
+
+def test_learn_cli_reports_a_group_it_could_not_induce(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def induce_or_fail(group: list[Trace], **kw: Any) -> Any:
+        if group[0].signature()[-1] == "refund":
+            raise InvalidTemplate("cannot induce this one")
+        return induce(group, **kw)
+
+    monkeypatch.setattr(procmem.memory, "induce", induce_or_fail)
+    path = tmp_path / "in.jsonl"
+    lines = [order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad")]
+    path.write_text("\n".join(t.model_dump_json() for t in lines) + "\n")
+    out = json.loads(cli("--embedder", "none", "learn", str(path), "--json").output)
+    assert out["learn"]["created"] == ["get_order-then-cancel_order"]
+    [row] = out["learn"]["failed_groups"]
+    assert (row["name"], row["traces"], row["code"]) == (
+        "get_order-then-refund", ["bad"], "invalid_template")
+    human = cli("--embedder", "none", "learn", str(path))
+    assert human.exit_code == 0
+    assert "not learned (skipped): 1 group(s)" in human.output
+    assert "get_order-then-refund [invalid_template] cannot induce this one" in human.output
+
+
+def test_traces_rest_list_show_delete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from procmem.rest import create_app
+
+    with TestClient(create_app(Memory(":memory:", embedder=None))) as client:
+        body = [json.loads(t.model_dump_json()) for t in
+                (order_trace("#W1000", tid="a1"), order_trace("#W2000", tid="a2"))]
+        assert client.post("/traces", json=body).json()["stored"] == 2
+        assert client.post("/learn").json()["failed_groups"] == []
+        assert [t["id"] for t in client.get("/traces", params={"limit": 1}).json()] == ["a1"]
+        assert client.get("/traces", params={"limit": 1001}).status_code == 422
+        assert client.get("/traces/a2").json()["steps"][0]["args"] == {"order_id": "#W2000"}
+        r = client.delete("/traces/a2")
+        assert r.status_code == 200
+        assert r.json()["deleted"] is True and r.json()["learned_from"] == [
+            {"name": "get_order-then-cancel_order", "version": 1, "status": "active"}]
+        assert "kept as they are" in r.json()["effect"]
+        assert client.get("/traces/a2").status_code == 404
+        r = client.delete("/traces/a2")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert client.post("/learn").json()["updated"] == ["get_order-then-cancel_order"]
+        lineages = [v["lineage"]["traces"] for v in
+                    client.get("/procedures/get_order-then-cancel_order/versions").json()]
+        assert lineages == [["a1", "a2"], ["a1"]]
