@@ -21,7 +21,10 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from rich.console import Console
 
+from procmem.cli_render import procedure_view
+from procmem.export import to_markdown
 from procmem.importers import import_transcripts
 from procmem.mcp_server import build_server
 from procmem.memory import Memory
@@ -241,3 +244,8 @@ def test_args_with_a_reserved_key_at_their_top_are_one_literal() -> None:
     got: list[dict[str, Any]] = []
     ex = mem.replay("raw", tools={"raw": lambda **kw: got.append(kw) or "ok"}, task="send raw")
     assert ex.status == "succeeded" and got == [{"$param": "x", "n": 1}]
+    # shown as the data it is, not as a reference
+    console = Console(width=200, record=True)
+    console.print(procedure_view(proc))
+    assert 'args = {"$param": "x", "n": 1}' in console.export_text()
+    assert '- the whole arguments object: `{"$param": "x", "n": 1}`' in to_markdown(proc)

@@ -198,8 +198,11 @@ def procedure_view(proc: Procedure) -> RenderableType:
         if step.side_effect is not None:
             label.append("  side effect" if step.side_effect else "  read-only", style="dim")
         node = tree.add(label)
-        for key, value in step.args.items():
-            node.add(Text(f"{key} = ").append_text(template_text(value)))
+        if is_ref(step.args):  # args that are one node: data escaped whole, or a reference
+            node.add(Text("args = ").append_text(template_text(step.args)))
+        else:
+            for key, value in step.args.items():
+                node.add(Text(f"{key} = ").append_text(template_text(value)))
         for check in step.expect:
             node.add(Text(f"expect {check.op} {check.path or '/'} {short(check.value, 40)}",
                           style="dim"))
