@@ -20,16 +20,19 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 from rich.console import Console
 
 from procmem.cli_render import procedure_view
 from procmem.export import to_markdown
 from procmem.importers import import_transcripts
+from procmem.induce import induce
 from procmem.mcp_server import build_server
 from procmem.memory import Memory
 from procmem.model import Trace, TraceStep
-from procmem.template import bind, references
+from procmem.template import bind, param, references
 from test_importers import BUILDERS
 
 NAME = "lookup-then-charge"
@@ -249,3 +252,45 @@ def test_args_with_a_reserved_key_at_their_top_are_one_literal() -> None:
     console.print(procedure_view(proc))
     assert 'args = {"$param": "x", "n": 1}' in console.export_text()
     assert '- the whole arguments object: `{"$param": "x", "n": 1}`' in to_markdown(proc)
+
+
+def test_a_repair_keeps_reserved_key_data_of_the_recovery_as_literals() -> None:
+    """Repairs build templates from a recovery trace's args too (procmem.learning.candidates)."""
+    from procmem.learning.candidates import repair
+    from procmem.model import Execution
+    from test_candidates import proc, run
+    from test_candidates import st as tstep
+
+    p = proc("p", [tstep("s1", "lookup", q=param("q")), tstep("s2", "old_fix", v=1)], ["q"])
+    ex = Execution(id="ex_p", procedure="p", version=1, params={"q": "abc"}, status="paused",
+                   task="look up abc", step_runs=[run(0, p.steps[0], {"q": "abc"}, '{"v": 7}')])
+    data = {"$step": "s9", "path": "/card"}
+    recovery = Trace(task="t", steps=[
+        TraceStep(action="new_fix", args={"q": "abc", "data": data, "deep": {"x": [data]}}),
+        TraceStep(action="raw", args={"$param": "q", "v": 7})])
+    cand = repair(p, ex, recovery)
+    assert cand is not None
+    fix, raw = cand.procedure.steps[1:]
+    assert fix.args == {"q": {"$param": "q"}, "data": {"$literal": data},
+                        "deep": {"x": {"$literal": [data]}}}
+    assert raw.args == {"$literal": {"$param": "q", "v": 7}}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["$param", "$step", "$ask", "$literal", "$x", "path", "from", "a", ""]),
+        inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(args=st.dictionaries(st.sampled_from(["$param", "$step", "a", "b/c", "~"]), json_values,
+                            max_size=4))
+def test_induced_literals_bind_back_to_the_demonstrated_args(args: dict[str, Any]) -> None:
+    """Whatever JSON a demonstration sends (``$`` keys anywhere), the induced template binds,
+    without resolving anything, to exactly that JSON."""
+    demos = [Trace(task="-", outcome="success", steps=[TraceStep(action="act", args=args)])
+             for _ in range(2)]
+    step = induce(demos).steps[0]
+    assert bind(step.args, _no_reference)[0] == args
