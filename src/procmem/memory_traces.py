@@ -106,7 +106,8 @@ def group_failure(name: str, signature: Sequence[str], trace_ids: Sequence[str],
     """A group that :meth:`procmem.Memory.learn` could not induce, as a report row.
 
     Args:
-        name: The procedure name the group would have.
+        name: The name of the group's actions (:func:`procmem.induce.procedure_name`;
+            ``learn`` appends ``-<steps>`` when another procedure holds that name).
         signature: Its action sequence.
         trace_ids: Its traces, in insertion order.
         err: What stopped it: an error of procmem's tree, or a model validation error.
