@@ -233,3 +233,26 @@ def test_traces_rest_list_show_delete(monkeypatch: pytest.MonkeyPatch) -> None:
         lineages = [v["lineage"]["traces"] for v in
                     client.get("/procedures/get_order-then-cancel_order/versions").json()]
         assert lineages == [["a1", "a2"], ["a1"]]
+
+
+def test_rest_learn_lists_the_groups_it_could_not_induce(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from procmem.rest import create_app
+
+    def induce_or_fail(group: list[Trace], **kw: Any) -> Any:
+        if group[0].signature()[-1] == "refund":
+            raise InvalidTemplate("cannot induce this one")
+        return induce(group, **kw)
+
+    monkeypatch.setattr(procmem.memory, "induce", induce_or_fail)
+    with TestClient(create_app(Memory(":memory:", embedder=None))) as client:
+        body = [json.loads(t.model_dump_json()) for t in
+                (order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad"))]
+        client.post("/traces", json=body)
+        out = client.post("/learn").json()
+    assert out["created"] == ["get_order-then-cancel_order"]
+    assert out["failed_groups"] == [{
+        "name": "get_order-then-refund", "actions": ["get_order", "refund"], "traces": ["bad"],
+        "trace_count": 1, "code": "invalid_template", "error": "InvalidTemplate",
+        "message": "cannot induce this one"}]
