@@ -207,6 +207,46 @@ class StoreContract:
             store.get_trace("tr_nope")
         assert (info.value.kind, info.value.key) == ("trace", "tr_nope")
 
+    def test_delete_trace(self, store: Store) -> None:
+        batch = [Trace(task=f"task {i}") for i in range(4)]
+        store.put_traces(batch)
+        assert store.trace_deletions() == 0
+        assert store.delete_trace(batch[1].id) is True
+        assert store.delete_trace(batch[1].id) is False  # already gone
+        assert store.delete_trace("tr_nope") is False
+        assert store.trace_deletions() == 1  # only a real deletion counts
+        with pytest.raises(NotFound):
+            store.get_trace(batch[1].id)
+        assert store.count_traces() == 3
+        assert [t.id for t in store.list_traces()] == [batch[0].id, batch[2].id, batch[3].id]
+        # deleted and put again: a new trace, after the others; the count of deletions stays
+        store.put_traces([batch[1].model_copy(update={"task": "other content"})])
+        assert [t.id for t in store.list_traces()][-1] == batch[1].id
+        assert store.delete_trace(batch[3].id) is True
+        assert store.trace_deletions() == 2
+        assert store.count_traces() == 3
+
+    def test_delete_trace_keeps_versions_and_reindexes_their_names(self, store: Store) -> None:
+        self._search_fixture(store)
+        store.put_procedure(proc("proc_a", 2, "candidate", lineage={"traces": ["d2"]}))
+        assert [(p.name, p.version) for p in store.list_versions_by_trace("d1")] == [
+            ("proc_a", 1)]
+        assert [(p.name, p.version) for p in store.list_versions_by_trace("d2")] == [
+            ("proc_a", 1), ("proc_a", 2)]
+        assert store.list_versions_by_trace("tr_nope") == []
+        rev = store.index_revision()
+        assert store.delete_trace("d1") is True
+        assert [p.version for p in store.list_versions("proc_a")] == [1, 2]  # kept
+        assert store.get_procedure("proc_a", 1).lineage.traces == ["d1", "d2", "never-stored"]
+        assert [(p.name, p.version) for p in store.list_versions_by_trace("d1")] == [
+            ("proc_a", 1)]  # the lineage still names it
+        assert store.index_revision() > rev
+        assert "proc_a" in (store.index_changes(rev) or [])
+        docs = dict(store.index_documents())
+        assert "ordered by mistake" not in docs["proc_a"]  # the deleted task left search
+        assert "pending order" in docs["proc_a"]
+        assert store.search_text("mistake") == []
+
     # procedures -----------------------------------------------------------
 
     @fixture_ok

@@ -3,7 +3,8 @@
 Commands: ``learn``, ``list``, ``show``, ``search``, ``replay``, ``resume``,
 ``eval``, ``demo`` (``procmem --help``), and the learning commands of
 :mod:`procmem.cli_learning` (``stats``, ``report``, ``optimize``, ``history``,
-``diff``, ``rollback``, ``pin``, ``unpin``, ``decay``, ``delete``), imported
+``diff``, ``rollback``, ``pin``, ``unpin``, ``decay``, ``delete``), ``traces``
+(:mod:`procmem.cli_traces`: ``list``, ``show``, ``rm``), imported
 last so that they register on :data:`main`. Rendering lives in
 :mod:`procmem.cli_render`.
 
@@ -602,6 +603,7 @@ from . import (  # noqa: E402, F401
     cli_rest,
     cli_search,
     cli_tools,
+    cli_traces,
 )
 
 if __name__ == "__main__":

@@ -198,8 +198,11 @@ def procedure_view(proc: Procedure) -> RenderableType:
         if step.side_effect is not None:
             label.append("  side effect" if step.side_effect else "  read-only", style="dim")
         node = tree.add(label)
-        for key, value in step.args.items():
-            node.add(Text(f"{key} = ").append_text(template_text(value)))
+        if is_ref(step.args):  # args that are one node: data escaped whole, or a reference
+            node.add(Text("args = ").append_text(template_text(step.args)))
+        else:
+            for key, value in step.args.items():
+                node.add(Text(f"{key} = ").append_text(template_text(value)))
         for check in step.expect:
             node.add(Text(f"expect {check.op} {check.path or '/'} {short(check.value, 40)}",
                           style="dim"))
@@ -224,7 +227,8 @@ def procedure_view(proc: Procedure) -> RenderableType:
 
 
 def learn_view(imported: Mapping[str, Any] | None, learned: Mapping[str, Any]) -> RenderableType:
-    """What ``learn`` did: traces read/stored, procedures created/updated/unchanged."""
+    """What ``learn`` did: traces read/stored, procedures created/updated/unchanged, and
+    the groups it could not induce (skipped, with their error code and traces)."""
     parts: list[RenderableType] = []
     if imported is not None:
         line = Text(f"traces: {imported['read']} read, {imported['stored']} new")
@@ -240,6 +244,15 @@ def learn_view(imported: Mapping[str, Any] | None, learned: Mapping[str, Any]) -
             for name in names:
                 tree.add(Text(name, style=style))
             parts.append(tree)
+    failed = learned.get("failed_groups") or []
+    if failed:
+        tree = Tree(Text(f"not learned (skipped): {len(failed)} group(s)", style="bold red"))
+        for row in failed:
+            ids = ", ".join(row["traces"][:5])
+            more = row["trace_count"] - min(5, len(row["traces"]))
+            tree.add(Text(f"{row['name']} [{row['code']}] {row['message']} — trace(s) {ids}"
+                          + (f" and {more} more" if more > 0 else ""), style="red"))
+        parts.append(tree)
     return Group(*parts)
 
 

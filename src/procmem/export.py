@@ -216,8 +216,11 @@ def _step_block(number: int, step: Step, steps: _Steps) -> list[str]:
     lines = [head]
     if step.args and step.description:
         lines.append("   Arguments:")
-    for key, node in step.args.items():
-        lines.extend(_arg_lines(key, node, steps, "   "))
+    if any(k in step.args for k in ("$param", "$step", "$ask", "$literal")):
+        lines.append(f"   - the whole arguments object: {_value(step.args, steps)}")
+    else:
+        for key, node in step.args.items():
+            lines.extend(_arg_lines(key, node, steps, "   "))
     if not step.args:
         lines.append("   (no arguments)")
     if step.side_effect is True:

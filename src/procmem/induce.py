@@ -9,7 +9,8 @@ demonstration, Cypher 1993 "Watch What I Do"):
    not copied). Traces with outcome ``failure`` and empty signatures are left out.
 2. **Align** the traces of a group position by position (equal signatures make
    the alignment exact) and walk every argument leaf (objects are descended;
-   lists and scalars are leaves).
+   lists and scalars are leaves; an object with a ``$`` key is data, one leaf,
+   kept whole: it becomes a ``$literal``, never a reference).
 3. **Classify** each leaf across the demonstrations, in this order:
 
    * constant wherever the corpus uses that (action, argument) -> literal;
@@ -24,7 +25,10 @@ demonstration, Cypher 1993 "Watch What I Do"):
    * equal in every demonstration (2+) -> literal;
    * otherwise -> ``$ask``.
 
-Invariants: induction is deterministic (same traces in the same order give
+Invariants: trace values are data: a value taken from a trace enters the
+procedure only through :func:`procmem.template.literal` (escaped when it has a
+``$`` key), so a replay sends back exactly what was demonstrated; induction is
+deterministic (same traces in the same order give
 the same procedure content); every reference in the result validates
 (:func:`procmem.template.validate`); the result has at least one step.
 """
@@ -148,8 +152,14 @@ def _canon(v: Any) -> str:
 
 
 def _leaves(obj: Any, base: str = "") -> Iterator[tuple[str, Any]]:
-    """(pointer, value) for every leaf: objects are descended, lists and scalars are leaves."""
-    if isinstance(obj, dict) and obj:
+    """(pointer, value) for every leaf: objects are descended, lists and scalars are leaves.
+
+    An object with a ``$`` key (:func:`procmem.template.has_reserved_key`) is one
+    leaf, never descended: rebuilt key by key it would read as a reference, so
+    it only enters a template whole, through :func:`procmem.template.literal`.
+    At the top (``base == ""``) such an object is yielded whole at pointer ``""``.
+    """
+    if isinstance(obj, dict) and obj and not tpl.has_reserved_key(obj):
         for k, v in obj.items():
             yield from _leaves(v, tpl.join_pointer(base, k))
     else:
@@ -240,6 +250,12 @@ def induce(
     steps: list[Step] = []
     n = len(traces)
     for i, action in enumerate(sig):
+        if any(tpl.has_reserved_key(d[i].args) for d in demos):
+            # args with a "$" key at the top are data: the whole object is one leaf
+            whole = _classify([d[i].args for d in demos], "", i, action, n, tasks, corpus,
+                              flat, step_ids, params, param_by_values)
+            steps.append(Step(id=step_ids[i], action=action, args=whole))
+            continue
         keys = _common_keys([d[i].args for d in demos])
         args: dict[str, Any] = {}
         for ptr in keys:
@@ -341,7 +357,7 @@ def _classify(
             return tpl.step_ref(step_ids[k], min(common, key=lambda p: (p.count("/"), p)))
     if all_equal and n >= 2:
         return tpl.literal(values[0])
-    prompt = f"{ptr[1:].replace('/', '.')} for {action}"
+    prompt = f"{ptr[1:].replace('/', '.') or 'args'} for {action}"
     for k in range(i):
         parents: set[str] | None = None
         for j, v in enumerate(values):

@@ -365,7 +365,8 @@ class ProcmemServer(Server[Any]):
                                 "outcome": trace.outcome}
         if a.learn:
             report = await self._run(self.memory.learn)
-            data["learned"] = {"created": report.created, "updated": report.updated}
+            data["learned"] = {"created": report.created, "updated": report.updated,
+                               "failed_groups": report.failed_groups}
             data["tools"] = [tool_name(n, prefix=self._prefix)
                              for n in [*report.created, *report.updated]]
         return json_result(data)

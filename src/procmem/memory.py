@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from .bind import Binding, bind_task
 from .checks import check_templates
 from .embed import Embedder, default_embedder
-from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
+from .errors import Conflict, InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
 from .induce import CorpusStats, group_key, induce, procedure_name
 from .learning.promote import PromotionPolicy
@@ -38,6 +40,7 @@ from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
+from .memory_traces import TraceImpact, group_failure, trace_impact
 from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
@@ -77,6 +80,10 @@ class LearnReport:
         updated: Names of procedures that got a new version.
         unchanged: Names of procedures whose induction gave the same content.
         skipped: Traces left out (failed outcome, or no successful step).
+        failed_groups: Groups that could not be induced, skipped so that the
+            others are learned: one :func:`procmem.memory_traces.group_failure`
+            row each (``name``, ``actions``, ``traces``, ``trace_count``,
+            ``code``, ``error``, ``message``). A later ``learn`` tries them again.
     """
 
     traces: int = 0
@@ -85,19 +92,23 @@ class LearnReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: int = 0
+    failed_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class _TraceFold:
     """What :meth:`Memory.learn` folds over the stored traces, in insertion order.
 
-    Traces are append-only, so the fold is brought up to date with the new ones
-    only: ``corpus`` is :class:`CorpusStats` over all of them, ``groups`` the trace
-    ids of each :func:`procmem.induce.group_traces` group (by signature, in order of
-    first appearance), ``skipped`` the traces in no group.
+    Traces are append-only but for :meth:`Memory.delete_trace`, so the fold is
+    brought up to date with the new ones only, and starts over when the store's
+    ``trace_deletions`` differs from ``deletions``: ``corpus`` is
+    :class:`CorpusStats` over all of them, ``groups`` the trace ids of each
+    :func:`procmem.induce.group_traces` group (by signature, in order of first
+    appearance), ``skipped`` the traces in no group.
     """
 
     count: int = 0
+    deletions: int = 0
     last_id: str | None = None
     corpus: CorpusStats = field(default_factory=CorpusStats)
     groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
@@ -213,6 +224,24 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         """Traces in insertion order."""
         return self.store.list_traces(limit=limit, offset=offset)
 
+    # Deleting traces: what it changes is in procmem.memory_traces.
+    def delete_trace(self, trace_id: str) -> bool:
+        """Delete one stored trace; False if there was none.
+
+        Procedure versions learned from it are kept as they are; see
+        :meth:`trace_impact` for what the deletion changes.
+        """
+        self._traces_fold = _TraceFold()
+        return self.store.delete_trace(trace_id)
+
+    def trace_impact(self, trace_id: str) -> TraceImpact:
+        """What deleting a trace would change: the procedure versions learned from it.
+
+        Raises:
+            NotFound: No trace has this id.
+        """
+        return trace_impact(self.store, trace_id)
+
     def _all_traces(self) -> list[Trace]:
         """Every stored trace, in insertion order (read page by page)."""
         return _paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
@@ -246,8 +275,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         induced again (:func:`procmem.induce.induce`) and stored as version 1
         or as the next version when the content changed. The grouping and the
         corpus statistics are kept between calls and brought up to date with the
-        traces stored since (traces are append-only), so a later call reads only
-        those and the traces of the groups it induces again.
+        traces stored since (traces are append-only; after a deletion they are
+        computed again), so a later call reads only those and the traces of the
+        groups it induces again. A group that cannot be induced (an error of
+        procmem's tree or an invalid model) is skipped and listed under
+        ``failed_groups``; the other groups are learned.
 
         Args:
             traces: Traces to add first.
@@ -268,7 +300,10 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
         report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
         for sig, ids in state.groups.items():
-            self._learn_group(sig, ids, parsed, state.corpus, report, namespace)
+            try:
+                self._learn_group(sig, ids, parsed, state.corpus, report, namespace)
+            except (UsageError, Conflict, ValidationError) as err:  # this group only
+                report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
 
@@ -279,13 +314,16 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         read (the fold starts over when the store is not the one folded so far).
         """
         state = self._traces_fold
-        if state.count and (self.store.count_traces() < state.count or [
+        deletions = self.store.trace_deletions()
+        if state.count and (deletions != state.deletions or self.store.count_traces()
+                            < state.count or [
                 t.id for t in self.store.list_traces(limit=1, offset=state.count - 1)
         ] != [state.last_id]):
             state = _TraceFold()
         new = _paged(lambda limit, offset: self.store.list_traces(
             limit=limit, offset=state.count + offset))
         self._traces_fold = _TraceFold()  # until the fold below is whole
+        state.deletions = deletions
         state.corpus.add(new)
         for t in new:
             sig = group_key(t)

@@ -4,7 +4,8 @@
 runs it with uvicorn. The OpenAPI document is served at ``/openapi.json`` (the
 interactive docs at ``/docs``). Endpoints:
 
-* traces: ``POST /traces`` (a list, one transaction), ``GET /traces``, ``GET /traces/{id}``;
+* traces: ``POST /traces`` (a list, one transaction), ``GET /traces``, ``GET /traces/{id}``,
+  ``DELETE /traces/{id}`` (answers which procedure versions learned from it);
 * procedures: ``GET /procedures``, ``GET|PUT /procedures/{name}``,
   ``GET /procedures/{name}/versions[/{version}]``, ``GET /procedures/{name}/history``,
   ``POST /learn``, ``POST /optimize``;
@@ -55,6 +56,7 @@ from .errors import InvalidProcedure, MissingExtra, ProcmemError, UsageError
 from .extract import find_all
 from .learning.stats import VersionStats
 from .memory import Memory
+from .memory_traces import deletion_json
 from .model import Evidence, Execution, Hit, Procedure, Trace, utcnow
 from .rest_models import (
     NAME_PATTERN,
@@ -71,6 +73,7 @@ from .rest_models import (
     OptimizeOut,
     ResultRequest,
     StartRequest,
+    TraceDeleted,
     TracesAdded,
     TurnOut,
     error_responses,
@@ -314,6 +317,19 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
     def get_trace(trace_id: str = id_path("trace")) -> Trace:
         """One trace."""
         return locked(lambda: mem.get_trace(trace_id))
+
+    @app.delete("/traces/{trace_id}", response_model=TraceDeleted, tags=["traces"],
+                responses=error_responses(404))
+    def delete_trace(trace_id: str = id_path("trace")) -> TraceDeleted:
+        """Delete one trace, and say which procedure versions learned from it.
+
+        Those versions are kept as they are (immutable); the next ``POST /learn``
+        re-induces the trace's group from the traces that remain.
+        """
+        def delete() -> dict[str, Any]:
+            impact = mem.trace_impact(trace_id)  # 404 when there is no such trace
+            return deletion_json(impact, mem.delete_trace(trace_id))
+        return TraceDeleted.model_validate(locked(delete))
 
     # ------------------------------------------------------------------ procedures
 

@@ -37,14 +37,17 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "EvidenceRequest",
+    "FailedGroup",
     "Health",
     "HistoryRow",
     "LearnOut",
+    "LearnedFrom",
     "NextCall",
     "OptimizeOut",
     "ResultRequest",
     "StartRequest",
     "StepSummary",
+    "TraceDeleted",
     "TracesAdded",
     "TurnOut",
     "error_responses",
@@ -118,6 +121,42 @@ class TracesAdded(BaseModel):
     ids: list[str]
 
 
+class LearnedFrom(BaseModel):
+    """A procedure version whose lineage lists a trace."""
+
+    name: str
+    version: int = Field(ge=1)
+    status: Literal["candidate", "active", "deprecated"]
+
+
+class TraceDeleted(BaseModel):
+    """What ``DELETE /traces/{id}`` did (:func:`procmem.memory_traces.deletion_json`).
+
+    ``learned_from``: the procedure versions learned from the trace, kept as they
+    are; ``effect``: what the deletion changes, in plain words.
+    """
+
+    trace_id: str
+    deleted: bool
+    learned_from: list[LearnedFrom]
+    effect: str
+
+
+class FailedGroup(BaseModel):
+    """A group ``learn`` could not induce, so skipped.
+
+    One :func:`procmem.memory_traces.group_failure` row.
+    """
+
+    name: str
+    actions: list[str]
+    traces: list[str]
+    trace_count: int = Field(ge=0)
+    code: str
+    error: str
+    message: str
+
+
 class LearnOut(BaseModel):
     """:class:`procmem.memory.LearnReport` as JSON."""
 
@@ -127,6 +166,7 @@ class LearnOut(BaseModel):
     updated: list[str]
     unchanged: list[str]
     skipped: int = Field(ge=0)
+    failed_groups: list[FailedGroup] = Field(default_factory=list)
 
 
 class OptimizeOut(BaseModel):

@@ -9,7 +9,10 @@ A reference node is a JSON object whose first-class key starts with ``$``:
   time, optionally choosing from candidates (``from`` is a ``$step`` ref to a list);
 * ``{"$literal": <any>}`` — escapes a literal object that itself has a ``$`` key.
 
-Everything else is a literal. Invariants: :func:`bind` never returns a value
+Everything else is a literal. Data stays data: an object with a ``$`` key that
+comes from a trace (args or outputs) enters a template only through
+:func:`literal`, so a replay sends it back exactly as demonstrated
+(:func:`has_reserved_key`). Invariants: :func:`bind` never returns a value
 that still contains a reference node; :func:`validate` rejects every reference
 that could not bind (unknown param, later or unknown step, bad pointer).
 """
@@ -25,6 +28,7 @@ from .errors import InvalidTemplate
 __all__ = [
     "ask",
     "bind",
+    "has_reserved_key",
     "escape_pointer",
     "is_ref",
     "join_pointer",
@@ -65,9 +69,21 @@ def literal(value: Any) -> Any:
     return value
 
 
+def has_reserved_key(value: Any) -> bool:
+    """True when ``value`` is an object with a ``$`` key at its top.
+
+    Every ``$`` key is reserved by the template language (the reference keys
+    ``$param``, ``$step``, ``$ask``, ``$literal`` and any added later), so such an
+    object taken from data (a trace's args or outputs) is one opaque value: it
+    is never descended into to build a template, and it enters a template only
+    through :func:`literal`, escaped.
+    """
+    return isinstance(value, dict) and any(str(k).startswith("$") for k in value)
+
+
 def _needs_escape(value: Any) -> bool:
     if isinstance(value, dict):
-        return any(k.startswith("$") for k in value) or any(
+        return has_reserved_key(value) or any(
             _needs_escape(v) for v in value.values()
         )
     if isinstance(value, list):

@@ -286,6 +286,8 @@ def repair(procedure: Procedure, execution: Execution, recovery: Trace) -> Candi
         for ptr, value in _leaves(done.args):
             if ptr:
                 _set(args, ptr, _template_leaf(value, params, outputs))
+            elif tpl.has_reserved_key(value):  # "$" keys at the top: the args are one datum
+                args = _template_leaf(value, params, outputs)
         step = Step(id=next(ids), action=done.action, args=args,
                     description="recovered by the agent")
         steps.append(step)

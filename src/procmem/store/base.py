@@ -2,7 +2,8 @@
 
 Invariants (checked by ``tests/test_store.py``, one contract suite for every backend):
     * Traces are immutable: ``put_traces`` with an existing id and the same
-      content is a no-op; with different content it raises ``Conflict``.
+      content is a no-op; with different content it raises ``Conflict``. The
+      only way one leaves is ``delete_trace``, which bumps ``trace_deletions``.
     * Procedure versions are immutable in content: ``put_procedure`` of an
       existing ``(name, version)`` with the same :meth:`Procedure.content` is a
       no-op, different content raises ``Conflict``. Only ``status`` may change,
@@ -55,6 +56,29 @@ class Store(Protocol):
 
     def count_traces(self) -> int:
         """How many traces are stored."""
+        ...
+
+    def delete_trace(self, trace_id: str) -> bool:
+        """Delete one trace in one transaction; False if there was none.
+
+        Procedure versions are kept as they are (their lineage still lists the
+        id), but the search document of every name whose current version
+        learned from the trace is rebuilt without its task (logged as an index
+        change), and :meth:`trace_deletions` grows.
+        """
+        ...
+
+    def trace_deletions(self) -> int:
+        """A number that grows whenever a trace is deleted (0 when none ever was).
+
+        Traces are otherwise append-only: a cache folded over them in insertion
+        order stays valid while this number and the trace count say nothing was
+        taken out.
+        """
+        ...
+
+    def list_versions_by_trace(self, trace_id: str) -> list[Procedure]:
+        """Every procedure version whose lineage lists ``trace_id``, by name then version."""
         ...
 
     # procedures

@@ -58,6 +58,10 @@ _ID_CHUNK = 500  # ids per IN (json_each) query
 # deprecated one, else the highest candidate.
 _CURRENT_ORDER = ("(status = 'active') DESC, (status = 'deprecated') DESC, version DESC")
 
+# Names with a version whose lineage lists a trace id (?1).
+_NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
+                   "json_each(p.json, '$.lineage.traces') AS j WHERE j.value = ?1 ORDER BY p.name")
+
 
 # ----------------------------------------------------------------------------- store
 
@@ -249,6 +253,36 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL):
     def count_traces(self) -> int:
         """How many traces are stored."""
         return int(self._rows("SELECT COUNT(*) FROM traces")[0][0])
+
+    def delete_trace(self, trace_id: str) -> bool:
+        """Delete one trace; False if there was none.
+
+        In the same transaction, ``meta.trace_deletions`` grows and the names
+        whose current version's lineage lists the trace are re-indexed (their
+        search documents lose its task). Procedure versions are not changed.
+        """
+        with self._write() as conn:
+            gone = conn.execute("DELETE FROM traces WHERE id = ?", (trace_id,)).rowcount
+            if not gone:
+                return False
+            conn.execute("INSERT INTO meta (key, value) VALUES ('trace_deletions', 1) "
+                         "ON CONFLICT (key) DO UPDATE SET value = value + 1")
+            for (name,) in conn.execute(_NAMES_BY_TRACE, (trace_id,)).fetchall():
+                self._reindex(conn, name)
+        return True
+
+    def trace_deletions(self) -> int:
+        """How many trace deletions this store has seen (see the protocol)."""
+        rows = self._rows("SELECT value FROM meta WHERE key = 'trace_deletions'")
+        return int(rows[0][0]) if rows else 0
+
+    def list_versions_by_trace(self, trace_id: str) -> list[Procedure]:
+        """Every version whose lineage lists ``trace_id``, by name then version."""
+        rows = self._rows(
+            "SELECT p.json FROM procedures AS p WHERE EXISTS (SELECT 1 FROM "
+            "json_each(p.json, '$.lineage.traces') AS j WHERE j.value = ?) "
+            "ORDER BY p.name, p.version", (trace_id,))
+        return [Procedure.model_validate_json(r[0]) for r in rows]
 
     # --------------------------------------------------------------- procedures
 
