@@ -38,7 +38,14 @@ def test_locate_finds_only_token_bounded_verbatim_values() -> None:
     assert locate_all("#W1234567", text + " #W1234567") == [13, text.index(".") + 2]
 
 
-@pytest.mark.parametrize("value", [True, 5, "a", None, 1.5, ["#W1234567"], {"a": 1}])
+def test_locate_finds_a_float_as_written() -> None:
+    text = "Refund $35.50 of the copay, not 35.5x or 135.5."
+    assert locate(35.5, text) == text.index("35.50")
+    assert locate_all(35.5, text) == [text.index("35.50")]
+    assert locate(2.25, text) is None
+
+
+@pytest.mark.parametrize("value", [True, 5, "a", None, ["#W1234567"], {"a": 1}])
 def test_locate_refuses_values_too_short_or_not_text(value: object) -> None:
     assert locate(value, "True 5 a None 1.5 #W1234567") is None
     assert locate_all(value, "True 5 a None 1.5 #W1234567") == []

@@ -29,8 +29,10 @@ or, in that last case, occurs verbatim after its leading mark (``Found.restored`
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -99,19 +101,41 @@ def _occurrences(s: str, text: str, *, first: bool = False) -> list[int]:
     return out
 
 
+_NUMBER_TOKEN = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w]|\.\d)")
+
+
+def _number_spans(value: float, text: str) -> list[tuple[int, int]]:
+    """Spans of the numbers in ``text`` equal to ``value`` as decimals ("35.50" for 35.5)."""
+    want = Decimal(repr(value))
+    return [(m.start(), m.end()) for m in _NUMBER_TOKEN.finditer(text)
+            if Decimal(m.group()) == want]
+
+
+def _written(value: Any, text: str, start: int) -> str:
+    """The text of ``value``'s occurrence at ``start``: ``str(value)``, or for a float
+    the number as written there."""
+    if isinstance(value, float):
+        m = _NUMBER_TOKEN.match(text, start)
+        if m is not None:
+            return m.group()
+    return str(value)
+
+
 def locate(value: Any, text: str) -> int | None:
     """Index of the first verbatim, token-bounded occurrence of ``value`` in ``text``.
 
     Only strings of 2+ characters and integers of 2+ digits (not booleans) can
     be located; anything else returns ``None``.
     """
-    s = _locatable(value)
-    found = _occurrences(s, text, first=True) if s is not None else []
+    found = locate_all(value, text)
     return found[0] if found else None
 
 
 def locate_all(value: Any, text: str) -> list[int]:
-    """Start indexes of every token-bounded occurrence of ``value`` (see :func:`locate`)."""
+    """Start indexes of every token-bounded occurrence of ``value`` (see :func:`locate`);
+    a float is also found written with other decimals (35.5 in "$35.50")."""
+    if isinstance(value, float) and math.isfinite(value):
+        return [a for a, _ in _number_spans(value, text)]
     s = _locatable(value)
     return _occurrences(s, text) if s is not None else []
 
@@ -266,7 +290,10 @@ def learn_extractor(
             return None
         all_pos.append(at)
     strs = [str(v) for v in values]
-    positions = _choose_positions(all_pos, texts, [len(x) for x in strs], nth=nth)
+    widths = [len(x) for x in strs]
+    positions = _choose_positions(all_pos, texts, widths, nth=nth)
+    # a number may be written otherwise ("$35.50" for 35.5): its context is the text's
+    strs = [_written(v, t, p) for v, t, p in zip(values, texts, positions, strict=True)]
     kind = infer_kind(values, corpus_distinct=None if corpus_values is None else len(corpus_values),
                       corpus_count=corpus_count)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
@@ -279,7 +306,8 @@ def learn_extractor(
         pattern = (kind_pattern(kind, enum_values, digits_vary=len(digit_lengths) > 1)
                    or _shape(sorted(set(strs) | set(shape_values or ()))))
     before, after = _context(strs, texts, positions)
-    pairs = [(str(v), t) for v, t in context_examples or () if locate(v, t) is not None]
+    pairs = [(_written(v, t, at), t) for v, t in context_examples or ()
+             if (at := locate(v, t)) is not None]
     if pairs:
         before, after = _supported(before, after, pairs)
     before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
@@ -555,6 +583,8 @@ def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: s
     elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
           and distinctive(ex)):
         found = shape[0]
+        if kind in ("email", "url"):  # the only address in the text: its shape is its anchor
+            found = Found(found.value, found.start, found.end, True, found.restored)
     if found is not None and valid(kind, found.value):
         return found, ()
     cands: list[str] = []
