@@ -153,8 +153,8 @@ def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[i
 
     def context(j: int, p: int) -> tuple[list[str], list[str]]:
         t = texts[j]
-        left = [_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]]
-        right = [_norm_ctx(x) for x in _tokens(t[p + widths[j]:])[:_MAX_AFTER]]
+        left = [_norm_ctx(x) for x in _left_tokens(t, p)]
+        right = [_norm_ctx(x) for x in _right_tokens(t, p + widths[j])]
         return left, right
 
     ref_left, ref_right = context(ref_idx, all_pos[ref_idx][0])
@@ -187,6 +187,33 @@ def _bounded(rx: str, sample: str) -> str:
 
 def _tokens(s: str) -> list[str]:
     return _TOKEN.findall(s)
+
+
+_WINDOW = 160  # characters read around a value for its context (tokens are short)
+
+
+def _left_tokens(text: str, end: int) -> list[str]:
+    """The last :data:`_MAX_BEFORE` tokens of ``text[:end]``, reading only a window
+    before ``end`` (the whole prefix when a window holds too few whole tokens)."""
+    start = max(0, end - _WINDOW)
+    toks = _TOKEN.findall(text, start, end)
+    if start > 0:
+        toks = toks[1:]  # the first may be cut
+        if len(toks) < _MAX_BEFORE:
+            toks = _TOKEN.findall(text, 0, end)
+    return toks[-_MAX_BEFORE:]
+
+
+def _right_tokens(text: str, start: int) -> list[str]:
+    """The first :data:`_MAX_AFTER` tokens of ``text[start:]`` (a window, see
+    :func:`_left_tokens`)."""
+    end = min(len(text), start + _WINDOW)
+    toks = _TOKEN.findall(text, start, end)
+    if end < len(text):
+        toks = toks[:-1]  # the last may be cut
+        if len(toks) < _MAX_AFTER:
+            toks = _TOKEN.findall(text, start)
+    return toks[:_MAX_AFTER]
 
 
 def _tok_class(tok: str) -> str:
@@ -382,8 +409,8 @@ def _has_word(tokens: list[str]) -> bool:
 
 def _context(strs: list[str], texts: list[str], positions: list[int]
              ) -> tuple[list[str], list[str]]:
-    befores = [_tokens(t[:p])[-_MAX_BEFORE:] for t, p in zip(texts, positions, strict=True)]
-    afters = [_tokens(t[p + len(s):])[:_MAX_AFTER]
+    befores = [_left_tokens(t, p) for t, p in zip(texts, positions, strict=True)]
+    afters = [_right_tokens(t, p + len(s))
               for t, p, s in zip(texts, positions, strs, strict=True)]
     return _common_suffix(befores), _common_prefix(afters)
 
@@ -396,13 +423,7 @@ def _supported(before: list[str], after: list[str], pairs: list[tuple[str, str]]
     that only one demonstration has (a name, an item) is cut back to the part
     that the same action's other occurrences in the corpus also have.
     """
-    vals, texts = [p[0] for p in pairs], [p[1] for p in pairs]
-    pos = _choose_positions([locate_all(v, t) for v, t in pairs], texts,
-                            [len(v) for v in vals])
-    lefts = [[_norm_ctx(x) for x in _tokens(t[:p])[-_MAX_BEFORE:]]
-             for t, p in zip(texts, pos, strict=True)]
-    rights = [[_norm_ctx(x) for x in _tokens(t[p + len(v):])[:_MAX_AFTER]]
-              for t, p, v in zip(texts, pos, vals, strict=True)]
+    lefts, rights = _corpus_contexts(tuple(pairs))
     need = max(1, (len(pairs) + 1) // 2)
     nb = [_norm_ctx(x) for x in before]
     na = [_norm_ctx(x) for x in after]
@@ -413,6 +434,21 @@ def _supported(before: list[str], after: list[str], pairs: list[tuple[str, str]]
     while m > 0 and sum(1 for rt in rights if rt[:m] == na[:m]) < need:
         m -= 1
     return (before[len(before) - k:] if k else []), after[:m]
+
+
+@lru_cache(maxsize=512)
+def _corpus_contexts(pairs: tuple[tuple[str, str], ...]
+                     ) -> tuple[list[list[str]], list[list[str]]]:
+    """The normalized left and right context of each ``(value, text)`` pair (cached:
+    every group that has an action's argument reads the same corpus examples)."""
+    vals, texts = [p[0] for p in pairs], [p[1] for p in pairs]
+    pos = _choose_positions([locate_all(v, t) for v, t in pairs], texts,
+                            [len(v) for v in vals])
+    lefts = [[_norm_ctx(x) for x in _left_tokens(t, p)]
+             for t, p in zip(texts, pos, strict=True)]
+    rights = [[_norm_ctx(x) for x in _right_tokens(t, p + len(v))]
+              for t, p, v in zip(texts, pos, vals, strict=True)]
+    return lefts, rights
 
 
 def _trim_words(tokens: list[str], words: int, *, left: bool) -> list[str]:
