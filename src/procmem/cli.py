@@ -438,14 +438,18 @@ def _progress(enabled: bool, label: str, then: str | None = None, *,
 @click.option("--loo", is_flag=True,
               help="Leave-one-out: test on each trace of --train, learning from all the others.")
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
-              help="First stage of search: BM25, dense vectors, or both fused by RRF.")
+              help="First stage of search: BM25, dense vectors, or both fused by their scores.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Calibrate confidence on cross-validation folds of the train traces "
+                   "first, as `procmem calibrate` does for a memory in use.")
 @click.option("--cases", "show_cases", is_flag=True,
               help="Also show each test trace: its actions, the rank of its procedure, the "
                    "top hit and how its replay went (a \"cases\" list with --json).")
 @json_option
 @click.pass_context
 def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout: int | None,
-             loo: bool, retriever: Retriever, show_cases: bool, as_json: bool) -> None:
+             loo: bool, retriever: Retriever, calibrate: bool, show_cases: bool,
+             as_json: bool) -> None:
     """Measure how well procedural memory fits a set of traces, and how safely.
 
     Learns from the train traces, then for each test trace searches by its task
@@ -466,7 +470,7 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
     if loo:
         with _progress(not as_json, "leave-one-out: learning and replaying each trace") as fold:
             report = leave_one_out(train, retriever=retriever, embedder=embedder,
-                                   reranker=reranker, progress=fold)
+                                   reranker=reranker, progress=fold, calibrate=calibrate)
     else:
         if holdout is not None:
             train, test = split_holdout(train, holdout)
@@ -476,7 +480,8 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
         with _progress(not as_json, "learning, embedding, then replaying held-out traces",
                        "replaying held-out traces") as (embedded, replayed):
             report = evaluate(train, test, retriever=retriever, embedder=embedder,
-                              reranker=reranker, progress=replayed, embed_progress=embedded)
+                              reranker=reranker, progress=replayed, embed_progress=embedded,
+                              calibrate=calibrate)
     if as_json:
         _emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())
         return

@@ -199,10 +199,13 @@ class _Fold:
     """
 
     def __init__(self, mem: Memory, scratch: Memory, train: Sequence[Trace],
-                 retriever: Retriever, embed_progress: Progress | None = None) -> None:
+                 retriever: Retriever, embed_progress: Progress | None = None, *,
+                 calibrate: bool = True) -> None:
         self.mem, self.scratch, self.retriever = mem, scratch, retriever
         mem.learn(train)
         mem.reindex(progress=embed_progress)
+        if calibrate:  # on cross-validation folds of the train traces only
+            mem.calibrate(retrievers=[retriever if mem.embedder is not None else "bm25"])
         procedures = mem.list_procedures(limit=100_000)
         self.procedures = len(procedures)
         self.signatures = {p.signature() for p in procedures}
@@ -324,7 +327,8 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
              retriever: Retriever = "hybrid", embedder: Embedder | str | None = "default",
              reranker: Reranker | None = None,
              progress: Callable[[int, int], None] | None = None,
-             embed_progress: Callable[[int, int], None] | None = None) -> EvalReport:
+             embed_progress: Callable[[int, int], None] | None = None,
+             calibrate: bool = True) -> EvalReport:
     """Learn from ``train``, then search, replay and judge every ``test`` trace.
 
     Args:
@@ -338,6 +342,9 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
         progress: Called as ``progress(done, total)`` after each test trace.
         embed_progress: Called as ``progress(done, total)`` while the train
             traces' texts are embedded.
+        calibrate: Calibrate confidence on cross-validation folds of ``train``
+            first (:meth:`Memory.calibrate`), as a memory in use would be; with
+            ``False`` the fixed abstention rule decides ``confident``.
 
     Returns:
         An :class:`EvalReport`; ``cases`` has one dict per test trace, in order.
@@ -351,7 +358,7 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
         embedder = None  # keyword-only: nothing to embed
     with (Memory(":memory:", embedder=embedder, reranker=reranker) as mem,
           Memory(":memory:", embedder=None) as scratch):
-        fold = _Fold(mem, scratch, train, retriever, embed_progress)
+        fold = _Fold(mem, scratch, train, retriever, embed_progress, calibrate=calibrate)
         cases = []
         for n, trace in enumerate(test, 1):
             cases.append(fold.judge(trace))
@@ -366,7 +373,8 @@ def evaluate(train: Sequence[Trace], test: Sequence[Trace], *,
 def leave_one_out(traces: Sequence[Trace], *, retriever: Retriever = "hybrid",
                   embedder: Embedder | str | None = "default",
                   reranker: Reranker | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> EvalReport:
+                  progress: Callable[[int, int], None] | None = None,
+                  calibrate: bool = True) -> EvalReport:
     """Leave-one-out: for each trace, learn from all the others and judge it.
 
     Each fold learns into a new in-memory memory. Texts are embedded once across
@@ -374,7 +382,8 @@ def leave_one_out(traces: Sequence[Trace], *, retriever: Retriever = "hybrid",
 
     Args:
         traces: At least 2 traces.
-        retriever / embedder / reranker: As for :func:`evaluate`.
+        retriever / embedder / reranker / calibrate: As for :func:`evaluate`
+            (each fold is calibrated on its own train traces).
         progress: Called as ``progress(done, total)`` after each fold.
 
     Returns:
@@ -400,7 +409,7 @@ def leave_one_out(traces: Sequence[Trace], *, retriever: Retriever = "hybrid",
         for n, trace in enumerate(traces):
             others = [*traces[:n], *traces[n + 1:]]
             with Memory(":memory:", embedder=shared, reranker=reranker) as mem:
-                fold = _Fold(mem, scratch, others, retriever)
+                fold = _Fold(mem, scratch, others, retriever, calibrate=calibrate)
                 cases.append(fold.judge(trace))
                 procedures += fold.procedures
             if progress:

@@ -25,6 +25,7 @@ import numpy as np
 from .calibration import (
     MIN_EACH,
     MIN_SAMPLES,
+    TARGET_PRECISION,
     Calibration,
     bound_values_right,
     calibration_key,
@@ -112,7 +113,8 @@ def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
     return out
 
 
-def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = 0.98,
+def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
+              retrievers: Sequence[str] | None = None,
               progress: Progress | None = None) -> CalibrationReport:
     """Fit and save the confidence calibration of every retriever the memory can use.
 
@@ -122,6 +124,8 @@ def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = 0.98,
         folds: K of the cross-validation, 2-20.
         target_precision: The share of confident hits that must be right on the
             cross-validated hits, 0.5-1.
+        retrievers: Which first stages to calibrate (default: ``bm25``, and
+            ``hybrid`` when the memory has an embedder).
         progress: ``progress(done, total)`` per held-out trace.
 
     Returns:
@@ -136,7 +140,10 @@ def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = 0.98,
         raise UsageError(f"target_precision must be 0.5-1, got {target_precision}")
     traces = [t for t in memory.store.list_traces(limit=10_000_000) if group_key(t) is not None]
     embedder = memory.embedder
-    retrievers = ["bm25"] if embedder is None else ["bm25", "hybrid"]
+    if retrievers is None:
+        retrievers = ["bm25"] if embedder is None else ["bm25", "hybrid"]
+    elif embedder is None and any(r != "bm25" for r in retrievers):
+        raise UsageError("only the bm25 retriever can be calibrated without an embedder")
     report = CalibrationReport(traces=len(traces), folds=folds)
     data = cross_validate(memory, traces, folds=folds, retrievers=retrievers, progress=progress)
     for r, (rows, labels) in data.items():

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from .bm25 import tokenize
-from .calibration import Calibration, calibration_key
+from .calibration import TARGET_PRECISION, Calibration, calibration_key
 from .embed import Embedder
 from .errors import StoreError, UsageError
 from .learning.stats import posterior
@@ -354,7 +354,8 @@ class SearchMixin:
         self._calibration_cache = ((key, text), cal)
         return cal
 
-    def calibrate(self, *, folds: int = 5, target_precision: float = 0.98,
+    def calibrate(self, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
+                  retrievers: Sequence[str] | None = None,
                   progress: Progress | None = None) -> CalibrationReport:
         """Calibrate search confidence on cross-validation folds of the stored traces.
 
@@ -369,7 +370,9 @@ class SearchMixin:
 
         Args:
             folds: K, 2-20.
-            target_precision: 0.5-1 (default 0.98).
+            target_precision: 0.5-1 (default 0.99).
+            retrievers: First stages to calibrate (default ``bm25``, and
+                ``hybrid`` with an embedder).
             progress: ``progress(done, total)`` per held-out trace.
 
         Returns:
@@ -377,11 +380,13 @@ class SearchMixin:
             with too few cross-validated hits is listed in ``skipped``).
 
         Raises:
-            UsageError: ``folds`` or ``target_precision`` is out of range.
+            UsageError: ``folds`` or ``target_precision`` is out of range, or a
+                retriever other than ``bm25`` without an embedder.
         """
         from .memory_calibrate import calibrate
         return calibrate(cast("Memory", self), folds=folds,
-                         target_precision=target_precision, progress=progress)
+                         target_precision=target_precision, retrievers=retrievers,
+                         progress=progress)
 
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
