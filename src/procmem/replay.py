@@ -54,9 +54,20 @@ from .drivers import (
     ToolResult,
     adrive,
     drive,
+    idempotency_key,
 )
 from .errors import CycleError, InvalidTemplate, ParamError, ReplayError
-from .model import Execution, Need, Param, Procedure, Step, StepRun, utcnow
+from .model import (
+    Attempt,
+    CallStarted,
+    Execution,
+    Need,
+    Param,
+    Procedure,
+    Step,
+    StepRun,
+    utcnow,
+)
 from .template import bind, join_pointer, resolve_pointer
 
 __all__ = [
@@ -72,6 +83,7 @@ __all__ = [
     "check_subprocedures",
     "check_tools",
     "drive",
+    "idempotency_key",
     "replay_core",
 ]
 
@@ -219,38 +231,76 @@ class _Run:
         error_key = f"error:{step.id}"
         resuming_ask = policy.policy == "ask" and error_key in ex.answers
         if prev is not None and prev.status == "failed" and resuming_ask:
-            return (yield from self._use_answer(prev.model_copy(), ex.answers[error_key]))
+            return (yield from self._use_answer(prev.model_copy(deep=True),
+                                                ex.answers[error_key]))
         bound = yield from self._bind_args(step)
         if isinstance(bound, list):
             ex.needs = bound
             return _PAUSE
-        run = StepRun(index=index, step_id=step.id, action=step.action, attempts=0)
+        run = self._next_try(index, step, prev, None if isinstance(bound, str) else bound[0])
         if isinstance(bound, str):  # args cannot bind: retrying would not help
             run.error = bound
             return (yield from self._after_failure(step, run))
         run.args, run.sources = bound
+        tries = 0
         while True:
-            run.attempts += 1
+            if tries:  # a retry: the failed try is kept, the next one has a new number
+                run.history.append(_as_attempt(run, "failed"))
+                run.attempt += 1
+                run.output, run.error, run.child_execution_id = None, None, None
+                run.started_at, run.duration_ms = utcnow(), 0.0
+            tries += 1
             if step.subprocedure is not None:
-                outcome = yield from self._call_child(step, run)
+                outcome = yield from self._call_child(step, run, tries == 1)
             else:
                 outcome = yield from self._call_tool(step, run)
             if outcome.paused:
                 return _PAUSE
-            run.duration_ms += outcome.duration_ms
+            run.attempts += 1
+            run.duration_ms = outcome.duration_ms
             run.output, run.child_execution_id = outcome.output, outcome.child_id
             run.error = outcome.error
             if run.error is None:
                 failed_check = first_failure(step.expect, run.output)
                 run.error = None if failed_check is None else f"expect failed: {failed_check}"
-            if run.error is None or policy.policy != "retry" or run.attempts > policy.retries:
+            if run.error is None or policy.policy != "retry" or tries > policy.retries:
                 break
-            yield Sleep(policy.backoff_s * 2 ** (run.attempts - 1))
+            run.status = "failed"  # stored as failed until the retry's outcome is known
+            yield from self._record(run)
+            run.status = "succeeded"
+            yield Sleep(policy.backoff_s * 2 ** (tries - 1))
         if run.error is not None:
             return (yield from self._after_failure(step, run))
         self.outputs[step.id] = run.output
         yield from self._record(run)
         return _NEXT
+
+    def _next_try(self, index: int, step: Step, prev: StepRun | None,
+                  args: dict[str, Any] | None) -> StepRun:
+        """A new step run for the step's next try, keeping every earlier try in ``history``.
+
+        A failed earlier run moves into the history. A call left open by a run
+        that stopped (``ex.in_flight`` without a stored try of its number) is kept
+        as ``unknown`` and, when the args bind to the same values, tried again with
+        its number (so its idempotency key); otherwise the next number is used.
+        """
+        run = StepRun(index=index, step_id=step.id, action=step.action, attempts=0)
+        if prev is not None and prev.status == "failed":
+            run.history = [*prev.history, _as_attempt(prev, "failed")]
+            run.attempt, run.attempts = prev.attempt + 1, prev.attempts
+        open_call = self.ex.in_flight
+        if (open_call is not None and open_call.index == index
+                and (prev is None or prev.attempt < open_call.attempt)):
+            run.history.append(Attempt(
+                attempt=open_call.attempt, status="unknown", args=open_call.args,
+                started_at=open_call.started_at,
+                error="interrupted: the run stopped after sending this call and before "
+                      "storing its result; it may or may not have taken effect"))
+            run.attempts += 1
+            same = args is not None and args == open_call.args
+            run.attempt = open_call.attempt if same else open_call.attempt + 1
+        self.ex.in_flight = None
+        return run
 
     def _after_failure(self, step: Step, run: StepRun) -> Generator[Event, Any, str]:
         """Apply ``on_error`` to a failed step run; returns next / stop / pause."""
@@ -284,8 +334,10 @@ class _Run:
         return _STOP
 
     def _use_answer(self, run: StepRun, answer: Any) -> Generator[Event, Any, str]:
-        """An ``on_error: ask`` answer becomes the step's output."""
+        """An ``on_error: ask`` answer becomes the step's output; the failed try is kept."""
+        run.history.append(_as_attempt(run, "failed"))
         run.output, run.error, run.status = _storable(answer), None, "succeeded"
+        run.duration_ms = 0.0
         run.sources = {"": "ask"}
         self.outputs[run.step_id] = run.output
         yield from self._record(run)
@@ -370,18 +422,30 @@ class _Run:
     # -- calls
 
     def _call_tool(self, step: Step, run: StepRun) -> Generator[Event, Any, _Outcome]:
-        result = yield ToolCall(step.id, step.action, copy.deepcopy(run.args), run.attempts)
+        """Store the call as started (``in_flight``), then yield it."""
+        ex = self.ex
+        ex.in_flight = CallStarted(index=run.index, step_id=step.id, action=step.action,
+                                   attempt=run.attempt, args=copy.deepcopy(run.args),
+                                   started_at=run.started_at)
+        yield Persist(ex, None)
+        result = yield ToolCall(step.id, step.action, copy.deepcopy(run.args), run.attempt,
+                                idempotency_key(ex.id, step.id, run.attempt))
+        ex.in_flight = None  # stored at the next header write; stale until then (see Execution)
         if not isinstance(result, ToolResult):
             raise ReplayError(f"driver answered a ToolCall with {type(result).__name__}")
         return _Outcome(_storable(result.output), result.error, max(result.duration_ms, 0.0))
 
-    def _call_child(self, step: Step, run: StepRun) -> Generator[Event, Any, _Outcome]:
-        """Run the sub-procedure as a child execution; its events pass through."""
+    def _call_child(self, step: Step, run: StepRun,
+                    first: bool) -> Generator[Event, Any, _Outcome]:
+        """Run the sub-procedure as a child execution; its events pass through.
+
+        ``first``: the first try of this run, which continues a paused child.
+        """
         ex, name = self.ex, step.subprocedure
         assert name is not None
         child_proc = self.procedures[name]  # present: check_subprocedures ran
         snap_key, prefix = f"child:{step.id}", f"{step.id}/"
-        snapshot = ex.answers.get(snap_key) if run.attempts == 1 else None
+        snapshot = ex.answers.get(snap_key) if first else None
         if snapshot is not None:
             child = Execution.model_validate(snapshot)
         else:
@@ -439,16 +503,16 @@ class _Run:
 
     def _pause(self, needs: list[Need]) -> Core:
         ex = self.ex
-        ex.status, ex.needs = "paused", needs
-        ex.duration_ms = sum(r.duration_ms for r in ex.step_runs)
+        ex.status, ex.needs, ex.in_flight = "paused", needs, None
+        ex.duration_ms = sum(r.total_ms for r in ex.step_runs)
         yield Persist(ex, None)
         return ex
 
     def _end(self, status: str) -> Core:
         ex = self.ex
         ex.status = "succeeded" if status == "succeeded" else "failed"
-        ex.needs, ex.finished_at = [], utcnow()
-        ex.duration_ms = sum(r.duration_ms for r in ex.step_runs)
+        ex.needs, ex.finished_at, ex.in_flight = [], utcnow(), None
+        ex.duration_ms = sum(r.total_ms for r in ex.step_runs)
         yield Persist(ex, None)
         return ex
 
@@ -471,6 +535,15 @@ def _relay(core: Core, prefix: str) -> Core:
             }
         else:
             reply = yield event
+
+
+def _as_attempt(run: StepRun, status: str) -> Attempt:
+    """The latest try of ``run`` as a history entry (a copy)."""
+    return Attempt.model_validate({
+        "attempt": run.attempt, "status": status, "args": copy.deepcopy(run.args),
+        "sources": dict(run.sources), "output": copy.deepcopy(run.output), "error": run.error,
+        "duration_ms": run.duration_ms, "started_at": run.started_at,
+        "child_execution_id": run.child_execution_id})
 
 
 def _strip_omitted(value: Any) -> Any:
