@@ -33,12 +33,13 @@ from .errors import InvalidProcedure, NotFound, ReplayError, UsageError
 from .extract import check_extractor
 from .induce import CorpusStats, group_key, induce, procedure_name
 from .learning.promote import PromotionPolicy
+from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, StepRun, Trace
+from .model import NAME_PATTERN, Execution, Lineage, Need, Procedure, Trace
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
 from .rerank import Reranker
@@ -120,6 +121,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
         reranker: A language model that reorders the top hits of every search
             (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
+        lease_s: How long a replay or resume holds an execution's lease unless
+            it renews it (seconds, default :data:`procmem.lease.DEFAULT_LEASE_S`,
+            60): another process cannot resume the execution meanwhile
+            (``ExecutionBusy``). A run renews it as steps finish; a run killed
+            outright blocks a resume this long, so make it longer than the
+            longest tool call.
         save_index: Save a search index built from
             :data:`procmem.memory_search.SNAPSHOT_MIN` procedures or more in the
             store, so the next process loads it instead of building it (it adds
@@ -135,7 +142,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  store: Store | None = None, policy: PromotionPolicy | None = None,
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
-                 reranker: Reranker | None = None, save_index: bool = True) -> None:
+                 reranker: Reranker | None = None, save_index: bool = True,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
+        if not lease_s > 0:
+            raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
+        self.lease_s = lease_s
         self.store: Store = store if store is not None else open_store(location)
         self.reranker = reranker
         self.policy = policy or PromotionPolicy()
@@ -454,12 +465,6 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                     stack.append(subs[name])
         return subs
 
-    def _persist(self, execution: Execution, step_run: StepRun | None) -> None:
-        if step_run is None:
-            self.store.put_execution(execution)
-        else:
-            self.store.put_step_run(execution.id, step_run)
-
     def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                params: Mapping[str, Any] | None = None,
                resolver: Resolver | None = None) -> Execution:
@@ -490,7 +495,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             CycleError: Sub-procedures call each other in a cycle.
         """
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
+        try:
+            return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
+        finally:
+            keeper.release()
 
     async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                       params: Mapping[str, Any] | None = None,
@@ -498,23 +507,37 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                       ) -> Execution:
         """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
+        try:
+            return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
+        finally:
+            keeper.release()
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
-                tools: Tools) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+                tools: Tools) -> tuple[Core, LeaseKeeper]:
+        """The core that continues a stored execution, and the lease it now holds."""
         ex = self.store.get_execution(execution_id)
         if ex.status == "succeeded":
             raise ReplayError(f"execution {execution_id!r} already succeeded")
         proc = self.store.get_procedure(ex.procedure, ex.version)
         subs = self._subprocedures(proc)
         check_tools(proc, subs, tools)
+        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
+        keeper.acquire(execution_id)  # ExecutionBusy while another run holds it
+        ex = self.store.get_execution(execution_id)  # as stored once leased
+        if ex.status == "succeeded":
+            keeper.release()
+            raise ReplayError(f"execution {execution_id!r} already succeeded")
         ex.answers.update(answers or {})
         ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
-        return proc, ex, subs
+        return replay_core(proc, ex, subs), keeper
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:
         """Continue a paused (or interrupted, or failed) execution.
+
+        The run takes the execution's lease first (see ``lease_s``), so an
+        execution running in another process is never resumed twice.
 
         Args:
             execution_id: The execution to continue.
@@ -523,20 +546,32 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             resolver: Answers further needs.
 
         Returns:
-            The execution; finished steps are never called again.
+            The execution; finished steps are never called again. A failed step
+            is tried again as a new attempt (the failed one stays in its step
+            run's ``history``); a call the stopped run had sent without storing
+            its result is sent again with the same idempotency key, and kept in
+            the history as ``unknown``.
 
         Raises:
             NotFound: No such execution.
             ReplayError: The execution already succeeded.
+            ExecutionBusy: Another run holds the execution's live lease (it is
+                running elsewhere); nothing is called.
         """
-        proc, ex, subs = self._reopen(execution_id, answers, tools)
-        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        core, keeper = self._reopen(execution_id, answers, tools)
+        try:
+            return drive(core, tools, resolver, keeper)
+        finally:
+            keeper.release()
 
     async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                       tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
         """Async twin of :meth:`resume`."""
-        proc, ex, subs = self._reopen(execution_id, answers, tools)
-        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        core, keeper = self._reopen(execution_id, answers, tools)
+        try:
+            return await adrive(core, tools, resolver, keeper)
+        finally:
+            keeper.release()
 
     def get_execution(self, execution_id: str) -> Execution:
         """One execution with its step runs; raises ``NotFound``."""
