@@ -55,6 +55,8 @@ def client_owner(execution_id: str) -> str:
 class LeaseKeeper:
     """The persist callback of one run: takes, renews and releases its leases.
 
+    A context manager: leaving the ``with`` block calls :meth:`release`.
+
     Args:
         store: Where executions and leases live.
         owner: This run's owner id (:func:`new_owner` or :func:`client_owner`).
@@ -106,6 +108,12 @@ class LeaseKeeper:
         self.store.put_execution(execution)
         if execution.status != "running":
             self._renewed.pop(ex_id, None)  # the store cleared the lease
+
+    def __enter__(self) -> LeaseKeeper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     def release(self) -> None:
         """Give up every lease this run still holds (best effort: store errors are ignored)."""

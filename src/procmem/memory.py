@@ -495,11 +495,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             CycleError: Sub-procedures call each other in a cycle.
         """
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
-        try:
+        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
             return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
-        finally:
-            keeper.release()
 
     async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                       params: Mapping[str, Any] | None = None,
@@ -507,11 +504,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                       ) -> Execution:
         """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
-        try:
+        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
             return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
-        finally:
-            keeper.release()
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
                 tools: Tools) -> tuple[Core, LeaseKeeper]:
@@ -559,19 +553,15 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                 running elsewhere); nothing is called.
         """
         core, keeper = self._reopen(execution_id, answers, tools)
-        try:
+        with keeper:
             return drive(core, tools, resolver, keeper)
-        finally:
-            keeper.release()
 
     async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                       tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
         """Async twin of :meth:`resume`."""
         core, keeper = self._reopen(execution_id, answers, tools)
-        try:
+        with keeper:
             return await adrive(core, tools, resolver, keeper)
-        finally:
-            keeper.release()
 
     def get_execution(self, execution_id: str) -> Execution:
         """One execution with its step runs; raises ``NotFound``."""

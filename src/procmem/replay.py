@@ -3,8 +3,8 @@
 :func:`replay_core` walks a procedure's steps and *yields* what it needs done;
 the driver does it and ``send()``s the reply (STYLE §6, like httpx auth flows):
 
-* ``ToolCall(step_id, action, args, attempt)``: call a tool with ``args`` as
-  keyword arguments; reply a :class:`ToolResult`.
+* ``ToolCall(step_id, action, args, attempt, idempotency_key)``: call a tool with
+  ``args`` as keyword arguments; reply a :class:`ToolResult`.
 * ``NeedValues(needs)``: values the core cannot bind; reply ``{need.key: value}``
   for any subset (an empty dict is fine: the execution pauses).
 * ``Sleep(seconds)``: back off before a retry; reply ``None``.
@@ -20,7 +20,26 @@ Invariants:
     * An execution holds at most one step run per step index, sorted by index;
       a re-run replaces it. Every new or replaced step run is followed at once by
       ``Persist(execution, step_run)``; the header is persisted before the first
-      step run and when the execution ends or pauses.
+      step run, before every tool call (with the call in ``execution.in_flight``)
+      and when the execution ends or pauses.
+    * Tries are append-only: a retry, or a resume that runs a failed step again,
+      keeps the failed try in the step run's ``history`` and sends the next
+      attempt number; a failed try that will be retried is persisted before the
+      retry is sent. An ``on_error: ask`` answer keeps the failed try too.
+    * Idempotency keys: every ``ToolCall`` carries
+      ``idempotency_key(execution.id, step_id, attempt)`` =
+      ``"EXECUTION_ID/STEP_ID/ATTEMPT"``. Because the call is stored as started
+      before it is yielded, a run that stopped between the tool's side effect and
+      the stored result leaves ``in_flight`` open; resume then keeps that call in
+      the history as ``unknown`` and sends it again with the *same* attempt
+      number, hence the same key, so a tool that remembers keys can make the
+      repeat harmless (when the args no longer bind to the same values, the next
+      number is used instead). The drivers pass the key only to a tool whose
+      signature has a parameter named ``idempotency_key``
+      (:func:`procmem.drivers.accepts_idempotency_key`); other tools are called
+      exactly as before. A sub-procedure step has no key of its own: its child
+      execution's calls have theirs, but a child interrupted mid-call is started
+      again as a new child execution (new keys) on resume.
     * A tool that fails, a failing ``expect`` check, a ``$step`` reference that does
       not resolve, a sub-procedure that fails: all are data (a failed step run),
       never exceptions. Exceptions are for caller mistakes and are raised before
@@ -28,7 +47,8 @@ Invariants:
       ``ParamError``, ``ReplayError`` (and ``UnknownTool`` from :func:`check_tools`).
     * Resume = run the core again on the same execution (with answers added): it
       starts at the first step index without a ``succeeded`` or ``skipped`` step
-      run, so a finished step is never called twice.
+      run, so a finished step is never called twice. That a run is not running the
+      same execution elsewhere is the caller's lease (:mod:`procmem.lease`).
     * Need keys: ``param:NAME``, ``ask:STEP_ID:POINTER``, ``error:STEP_ID``. Needs
       of a sub-procedure run by step ``S`` carry the prefix ``S/`` (e.g.
       ``s2/param:order_id``), both when yielded and when paused; a paused child's
