@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -140,6 +141,14 @@ def accepts_idempotency_key(tool: Callable[..., Any]) -> bool:
     tool taking ``**kwargs`` does not declare it and never gets it. A callable
     whose signature cannot be read does not either.
     """
+    try:
+        return _declares(tool)
+    except TypeError:  # unhashable: not cached
+        return _declares.__wrapped__(tool)
+
+
+@functools.lru_cache(maxsize=1024)
+def _declares(tool: Callable[..., Any]) -> bool:
     try:
         param = inspect.signature(tool).parameters.get("idempotency_key")
     except (TypeError, ValueError):

@@ -444,9 +444,10 @@ class _Run:
     def _call_tool(self, step: Step, run: StepRun) -> Generator[Event, Any, _Outcome]:
         """Store the call as started (``in_flight``), then yield it."""
         ex = self.ex
-        ex.in_flight = CallStarted(index=run.index, step_id=step.id, action=step.action,
-                                   attempt=run.attempt, args=copy.deepcopy(run.args),
-                                   started_at=run.started_at)
+        # run.args is not changed after binding (the tool gets a copy): no copy here
+        ex.in_flight = CallStarted.model_construct(
+            index=run.index, step_id=step.id, action=step.action, attempt=run.attempt,
+            args=run.args, started_at=run.started_at)
         yield Persist(ex, None)
         result = yield ToolCall(step.id, step.action, copy.deepcopy(run.args), run.attempt,
                                 idempotency_key(ex.id, step.id, run.attempt))
