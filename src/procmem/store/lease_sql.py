@@ -1,6 +1,6 @@
 """Execution leases on SQLite: a mixin of :class:`procmem.store.sqlite.SQLiteStore`.
 
-Columns (migration ``0007_execution_lease.sql``): ``executions.lease_owner`` and
+Columns (migration ``0008_execution_lease.sql``): ``executions.lease_owner`` and
 ``executions.lease_expires_at`` (fixed-width UTC text, see
 :func:`procmem.store.common.timestamp`).
 

@@ -1,4 +1,4 @@
--- procmem SQLite schema, version 7: execution leases.
+-- procmem SQLite schema, version 8: execution leases (7 is left to the calibration work in progress on main).
 --
 -- The run (process or client-driven run) that drives an execution holds its
 -- lease: lease_owner is its id, lease_expires_at (fixed-width UTC text) when the
