@@ -480,7 +480,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             procedure: A procedure, or the name of one: then the current version
                 runs, or a verified candidate competing with it, chosen by
                 Thompson sampling (:meth:`choose_version`).
-            tools: Tool callables by action name, called as ``tool(**args)``.
+            tools: Tool callables by action name, called as ``tool(**args)``; a
+                tool with a parameter named ``idempotency_key`` also gets the call's
+                key (see :mod:`procmem.replay`).
             task: The new task's text, used to bind params.
             params: Param values by name (they win over values from ``task``).
             resolver: Answers needs; without one the execution pauses on a need.
@@ -493,6 +495,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             UnknownTool: A step's action has no tool (before anything runs).
             ParamError: A param is unknown or of the wrong JSON type.
             CycleError: Sub-procedures call each other in a cycle.
+            ExecutionBusy: The run lost the execution's lease (a call outlasted
+                ``lease_s`` and another run resumed it); it stops before writing.
         """
         proc, ex, subs = self._prepare(procedure, tools, task, params)
         with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
