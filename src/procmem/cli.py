@@ -386,7 +386,10 @@ def replay(ctx: click.Context, name: str, tools_spec: str, task: str | None,
 @click.pass_context
 def resume(ctx: click.Context, execution_id: str, tools_spec: str, answers: dict[str, Any],
            as_json: bool) -> None:
-    """Continue a paused (or failed) execution with answers to its needs."""
+    """Continue a paused, failed or interrupted execution with answers to its needs.
+
+    Refused (exit 4, execution_busy) while the execution runs in another process.
+    """
     mem = _memory(ctx)
     mem.get_execution(execution_id)
     ex = mem.resume(execution_id, answers, tools=load_tools(tools_spec))
