@@ -220,10 +220,18 @@ class ClientDriveMixin:
 
 
 def _still_outstanding(stored: Execution, call: ToolCall) -> bool:
-    """True when the stored execution still waits for ``call`` (no other run went on)."""
+    """True when the stored execution still waits for ``call`` (no other run went on).
+
+    A call made inside a sub-procedure (its key names the child execution) is
+    checked by the parent's status only: the child's header holds its marker.
+    """
+    if stored.status != "running":
+        return False
+    if not call.idempotency_key.startswith(stored.id + "/"):
+        return True
     started = stored.in_flight
-    return (stored.status == "running" and started is not None
-            and (started.step_id, started.attempt) == (call.step_id, call.attempt))
+    return started is not None and (started.step_id, started.attempt) == (call.step_id,
+                                                                          call.attempt)
 
 
 class _AnyTools(Mapping[str, Any]):
