@@ -10,7 +10,9 @@ Invariants:
       same traces stores nothing new; a group whose traces changed gets a new
       version (the old one stays, immutable), unless the procedure has evolved
       since (its current version does other actions, e.g. after a repair).
-    * Every step run of a replay is committed as soon as it finishes.
+    * Every step run of a replay is committed as soon as it finishes, and every
+      tool call is stored as started before it is sent; a replay or resume holds
+      the execution's lease in the store meanwhile (:mod:`procmem.lease`).
     * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
       stored executions when a procedure is read; they are never stored.
 """
