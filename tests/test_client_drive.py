@@ -84,3 +84,20 @@ def test_an_ask_with_candidates_from_an_earlier_output(mem: Memory) -> None:
     assert need.candidates == ["#A", "#B"]
     turn = mem.advance(turn.execution.id, answers={need.key: "#B"})
     assert turn.call is not None and turn.call.args == {"order_id": "#B"}
+
+
+def test_a_call_inside_a_sub_procedure_is_answered_by_the_process_that_made_it(
+        mem: Memory) -> None:
+    mem.put_procedure(Procedure(name="child", steps=[Step(id="c1", action="inner")]))
+    mem.put_procedure(Procedure(name="parent", steps=[
+        Step(id="s1", action="outer"), Step(id="s2", action="procedure:child"),
+        Step(id="s3", action="outer")]))
+    turn = mem.start("parent")
+    turn = mem.advance(turn.execution.id, step_id="s1", output="a")
+    assert turn.call is not None and turn.call.action == "inner"
+    child_key = turn.call.idempotency_key
+    assert not child_key.startswith(turn.execution.id)  # the child execution's own key
+    turn = mem.advance(turn.execution.id, step_id="c1", output="b")  # the child's step
+    assert turn.call is not None and turn.call.action == "outer" and turn.call.step_id == "s3"
+    turn = mem.advance(turn.execution.id, step_id="s3", output="c")
+    assert turn.done and turn.execution.status == "succeeded"

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from procmem.cli import main
 from procmem.mcp_server import ProcmemServer, build_server
 from procmem.mcp_tools import FIXED_TOOLS, json_result, tool_name
 from procmem.memory import Memory
-from procmem.model import Need, Procedure, Step, Trace
+from procmem.model import Need, Procedure, Step, Trace, utcnow
 from procmem.recorded import Oracle
 
 pytestmark = pytest.mark.anyio
@@ -347,6 +348,20 @@ async def test_errors_are_error_results_and_the_server_keeps_serving(
             "execution_id": turn["execution_id"], "step_id": "s9", "output": "{}"})
         assert err["code"] == "usage" and "'s1'" in err["message"]
         assert (await client.list_tools()).tools  # still serving
+
+
+async def test_a_busy_execution_is_an_execution_busy_error_result(
+        server: ProcmemServer, mem: Memory) -> None:
+    async with Client(server, mode="auto") as client:
+        turn = await call(client, "cancel_pending_order",
+                          {"task": "Cancel order #W1234567 because no longer needed."})
+        ex_id = turn["execution_id"]
+        assert turn["next_call"]["idempotency_key"] == f"{ex_id}/s1/1"
+        later = utcnow() + timedelta(seconds=mem.lease_s + 1)  # the client's lease lapsed
+        mem.store.acquire_lease(ex_id, "host:1:resumer", lease_s=3600, now=later)
+        err = await call_error(client, "continue_execution", {
+            "execution_id": ex_id, "step_id": "s1", "output": "{}"})
+        assert err["code"] == "execution_busy" and "host:1:resumer" in err["message"]
 
 
 # ----------------------------------------------------- hooks for the proxy

@@ -540,13 +540,15 @@ def test_persist_after_every_step_run_and_at_the_end() -> None:
     pr = proc("p", [Step(id=f"s{i}", action="t") for i in range(3)])
     ex, events = collect(replay_core(pr, new_ex(pr), {}), {"t": lambda: 1})
     persisted = [e for e in events if isinstance(e, Persist)]
-    assert [e.step_run.index if e.step_run else None for e in persisted] == [None, 0, 1, 2, None]
-    # each step run is persisted right after its tool call, before the next call
+    assert [e.step_run.index if e.step_run else None for e in persisted] == \
+        [None, None, 0, None, 1, None, 2, None]
+    # the header is persisted with the call as started (in_flight) before each call,
+    # each step run right after its call, before the next call
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["Persist"] + ["ToolCall", "Persist"] * 3 + ["Persist"]
+    assert kinds == ["Persist"] + ["Persist", "ToolCall", "Persist"] * 3 + ["Persist"]
     run(pr, new_ex(pr), {"t": lambda: 1}, persist=persist)
-    assert calls == [("running", None), ("running", 0), ("running", 1), ("running", 2),
-                     ("succeeded", None)]
+    assert calls == [("running", None), ("running", None), ("running", 0), ("running", None),
+                     ("running", 1), ("running", None), ("running", 2), ("succeeded", None)]
     assert ex.duration_ms == sum(r.duration_ms for r in ex.step_runs)
 
 
@@ -563,8 +565,9 @@ def _normalized(ex: Execution) -> dict[str, Any]:
     data = ex.model_dump(mode="json", exclude={"id", "started_at", "finished_at",
                                                "duration_ms"})
     for r in data["step_runs"]:
-        for key in ("started_at", "duration_ms", "child_execution_id"):
-            r.pop(key)
+        for item in (r, *r["history"]):
+            for key in ("started_at", "duration_ms", "child_execution_id"):
+                item.pop(key)
     return data
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from procmem.errors import (
     Conflict,
+    ExecutionBusy,
     MissingExtra,
     NotFound,
     StoreError,
@@ -28,6 +29,7 @@ from procmem.errors import (
     UsageError,
 )
 from procmem.model import (
+    Attempt,
     Evidence,
     Execution,
     Lineage,
@@ -460,6 +462,65 @@ class StoreContract:
         with pytest.raises(UsageError):
             store.list_executions(offset=-1)
 
+    def test_step_run_tries_round_trip(self, store: Store) -> None:
+        ex = Execution(procedure="refund", version=1)
+        store.put_execution(ex)
+        failed = Attempt(attempt=1, status="failed", args={"a": 1}, error="OSError: x",
+                         duration_ms=2.0, started_at=T0)
+        unknown = Attempt(attempt=2, status="unknown", started_at=T0)
+        run = step_run(0, attempt=2, attempts=3, history=[failed, unknown])
+        store.put_step_run(ex.id, run)
+        assert store.get_execution(ex.id).step_runs == [run]
+
+    # leases -------------------------------------------------------------------
+
+    def test_a_lease_is_taken_by_one_owner_until_it_expires(self, store: Store) -> None:
+        ex = Execution(procedure="refund", version=1)
+        store.put_execution(ex)
+        assert store.find_lease(ex.id, now=T0) is None  # a new execution has none
+        until = store.acquire_lease(ex.id, "a", lease_s=10, now=T0)
+        assert until == T0 + timedelta(seconds=10)
+        assert store.find_lease(ex.id, now=T0) == ("a", until)
+        with pytest.raises(ExecutionBusy) as busy:
+            store.acquire_lease(ex.id, "b", lease_s=10, now=T0 + timedelta(seconds=9))
+        assert isinstance(busy.value, Conflict) and busy.value.code == "execution_busy"
+        assert (busy.value.execution_id, busy.value.owner, busy.value.expires_at) == \
+            (ex.id, "a", until)
+        assert store.find_lease(ex.id, now=T0) == ("a", until)  # a refusal changes nothing
+        renewed = store.acquire_lease(ex.id, "a", lease_s=10, now=T0 + timedelta(seconds=9))
+        assert renewed == T0 + timedelta(seconds=19)  # the owner renews its own lease
+        assert store.find_lease(ex.id, now=renewed) is None  # expired at its expiry
+        assert store.acquire_lease(ex.id, "b", lease_s=5, now=renewed) == \
+            renewed + timedelta(seconds=5)  # an expired lease is free
+        assert not store.release_lease(ex.id, "a")  # only the owner releases
+        assert store.release_lease(ex.id, "b")
+        assert store.find_lease(ex.id, now=renewed) is None
+        assert store.acquire_lease(ex.id, "c", lease_s=5, now=renewed)
+
+    def test_a_header_that_is_not_running_clears_the_lease(self, store: Store) -> None:
+        ex = Execution(procedure="refund", version=1)
+        store.put_execution(ex)
+        store.acquire_lease(ex.id, "a", lease_s=60, now=T0)
+        store.put_execution(ex)  # still running: the lease stays
+        assert store.find_lease(ex.id, now=T0) is not None
+        for status in ("paused", "failed", "succeeded"):
+            store.acquire_lease(ex.id, "a", lease_s=60, now=T0)
+            store.put_execution(ex.model_copy(update={"status": status}))
+            assert store.find_lease(ex.id, now=T0) is None
+            assert store.acquire_lease(ex.id, "b", lease_s=60, now=T0)  # anyone may resume
+            store.release_lease(ex.id, "b")
+
+    def test_lease_errors(self, store: Store) -> None:
+        with pytest.raises(NotFound):
+            store.acquire_lease("ex_nope", "a", lease_s=1)
+        assert not store.release_lease("ex_nope", "a")
+        assert store.find_lease("ex_nope") is None
+        ex = Execution(procedure="refund", version=1)
+        store.put_execution(ex)
+        for owner, lease_s in (("", 1.0), ("a", 0.0), ("a", -1.0)):
+            with pytest.raises(UsageError):
+                store.acquire_lease(ex.id, owner, lease_s=lease_s)
+
     # evidence -----------------------------------------------------------------
 
     def test_evidence_is_append_only(self, store: Store) -> None:
@@ -512,6 +573,18 @@ def test_step_runs_are_visible_to_another_connection_at_once(db_path: Path) -> N
         writer.put_execution(ex)
         writer.put_step_run(ex.id, step_run(0))
         assert reader.get_execution(ex.id).step_runs == [step_run(0)]
+
+
+def test_a_lease_is_decided_in_the_file_not_in_the_process(db_path: Path) -> None:
+    with SQLiteStore(db_path) as first, SQLiteStore(db_path) as second:
+        ex = Execution(procedure="refund", version=1)
+        first.put_execution(ex)
+        first.acquire_lease(ex.id, "first", lease_s=60)
+        with pytest.raises(ExecutionBusy):
+            second.acquire_lease(ex.id, "second", lease_s=60)
+        assert second.find_lease(ex.id) is not None
+        first.put_execution(ex.model_copy(update={"status": "paused"}))
+        assert second.acquire_lease(ex.id, "second", lease_s=60)
 
 
 def test_migrations_recorded_once(db_path: Path) -> None:

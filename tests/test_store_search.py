@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procmem.errors import UsageError
-from procmem.model import Procedure, Step, Trace, TraceStep
+from procmem.model import Execution, Procedure, Step, Trace, TraceStep
 from procmem.store import search_sql
 from procmem.store.migrate import apply_migrations, load_migrations
 from procmem.store.search_sql import text_hash
@@ -142,6 +142,26 @@ def test_migration_0006_adds_saved_indexes_to_a_version_5_database(tmp_path: Pat
     assert store.get_index_snapshot("m") is None
     store.put_index_snapshot("m", store.index_revision(), b"data")
     assert store.get_index_snapshot("m") == (store.index_revision(), b"data")
+    store.close()
+
+
+def test_migration_0008_adds_leases_and_old_step_runs_stay_readable(tmp_path: Path) -> None:
+    old_run = ('{"index": 0, "step_id": "s1", "action": "a", "args": {}, "sources": {}, '
+               '"output": null, "error": "OSError: x", "status": "failed", "attempts": 3, '
+               '"duration_ms": 1.0, "started_at": "2025-01-01T00:00:00Z", '
+               '"child_execution_id": null}')
+    header = Execution(id="ex_old", procedure="p", version=1, status="failed")
+    path = database_at(
+        tmp_path / "v6.db", 6,
+        "INSERT INTO executions (id, procedure, version, status, json, started_at, seq) "
+        f"VALUES ('ex_old', 'p', 1, 'failed', '{header.model_dump_json(exclude={'step_runs'})}', "
+        "'2025-01-01T00:00:00.000000', 1)",
+        f"INSERT INTO step_runs (execution_id, idx, json) VALUES ('ex_old', 0, '{old_run}')")
+    store = SQLiteStore(path)  # applies 0007 (if any) and 0008 on open
+    run = store.get_execution("ex_old").step_runs[0]
+    assert (run.attempt, run.attempts, run.history) == (3, 3, [])  # its retries were 1..3
+    assert store.find_lease("ex_old") is None  # rows from before have no lease
+    assert store.acquire_lease("ex_old", "a", lease_s=5)
     store.close()
 
 

@@ -17,7 +17,8 @@ Invariants:
     * A :class:`~procmem.errors.ProcmemError` becomes one line
       ``error[<code>]: <message>`` on stderr and an exit code chosen by its
       code: usage errors (``usage``, ``invalid_*``, ``param_error``,
-      ``unknown_tool``) 2, ``not_found`` 3, ``conflict`` 4, any other 1.
+      ``unknown_tool``) 2, ``not_found`` 3, ``conflict`` and ``execution_busy`` 4,
+      any other 1.
       Malformed options (bad JSON in ``--params``) are Click usage errors
       naming the option, also exit code 2. Bad input never shows a traceback.
     * ``replay`` and ``resume`` exit 0 when the execution succeeded or paused
@@ -58,7 +59,8 @@ __all__ = ["EXIT_CODES", "exit_code", "load_tools", "main"]
 
 EXIT_CODES: dict[str, int] = {
     "usage": 2, "invalid_trace": 2, "invalid_template": 2, "invalid_procedure": 2,
-    "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4, "embedding_error": 5,
+    "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4, "execution_busy": 4,
+    "embedding_error": 5,
     "rerank_error": 5,
 }
 """Exit code by error code; a code not listed exits with 1 (2 for any UsageError)."""
@@ -385,7 +387,10 @@ def replay(ctx: click.Context, name: str, tools_spec: str, task: str | None,
 @click.pass_context
 def resume(ctx: click.Context, execution_id: str, tools_spec: str, answers: dict[str, Any],
            as_json: bool) -> None:
-    """Continue a paused (or failed) execution with answers to its needs."""
+    """Continue a paused, failed or interrupted execution with answers to its needs.
+
+    Refused (exit 4, execution_busy) while the execution runs in another process.
+    """
     mem = _memory(ctx)
     mem.get_execution(execution_id)
     ex = mem.resume(execution_id, answers, tools=load_tools(tools_spec))

@@ -399,6 +399,12 @@ def execution_view(execution: Execution, *, answered_by: str = "--answers",
         label.append(f"  {run.duration_ms:.2f} ms"
                      + (f", {run.attempts} attempts" if run.attempts > 1 else ""), style="dim")
         tree = Tree(label)
+        for earlier in run.history:  # append-only: failed and interrupted tries stay shown
+            what = ("outcome unknown (the run stopped during the call; sent again with "
+                    "the same idempotency key)" if earlier.status == "unknown"
+                    else short(earlier.error or "failed", width))
+            tree.add(Text(f"attempt {earlier.attempt} ✗ {what}",
+                          style="yellow" if earlier.status == "unknown" else "red"))
         for line in _arg_lines(run, execution, answered_by, width):
             tree.add(line)
         if run.error:

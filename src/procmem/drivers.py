@@ -4,6 +4,9 @@ The core (:func:`procmem.replay.replay_core`) decides everything; a driver only
 does what each event says and sends the reply back:
 
 * ``ToolCall``: call ``tools[action](**args)``, timed; send a :class:`ToolResult`.
+  A tool whose signature has a parameter named ``idempotency_key`` (see
+  :func:`accepts_idempotency_key`) also gets ``idempotency_key=call.idempotency_key``;
+  other tools never see it.
 * ``NeedValues``: ask ``resolver(need)`` for each need; send ``{need.key: value}``
   for the values that are not ``None``.
 * ``Sleep``: ``time.sleep`` / ``asyncio.sleep``; send ``None``.
@@ -21,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -38,25 +42,42 @@ __all__ = [
     "Sleep",
     "ToolCall",
     "ToolResult",
+    "accepts_idempotency_key",
     "adrive",
     "drive",
+    "idempotency_key",
 ]
 
 
 # ------------------------------------------------------------------------- events
 
 
+def idempotency_key(execution_id: str, step_id: str, attempt: int) -> str:
+    """The idempotency key of one try of one step: ``"EXECUTION_ID/STEP_ID/ATTEMPT"``.
+
+    Deterministic: a call repeated after an interruption (same execution, step
+    and attempt number) gets the same key, so a tool that remembers the keys it
+    has acted on can make the repeat harmless. A retry or a resume that tries a
+    failed step again has a new attempt number, so a new key.
+    """
+    return f"{execution_id}/{step_id}/{attempt}"
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """Call the tool ``action`` with ``args`` as keyword arguments; reply with a ToolResult.
 
-    ``attempt`` is 1 for the first call of a step and grows with each retry.
+    ``attempt`` is the try's number: 1 for a step's first call, one more for each
+    retry or resume that tries the step again; a call repeated after an
+    interruption keeps its number. ``idempotency_key`` is
+    :func:`idempotency_key` of the execution, step and attempt (empty: none).
     """
 
     step_id: str
     action: str
     args: dict[str, Any]
     attempt: int = 1
+    idempotency_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +134,36 @@ def _tool(tools: Tools, action: str) -> Callable[..., Any]:
         raise UnknownTool(action, list(tools)) from None
 
 
+def accepts_idempotency_key(tool: Callable[..., Any]) -> bool:
+    """True when ``tool`` declares a parameter named ``idempotency_key``.
+
+    Only a named parameter counts (positional-or-keyword or keyword-only); a
+    tool taking ``**kwargs`` does not declare it and never gets it. A callable
+    whose signature cannot be read does not either.
+    """
+    try:
+        return _declares(tool)
+    except TypeError:  # unhashable: not cached
+        return _declares.__wrapped__(tool)
+
+
+@functools.lru_cache(maxsize=1024)
+def _declares(tool: Callable[..., Any]) -> bool:
+    try:
+        param = inspect.signature(tool).parameters.get("idempotency_key")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                inspect.Parameter.KEYWORD_ONLY)
+
+
+def _kwargs(fn: Callable[..., Any], event: ToolCall) -> dict[str, Any]:
+    """The call's keyword arguments: ``args``, plus the key for a tool that declares it."""
+    if event.idempotency_key and accepts_idempotency_key(fn):
+        return {**event.args, "idempotency_key": event.idempotency_key}
+    return event.args
+
+
 def _error_text(err: Exception) -> str:
     return f"{type(err).__name__}: {err}"
 
@@ -127,7 +178,8 @@ def drive(
 
     Args:
         core: A generator from :func:`procmem.replay.replay_core`.
-        tools: Tool functions by action name, called as ``tool(**args)``. A tool
+        tools: Tool functions by action name, called as ``tool(**args)`` (plus
+            ``idempotency_key=...`` when the tool declares that parameter). A tool
             that raises, or an async tool (use :func:`adrive`), gives a failed step run.
         resolver: ``resolver(need) -> value``; ``None`` (or returning ``None``)
             means "cannot answer", which pauses the execution. Its exceptions propagate.
@@ -154,7 +206,7 @@ def drive(
             fn = _tool(tools, event.action)
             start = time.perf_counter()
             try:
-                output = fn(**event.args)
+                output = fn(**_kwargs(fn, event))
                 if inspect.isawaitable(output):
                     _discard(output)
                     raise TypeError(f"tool {event.action!r} is async; replay it with adrive")
@@ -197,7 +249,7 @@ async def adrive(
             fn = _tool(tools, event.action)
             start = time.perf_counter()
             try:
-                output = fn(**event.args)
+                output = fn(**_kwargs(fn, event))
                 if inspect.isawaitable(output):
                     output = await output
                 reply = ToolResult(output, None, _ms_since(start))

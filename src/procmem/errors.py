@@ -17,6 +17,7 @@ The tree::
     │   └── UnknownTool             unknown_tool
     ├── NotFound                    not_found
     ├── Conflict                    conflict       (immutable version changed)
+    │   └── ExecutionBusy           execution_busy (another process holds its lease)
     ├── ReplayError                 replay_error   (execution cannot continue)
     │   └── CycleError              cycle
     ├── StoreError                  store_error
@@ -29,12 +30,14 @@ A failed tool call during replay is data (a failed step run), never an exception
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 __all__ = [
     "Conflict",
     "CycleError",
     "EmbeddingError",
+    "ExecutionBusy",
     "InvalidProcedure",
     "InvalidTemplate",
     "InvalidTrace",
@@ -158,6 +161,29 @@ class Conflict(ProcmemError):
     def __init__(self, kind: str, key: str, problem: str) -> None:
         super().__init__(f"{kind} {key!r}: {problem}")
         self.kind, self.key = kind, key
+
+
+class ExecutionBusy(Conflict):
+    """An execution is running under a live lease held by another run.
+
+    A process (or a client-driven run) that runs an execution holds its lease
+    (:meth:`procmem.store.base.Store.acquire_lease`); resuming it elsewhere is
+    refused until the lease is released (the run paused or ended) or expired.
+
+    Attributes:
+        execution_id: The execution.
+        owner: Who holds the lease, e.g. ``"host:4242:9f1c2a3b"``.
+        expires_at: When the lease expires unless renewed (timezone-aware UTC).
+    """
+
+    code = "execution_busy"
+
+    def __init__(self, execution_id: str, owner: str, expires_at: datetime) -> None:
+        super().__init__("execution", execution_id,
+                         f"running under a lease held by {owner!r} until "
+                         f"{expires_at.isoformat(timespec='seconds')}; resume it after "
+                         "that run pauses or ends, or after its lease expires")
+        self.execution_id, self.owner, self.expires_at = execution_id, owner, expires_at
 
 
 class ReplayError(ProcmemError):

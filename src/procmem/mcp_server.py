@@ -99,7 +99,9 @@ procmem remembers how multi-step tasks were done (procedures learned from tool-c
 For a task: call search_procedures; call the top hit's tool with the task text (or its params);
 make the tool call its result names (next_call) yourself and pass that call's result to
 continue_execution; repeat until status is succeeded or failed, answering needs with
-continue_execution(answers=...). Then report_evidence. To teach a new procedure, record your
+continue_execution(answers=...). When the tool can deduplicate requests, give it
+next_call.idempotency_key: a call handed out again after an interruption has the same key.
+Then report_evidence. To teach a new procedure, record your
 calls with start_recording, record_step and finish_recording."""
 
 T = TypeVar("T")

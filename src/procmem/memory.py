@@ -10,7 +10,9 @@ Invariants:
       same traces stores nothing new; a group whose traces changed gets a new
       version (the old one stays, immutable), unless the procedure has evolved
       since (its current version does other actions, e.g. after a repair).
-    * Every step run of a replay is committed as soon as it finishes.
+    * Every step run of a replay is committed as soon as it finishes, and every
+      tool call is stored as started before it is sent; a replay or resume holds
+      the execution's lease in the store meanwhile (:mod:`procmem.lease`).
     * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
       stored executions when a procedure is read; they are never stored.
 """
@@ -35,13 +37,14 @@ from .errors import Conflict, InvalidProcedure, NotFound, ReplayError, UsageErro
 from .extract import check_extractor
 from .induce import CorpusStats, group_key, induce, procedure_name
 from .learning.promote import PromotionPolicy
+from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learning import LearningMixin
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
 from .memory_traces import TraceImpact, group_failure, trace_impact
-from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, StepRun, Trace
+from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, Trace
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
 from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
@@ -132,6 +135,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
         reranker: A language model that reorders the top hits of every search
             (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
+        lease_s: How long a replay or resume holds an execution's lease unless
+            it renews it (seconds, default :data:`procmem.lease.DEFAULT_LEASE_S`,
+            60): another process cannot resume the execution meanwhile
+            (``ExecutionBusy``). A run renews it as steps finish; a run killed
+            outright blocks a resume this long, so make it longer than the
+            longest tool call.
         save_index: Save a search index built from
             :data:`procmem.memory_search.SNAPSHOT_MIN` procedures or more in the
             store, so the next process loads it instead of building it (it adds
@@ -147,7 +156,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  store: Store | None = None, policy: PromotionPolicy | None = None,
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
-                 reranker: Reranker | None = None, save_index: bool = True) -> None:
+                 reranker: Reranker | None = None, save_index: bool = True,
+                 lease_s: float = DEFAULT_LEASE_S) -> None:
+        if not lease_s > 0:
+            raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
+        self.lease_s = lease_s
         self.store: Store = store if store is not None else open_store(location)
         self.reranker = reranker
         self.policy = policy or PromotionPolicy()
@@ -529,12 +542,6 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                     stack.append(subs[name])
         return subs
 
-    def _persist(self, execution: Execution, step_run: StepRun | None) -> None:
-        if step_run is None:
-            self.store.put_execution(execution)
-        else:
-            self.store.put_step_run(execution.id, step_run)
-
     def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                params: Mapping[str, Any] | None = None,
                resolver: Resolver | None = None) -> Execution:
@@ -550,7 +557,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             procedure: A procedure, or the name of one: then the current version
                 runs, or a verified candidate competing with it, chosen by
                 Thompson sampling (:meth:`choose_version`).
-            tools: Tool callables by action name, called as ``tool(**args)``.
+            tools: Tool callables by action name, called as ``tool(**args)``; a
+                tool with a parameter named ``idempotency_key`` also gets the call's
+                key (see :mod:`procmem.replay`).
             task: The new task's text, used to bind params.
             params: Param values by name (they win over values from ``task``).
             resolver: Answers needs; without one the execution pauses on a need.
@@ -563,9 +572,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             UnknownTool: A step's action has no tool (before anything runs).
             ParamError: A param is unknown or of the wrong JSON type.
             CycleError: Sub-procedures call each other in a cycle.
+            ExecutionBusy: The run lost the execution's lease (a call outlasted
+                ``lease_s`` and another run resumed it); it stops before writing.
         """
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+            return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
 
     async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                       params: Mapping[str, Any] | None = None,
@@ -573,23 +585,34 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                       ) -> Execution:
         """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+            return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
-                tools: Tools) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+                tools: Tools) -> tuple[Core, LeaseKeeper]:
+        """The core that continues a stored execution, and the lease it now holds."""
         ex = self.store.get_execution(execution_id)
         if ex.status == "succeeded":
             raise ReplayError(f"execution {execution_id!r} already succeeded")
         proc = self.store.get_procedure(ex.procedure, ex.version)
         subs = self._subprocedures(proc)
         check_tools(proc, subs, tools)
+        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
+        keeper.acquire(execution_id)  # ExecutionBusy while another run holds it
+        ex = self.store.get_execution(execution_id)  # as stored once leased
+        if ex.status == "succeeded":
+            keeper.release()
+            raise ReplayError(f"execution {execution_id!r} already succeeded")
         ex.answers.update(answers or {})
         ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
-        return proc, ex, subs
+        return replay_core(proc, ex, subs), keeper
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:
         """Continue a paused (or interrupted, or failed) execution.
+
+        The run takes the execution's lease first (see ``lease_s``), so an
+        execution running in another process is never resumed twice.
 
         Args:
             execution_id: The execution to continue.
@@ -598,20 +621,28 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             resolver: Answers further needs.
 
         Returns:
-            The execution; finished steps are never called again.
+            The execution; finished steps are never called again. A failed step
+            is tried again as a new attempt (the failed one stays in its step
+            run's ``history``); a call the stopped run had sent without storing
+            its result is sent again with the same idempotency key, and kept in
+            the history as ``unknown``.
 
         Raises:
             NotFound: No such execution.
             ReplayError: The execution already succeeded.
+            ExecutionBusy: Another run holds the execution's live lease (it is
+                running elsewhere); nothing is called.
         """
-        proc, ex, subs = self._reopen(execution_id, answers, tools)
-        return drive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        core, keeper = self._reopen(execution_id, answers, tools)
+        with keeper:
+            return drive(core, tools, resolver, keeper)
 
     async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                       tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
         """Async twin of :meth:`resume`."""
-        proc, ex, subs = self._reopen(execution_id, answers, tools)
-        return await adrive(replay_core(proc, ex, subs), tools, resolver, self._persist)
+        core, keeper = self._reopen(execution_id, answers, tools)
+        with keeper:
+            return await adrive(core, tools, resolver, keeper)
 
     def get_execution(self, execution_id: str) -> Execution:
         """One execution with its step runs; raises ``NotFound``."""

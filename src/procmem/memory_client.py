@@ -9,7 +9,16 @@ execution ends. This is the same core ``replay()`` drives, with a third driver.
 
 Invariants:
     * Every step run is persisted as soon as its result arrives, so a crash
-      loses at most the call in flight.
+      loses at most the call in flight; the call is stored as started
+      (``Execution.in_flight``) before it is handed to the client.
+    * A client-driven execution holds its lease under the owner
+      :func:`procmem.lease.client_owner` (the same in every process) from
+      ``start`` until it pauses or ends, renewed by each ``advance``: any process
+      can take its next turn, while ``resume`` with tools elsewhere is refused
+      (``ExecutionBusy``) until the lease expires (``lease_s`` after the last turn).
+      An ``advance`` while such a resume holds the lease is refused the same way.
+    * The next call carries its idempotency key (:func:`procmem.drivers.idempotency_key`)
+      for the client's tool.
     * A live core is kept per execution in this process; after a restart, an
       execution is rebuilt from the store (the core restarts at its first
       unfinished step). A procedure with sub-procedure steps can only be
@@ -26,7 +35,8 @@ from typing import Any
 
 from .drivers import Core, NeedValues, Persist, Sleep, ToolCall, ToolResult
 from .errors import ReplayError, UsageError
-from .model import Execution, Need, Procedure, StepRun
+from .lease import LeaseKeeper, client_owner
+from .model import Execution, Need, Procedure
 from .replay import replay_core
 from .store.base import Store
 
@@ -65,7 +75,8 @@ class Turn:
         }
         if self.call is not None:
             out["next_call"] = {"step_id": self.call.step_id, "action": self.call.action,
-                                "args": self.call.args, "attempt": self.call.attempt}
+                                "args": self.call.args, "attempt": self.call.attempt,
+                                "idempotency_key": self.call.idempotency_key}
         if self.needs:
             out["needs"] = [n.model_dump(mode="json") for n in self.needs]
         if ex.error:
@@ -79,6 +90,7 @@ class ClientDriveMixin:
     """``start`` / ``advance`` for :class:`procmem.Memory`."""
 
     store: Store
+    lease_s: float
     _live: dict[str, tuple[Core, ToolCall]]
 
     def _prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
@@ -87,9 +99,6 @@ class ClientDriveMixin:
         raise NotImplementedError  # provided by Memory
 
     def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
-        raise NotImplementedError  # provided by Memory
-
-    def _persist(self, execution: Execution, step_run: StepRun | None) -> None:
         raise NotImplementedError  # provided by Memory
 
     def start(self, procedure: Procedure | str, *, task: str | None = None,
@@ -108,7 +117,8 @@ class ClientDriveMixin:
             NotFound, ParamError, CycleError: as :meth:`procmem.Memory.replay`.
         """
         proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params)
-        return self._turn(ex.id, replay_core(proc, ex, subs), None, {})
+        keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s)
+        return self._turn(ex.id, replay_core(proc, ex, subs), None, {}, keeper)
 
     def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
                 error: str | None = None, duration_ms: float = 0.0,
@@ -131,9 +141,16 @@ class ClientDriveMixin:
             NotFound: No such execution.
             UsageError: The result does not answer the outstanding call.
             ReplayError: The execution already ended, or it cannot be rebuilt.
+            ExecutionBusy: A ``resume`` with tools holds the execution's lease.
         """
         answers = dict(answers or {})
+        keeper = LeaseKeeper(self.store, client_owner(execution_id), self.lease_s)
+        keeper.acquire(execution_id)
         live = self._live.get(execution_id)
+        if live is not None and not _still_outstanding(self.store.get_execution(execution_id),
+                                                       live[1]):
+            del self._live[execution_id]  # another run went on meanwhile: rebuild from the store
+            live = None
         if live is not None:
             core, call = live
             if step_id is None:
@@ -145,7 +162,7 @@ class ClientDriveMixin:
             del self._live[execution_id]
             return self._turn(execution_id, core,
                               ToolResult(output, error, max(duration_ms, 0.0)), answers,
-                              live=True)
+                              keeper, live=True)
         ex = self.store.get_execution(execution_id)
         if ex.done:
             raise ReplayError(f"execution {execution_id!r} already {ex.status}")
@@ -159,11 +176,13 @@ class ClientDriveMixin:
         pending = None
         if step_id is not None:
             pending = ToolResult(output, error, max(duration_ms, 0.0))
+            if ex.in_flight is not None and ex.in_flight.step_id == step_id:
+                ex.in_flight = None  # this result is that call's: its outcome is known
         return self._turn(execution_id, replay_core(proc, ex, subs), pending, answers,
-                          expect_step=step_id)
+                          keeper, expect_step=step_id)
 
     def _turn(self, execution_id: str, core: Core, result: ToolResult | None,
-              answers: Mapping[str, Any], *, live: bool = False,
+              answers: Mapping[str, Any], keeper: LeaseKeeper, *, live: bool = False,
               expect_step: str | None = None) -> Turn:
         """Drive ``core`` until it needs the client: a tool call, needs, or the end.
 
@@ -195,9 +214,24 @@ class ClientDriveMixin:
             elif isinstance(event, Sleep):
                 reply = None  # the client decides when to call again
             elif isinstance(event, Persist):
-                self._persist(event.execution, event.step_run)
+                keeper(event.execution, event.step_run)
                 if event.execution.id == execution_id:
                     execution = event.execution.model_copy(deep=True)
+
+
+def _still_outstanding(stored: Execution, call: ToolCall) -> bool:
+    """True when the stored execution still waits for ``call`` (no other run went on).
+
+    A call made inside a sub-procedure (its key names the child execution) is
+    checked by the parent's status only: the child's header holds its marker.
+    """
+    if stored.status != "running":
+        return False
+    if not call.idempotency_key.startswith(stored.id + "/"):
+        return True
+    started = stored.in_flight
+    return started is not None and (started.step_id, started.attempt) == (call.step_id,
+                                                                          call.attempt)
 
 
 class _AnyTools(Mapping[str, Any]):

@@ -18,9 +18,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
+    "Attempt",
+    "CallStarted",
     "Check",
     "Evidence",
     "Execution",
@@ -319,11 +328,48 @@ class Need(_Model):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
+class Attempt(_Model):
+    """An earlier try of a step, kept in :attr:`StepRun.history` (never changed once kept).
+
+    Attributes:
+        attempt: The try's number (1-based). With the execution id and the step id
+            it makes the idempotency key the tool was sent
+            (:func:`procmem.drivers.idempotency_key`).
+        status: ``failed`` (the tool failed, an ``expect`` check failed, or the args
+            did not bind) or ``unknown`` (the call was sent, then the run stopped
+            before its result was stored: it may or may not have taken effect).
+        args / sources / output / error / duration_ms / started_at /
+            child_execution_id: As on :class:`StepRun`, for this try.
+    """
+
+    attempt: int = Field(ge=1)
+    status: Literal["failed", "unknown"]
+    args: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    output: Any = None
+    error: str | None = None
+    duration_ms: float = Field(default=0.0, ge=0)
+    started_at: UTCDateTime = Field(default_factory=utcnow)
+    child_execution_id: str | None = None
+
+
 class StepRun(_Model):
-    """One step of one execution, as it ran.
+    """One step of one execution, as it ran: its latest try, and the earlier ones.
 
     ``sources`` maps a JSON Pointer into ``args`` to where that value came from:
     ``literal``, ``param:NAME``, ``step:ID#POINTER`` or ``ask`` (answered need).
+
+    Tries are append-only: a retry, or a resume that runs a failed step again,
+    moves the failed try into ``history`` and goes on with the next number; a
+    call interrupted before its result was stored is kept there as ``unknown``
+    and repeated with the *same* number (so the same idempotency key).
+
+    Attributes:
+        attempt: The latest try's number (1-based; see :class:`Attempt`).
+        attempts: Tool calls sent for this step so far, ``history`` included (0:
+            never called, e.g. its args did not bind).
+        history: Earlier tries, oldest first.
+        duration_ms / started_at / output / error: Of the latest try.
     """
 
     index: int = Field(ge=0)
@@ -334,14 +380,46 @@ class StepRun(_Model):
     output: Any = None
     error: str | None = None
     status: Literal["succeeded", "failed", "skipped"] = "succeeded"
+    attempt: int = Field(default=1, ge=1)
     attempts: int = Field(default=1, ge=0)
     duration_ms: float = Field(default=0.0, ge=0)
     started_at: UTCDateTime = Field(default_factory=utcnow)
     child_execution_id: str | None = None
+    history: list[Attempt] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _latest_attempt(cls, data: Any) -> Any:
+        """Records stored before ``attempt`` existed: their retries were attempts 1..n."""
+        if isinstance(data, dict) and "attempt" not in data and "attempts" in data:
+            data = {**data, "attempt": max(int(data["attempts"] or 0), 1)}
+        return data
+
+    @property
+    def total_ms(self) -> float:
+        """Wall time of every try, ``history`` included (ms)."""
+        return self.duration_ms + sum(a.duration_ms for a in self.history)
+
+
+class CallStarted(_Model):
+    """A tool call sent whose result is not stored yet (:attr:`Execution.in_flight`)."""
+
+    index: int = Field(ge=0)
+    step_id: str
+    action: str
+    attempt: int = Field(ge=1)
+    args: dict[str, Any] = Field(default_factory=dict)
+    started_at: UTCDateTime = Field(default_factory=utcnow)
 
 
 class Execution(_Model):
-    """One run of one procedure version (an episode). Durable and resumable."""
+    """One run of one procedure version (an episode). Durable and resumable.
+
+    ``in_flight`` is the tool call sent last, stored *before* it is sent; it is
+    open while the step run at its index has no try of its number (a process that
+    stopped there left it open: resume repeats the call with the same number and
+    keeps the unknown outcome in the step run's history).
+    """
 
     id: str = Field(default_factory=lambda: new_id("ex"))
     procedure: str
@@ -358,6 +436,7 @@ class Execution(_Model):
     started_at: UTCDateTime = Field(default_factory=utcnow)
     finished_at: UTCDateTime | None = None
     duration_ms: float = Field(default=0.0, ge=0)
+    in_flight: CallStarted | None = None
 
     @property
     def done(self) -> bool:

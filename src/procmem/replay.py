@@ -3,8 +3,8 @@
 :func:`replay_core` walks a procedure's steps and *yields* what it needs done;
 the driver does it and ``send()``s the reply (STYLE §6, like httpx auth flows):
 
-* ``ToolCall(step_id, action, args, attempt)``: call a tool with ``args`` as
-  keyword arguments; reply a :class:`ToolResult`.
+* ``ToolCall(step_id, action, args, attempt, idempotency_key)``: call a tool with
+  ``args`` as keyword arguments; reply a :class:`ToolResult`.
 * ``NeedValues(needs)``: values the core cannot bind; reply ``{need.key: value}``
   for any subset (an empty dict is fine: the execution pauses).
 * ``Sleep(seconds)``: back off before a retry; reply ``None``.
@@ -20,7 +20,26 @@ Invariants:
     * An execution holds at most one step run per step index, sorted by index;
       a re-run replaces it. Every new or replaced step run is followed at once by
       ``Persist(execution, step_run)``; the header is persisted before the first
-      step run and when the execution ends or pauses.
+      step run, before every tool call (with the call in ``execution.in_flight``)
+      and when the execution ends or pauses.
+    * Tries are append-only: a retry, or a resume that runs a failed step again,
+      keeps the failed try in the step run's ``history`` and sends the next
+      attempt number; a failed try that will be retried is persisted before the
+      retry is sent. An ``on_error: ask`` answer keeps the failed try too.
+    * Idempotency keys: every ``ToolCall`` carries
+      ``idempotency_key(execution.id, step_id, attempt)`` =
+      ``"EXECUTION_ID/STEP_ID/ATTEMPT"``. Because the call is stored as started
+      before it is yielded, a run that stopped between the tool's side effect and
+      the stored result leaves ``in_flight`` open; resume then keeps that call in
+      the history as ``unknown`` and sends it again with the *same* attempt
+      number, hence the same key, so a tool that remembers keys can make the
+      repeat harmless (when the args no longer bind to the same values, the next
+      number is used instead). The drivers pass the key only to a tool whose
+      signature has a parameter named ``idempotency_key``
+      (:func:`procmem.drivers.accepts_idempotency_key`); other tools are called
+      exactly as before. A sub-procedure step has no key of its own: its child
+      execution's calls have theirs, but a child interrupted mid-call is started
+      again as a new child execution (new keys) on resume.
     * A tool that fails, a failing ``expect`` check, a ``$step`` reference that does
       not resolve, a sub-procedure that fails: all are data (a failed step run),
       never exceptions. Exceptions are for caller mistakes and are raised before
@@ -28,7 +47,8 @@ Invariants:
       ``ParamError``, ``ReplayError`` (and ``UnknownTool`` from :func:`check_tools`).
     * Resume = run the core again on the same execution (with answers added): it
       starts at the first step index without a ``succeeded`` or ``skipped`` step
-      run, so a finished step is never called twice.
+      run, so a finished step is never called twice. That a run is not running the
+      same execution elsewhere is the caller's lease (:mod:`procmem.lease`).
     * Need keys: ``param:NAME``, ``ask:STEP_ID:POINTER``, ``error:STEP_ID``. Needs
       of a sub-procedure run by step ``S`` carry the prefix ``S/`` (e.g.
       ``s2/param:order_id``), both when yielded and when paused; a paused child's
@@ -54,9 +74,20 @@ from .drivers import (
     ToolResult,
     adrive,
     drive,
+    idempotency_key,
 )
 from .errors import CycleError, InvalidTemplate, ParamError, ReplayError
-from .model import Execution, Need, Param, Procedure, Step, StepRun, utcnow
+from .model import (
+    Attempt,
+    CallStarted,
+    Execution,
+    Need,
+    Param,
+    Procedure,
+    Step,
+    StepRun,
+    utcnow,
+)
 from .template import bind, join_pointer, resolve_pointer
 
 __all__ = [
@@ -72,6 +103,7 @@ __all__ = [
     "check_subprocedures",
     "check_tools",
     "drive",
+    "idempotency_key",
     "replay_core",
 ]
 
@@ -219,38 +251,76 @@ class _Run:
         error_key = f"error:{step.id}"
         resuming_ask = policy.policy == "ask" and error_key in ex.answers
         if prev is not None and prev.status == "failed" and resuming_ask:
-            return (yield from self._use_answer(prev.model_copy(), ex.answers[error_key]))
+            return (yield from self._use_answer(prev.model_copy(deep=True),
+                                                ex.answers[error_key]))
         bound = yield from self._bind_args(step)
         if isinstance(bound, list):
             ex.needs = bound
             return _PAUSE
-        run = StepRun(index=index, step_id=step.id, action=step.action, attempts=0)
+        run = self._next_try(index, step, prev, None if isinstance(bound, str) else bound[0])
         if isinstance(bound, str):  # args cannot bind: retrying would not help
             run.error = bound
             return (yield from self._after_failure(step, run))
         run.args, run.sources = bound
+        tries = 0
         while True:
-            run.attempts += 1
+            if tries:  # a retry: the failed try is kept, the next one has a new number
+                run.history.append(_as_attempt(run, "failed"))
+                run.attempt += 1
+                run.output, run.error, run.child_execution_id = None, None, None
+                run.started_at, run.duration_ms = utcnow(), 0.0
+            tries += 1
             if step.subprocedure is not None:
-                outcome = yield from self._call_child(step, run)
+                outcome = yield from self._call_child(step, run, tries == 1)
             else:
                 outcome = yield from self._call_tool(step, run)
             if outcome.paused:
                 return _PAUSE
-            run.duration_ms += outcome.duration_ms
+            run.attempts += 1
+            run.duration_ms = outcome.duration_ms
             run.output, run.child_execution_id = outcome.output, outcome.child_id
             run.error = outcome.error
             if run.error is None:
                 failed_check = first_failure(step.expect, run.output)
                 run.error = None if failed_check is None else f"expect failed: {failed_check}"
-            if run.error is None or policy.policy != "retry" or run.attempts > policy.retries:
+            if run.error is None or policy.policy != "retry" or tries > policy.retries:
                 break
-            yield Sleep(policy.backoff_s * 2 ** (run.attempts - 1))
+            run.status = "failed"  # stored as failed until the retry's outcome is known
+            yield from self._record(run)
+            run.status = "succeeded"
+            yield Sleep(policy.backoff_s * 2 ** (tries - 1))
         if run.error is not None:
             return (yield from self._after_failure(step, run))
         self.outputs[step.id] = run.output
         yield from self._record(run)
         return _NEXT
+
+    def _next_try(self, index: int, step: Step, prev: StepRun | None,
+                  args: dict[str, Any] | None) -> StepRun:
+        """A new step run for the step's next try, keeping every earlier try in ``history``.
+
+        A failed earlier run moves into the history. A call left open by a run
+        that stopped (``ex.in_flight`` without a stored try of its number) is kept
+        as ``unknown`` and, when the args bind to the same values, tried again with
+        its number (so its idempotency key); otherwise the next number is used.
+        """
+        run = StepRun(index=index, step_id=step.id, action=step.action, attempts=0)
+        if prev is not None and prev.status == "failed":
+            run.history = [*prev.history, _as_attempt(prev, "failed")]
+            run.attempt, run.attempts = prev.attempt + 1, prev.attempts
+        open_call = self.ex.in_flight
+        if (open_call is not None and open_call.index == index
+                and (prev is None or prev.attempt < open_call.attempt)):
+            run.history.append(Attempt(
+                attempt=open_call.attempt, status="unknown", args=open_call.args,
+                started_at=open_call.started_at,
+                error="interrupted: the run stopped after sending this call and before "
+                      "storing its result; it may or may not have taken effect"))
+            run.attempts += 1
+            same = args is not None and args == open_call.args
+            run.attempt = open_call.attempt if same else open_call.attempt + 1
+        self.ex.in_flight = None
+        return run
 
     def _after_failure(self, step: Step, run: StepRun) -> Generator[Event, Any, str]:
         """Apply ``on_error`` to a failed step run; returns next / stop / pause."""
@@ -284,8 +354,10 @@ class _Run:
         return _STOP
 
     def _use_answer(self, run: StepRun, answer: Any) -> Generator[Event, Any, str]:
-        """An ``on_error: ask`` answer becomes the step's output."""
+        """An ``on_error: ask`` answer becomes the step's output; the failed try is kept."""
+        run.history.append(_as_attempt(run, "failed"))
         run.output, run.error, run.status = _storable(answer), None, "succeeded"
+        run.duration_ms = 0.0
         run.sources = {"": "ask"}
         self.outputs[run.step_id] = run.output
         yield from self._record(run)
@@ -370,18 +442,31 @@ class _Run:
     # -- calls
 
     def _call_tool(self, step: Step, run: StepRun) -> Generator[Event, Any, _Outcome]:
-        result = yield ToolCall(step.id, step.action, copy.deepcopy(run.args), run.attempts)
+        """Store the call as started (``in_flight``), then yield it."""
+        ex = self.ex
+        # run.args is not changed after binding (the tool gets a copy): no copy here
+        ex.in_flight = CallStarted.model_construct(
+            index=run.index, step_id=step.id, action=step.action, attempt=run.attempt,
+            args=run.args, started_at=run.started_at)
+        yield Persist(ex, None)
+        result = yield ToolCall(step.id, step.action, copy.deepcopy(run.args), run.attempt,
+                                idempotency_key(ex.id, step.id, run.attempt))
+        ex.in_flight = None  # stored at the next header write; stale until then (see Execution)
         if not isinstance(result, ToolResult):
             raise ReplayError(f"driver answered a ToolCall with {type(result).__name__}")
         return _Outcome(_storable(result.output), result.error, max(result.duration_ms, 0.0))
 
-    def _call_child(self, step: Step, run: StepRun) -> Generator[Event, Any, _Outcome]:
-        """Run the sub-procedure as a child execution; its events pass through."""
+    def _call_child(self, step: Step, run: StepRun,
+                    first: bool) -> Generator[Event, Any, _Outcome]:
+        """Run the sub-procedure as a child execution; its events pass through.
+
+        ``first``: the first try of this run, which continues a paused child.
+        """
         ex, name = self.ex, step.subprocedure
         assert name is not None
         child_proc = self.procedures[name]  # present: check_subprocedures ran
         snap_key, prefix = f"child:{step.id}", f"{step.id}/"
-        snapshot = ex.answers.get(snap_key) if run.attempts == 1 else None
+        snapshot = ex.answers.get(snap_key) if first else None
         if snapshot is not None:
             child = Execution.model_validate(snapshot)
         else:
@@ -439,16 +524,16 @@ class _Run:
 
     def _pause(self, needs: list[Need]) -> Core:
         ex = self.ex
-        ex.status, ex.needs = "paused", needs
-        ex.duration_ms = sum(r.duration_ms for r in ex.step_runs)
+        ex.status, ex.needs, ex.in_flight = "paused", needs, None
+        ex.duration_ms = sum(r.total_ms for r in ex.step_runs)
         yield Persist(ex, None)
         return ex
 
     def _end(self, status: str) -> Core:
         ex = self.ex
         ex.status = "succeeded" if status == "succeeded" else "failed"
-        ex.needs, ex.finished_at = [], utcnow()
-        ex.duration_ms = sum(r.duration_ms for r in ex.step_runs)
+        ex.needs, ex.finished_at, ex.in_flight = [], utcnow(), None
+        ex.duration_ms = sum(r.total_ms for r in ex.step_runs)
         yield Persist(ex, None)
         return ex
 
@@ -471,6 +556,15 @@ def _relay(core: Core, prefix: str) -> Core:
             }
         else:
             reply = yield event
+
+
+def _as_attempt(run: StepRun, status: str) -> Attempt:
+    """The latest try of ``run`` as a history entry (a copy)."""
+    return Attempt.model_validate({
+        "attempt": run.attempt, "status": status, "args": copy.deepcopy(run.args),
+        "sources": dict(run.sources), "output": copy.deepcopy(run.output), "error": run.error,
+        "duration_ms": run.duration_ms, "started_at": run.started_at,
+        "child_execution_id": run.child_execution_id})
 
 
 def _strip_omitted(value: Any) -> Any:

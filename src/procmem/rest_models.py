@@ -56,7 +56,7 @@ __all__ = [
 
 
 STATUS_BY_CODE: dict[str, int] = {
-    "not_found": 404, "conflict": 409, "replay_error": 409, "cycle": 409,
+    "not_found": 404, "conflict": 409, "execution_busy": 409, "replay_error": 409, "cycle": 409,
     "store_error": 503, "store_unavailable": 503, "embedding_error": 503,
     "rerank_error": 503,
     "missing_extra": 500, "internal": 500,
@@ -69,8 +69,9 @@ DESCRIPTIONS = {
          "unknown_tool), e.g. a template naming a param the procedure does not have, or a "
          "rule the document cannot state such as unique step ids.",
     404: "Not found (code not_found).",
-    409: "Conflict: an immutable record would change (code conflict), or the execution "
-         "cannot continue (codes replay_error, cycle).",
+    409: "Conflict: an immutable record would change (code conflict), the execution is "
+         "running under another run's live lease (code execution_busy), or it cannot "
+         "continue (codes replay_error, cycle).",
     422: "The request does not match this document (code usage; details lists the problems).",
     500: "Internal error (code internal).",
     503: "The store, the embedding model or the reranker is unavailable (codes store_error, "
@@ -91,7 +92,7 @@ class ErrorBody(BaseModel):
     Attributes:
         code: A stable procmem error code (:mod:`procmem.errors`): ``usage``,
             ``invalid_trace``, ``invalid_template``, ``invalid_procedure``,
-            ``param_error``, ``unknown_tool``, ``not_found``, ``conflict``,
+            ``param_error``, ``unknown_tool``, ``not_found``, ``conflict``, ``execution_busy``,
             ``replay_error``, ``cycle``, ``store_error``, ``store_unavailable``,
             ``missing_extra`` or ``internal``.
         message: One line for a person.
@@ -280,12 +281,18 @@ class EvidenceRequest(_Body):
 
 
 class NextCall(BaseModel):
-    """The tool call the client must make now, with its bound ``args``."""
+    """The tool call the client must make now, with its bound ``args``.
+
+    ``idempotency_key`` (``EXECUTION_ID/STEP_ID/ATTEMPT``) is the same when a call
+    is handed out again after an interruption, and new for a retry: give it to a
+    tool that can deduplicate, so a repeated call does not act twice.
+    """
 
     step_id: str
     action: str
     args: dict[str, Any]
     attempt: int = Field(ge=1)
+    idempotency_key: str = ""
 
 
 class StepSummary(BaseModel):

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..model import Evidence, Execution, Procedure, utcnow
+from ..model import Attempt, Evidence, Execution, Procedure, StepRun, utcnow
 
 __all__ = [
     "EXTERNAL_SOURCES",
@@ -46,6 +46,12 @@ SLOW_FLOOR_MS = 1.0
 class StepStats(BaseModel):
     """How one step of one procedure version has run.
 
+    Every try counts (:attr:`procmem.model.StepRun.history` included): ``runs``
+    is the number of tries, so a try that failed before a retry or a resume
+    succeeded stays in ``runs``, ``failures`` and ``errors``. ``unknown``
+    counts calls whose outcome is unknown (the run stopped after sending them;
+    they were sent again with the same idempotency key).
+
     ``errors`` counts failures by error kind (the text before the first ``:``
     of the error, e.g. ``LookupError``). ``flags``: ``slow`` (its p95 is at
     least half the procedure's p95, or its recent p50 doubled against its own
@@ -58,6 +64,7 @@ class StepStats(BaseModel):
     successes: int = 0
     failures: int = 0
     skipped: int = 0
+    unknown: int = 0
     errors: dict[str, int] = Field(default_factory=dict)
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -76,6 +83,9 @@ class VersionStats(BaseModel):
         alpha / beta: Beta posterior parameters (prior 1, 1).
         reliability: Posterior mean of success, 0-1.
         reliability_lower / reliability_upper: 5 % and 95 % posterior quantiles.
+        failed_attempts: Failed tries of its steps in these executions, the ones
+            a retry or a resume later made good included (sum of the steps'
+            ``failures``).
         flags: ``unused`` (no run for ``unused_days``), ``unreliable`` (95 %
             quantile below 0.5 with 5+ judged runs), ``has-slow-steps``,
             ``has-failing-steps``.
@@ -89,6 +99,7 @@ class VersionStats(BaseModel):
     successes: int = 0
     failures: int = 0
     evidence: int = 0
+    failed_attempts: int = 0
     alpha: float = 1.0
     beta: float = 1.0
     reliability: float = 0.5
@@ -211,13 +222,20 @@ def _step_stats(procedure: Procedure, executions: Sequence[Execution],
                 total_p95: float | None) -> list[StepStats]:
     out = []
     for step in procedure.steps:
-        runs = [r for ex in executions for r in ex.step_runs if r.step_id == step.id]
+        runs: list[StepRun | Attempt] = []
+        for ex in executions:
+            for run in ex.step_runs:
+                if run.step_id == step.id:
+                    runs.extend(run.history)
+                    runs.append(run)
         durations = [r.duration_ms for r in sorted(runs, key=lambda r: r.started_at)
-                     if r.status != "skipped"]
+                     if r.status not in ("skipped", "unknown")]
         st = StepStats(step_id=step.id, action=step.action, runs=len(runs))
         for r in runs:
             if r.status == "succeeded":
                 st.successes += 1
+            elif r.status == "unknown":
+                st.unknown += 1
             elif r.status == "skipped":
                 st.skipped += 1
                 kind = _error_kind(r.error)
@@ -285,6 +303,7 @@ def version_stats(procedure: Procedure, executions: Sequence[Execution],
         last_run_at=max((e.started_at for e in mine), default=None),
         steps=_step_stats(procedure, mine, p95),
     )
+    st.failed_attempts = sum(s.failures for s in st.steps)
     last = st.last_run_at or procedure.created_at
     if now - last > timedelta(days=unused_days):
         st.flags.append("unused")

@@ -10,18 +10,36 @@ Invariants (checked by ``tests/test_store.py``, one contract suite for every bac
       through ``set_status``.
     * ``put_traces`` is one transaction: either every trace is stored or none.
     * ``put_step_run`` commits at once, so a crash loses at most the step in flight.
+      It replaces the row of ``(execution id, index)``; the replay core puts a step
+      run again only with every earlier try kept in its ``history`` (tries are
+      append-only, see :class:`procmem.model.StepRun`).
     * Ranking, statistics and optimization live above the store.
     * A tool schema put again unchanged (same canonical JSON) changes nothing;
       a changed one keeps the old schema in the tool's history. Procedure notes
       are append-only and deleted with their procedure.
     * An embedding is stored once per (model id, text hash) and read back only
       under the same model id.
+    * Executions have a lease, decided in the store (never in per-process state),
+      so any process can continue any execution but two never run one at once:
+        - a lease is live while it has an owner and its expiry is later than now;
+        - ``acquire_lease`` takes or renews it atomically (one conditional write):
+          it succeeds when the execution has no live lease or the live lease is
+          the caller's own, and otherwise raises ``ExecutionBusy`` changing nothing;
+        - ``release_lease`` clears it only for its owner;
+        - ``put_execution`` of a header whose status is not ``running`` clears it
+          (paused, succeeded and failed executions have no live lease); a
+          ``running`` header leaves it as it is; a new execution has none;
+        - an expired lease is free: anyone may take it.
+      The store does not check leases on ``put_execution``/``put_step_run``: the
+      run that holds the lease renews it before it writes (see
+      :mod:`procmem.lease`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -237,7 +255,9 @@ class Store(Protocol):
 
     # executions
     def put_execution(self, execution: Execution) -> None:
-        """Upsert an execution's header (status, params, needs...), not its step runs."""
+        """Upsert an execution's header (status, params, needs...), not its step runs.
+
+        A header whose status is not ``running`` clears the execution's lease."""
         ...
 
     def put_step_run(self, execution_id: str, step_run: StepRun) -> None:
@@ -251,6 +271,24 @@ class Store(Protocol):
     def list_executions(self, *, procedure: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Execution]:
         """Executions, newest first, with their step runs."""
+        ...
+
+    def acquire_lease(self, execution_id: str, owner: str, *, lease_s: float,
+                      now: datetime | None = None) -> datetime:
+        """Take or renew an execution's lease for ``lease_s`` seconds; returns its expiry.
+
+        ``now`` defaults to the backend's clock. Raises ``ExecutionBusy`` (another
+        owner's lease is live), ``NotFound``, ``UsageError`` (empty owner, ``lease_s`` <= 0).
+        """
+        ...
+
+    def release_lease(self, execution_id: str, owner: str) -> bool:
+        """Clear ``owner``'s lease of an execution; True if ``owner`` held it."""
+        ...
+
+    def find_lease(self, execution_id: str, *,
+                   now: datetime | None = None) -> tuple[str, datetime] | None:
+        """The live lease ``(owner, expires_at)`` of an execution, or ``None``."""
         ...
 
     # evidence

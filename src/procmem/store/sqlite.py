@@ -24,8 +24,8 @@ Invariants:
       the row's rowid. The row is rebuilt for a name whenever one of its versions
       is put or changes status, and ``meta.index_revision`` is bumped then.
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
-      search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`
-      (mixins).
+      search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
+      execution leases in :mod:`procmem.store.lease_sql` (mixins).
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -44,6 +44,7 @@ from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import check_page, check_status, timestamp, trace_content, version_content
+from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
 from .search_sql import SearchSQL, log_index_change
 from .tools_sql import ToolSchemaSQL
@@ -66,7 +67,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, SearchSQL):
+class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -486,7 +487,10 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL):
     # --------------------------------------------------------------- executions
 
     def put_execution(self, execution: Execution) -> None:
-        """Upsert an execution's header; ``step_runs`` are ignored (see :meth:`put_step_run`)."""
+        """Upsert an execution's header; ``step_runs`` are ignored (see :meth:`put_step_run`).
+
+        A header whose status is not ``running`` clears the execution's lease.
+        """
         header = execution.model_dump_json(by_alias=True, exclude={"step_runs"})
         with self._write() as conn:
             conn.execute(
@@ -494,7 +498,9 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL):
                 "VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM executions)) "
                 "ON CONFLICT (id) DO UPDATE SET procedure = excluded.procedure, "
                 "version = excluded.version, status = excluded.status, json = excluded.json, "
-                "started_at = excluded.started_at",
+                "started_at = excluded.started_at, "
+                "lease_owner = CASE excluded.status WHEN 'running' THEN lease_owner END, "
+                "lease_expires_at = CASE excluded.status WHEN 'running' THEN lease_expires_at END",
                 (execution.id, execution.procedure, execution.version, execution.status,
                  header, timestamp(execution.started_at)),
             )
