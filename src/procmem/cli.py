@@ -53,6 +53,7 @@ from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
 from .rerank import Reranker, reranker_from_spec
 from .retrieval import RETRIEVERS, Retriever
+from .serialize import hit_record
 from .traceio import read_traces
 
 __all__ = ["EXIT_CODES", "exit_code", "load_tools", "main"]
@@ -227,17 +228,8 @@ def procedure_summary(proc: Procedure) -> dict[str, Any]:
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
-    """The ``search --json`` record of one hit."""
-    return {"rank": rank, "name": hit.procedure.name, "version": hit.procedure.version,
-            "score": hit.score, "ranks": hit.ranks, "reliability": hit.reliability,
-            "confident": hit.confident,
-            "signals": hit.explanation.get("signals", {}),
-            "bound": hit.explanation.get("bound", {}),
-            "matched_terms": hit.explanation.get("matched_terms", []),
-            "cosine": hit.explanation.get("cosine"),
-            "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
-            "rerank": hit.explanation.get("rerank"),
-            "actions": list(hit.procedure.signature())}
+    """The ``search --json`` record of one hit (:func:`procmem.serialize.hit_record`)."""
+    return hit_record(rank, hit)
 
 
 # ------------------------------------------------------------------ commands

@@ -504,3 +504,18 @@ def cases_table(cases: Sequence[Mapping[str, Any]], *, title: str = "per test tr
         table.add_row(str(case["trace"]), " → ".join(case.get("actions", [])) or "-",
                       shown, top, replay)
     return table
+
+
+def calibration_table(record: dict[str, Any]) -> Table:
+    """``procmem calibrate``: one row per retriever (see
+    :func:`procmem.serialize.calibration_record`)."""
+    table = Table(title=f"calibration: {record['folds']}-fold cross-validation of "
+                        f"{record['traces']} trace(s)")
+    for col in ("retriever", "threshold", "cv precision", "cv coverage", "hits (right)"):
+        table.add_column(col)
+    for r, c in record["calibrations"].items():
+        table.add_row(r, f"{c['threshold']:.3f}", f"{c['cv_precision']:.3f}",
+                      f"{c['cv_coverage']:.3f}", f"{c['samples']} ({c['positives']})")
+    for r, why in record["skipped"].items():
+        table.add_row(r, "-", "-", "-", f"not calibrated: {why}")
+    return table

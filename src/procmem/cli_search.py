@@ -1,4 +1,4 @@
-"""The search commands of the ``procmem`` CLI: search and reindex.
+"""The search commands of the ``procmem`` CLI: search, reindex and calibrate.
 
 They register on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported (it
 imports this module last); the hit table lives in :mod:`procmem.cli_render`.
@@ -14,8 +14,10 @@ from __future__ import annotations
 import click
 
 from . import cli_render as render
+from .calibration import TARGET_PRECISION
 from .cli import _emit, _memory, _out, _progress, hit_json, json_option, main
 from .retrieval import RETRIEVERS, Retriever
+from .serialize import calibration_record
 
 __all__: list[str] = []
 
@@ -24,7 +26,7 @@ __all__: list[str] = []
 @click.argument("task")
 @click.option("--limit", default=5, show_default=True, type=int, help="Maximum hits (1-100).")
 @click.option("--retriever", type=click.Choice(RETRIEVERS), default="hybrid", show_default=True,
-              help="First stage: BM25, dense vectors, or both fused by RRF.")
+              help="First stage: BM25, dense vectors, or both fused by their scores.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Only procedures with this tag (repeatable: all of them).")
 @click.option("--status", type=click.Choice(["active", "candidate", "deprecated", "any"]),
@@ -81,3 +83,33 @@ def reindex(ctx: click.Context, force: bool, as_json: bool) -> None:
     click.echo(f"{report['procedures']} procedure(s), {report['rows']} text(s): "
                f"{report['embedded']} embedded now, {report['stored']} vector(s) stored "
                f"for {report['model_id']}")
+
+
+@main.command()
+@click.option("--folds", default=5, show_default=True, type=int,
+              help="K of the cross-validation (2-20).")
+@click.option("--target", "target_precision", default=TARGET_PRECISION, show_default=True,
+              type=float, help="Share of confident hits that must be right (0.5-1).")
+@click.option("--retriever", "retrievers", type=click.Choice(RETRIEVERS), multiple=True,
+              help="First stage(s) to calibrate (repeatable; default bm25, and hybrid with an "
+                   "embedder).")
+@json_option
+@click.pass_context
+def calibrate(ctx: click.Context, folds: int, target_precision: float,
+              retrievers: tuple[str, ...], as_json: bool) -> None:
+    """Calibrate search confidence on cross-validation folds of the stored traces.
+
+    Afterwards every hit carries a probability (``confidence``) that it and every
+    value it bound are right, and ``confident`` means it clears the threshold at
+    which the cross-validated hits were right --target of the time.
+    """
+    mem = _memory(ctx)
+    with _progress(not as_json, "cross-validating: learning each fold, searching the rest") as bar:
+        report = mem.calibrate(folds=folds, target_precision=target_precision,
+                               retrievers=list(retrievers) or None, progress=bar)
+    record = calibration_record(report)
+    if as_json:
+        _emit(record)
+        return
+    out = _out()
+    out.print(render.calibration_table(record))

@@ -35,6 +35,7 @@ from .errors import MissingExtra, UsageError
 from .memory_client import Turn
 from .model import Hit, Need, Procedure
 from .planning import Plan
+from .serialize import hit_record
 
 try:
     import mcp_types as types
@@ -298,20 +299,11 @@ def error_result(code: str, message: str) -> types.CallToolResult:
 
 def hit_json(rank: int, hit: Hit, tool: str, plan: Plan | str | None = None
              ) -> dict[str, Any]:
-    """One ``search_procedures`` hit; with ``plan``, its plan for the task
+    """One ``search_procedures`` hit (:func:`procmem.serialize.hit_record` and the
+    MCP ``tool`` that runs it); with ``plan``, its plan for the task
     (:meth:`procmem.planning.Plan.to_json`), or the error (a string) that kept it
     from being planned, as ``plan_error``."""
-    proc = hit.procedure
-    out = {"rank": rank, "name": proc.name, "tool": tool, "version": proc.version,
-            "description": proc.description, "score": hit.score,
-            "reliability": hit.reliability,
-            "params": [{"name": p.name, "required": p.required} for p in proc.params],
-            "actions": list(proc.signature()),
-            "bound": hit.explanation.get("bound", {}),
-            "confident": hit.confident,
-            "nearest_demonstration": hit.explanation.get("nearest_demonstration"),
-            "matched_terms": hit.explanation.get("matched_terms", []),
-            "rerank": hit.explanation.get("rerank")}
+    out = dict(hit_record(rank, hit), tool=tool)
     if isinstance(plan, Plan):
         out["plan"] = plan.to_json()
     elif plan is not None:
