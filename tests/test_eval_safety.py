@@ -73,8 +73,8 @@ def force_confident(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bool]
     yield flag
 
 
-def run(train: list[Trace], test: list[Trace]) -> EvalReport:
-    return evaluate(train, test, embedder=None)
+def run(train: list[Trace], test: list[Trace], *, calibrate: bool = True) -> EvalReport:
+    return evaluate(train, test, embedder=None, calibrate=calibrate)
 
 
 # ------------------------------------------------------------- silent errors
@@ -333,7 +333,9 @@ def test_a_replay_leaves_nothing_in_the_searched_memory(force_confident: dict[st
 
     monkeypatch.setattr(Memory, "search", search)
     monkeypatch.setattr(Memory, "close", close)
-    run(CANCELS, [cancel(3000003, sent=4000004), cancel(3000004, sent=4000005)])
+    # without calibration, whose fold memories search too (and replay nothing)
+    run(CANCELS, [cancel(3000003, sent=4000004), cancel(3000004, sent=4000005)],
+        calibrate=False)
     assert {id(m) for m in searched} == {id(searched[0])}
     assert executions.pop(id(searched[0])) == 0  # the searched memory: no execution
     assert list(executions.values()) == [2]  # the scratch memory holds both replays
