@@ -45,7 +45,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 from .bind import Binding, BindSpec, bind_params, bind_spec
@@ -55,8 +55,8 @@ from .model import Hit, Procedure
 from .template import references
 
 __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate", "RankView",
-           "action_verb", "first_stage", "fuse", "is_confident", "rank", "reliability_factor",
-           "rrf", "stem", "step_params", "verb_conflict"]
+           "action_verb", "first_stage", "fuse", "is_confident", "named_verbs", "rank",
+           "reliability_factor", "rrf", "stem", "step_params", "verb_conflict"]
 
 WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
 RRF_K = 60
@@ -267,6 +267,7 @@ _VERB_SPLIT = re.compile(r"[_\-.:/\s]+|(?<=[a-z])(?=[A-Z])")
 _WORDS = re.compile(r"[A-Za-z]+")
 
 
+@lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A crude suffix-stripping stem (lower case; ``-ing``, ``-ed``, ``-es``, ``-s``, ``-e``
     and a doubled final consonant): "cancelled", "cancels" and "cancel" meet."""
@@ -289,6 +290,11 @@ def action_verb(action: str) -> str | None:
     return stem(words[0]) if words and len(words[0]) >= 3 and words[0].isalpha() else None
 
 
+def named_verbs(task: str, universe: frozenset[str]) -> frozenset[str]:
+    """The verbs of ``universe`` (stemmed, see :func:`action_verb`) that ``task`` names."""
+    return frozenset(w for w in map(stem, set(_WORDS.findall(task))) if w in universe)
+
+
 def verb_conflict(task: str, verbs: frozenset[str], universe: frozenset[str]) -> bool:
     """Whether the task names an action verb, but none of the procedure's.
 
@@ -297,7 +303,7 @@ def verb_conflict(task: str, verbs: frozenset[str], universe: frozenset[str]) ->
     ``return``; a procedure that only cancels is then not a confident match,
     however well its params bind ("two procedures one word apart").
     """
-    named = {w for w in (stem(x) for x in _WORDS.findall(task)) if w in universe}
+    named = named_verbs(task, universe)
     return bool(named) and not (named & verbs)
 
 
@@ -379,6 +385,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         claims.update(b.spans[p] for p in b.anchored)
     best_prior = math.log1p(max(v.demonstrations for v in views)) or 1.0
     universe = frozenset().union(*(v.verbs for v in views))
+    named = named_verbs(task, universe)
     rows = []
     for c, v, b in zip(candidates, views, bindings, strict=True):
         mine = {b.spans[p] for p in b.anchored}
@@ -422,7 +429,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         if c.cosine is not None:
             explanation["cosine"] = round(c.cosine, 4)
             explanation["nearest_demonstration"] = c.nearest
-        conflict = verb_conflict(task, v.verbs, universe)
+        conflict = bool(named) and not (named & v.verbs)  # see verb_conflict
         if conflict:
             explanation["verb_conflict"] = True
         hits.append(Hit(
