@@ -122,7 +122,8 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
             continue
         found_by[p.name] = (value, found.start, found.end, found.anchored, p.extractor)
         taken.add((found.start, found.end))
-    contexts = [(name, f[4].before) for name, f in found_by.items() if wordy(f[4].before)]
+    contexts = [(p.name, p.extractor.before) for p in params
+                if p.extractor is not None and wordy(p.extractor.before)]
     for name, (value, start, end, anchored, ex) in found_by.items():
         clash = any(s < end and start < e and (s, e) != (start, end)
                     for other, (_, s, e, _, _) in found_by.items() if other != name)
