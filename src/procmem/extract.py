@@ -174,7 +174,12 @@ def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[i
         best = sorted(((agreement(j, x), -x) for x in options), reverse=True)
         pick = [b for b in best if b[0] == best[0][0]]
         pick.sort(key=lambda b: -b[1])  # text order among the best-agreeing ones
-        chosen.append(-(pick[nth] if nth < len(pick) else pick[-1])[1])
+        if nth < len(pick):
+            chosen.append(-pick[nth][1])
+        elif nth < len(options):  # the nth use has its own context: the nth in text order
+            chosen.append(sorted(options)[nth])
+        else:
+            chosen.append(-pick[-1][1])
     return chosen
 
 
@@ -316,6 +321,8 @@ def learn_extractor(
         if not at:
             return None
         all_pos.append(at)
+    if nth and any(len(at) <= nth for at in all_pos):
+        return None  # no nth occurrence to pin in some demonstration
     strs = [str(v) for v in values]
     widths = [len(x) for x in strs]
     positions = _choose_positions(all_pos, texts, widths, nth=nth)
@@ -356,15 +363,16 @@ def learn_extractor(
     if not (ex.before or ex.after):
         return ex
     # occurrence: an index among the anchored matches that holds the value in every demo
+    # (for the nth param: the index of the occurrence chosen for it, whose context may
+    # differ from the first's: "... because X. Then cancel ... because X." ends the text)
     common: set[int] | None = None
-    for sv, t in zip(strs, texts, strict=True):
-        idx = {i for i, f in enumerate(_anchored(ex, t)) if f.value == sv}
+    for sv, t, p in zip(strs, texts, positions, strict=True):
+        idx = {i for i, f in enumerate(_anchored(ex, t))
+               if f.value == sv and (not nth or f.start == p)}
         common = idx if common is None else common & idx
     if common:
         ordered = sorted(common)
-        if nth >= len(ordered):
-            return None
-        ex = ex.model_copy(update={"occurrence": ordered[nth]})
+        ex = ex.model_copy(update={"occurrence": ordered[0]})
     elif nth:
         return None
     return ex
