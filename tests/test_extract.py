@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.extract import distinctive, find, find_all, learn_extractor, locate, locate_all
+from procmem.extract import (
+    distinctive,
+    find,
+    find_all,
+    learn_extractor,
+    locate,
+    locate_all,
+    wordy,
+)
 from procmem.model import Extractor
 
 CANCEL_TEXTS = [
@@ -373,3 +381,12 @@ def test_a_float_is_located_and_bound_as_written() -> None:
     assert ex is not None and ex.kind == "number"
     found, _ = find(ex, "Refund $7.25 now")
     assert found is not None and found.value == "7.25"
+
+
+def test_an_id_learned_at_the_end_of_every_text_binds_bare_elsewhere_but_never_guesses() -> None:
+    ex = learn_extractor(["#W1234567", "#W7654321"], ["Here: #W1234567", "see #W7654321"])
+    assert ex is not None and ex.kind == "id" and not wordy(ex.before + ex.after)
+    found, _ = find(ex, "what about #W5550001 then")
+    assert found is not None and found.value == "#W5550001" and not found.anchored
+    # the end-of-text context is no filter: two ids are two candidates, not the last one
+    assert find(ex, "Cancel #W5550001 and #W5550002.") == (None, ["#W5550001", "#W5550002"])
