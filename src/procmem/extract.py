@@ -534,17 +534,21 @@ def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
 
     Only a context with a word anchors (:func:`wordy`); an extractor whose
     contexts are marks or a clause end (:data:`_DELIMITER`) gets its
-    context-bounded matches back as bare ones.
+    context-bounded matches back as bare ones, together with the shape matches
+    that do not overlap them (the context bounds a span; it filters out nothing).
     """
     if not (ex.before or ex.after):
         return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
                     for m in _compile_shape(ex.pattern).finditer(text)]
     anchored = _anchored(ex, text)
-    if not (wordy(ex.before) or wordy(ex.after)):
-        # a context of marks or a clause end only bounds the span; it is no anchor
-        return [], [Found(f.value, f.start, f.end, False) for f in anchored]
     shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
              for m in _compile_shape(ex.pattern).finditer(text)]
+    if not (wordy(ex.before) or wordy(ex.after)):
+        # a context of marks or a clause end only bounds the span; it is no anchor, and
+        # no filter either: the other bare matches stay ("#W1 and #W2." is two ids)
+        bounded = [Found(f.value, f.start, f.end, False) for f in anchored]
+        rest = [f for f in shape if not any(f.start < b.end and b.start < f.end for b in bounded)]
+        return [], sorted(bounded + rest, key=lambda f: (f.start, f.end))
     return anchored, shape
 
 
