@@ -141,14 +141,18 @@ def locate_all(value: Any, text: str) -> list[int]:
 
 
 def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[int], *,
-                      nth: int = 0) -> list[int]:
+                      nth: int = 0, text_order: bool = False) -> list[int]:
     """One occurrence per demonstration: the one whose context agrees best with the others.
 
     Demonstrations where the value occurs once fix a reference context (the
     tokens before and after it); where it occurs several times, the occurrence
     sharing the longest context with the reference is chosen (first on ties,
     the ``nth`` best-agreeing one for the ``nth`` param with these values).
+    With ``text_order``, simply the ``nth`` occurrence in text order (for an
+    ``nth`` use whose context differs from the first's).
     """
+    if text_order:
+        return [at[min(nth, len(at) - 1)] for at in all_pos]
     ref_idx = next((j for j, p in enumerate(all_pos) if len(p) == 1), 0)
 
     def context(j: int, p: int) -> tuple[list[str], list[str]]:
@@ -174,12 +178,7 @@ def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[i
         best = sorted(((agreement(j, x), -x) for x in options), reverse=True)
         pick = [b for b in best if b[0] == best[0][0]]
         pick.sort(key=lambda b: -b[1])  # text order among the best-agreeing ones
-        if nth < len(pick):
-            chosen.append(-pick[nth][1])
-        elif nth < len(options):  # the nth use has its own context: the nth in text order
-            chosen.append(sorted(options)[nth])
-        else:
-            chosen.append(-pick[-1][1])
+        chosen.append(-(pick[nth] if nth < len(pick) else pick[-1])[1])
     return chosen
 
 
@@ -315,17 +314,33 @@ def learn_extractor(
         told), or when the ``nth`` occurrence cannot be pinned in every
         demonstration.
     """
+    args = (values, texts, shape_values, context_examples, nth, corpus_values, corpus_count)
+    ex = _learn(*args, text_order=False)
+    if ex is None and nth:
+        # the nth use may have a context of its own ("... because X. Then cancel ...
+        # because X." ends the text): learn it at the nth occurrence in text order
+        ex = _learn(*args, text_order=True)
+    return ex
+
+
+def _learn(values: list[Any], texts: list[str], shape_values: list[str] | None,
+           context_examples: list[tuple[Any, str]] | None, nth: int,
+           corpus_values: list[Any] | None, corpus_count: int, *, text_order: bool
+           ) -> Extractor | None:
+    """:func:`learn_extractor` at the positions :func:`_choose_positions` picks; with
+    ``text_order``, at the ``nth`` occurrence, its occurrence the index of that very
+    position among the matches of its own context."""
     all_pos: list[list[int]] = []
     for v, t in zip(values, texts, strict=True):
         at = locate_all(v, t)
         if not at:
             return None
         all_pos.append(at)
-    if nth and any(len(at) <= nth for at in all_pos):
+    if text_order and any(len(at) <= nth for at in all_pos):
         return None  # no nth occurrence to pin in some demonstration
     strs = [str(v) for v in values]
     widths = [len(x) for x in strs]
-    positions = _choose_positions(all_pos, texts, widths, nth=nth)
+    positions = _choose_positions(all_pos, texts, widths, nth=nth, text_order=text_order)
     # a number may be written otherwise ("$35.50" for 35.5): its context is the text's
     strs = [_written(v, t, p) for v, t, p in zip(values, texts, positions, strict=True)]
     kind = infer_kind(values, corpus_distinct=None if corpus_values is None else len(corpus_values),
@@ -340,8 +355,8 @@ def learn_extractor(
         pattern = (kind_pattern(kind, enum_values, digits_vary=len(digit_lengths) > 1)
                    or _shape(sorted(set(strs) | set(shape_values or ()))))
     before, after = _context(strs, texts, positions)
-    pairs = [(_written(v, t, at), t) for v, t in context_examples or ()
-             if (at := locate(v, t)) is not None]
+    pairs = [(_written(v, t, pos), t) for v, t in context_examples or ()
+             if (pos := locate(v, t)) is not None]
     if pairs:
         before, after = _supported(before, after, pairs)
     before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
@@ -363,16 +378,17 @@ def learn_extractor(
     if not (ex.before or ex.after):
         return ex
     # occurrence: an index among the anchored matches that holds the value in every demo
-    # (for the nth param: the index of the occurrence chosen for it, whose context may
-    # differ from the first's: "... because X. Then cancel ... because X." ends the text)
     common: set[int] | None = None
     for sv, t, p in zip(strs, texts, positions, strict=True):
         idx = {i for i, f in enumerate(_anchored(ex, t))
-               if f.value == sv and (not nth or f.start == p)}
+               if f.value == sv and (not text_order or f.start == p)}
         common = idx if common is None else common & idx
     if common:
         ordered = sorted(common)
-        ex = ex.model_copy(update={"occurrence": ordered[0]})
+        pick = 0 if text_order else nth
+        if pick >= len(ordered):
+            return None
+        ex = ex.model_copy(update={"occurrence": ordered[pick]})
     elif nth:
         return None
     return ex
