@@ -7,6 +7,7 @@ import pytest
 from procmem.bind import bind_task
 from procmem.induce import CorpusStats, group_traces, induce
 from procmem.model import Extractor, Param, Procedure, Step, Trace
+from procmem.valuekinds import text_pattern
 
 ORDER = Extractor(pattern=r"#W\d{7}", before=r"order\s+", after=r"\s+because")
 
@@ -102,3 +103,39 @@ def test_bind_task_is_deterministic(learned: dict[tuple[str, ...], Procedure]) -
     task = "Cancel order #W1000001 because no longer needed."
     for p in learned.values():
         assert bind_task(p, task) == bind_task(p, task)
+
+
+# ------------------------------------------------------------------ span safety
+
+REASON = Extractor(pattern=text_pattern([]), before=r"because\s+", after=r"\s*[.!?]?\s*$",
+                   kind="text")
+ADDRESS = Extractor(pattern=r"\d+\s[A-Za-z]+\s(?:St|Road)", before=r"ship\s+to\s+")
+
+
+def test_bind_task_binds_neither_of_two_overlapping_spans() -> None:
+    street = Param(name="street", extractor=ADDRESS)
+    number = Param(name="house_number", schema={"type": "integer"},
+                   extractor=Extractor(pattern=r"\d+", before=r"ship\s+to\s+"))
+    b = bind_task(proc(street, number), "Please ship to 12 Main St today.")
+    assert b.values == {} and b.spans == {} and b.anchored == set()
+    assert b.candidates == {"street": ["12 Main St"], "house_number": ["12"]}
+    assert b.learnable == 2 and b.fit == 0.0
+
+
+def test_bind_task_keeps_free_text_from_running_into_another_params_context() -> None:
+    p = proc(Param(name="address", extractor=ADDRESS), Param(name="reason", extractor=REASON))
+    task = "Please ship to 12 Main St. Cancel it because no longer needed and ship to the office"
+    b = bind_task(p, task)
+    assert b.values == {"address": "12 Main St"}
+    assert b.candidates == {"reason": ["no longer needed and ship to the office"]}
+    # the same reason without the other param's words binds whole
+    b = bind_task(p, "Please ship to 12 Main St. Cancel it because no longer needed.")
+    assert b.values == {"address": "12 Main St", "reason": "no longer needed"}
+    assert b.anchored == {"address", "reason"}
+
+
+def test_bind_task_text_check_reads_only_contexts_with_words() -> None:
+    marked = Param(name="code", extractor=Extractor(pattern=r"\d{3}", before=r"\#"))
+    p = proc(marked, Param(name="reason", extractor=REASON))
+    b = bind_task(p, "Code #123. Cancel because item #4 broke")
+    assert b.values["reason"] == "item #4 broke"  # "#" alone is no other param's context

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.extract import find, find_all, learn_extractor, locate, locate_all
+from procmem.extract import (
+    distinctive,
+    find,
+    find_all,
+    learn_extractor,
+    locate,
+    locate_all,
+    wordy,
+)
 from procmem.model import Extractor
 
 CANCEL_TEXTS = [
@@ -250,3 +258,135 @@ def test_locate_all_finds_what_the_bounded_regex_finds(value: str, text: str) ->
     expected = [m.start() for m in rx.finditer(text)]
     assert locate_all(value, text) == expected
     assert locate(value, text) == (expected[0] if expected else None)
+
+
+# ------------------------------------------------------------------------- kinds and safety
+
+REASON_TEXTS = [
+    "reason: the box is damaged.",
+    "reason: it arrived too late.",
+    "reason: I found a cheaper one.",
+]
+REASONS = ["the box is damaged", "it arrived too late", "I found a cheaper one"]
+
+
+def test_learn_extractor_sets_kind_and_support() -> None:
+    ex = cancel_extractor()
+    assert (ex.kind, ex.support) == ("id", 3)
+    reason = learn_extractor(REASONS, REASON_TEXTS)
+    assert reason is not None and (reason.kind, reason.support) == ("text", 3)
+
+
+def test_free_text_that_ended_every_demo_is_not_cut_at_an_inner_period() -> None:
+    ex = learn_extractor(REASONS, REASON_TEXTS)
+    assert ex is not None
+    found, _ = find(ex, "reason: Dr. Okafor is on leave.")
+    assert found is None  # not "Dr": the replay pauses instead
+    found, _ = find(ex, "reason: the spine is cracked and pages fell out.")
+    assert found is not None and found.anchored
+    assert found.value == "the spine is cracked and pages fell out"
+    found, _ = find(ex, "reason: the spine is cracked")  # no final period
+    assert found is not None and found.value == "the spine is cracked"
+
+
+def test_free_text_without_a_word_before_or_a_known_end_gets_no_extractor() -> None:
+    # nothing but the start of the text before it
+    assert learn_extractor(["no longer needed", "ordered by mistake"],
+                           ["no longer needed, says Ann", "ordered by mistake, says Bo"]) is None
+    # words after it differ and it does not end a clause: its end cannot be told
+    assert learn_extractor(["no longer needed", "ordered by mistake"],
+                           ["because no longer needed so cancel",
+                            "because ordered by mistake please cancel"]) is None
+
+
+FIRST_NAME_CORPUS = [("Ethan", "Your name is Ethan Kim"), ("Mia", "You are Mia Wong, in 10001"),
+                     ("Raj", "Hello, Raj Patel here"), ("Li", "I am Li Na")]
+_WORDS = st.lists(st.sampled_from(["Your", "name", "is", "Mia", "Wong", "you", "are", "busy",
+                                   "polite", "Ethan", "Kim", "for", "and", ",", "."]),
+                  min_size=1, max_size=12).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_WORDS)
+def test_a_one_demonstration_procedure_never_binds_a_word_by_whitespace_context_alone(
+        text: str) -> None:
+    # the corpus shares only the space around a first name: that is no context
+    ex = learn_extractor(["Ethan"], ["Your name is Ethan Kim"],
+                         context_examples=FIRST_NAME_CORPUS)
+    assert ex is not None and ex.support == 1
+    for rx in (ex.before, ex.after):
+        assert rx == "" or re.search(r"[A-Za-z]{2,}", rx)  # never bare whitespace
+    found, _ = find(ex, text)
+    assert found is None
+    anchored, _ = find_all(ex, text)
+    assert anchored == []
+    # a value that was the whole text: only the end of the text around it
+    alone = learn_extractor(["Ethan"], ["Ethan"])
+    assert alone is not None
+    assert find(alone, text)[0] is None
+
+
+def test_a_bare_four_digit_number_does_not_bind() -> None:
+    for ex in (Extractor(pattern=r"\d{4}"), Extractor(pattern=r"\d{4}", kind="integer")):
+        assert not distinctive(ex)
+        found, candidates = find(ex, "Ship it to 1600 Pennsylvania Avenue.")
+        assert found is None and candidates == ["1600"]
+
+
+def test_a_marked_id_binds_bare_and_a_plain_word_does_not() -> None:
+    for pattern, kind in ((r"\#W\d{7}", "id"), (r"credit_card_\d{7}", "id"), (r"\#W\d{7}", None)):
+        assert distinctive(Extractor(pattern=pattern, kind=kind))
+    found, _ = find(Extractor(pattern=r"\#W\d{7}", kind="id"), "please look at #W1234567 today")
+    assert found is not None and found.value == "#W1234567" and not found.anchored
+    assert not distinctive(Extractor(pattern=r"[A-Za-z]+", kind="token"))
+    assert find(Extractor(pattern=r"[A-Za-z]+", kind="token"), "Ethan")[0] is None
+
+
+def test_an_email_learned_at_one_domain_binds_an_email_at_another() -> None:
+    ex = learn_extractor(["ann@example.com", "bob.lee@example.com"],
+                         ["My email is ann@example.com.", "email bob.lee@example.com please"])
+    assert ex is not None and ex.kind == "email" and distinctive(ex)
+    found, _ = find(ex, "write to zoe+orders@mail.other.org about it")
+    assert found is not None and found.value == "zoe+orders@mail.other.org"
+    assert found.anchored  # the only address in the text anchors itself
+    found, candidates = find(ex, "from a@x.org to b@y.org")
+    assert found is None and candidates == ["a@x.org", "b@y.org"]  # two: never a guess
+
+
+def test_find_validates_the_value_by_kind() -> None:
+    ex = Extractor(pattern=r"\S+@\S+", before=r"email\s+", kind="email")
+    assert find(ex, "email x@@y.com now") == (None, [])
+    found, _ = find(ex, "email x@y.com now")
+    assert found is not None and found.value == "x@y.com"
+
+
+def test_nth_pins_the_nth_param_with_the_same_values() -> None:
+    texts = ["Cancel order #W1234567 because no longer needed and order #W7654321 because "
+             "no longer needed and thanks.",
+             "Cancel order #W1111111 because ordered by mistake and order #W2222222 because "
+             "ordered by mistake and thanks."]
+    values = ["no longer needed", "ordered by mistake"]
+    first, second = (learn_extractor(values, texts, nth=n) for n in (0, 1))
+    assert first is not None and second is not None
+    assert (first.occurrence, second.occurrence) == (0, 1)
+    task = ("Cancel order #W3000001 because it is broken and order #W3000002 because it came "
+            "late and thanks.")
+    assert find(first, task)[0].value == "it is broken"  # type: ignore[union-attr]
+    assert find(second, task)[0].value == "it came late"  # type: ignore[union-attr]
+    assert learn_extractor(values, texts, nth=2) is None  # no third occurrence to pin
+
+
+def test_a_float_is_located_and_bound_as_written() -> None:
+    ex = learn_extractor([35.5, 12.0], ["Refund $35.50 now", "Refund $12.00 now"])
+    assert ex is not None and ex.kind == "number"
+    found, _ = find(ex, "Refund $7.25 now")
+    assert found is not None and found.value == "7.25"
+
+
+def test_an_id_learned_at_the_end_of_every_text_binds_bare_elsewhere_but_never_guesses() -> None:
+    ex = learn_extractor(["#W1234567", "#W7654321"], ["Here: #W1234567", "see #W7654321"])
+    assert ex is not None and ex.kind == "id" and not wordy(ex.before + ex.after)
+    found, _ = find(ex, "what about #W5550001 then")
+    assert found is not None and found.value == "#W5550001" and not found.anchored
+    # the end-of-text context is no filter: two ids are two candidates, not the last one
+    assert find(ex, "Cancel #W5550001 and #W5550002.") == (None, ["#W5550001", "#W5550002"])

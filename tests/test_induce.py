@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from procmem.bind import bind_task
 from procmem.errors import UsageError
 from procmem.induce import CorpusStats, group_traces, induce, procedure_name
 from procmem.model import Trace, TraceStep
@@ -153,6 +154,78 @@ def test_same_arg_name_with_different_values_gets_distinct_params() -> None:
     first, second = proc.param("order_id"), proc.param("order_id_2")
     assert first and second and first.extractor and second.extractor
     assert (first.extractor.occurrence, second.extractor.occurrence) == (0, 1)
+
+
+def two_cancels(template: str) -> list[Trace]:
+    """Demonstrations cancelling two orders for the same reason, named twice in the task."""
+    out = []
+    for (a, b), r in zip([(ORDERS[0], ORDERS[1]), (ORDERS[2], "#W8880008")],
+                         ["no longer needed", "ordered by mistake"], strict=True):
+        out.append(trace(template.format(a=a, b=b, r=r),
+                         step("cancel_pending_order", order_id=a, reason=r),
+                         step("cancel_pending_order", order_id=b, reason=r)))
+    return out
+
+
+def test_a_value_named_twice_gets_one_param_per_use_pinned_to_its_occurrence() -> None:
+    proc = induce(two_cancels("Cancel order {a} because {r} and order {b} because {r} and "
+                              "that is all."))
+    assert proc.steps[0].args["reason"] == {"$param": "reason"}
+    assert proc.steps[1].args["reason"] == {"$param": "reason_2"}
+    first, second = proc.param("reason"), proc.param("reason_2")
+    assert first and second and first.extractor and second.extractor
+    assert (first.extractor.occurrence, second.extractor.occurrence) == (0, 1)
+    task = ("Cancel order #W1000001 because it broke and order #W1000002 because it came late "
+            "and that is all.")
+    assert bind_task(proc, task).values == {
+        "order_id": "#W1000001", "order_id_2": "#W1000002",
+        "reason": "it broke", "reason_2": "it came late"}
+
+
+def test_the_second_use_of_a_value_named_twice_is_bound_where_its_clause_ends_the_task() -> None:
+    proc = induce(two_cancels("Cancel order {a} because {r}. Then cancel order {b} because {r}."))
+    assert [s.args["reason"] for s in proc.steps] == [{"$param": "reason"},
+                                                       {"$param": "reason_2"}]
+    second = proc.param("reason_2")
+    assert second is not None and second.extractor is not None
+    task = ("Cancel order #W1000001 because it broke. "
+            "Then cancel order #W1000002 because it is late.")
+    assert bind_task(proc, task).values == {
+        "order_id": "#W1000001", "order_id_2": "#W1000002",
+        "reason": "it broke", "reason_2": "it is late"}
+
+
+def test_a_value_named_once_and_used_by_two_steps_is_one_param() -> None:
+    demos = [trace(f"I am {e}. Update my address, then email {e} a receipt.",
+                   step("find_user_id_by_email", email=e),
+                   step("modify_user_address", user="u"),
+                   step("send_receipt", email=e))
+             for e in ["ann@example.com", "bob.lee@example.org"]]
+    # named twice in the task text: each use is its own param
+    assert [p.name for p in induce(demos).params] == ["email", "email_2"]
+    once = [trace(f"I am {e}. Update my address and send me a receipt.",
+                  *d.steps) for e, d in zip(["ann@example.com", "bob.lee@example.org"], demos,
+                                            strict=True)]
+    proc = induce(once)
+    assert [p.name for p in proc.params] == ["email"]
+    assert proc.steps[0].args["email"] == proc.steps[2].args["email"] == {"$param": "email"}
+    email = proc.param("email")
+    assert email is not None and email.extractor is not None and email.extractor.kind == "email"
+    assert bind_task(proc, "I am zoe@mail.other.net. Send me a receipt.").values == {
+        "email": "zoe@mail.other.net"}
+
+
+def test_enum_values_come_from_the_corpus() -> None:
+    corpus_traces = [trace(f"Cancel order #W{1000000 + i} because {r}.",
+                           step("cancel_pending_order", order_id=f"#W{1000000 + i}", reason=r))
+                     for i, r in enumerate(["no longer needed", "ordered by mistake"] * 5)]
+    corpus = CorpusStats.from_traces(corpus_traces)
+    proc = induce(corpus_traces[:1], corpus=corpus)  # one demonstration: "no longer needed"
+    reason = proc.param("reason")
+    assert reason is not None and reason.extractor is not None
+    assert reason.extractor.kind == "enum"
+    assert re.fullmatch(reason.extractor.pattern, "ordered by mistake")  # seen in the corpus
+    assert not re.fullmatch(reason.extractor.pattern, "it broke")
 
 
 def test_a_failed_demonstration_step_is_not_copied() -> None:

@@ -6,11 +6,24 @@ from collections.abc import Iterator
 
 import pytest
 
+from procmem.bind import Binding
+from procmem.calibration import Calibration
 from procmem.errors import UsageError
 from procmem.induce import CorpusStats, group_traces, induce
 from procmem.memory import Memory
-from procmem.model import Procedure, Trace
-from procmem.retrieval import WEIGHTS, Candidate, RankView, rank
+from procmem.model import Extractor, Param, Procedure, Step, Trace
+from procmem.retrieval import (
+    WEIGHTS,
+    Candidate,
+    RankView,
+    _in_order,
+    action_verb,
+    fuse,
+    rank,
+    rrf,
+    stem,
+    verb_conflict,
+)
 
 PREAMBLE = "Your name is Lena Park and your zip code is 60601. You are polite, busy. "
 ONE_CANCEL = PREAMBLE + "Cancel order #W1000001 because no longer needed. "
@@ -144,3 +157,137 @@ def test_rank_refuses_a_candidate_it_cannot_turn_into_a_hit(procedures: list[Pro
         rank(ONE_CANCEL, [Candidate()])
     with pytest.raises(UsageError, match="has no procedure and rank got no load"):
         rank(ONE_CANCEL, [Candidate(view=RankView.of(procedures[0]))])
+
+
+# ------------------------------------------------------------------ fusion
+
+
+def test_fuse_keeps_the_size_of_a_clear_lead() -> None:
+    fused = fuse([("lead", 7.5), ("other", 1.1)], [("lead", 0.77, "a"), ("other", 0.31, "b")])
+    assert fused["lead"] == pytest.approx(2.0, abs=1e-4)
+    assert fused["other"] == pytest.approx(1.1 / 7.5 + 0.31 / 0.77, abs=1e-4)  # about 0.55
+    assert fused["lead"] > 3 * fused["other"]
+    plain = rrf([["lead", "other"], ["lead", "other"]])
+    assert plain["lead"] < 1.05 * plain["other"]  # what rank fusion alone would have said
+
+
+def test_fuse_breaks_only_exact_ties_by_rank() -> None:
+    fused = fuse([("b", 3.0), ("a", 3.0)], [])
+    assert fused["b"] > fused["a"]  # same score: first in the list wins
+    assert fused["b"] - fused["a"] < 1e-6
+    # a tiny real difference in score beats any rank
+    fused = fuse([("b", 3.0), ("a", 2.999)], [("a", 0.5, "x"), ("b", 0.5, "y")])
+    assert fused["b"] > fused["a"]
+
+
+def test_fuse_handles_one_sided_candidates_and_negative_scores() -> None:
+    fused = fuse([("kw", 4.0)], [("vec", 0.8, "t")])
+    assert fused["kw"] == pytest.approx(1.0, abs=1e-4)
+    assert fused["vec"] == pytest.approx(1.0, abs=1e-4)
+    fused = fuse([("a", 2.0), ("b", -1.0)], [])
+    assert fused["a"] > fused["b"] >= 0.0
+    assert fuse([], []) == {}
+
+
+# ------------------------------------------------------------------ action verbs
+
+
+def test_stem_and_action_verb() -> None:
+    assert stem("cancelled") == stem("cancels") == stem("cancel") == stem("Cancelling")
+    assert stem("returned") == stem("return") == stem("returns")
+    assert stem("exchanged") == stem("exchange")
+    assert action_verb("cancel_pending_order") == "cancel"
+    assert action_verb("procedure:refund_order") == "refund"
+    assert action_verb("returnDeliveredOrderItems") == "return"
+    assert action_verb("do_it") is None
+    assert action_verb("x2_order") is None
+
+
+UNIVERSE = frozenset({"cancel", "return", "exchange", "get"})
+
+
+@pytest.mark.parametrize(("task", "conflict"), [
+    ("Return order #W1000001 because no longer needed.", True),
+    ("Cancel order #W1000001 because no longer needed.", False),
+    ("I cancelled nothing yet, please cancel order #W1000001.", False),
+    ("The order I want cancelled is #W1000001.", False),
+    ("Return one item and cancel order #W1000001.", False),  # one of the verbs is its own
+    ("Order #W1000001 is no longer needed.", False),  # names no verb at all
+])
+def test_verb_conflict(task: str, conflict: bool) -> None:
+    assert verb_conflict(task, frozenset({"cancel"}), UNIVERSE) is conflict
+
+
+def test_verb_conflict_only_counts_verbs_of_the_tools_in_play() -> None:
+    task = "Return order #W1000001 because no longer needed."
+    assert not verb_conflict(task, frozenset({"cancel"}), frozenset({"cancel"}))
+
+
+# ------------------------------------------------------------------ structure
+
+
+def _binding(spans: dict[str, int]) -> Binding:
+    return Binding(values=dict.fromkeys(spans, "v"),
+                   spans={k: (s, s + 1) for k, s in spans.items()},
+                   anchored=set(spans), learnable=len(spans))
+
+
+def test_in_order_ignores_a_param_reused_by_a_later_step() -> None:
+    steps = (("email",), ("order_id",), ("email", "address"))
+    # email at 0, order at 30, address at 60: in task order though step 3 reuses the email
+    assert _in_order(steps, _binding({"email": 0, "order_id": 30, "address": 60})) == 1.0
+    # the address comes before the order: one of two step pairs is out of order
+    assert _in_order(steps, _binding({"email": 0, "order_id": 60, "address": 30})) == 0.5
+    assert _in_order((("email",), ("email",)), _binding({"email": 0})) == 1.0
+    assert _in_order((), Binding()) == 1.0
+
+
+ORDER_ONE = Extractor(pattern=r"\#W\d{7}", before=r"order\s+", after=r"\s+because",
+                      occurrence=0, kind="id")
+
+
+def cancels(name: str, n: int) -> Procedure:
+    names = ["order_id", "order_id_2"][:n]
+    return Procedure(
+        name=name,
+        params=[Param(name=pn, extractor=ORDER_ONE.model_copy(update={"occurrence": i}))
+                for i, pn in enumerate(names)],
+        steps=[Step(id=f"s{i + 1}", action="cancel_pending_order",
+                    args={"order_id": {"$param": pn}}) for i, pn in enumerate(names)])
+
+
+def test_coverage_counts_spans_so_a_value_named_in_two_requests_needs_two_steps() -> None:
+    task = ("Cancel order #W1000001 because no longer needed. Then cancel order #W1000001 "
+            "because it was ordered twice.")
+    hits = rank(task, [Candidate(cancels("one", 1)), Candidate(cancels("two", 2))])
+    assert [h.procedure.name for h in hits] == ["two", "one"]
+    structure = {h.procedure.name: h.explanation["signals"]["structure"] for h in hits}
+    assert structure == {"two": 1.0, "one": 0.5}
+    assert hits[0].explanation["bound"] == {"order_id": "#W1000001", "order_id_2": "#W1000001"}
+
+
+def test_rank_with_a_calibration_sets_confidence_and_a_verb_conflict_is_never_confident(
+) -> None:
+    returns = Procedure(
+        name="return_one", params=[Param(name="order_id", extractor=ORDER_ONE)],
+        steps=[Step(id="s1", action="return_delivered_order_items",
+                    args={"order_id": {"$param": "order_id"}})])
+    sure = Calibration(retriever="bm25", weights=(0.0,) * 6, bias=5.0, mean=(0.0,) * 6,
+                       scale=(1.0,) * 6, threshold=0.5, target_precision=0.99, samples=40,
+                       positives=30, cv_precision=1.0, cv_coverage=1.0, folds=5, traces=40)
+    task = "Return order #W1000001 because no longer needed."
+    hits = rank(task, [Candidate(cancels("cancel_one", 1)), Candidate(returns)],
+                calibration=sure)
+    by_name = {h.procedure.name: h for h in hits}
+    for h in hits:
+        assert h.confidence == pytest.approx(sure.predict(h.explanation["features"]), abs=1e-4)
+        assert len(h.explanation["features"]) == 6
+    assert by_name["return_one"].confident
+    assert "verb_conflict" not in by_name["return_one"].explanation
+    assert by_name["cancel_one"].explanation["verb_conflict"] is True
+    assert not by_name["cancel_one"].confident
+    # without a calibration: no probability, the fixed rule decides (still no conflict passes)
+    plain = {h.procedure.name: h for h in rank(task, [Candidate(cancels("cancel_one", 1)),
+                                                      Candidate(returns)])}
+    assert all(h.confidence is None for h in plain.values())
+    assert not plain["cancel_one"].confident

@@ -534,6 +534,32 @@ class StoreContract:
         assert store.list_evidence() == [early, late, other, late]
         assert store.list_evidence("ex_3") == []
 
+    # calibrations ---------------------------------------------------------------
+
+    def test_calibration_round_trip_and_replace(self, store: Store) -> None:
+        assert store.get_calibration("bm25") is None
+        store.put_calibration("bm25", '{"a": 1}')
+        store.put_calibration("hybrid:model-é", '{"b": [1.5, 2]}')
+        assert store.get_calibration("bm25") == '{"a": 1}'
+        assert store.get_calibration("hybrid:model-é") == '{"b": [1.5, 2]}'
+        store.put_calibration("bm25", '{"a": 2}')  # replaces, keeps the other
+        assert store.get_calibration("bm25") == '{"a": 2}'
+        assert store.get_calibration("hybrid:model-é") == '{"b": [1.5, 2]}'
+        assert store.get_calibration("hybrid:other") is None
+        assert store.get_calibration("") is None
+
+    def test_calibration_needs_a_key(self, store: Store) -> None:
+        with pytest.raises(UsageError):
+            store.put_calibration("", "{}")
+        assert store.get_calibration("") is None
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(key=st.text(min_size=1, max_size=30), text=st.text(max_size=200))
+    def test_calibration_text_comes_back_exactly(self, store: Store, key: str, text: str) -> None:
+        store.put_calibration(key, text)
+        assert store.get_calibration(key) == text
+
 
 # ------------------------------------------------------------------ the backends
 

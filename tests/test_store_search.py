@@ -145,6 +145,23 @@ def test_migration_0006_adds_saved_indexes_to_a_version_5_database(tmp_path: Pat
     store.close()
 
 
+def test_migration_0007_adds_calibrations_to_a_version_6_database(tmp_path: Path) -> None:
+    path = database_at(tmp_path / "v6.db", 6, "INSERT INTO procedure_index (name) VALUES ('old')")
+    with sqlite3.connect(path) as conn:
+        names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+        assert "calibrations" not in names
+    store = SQLiteStore(path)  # applies 0007 (and later ones) on open
+    assert store.get_calibration("bm25") is None
+    store.put_calibration("bm25", '{"x": 1}')
+    assert store.index_status() == {"old": "active"}  # what was there stays
+    store.close()
+    with sqlite3.connect(path) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert 7 in versions and versions == sorted(versions)
+    with SQLiteStore(path) as reopened:
+        assert reopened.get_calibration("bm25") == '{"x": 1}'
+
+
 def test_migration_0008_adds_leases_and_old_step_runs_stay_readable(tmp_path: Path) -> None:
     old_run = ('{"index": 0, "step_id": "s1", "action": "a", "args": {}, "sources": {}, '
                '"output": null, "error": "OSError: x", "status": "failed", "attempts": 3, '

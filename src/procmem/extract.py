@@ -141,14 +141,18 @@ def locate_all(value: Any, text: str) -> list[int]:
 
 
 def _choose_positions(all_pos: list[list[int]], texts: list[str], widths: list[int], *,
-                      nth: int = 0) -> list[int]:
+                      nth: int = 0, text_order: bool = False) -> list[int]:
     """One occurrence per demonstration: the one whose context agrees best with the others.
 
     Demonstrations where the value occurs once fix a reference context (the
     tokens before and after it); where it occurs several times, the occurrence
     sharing the longest context with the reference is chosen (first on ties,
     the ``nth`` best-agreeing one for the ``nth`` param with these values).
+    With ``text_order``, simply the ``nth`` occurrence in text order (for an
+    ``nth`` use whose context differs from the first's).
     """
+    if text_order:
+        return [at[min(nth, len(at) - 1)] for at in all_pos]
     ref_idx = next((j for j, p in enumerate(all_pos) if len(p) == 1), 0)
 
     def context(j: int, p: int) -> tuple[list[str], list[str]]:
@@ -310,15 +314,33 @@ def learn_extractor(
         told), or when the ``nth`` occurrence cannot be pinned in every
         demonstration.
     """
+    args = (values, texts, shape_values, context_examples, nth, corpus_values, corpus_count)
+    ex = _learn(*args, text_order=False)
+    if ex is None and nth:
+        # the nth use may have a context of its own ("... because X. Then cancel ...
+        # because X." ends the text): learn it at the nth occurrence in text order
+        ex = _learn(*args, text_order=True)
+    return ex
+
+
+def _learn(values: list[Any], texts: list[str], shape_values: list[str] | None,
+           context_examples: list[tuple[Any, str]] | None, nth: int,
+           corpus_values: list[Any] | None, corpus_count: int, *, text_order: bool
+           ) -> Extractor | None:
+    """:func:`learn_extractor` at the positions :func:`_choose_positions` picks; with
+    ``text_order``, at the ``nth`` occurrence, its occurrence the index of that very
+    position among the matches of its own context."""
     all_pos: list[list[int]] = []
     for v, t in zip(values, texts, strict=True):
         at = locate_all(v, t)
         if not at:
             return None
         all_pos.append(at)
+    if text_order and any(len(at) <= nth for at in all_pos):
+        return None  # no nth occurrence to pin in some demonstration
     strs = [str(v) for v in values]
     widths = [len(x) for x in strs]
-    positions = _choose_positions(all_pos, texts, widths, nth=nth)
+    positions = _choose_positions(all_pos, texts, widths, nth=nth, text_order=text_order)
     # a number may be written otherwise ("$35.50" for 35.5): its context is the text's
     strs = [_written(v, t, p) for v, t, p in zip(values, texts, positions, strict=True)]
     kind = infer_kind(values, corpus_distinct=None if corpus_values is None else len(corpus_values),
@@ -333,8 +355,8 @@ def learn_extractor(
         pattern = (kind_pattern(kind, enum_values, digits_vary=len(digit_lengths) > 1)
                    or _shape(sorted(set(strs) | set(shape_values or ()))))
     before, after = _context(strs, texts, positions)
-    pairs = [(_written(v, t, at), t) for v, t in context_examples or ()
-             if (at := locate(v, t)) is not None]
+    pairs = [(_written(v, t, pos), t) for v, t in context_examples or ()
+             if (pos := locate(v, t)) is not None]
     if pairs:
         before, after = _supported(before, after, pairs)
     before, after = _trim_words(before, 1, left=True), _trim_words(after, 1, left=False)
@@ -357,14 +379,16 @@ def learn_extractor(
         return ex
     # occurrence: an index among the anchored matches that holds the value in every demo
     common: set[int] | None = None
-    for sv, t in zip(strs, texts, strict=True):
-        idx = {i for i, f in enumerate(_anchored(ex, t)) if f.value == sv}
+    for sv, t, p in zip(strs, texts, positions, strict=True):
+        idx = {i for i, f in enumerate(_anchored(ex, t))
+               if f.value == sv and (not text_order or f.start == p)}
         common = idx if common is None else common & idx
     if common:
         ordered = sorted(common)
-        if nth >= len(ordered):
+        pick = 0 if text_order else nth
+        if pick >= len(ordered):
             return None
-        ex = ex.model_copy(update={"occurrence": ordered[nth]})
+        ex = ex.model_copy(update={"occurrence": ordered[pick]})
     elif nth:
         return None
     return ex
@@ -526,17 +550,21 @@ def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
 
     Only a context with a word anchors (:func:`wordy`); an extractor whose
     contexts are marks or a clause end (:data:`_DELIMITER`) gets its
-    context-bounded matches back as bare ones.
+    context-bounded matches back as bare ones, together with the shape matches
+    that do not overlap them (the context bounds a span; it filters out nothing).
     """
     if not (ex.before or ex.after):
         return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
                     for m in _compile_shape(ex.pattern).finditer(text)]
     anchored = _anchored(ex, text)
-    if not (wordy(ex.before) or wordy(ex.after)):
-        # a context of marks or a clause end only bounds the span; it is no anchor
-        return [], [Found(f.value, f.start, f.end, False) for f in anchored]
     shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
              for m in _compile_shape(ex.pattern).finditer(text)]
+    if not (wordy(ex.before) or wordy(ex.after)):
+        # a context of marks or a clause end only bounds the span; it is no anchor, and
+        # no filter either: the other bare matches stay ("#W1 and #W2." is two ids)
+        bounded = [Found(f.value, f.start, f.end, False) for f in anchored]
+        rest = [f for f in shape if not any(f.start < b.end and b.start < f.end for b in bounded)]
+        return [], sorted(bounded + rest, key=lambda f: (f.start, f.end))
     return anchored, shape
 
 
