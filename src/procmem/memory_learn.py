@@ -1,7 +1,7 @@
 """Learning procedures from the stored traces: the trace fold and per-group induction.
 
-A small service under :class:`procmem.Memory` (``Memory.learn`` delegates to a
-:class:`Learner` over its store). Traces are grouped by action sequence
+A small service under :class:`procmem.Memory` (``Memory.learn`` delegates to its
+:class:`Learner`, passing its store). Traces are grouped by action sequence
 (:func:`procmem.induce.group_traces`); each group is induced
 (:func:`procmem.induce.induce`) and stored as version 1 of its name, or as the
 next version when its traces and content changed.
@@ -14,8 +14,8 @@ Invariants:
     * The fold (grouping and :class:`~procmem.induce.CorpusStats` over every
       stored trace) is kept between calls and brought up to date with the traces
       stored since; it starts over when the store's ``trace_deletions`` changed,
-      when the store holds fewer traces or another last-folded trace, and after
-      :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
+      when the store holds fewer traces or another last-folded trace (e.g. another
+      store), and after :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
     * A group that cannot be induced (an error of procmem's tree or an invalid
       model) is skipped and reported (:func:`procmem.memory_traces.group_failure`);
       the other groups are learned.
@@ -87,24 +87,24 @@ class TraceFold:
 
 
 class Learner:
-    """Induces and stores the procedures of one store's traces, folding them incrementally.
+    """Induces and stores procedures from a store's traces, keeping its fold between calls.
 
-    Args:
-        store: The store whose traces are read and where procedures are written.
+    The store is passed to each call (a memory's store may be replaced); the
+    fold notices a store other than the one it folded and starts over.
     """
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self) -> None:
         self._fold = TraceFold()
 
     def reset(self) -> None:
         """Drop the fold, so that the next :meth:`learn` reads every trace again."""
         self._fold = TraceFold()
 
-    def learn(self, namespace: str | None = None) -> LearnReport:
+    def learn(self, store: Store, namespace: str | None = None) -> LearnReport:
         """Bring the fold up to date and learn every group whose traces changed.
 
         Args:
+            store: Where traces are read and procedures written.
             namespace: The namespace of new procedures (``None``: the model's
                 default); a new version keeps its procedure's namespace. It is
                 not checked here (see :func:`procmem.memory.check_namespace`).
@@ -112,24 +112,23 @@ class Learner:
         Returns:
             A :class:`LearnReport`.
         """
-        state, new = self.fold()
+        state, new = self.fold(store)
         parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
         report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
         for sig, ids in state.groups.items():
             try:
-                self._learn_group(sig, ids, parsed, state.corpus, report, namespace)
+                _learn_group(store, sig, ids, parsed, state.corpus, report, namespace)
             except (UsageError, Conflict, ValidationError) as err:  # this group only
                 report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
         return report
 
-    def fold(self) -> tuple[TraceFold, list[Trace]]:
-        """The fold over every stored trace, brought up to date; and the traces it just read.
+    def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
+        """The fold over every trace of ``store``, brought up to date; and the traces it just read.
 
         Traces are append-only, so only the ones stored since the last call are
         read (the fold starts over when the store is not the one folded so far).
         """
         state = self._fold
-        store = self.store
         deletions = store.trace_deletions()
         if state.count and (deletions != state.deletions or store.count_traces() < state.count
                             or [t.id for t in store.list_traces(limit=1, offset=state.count - 1)]
@@ -152,35 +151,37 @@ class Learner:
         self._fold = state
         return state, new
 
-    def _learn_group(self, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
-                     corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
-        name = procedure_name(sig)
-        known = versions(self.store, name)
-        if known and all(v.signature() != sig for v in known):
-            name = f"{name}-{len(sig)}"  # the name is taken by other actions
-            known = versions(self.store, name)
-        if known and self.store.get_procedure(name).signature() != sig:
-            report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
-            return
-        if known and any(v.lineage.traces == ids for v in known):
+
+def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
+                 corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
+    """Induce one group, store the result if it is new, and say so in ``report``."""
+    name = procedure_name(sig)
+    known = versions(store, name)
+    if known and all(v.signature() != sig for v in known):
+        name = f"{name}-{len(sig)}"  # the name is taken by other actions
+        known = versions(store, name)
+    if known and store.get_procedure(name).signature() != sig:
+        report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
+        return
+    if known and any(v.lineage.traces == ids for v in known):
+        report.unchanged.append(name)
+        return
+    missing = [i for i in ids if i not in parsed]
+    read = {t.id: t for t in store.get_traces(missing)} if missing else {}
+    group = [parsed[i] if i in parsed else read[i] for i in ids]
+    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1)
+    if known:
+        last = known[-1]
+        proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it
+        if same_content(last, proc):
             report.unchanged.append(name)
             return
-        missing = [i for i in ids if i not in parsed]
-        read = {t.id: t for t in self.store.get_traces(missing)} if missing else {}
-        group = [parsed[i] if i in parsed else read[i] for i in ids]
-        proc = induce(group, name=name, corpus=corpus, version=len(known) + 1)
-        if known:
-            last = known[-1]
-            proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it
-            if same_content(last, proc):
-                report.unchanged.append(name)
-                return
-            lineage = Lineage(traces=proc.lineage.traces, parent_version=last.version,
-                              reason=f"re-induced from {len(group)} trace(s)")
-            proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
-            report.updated.append(name)
-        else:
-            if namespace is not None:
-                proc = proc.model_copy(update={"namespace": namespace})
-            report.created.append(name)
-        self.store.put_procedure(proc)
+        lineage = Lineage(traces=proc.lineage.traces, parent_version=last.version,
+                          reason=f"re-induced from {len(group)} trace(s)")
+        proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
+        report.updated.append(name)
+    else:
+        if namespace is not None:
+            proc = proc.model_copy(update={"namespace": namespace})
+        report.created.append(name)
+    store.put_procedure(proc)
