@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import procmem.memory
+import procmem.memory_learn
 from procmem.errors import InvalidTemplate, NotFound
 from procmem.induce import induce
 from procmem.memory import Memory
@@ -116,7 +116,7 @@ def test_a_store_with_an_uninducible_group_still_learns_the_rest(
                                   path="/reason")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
     mem = Memory(":memory:", embedder=None)
     bad = [order_trace(f"#W{i}", action="refund", tid=f"bad{i}") for i in range(3)]
     clean = [order_trace(f"#W{i:04d}") for i in range(10)]
@@ -131,7 +131,7 @@ def test_a_store_with_an_uninducible_group_still_learns_the_rest(
     assert mem.find_procedure("get_order-then-refund") is None
     # tried again by the next learn, and learned once induction works
     assert mem.learn().failed_groups[0]["traces"] == ["bad0", "bad1", "bad2"]
-    monkeypatch.setattr(procmem.memory, "induce", induce)
+    monkeypatch.setattr(procmem.memory_learn, "induce", induce)
     report = mem.learn()
     assert report.failed_groups == [] and report.created == ["get_order-then-refund"]
 
@@ -193,7 +193,7 @@ def test_learn_cli_reports_a_group_it_could_not_induce(
             raise InvalidTemplate("cannot induce this one")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
     path = tmp_path / "in.jsonl"
     lines = [order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad")]
     path.write_text("\n".join(t.model_dump_json() for t in lines) + "\n")
@@ -245,7 +245,7 @@ def test_rest_learn_lists_the_groups_it_could_not_induce(monkeypatch: pytest.Mon
             raise InvalidTemplate("cannot induce this one")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
     with TestClient(create_app(Memory(":memory:", embedder=None))) as client:
         body = [json.loads(t.model_dump_json()) for t in
                 (order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad"))]

@@ -2,6 +2,11 @@
 
 ``mem = procmem.Memory("memory.db")`` opens (or creates) a store and offers the
 whole lifecycle: add traces, learn procedures, search, replay, resume, report.
+It is a facade: whole jobs live in small services it delegates to, each usable
+alone over a :class:`~procmem.store.base.Store` (:mod:`procmem.memory_learn`
+learning from traces, :mod:`procmem.memory_versions` storing and reading
+versions, :mod:`procmem.memory_replay` setting up runs, :mod:`procmem.memory_traces`,
+:mod:`procmem.planning`, :mod:`procmem.lease`). Services never import this module.
 
 Invariants:
     * Nothing below this module reads the environment or prints; this module
@@ -26,28 +31,26 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import ValidationError
+from typing import Any
 
 from .bind import Binding, bind_task
-from .checks import check_templates
 from .embed import Embedder, default_embedder
-from .errors import Conflict, InvalidProcedure, NotFound, ReplayError, UsageError
-from .extract import check_extractor
-from .induce import CorpusStats, group_key, induce, procedure_name
+from .errors import NotFound, UsageError
 from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
+from .memory_learn import Learner, LearnReport
 from .memory_learning import LearningMixin
+from .memory_replay import prepare, reopen, subprocedures
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
-from .memory_traces import TraceImpact, group_failure, trace_impact
-from .model import NAME_PATTERN, Execution, Hit, Lineage, Need, Procedure, Trace
+from .memory_traces import TraceImpact, trace_impact
+from .memory_versions import check_procedure, paged, put_version, with_stats
+from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
-from .replay import Core, ToolCall, adrive, check_tools, drive, replay_core
+from .replay import Core, ToolCall, adrive, drive, replay_core
 from .rerank import Reranker
 from .retrieval import RankView
 from .search_index import SearchIndex
@@ -60,8 +63,6 @@ __all__ = ["ImportReport", "LearnReport", "Memory", "check_namespace"]
 Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
 
-_PAGE = 1000
-
 
 @dataclass
 class ImportReport:
@@ -70,52 +71,6 @@ class ImportReport:
     read: int = 0
     stored: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LearnReport:
-    """What :meth:`Memory.learn` did.
-
-    Attributes:
-        traces: Traces considered.
-        groups: Groups of traces doing the same task.
-        created: Names of new procedures.
-        updated: Names of procedures that got a new version.
-        unchanged: Names of procedures whose induction gave the same content.
-        skipped: Traces left out (failed outcome, or no successful step).
-        failed_groups: Groups that could not be induced, skipped so that the
-            others are learned: one :func:`procmem.memory_traces.group_failure`
-            row each (``name``, ``actions``, ``traces``, ``trace_count``,
-            ``code``, ``error``, ``message``). A later ``learn`` tries them again.
-    """
-
-    traces: int = 0
-    groups: int = 0
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: int = 0
-    failed_groups: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class _TraceFold:
-    """What :meth:`Memory.learn` folds over the stored traces, in insertion order.
-
-    Traces are append-only but for :meth:`Memory.delete_trace`, so the fold is
-    brought up to date with the new ones only, and starts over when the store's
-    ``trace_deletions`` differs from ``deletions``: ``corpus`` is
-    :class:`CorpusStats` over all of them, ``groups`` the trace ids of each
-    :func:`procmem.induce.group_traces` group (by signature, in order of first
-    appearance), ``skipped`` the traces in no group.
-    """
-
-    count: int = 0
-    deletions: int = 0
-    last_id: str | None = None
-    corpus: CorpusStats = field(default_factory=CorpusStats)
-    groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
-    skipped: int = 0
 
 
 class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
@@ -175,7 +130,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index_revision = -1
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self.save_index = save_index
-        self._traces_fold = _TraceFold()
+        self._learner = Learner()  # procmem.memory_learn: the trace fold kept between learns
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}
@@ -244,7 +199,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         Procedure versions learned from it are kept as they are; see
         :meth:`trace_impact` for what the deletion changes.
         """
-        self._traces_fold = _TraceFold()
+        self._learner.reset()
         return self.store.delete_trace(trace_id)
 
     def trace_impact(self, trace_id: str) -> TraceImpact:
@@ -257,12 +212,12 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def _all_traces(self) -> list[Trace]:
         """Every stored trace, in insertion order (read page by page)."""
-        return _paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
+        return paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
 
     def _all_procedures(self) -> list[Procedure]:
         """The current version of every procedure (no statistics), by name."""
-        return _paged(lambda limit, offset: self.store.list_procedures(limit=limit,
-                                                                        offset=offset))
+        return paged(lambda limit, offset: self.store.list_procedures(limit=limit,
+                                                                       offset=offset))
 
     def record(self, task: str, *, source: str | None = None,
                metadata: dict[str, Any] | None = None, redact_secrets: bool = True) -> Recorder:
@@ -309,85 +264,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             check_namespace(namespace)
         if traces is not None:
             self.add_traces(traces)
-        state, new = self._fold_traces()
-        parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
-        report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
-        for sig, ids in state.groups.items():
-            try:
-                self._learn_group(sig, ids, parsed, state.corpus, report, namespace)
-            except (UsageError, Conflict, ValidationError) as err:  # this group only
-                report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
+        report = self._learner.learn(self.store, namespace)  # procmem.memory_learn
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
-
-    def _fold_traces(self) -> tuple[_TraceFold, list[Trace]]:
-        """The fold over every stored trace, brought up to date; and the traces it just read.
-
-        Traces are append-only, so only the ones stored since the last call are
-        read (the fold starts over when the store is not the one folded so far).
-        """
-        state = self._traces_fold
-        deletions = self.store.trace_deletions()
-        if state.count and (deletions != state.deletions or self.store.count_traces()
-                            < state.count or [
-                t.id for t in self.store.list_traces(limit=1, offset=state.count - 1)
-        ] != [state.last_id]):
-            state = _TraceFold()
-        new = _paged(lambda limit, offset: self.store.list_traces(
-            limit=limit, offset=state.count + offset))
-        self._traces_fold = _TraceFold()  # until the fold below is whole
-        state.deletions = deletions
-        state.corpus.add(new)
-        for t in new:
-            sig = group_key(t)
-            if sig is None:
-                state.skipped += 1
-            else:
-                state.groups.setdefault(sig, []).append(t.id)
-        if new:
-            state.count += len(new)
-            state.last_id = new[-1].id
-        self._traces_fold = state
-        return state, new
-
-    def _learn_group(self, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
-                     corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
-        name = procedure_name(sig)
-        versions = self._versions(name)
-        if versions and all(v.signature() != sig for v in versions):
-            name = f"{name}-{len(sig)}"  # the name is taken by other actions
-            versions = self._versions(name)
-        if versions and self.store.get_procedure(name).signature() != sig:
-            report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
-            return
-        if versions and any(v.lineage.traces == ids for v in versions):
-            report.unchanged.append(name)
-            return
-        missing = [i for i in ids if i not in parsed]
-        read = {t.id: t for t in self.store.get_traces(missing)} if missing else {}
-        group = [parsed[i] if i in parsed else read[i] for i in ids]
-        proc = induce(group, name=name, corpus=corpus, version=len(versions) + 1)
-        if versions:
-            last = versions[-1]
-            proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it
-            if _same_content(last, proc):
-                report.unchanged.append(name)
-                return
-            lineage = Lineage(traces=proc.lineage.traces, parent_version=last.version,
-                              reason=f"re-induced from {len(group)} trace(s)")
-            proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
-            report.updated.append(name)
-        else:
-            if namespace is not None:
-                proc = proc.model_copy(update={"namespace": namespace})
-            report.created.append(name)
-        self.store.put_procedure(proc)
-
-    def _versions(self, name: str) -> list[Procedure]:
-        try:
-            return self.store.list_versions(name)
-        except NotFound:
-            return []
 
     # -------------------------------------------------------------- procedures
 
@@ -402,24 +281,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
         """
-        try:
-            check_templates(procedure)
-        except UsageError as err:
-            raise InvalidProcedure(procedure.name, str(err)) from err
-        for p in procedure.params:
-            if p.extractor is not None:
-                try:
-                    check_extractor(p.extractor)
-                except UsageError as err:
-                    raise InvalidProcedure(procedure.name, f"param {p.name!r}: {err}") from err
+        check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
         self._check_tool_args(procedure)  # refuses args that break a stored tool schema
-        versions = self._versions(procedure.name)
-        if versions and _same_content(versions[-1], procedure):
-            return versions[-1]
-        version = versions[-1].version + 1 if versions else 1
-        stored = procedure.model_copy(update={"version": version})
-        self.store.put_procedure(stored)
-        return stored
+        return put_version(self.store, procedure)
 
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
         """One procedure version with its statistics (current version by default).
@@ -447,19 +311,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         return self.store.list_versions(name)
 
     def _with_stats(self, proc: Procedure) -> Procedure:
-        runs = [e for e in self.store.list_executions(procedure=proc.name, limit=10_000)
-                if e.version == proc.version and e.parent_id is None]
-        finished = [e for e in runs if e.done]
-        if not runs:
-            return proc
-        ok = sum(1 for e in finished if e.status == "succeeded")
-        return proc.model_copy(update={
-            "execution_count": len(runs),
-            "last_executed_at": max(e.started_at for e in runs),
-            "success_rate": ok / len(finished) if finished else None,
-            "avg_duration_ms": (sum(e.duration_ms for e in finished) / len(finished)
-                                if finished else None),
-        })
+        return with_stats(self.store, proc)
 
     # ------------------------------------------------------------------ search
 
@@ -506,41 +358,16 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     # ------------------------------------------------------------------ replay
 
+    # Setting up a run (binding, sub-procedures, reopening) is procmem.memory_replay.
     def _prepare(
         self, procedure: Procedure | str, tools: Tools, task: str | None,
         params: Mapping[str, Any] | None,
     ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
-        if isinstance(procedure, Procedure):
-            proc = procedure
-        else:
-            proc = self.choose_version(procedure)
-        subs = self._subprocedures(proc)
-        check_tools(proc, subs, tools)
-        given = dict(params or {})
-        sources = {k: "given" for k in given}
-        if task:
-            found = bind_task(proc, task)
-            for k, v in found.values.items():
-                if k not in given:
-                    given[k] = v
-                    sources[k] = "task"
-        ex = Execution(procedure=proc.name, version=proc.version, task=task, params=given,
-                       param_sources=sources)
-        return proc, ex, subs
+        proc = procedure if isinstance(procedure, Procedure) else self.choose_version(procedure)
+        return prepare(self.store, proc, tools, task, params)
 
     def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
-        subs: dict[str, Procedure] = {}
-        stack = [proc]
-        while stack:
-            for step in stack.pop().steps:
-                name = step.subprocedure
-                if name and name not in subs and name != proc.name:
-                    try:
-                        subs[name] = self.store.get_procedure(name)
-                    except NotFound:
-                        continue  # replay_core reports the missing sub-procedure
-                    stack.append(subs[name])
-        return subs
+        return subprocedures(self.store, proc)
 
     def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                params: Mapping[str, Any] | None = None,
@@ -590,22 +417,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
                 tools: Tools) -> tuple[Core, LeaseKeeper]:
-        """The core that continues a stored execution, and the lease it now holds."""
-        ex = self.store.get_execution(execution_id)
-        if ex.status == "succeeded":
-            raise ReplayError(f"execution {execution_id!r} already succeeded")
-        proc = self.store.get_procedure(ex.procedure, ex.version)
-        subs = self._subprocedures(proc)
-        check_tools(proc, subs, tools)
-        keeper = LeaseKeeper(self.store, new_owner(), self.lease_s)
-        keeper.acquire(execution_id)  # ExecutionBusy while another run holds it
-        ex = self.store.get_execution(execution_id)  # as stored once leased
-        if ex.status == "succeeded":
-            keeper.release()
-            raise ReplayError(f"execution {execution_id!r} already succeeded")
-        ex.answers.update(answers or {})
-        ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
-        return replay_core(proc, ex, subs), keeper
+        return reopen(self.store, execution_id, answers, tools, self.lease_s)
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:
@@ -659,26 +471,3 @@ def check_namespace(namespace: str) -> None:
     if len(namespace) > 100 or not re.fullmatch(NAME_PATTERN, namespace):
         raise UsageError(f"namespace must match {NAME_PATTERN} (100 characters at most), "
                          f"got {namespace!r}")
-
-
-def _same_content(a: Procedure, b: Procedure) -> bool:
-    ca, cb = a.content(), b.content()
-    for c in (ca, cb):
-        c.pop("version", None)
-        c.pop("status", None)
-        c.get("lineage", {}).pop("parent_version", None)
-        c.get("lineage", {}).pop("reason", None)
-    return ca == cb
-
-
-T = TypeVar("T")
-
-
-def _paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
-    """Everything ``fetch(limit, offset)`` returns, page by page."""
-    out: list[T] = []
-    while True:
-        page = fetch(_PAGE, len(out))
-        out.extend(page)
-        if len(page) < _PAGE:
-            return out

@@ -1,0 +1,187 @@
+"""Learning procedures from the stored traces: the trace fold and per-group induction.
+
+A small service under :class:`procmem.Memory` (``Memory.learn`` delegates to its
+:class:`Learner`, passing its store). Traces are grouped by action sequence
+(:func:`procmem.induce.group_traces`); each group is induced
+(:func:`procmem.induce.induce`) and stored as version 1 of its name, or as the
+next version when its traces and content changed.
+
+Invariants:
+    * Learning is deterministic and idempotent: learning again over the same
+      traces stores nothing new; a group whose traces changed gets a new version
+      (the old one stays, immutable), unless the procedure has evolved since (its
+      current version does other actions, e.g. after a repair).
+    * The fold (grouping and :class:`~procmem.induce.CorpusStats` over every
+      stored trace) is kept between calls and brought up to date with the traces
+      stored since; it starts over when the store's ``trace_deletions`` changed,
+      when the store holds fewer traces or another last-folded trace (e.g. another
+      store), and after :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
+    * A group that cannot be induced (an error of procmem's tree or an invalid
+      model) is skipped and reported (:func:`procmem.memory_traces.group_failure`);
+      the other groups are learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import Conflict, UsageError
+from .induce import CorpusStats, group_key, induce, procedure_name
+from .memory_traces import group_failure
+from .memory_versions import paged, same_content, versions
+from .model import Lineage, Trace
+from .store.base import Store
+
+__all__ = ["LearnReport", "Learner", "TraceFold"]
+
+
+@dataclass
+class LearnReport:
+    """What :meth:`Memory.learn` did.
+
+    Attributes:
+        traces: Traces considered.
+        groups: Groups of traces doing the same task.
+        created: Names of new procedures.
+        updated: Names of procedures that got a new version.
+        unchanged: Names of procedures whose induction gave the same content.
+        skipped: Traces left out (failed outcome, or no successful step).
+        failed_groups: Groups that could not be induced, skipped so that the
+            others are learned: one :func:`procmem.memory_traces.group_failure`
+            row each (``name``, ``actions``, ``traces``, ``trace_count``,
+            ``code``, ``error``, ``message``). A later ``learn`` tries them again.
+    """
+
+    traces: int = 0
+    groups: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: int = 0
+    failed_groups: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TraceFold:
+    """What :class:`Learner` folds over the stored traces, in insertion order.
+
+    Attributes:
+        count: Traces folded.
+        deletions: The store's ``trace_deletions`` when they were folded.
+        last_id: The id of the last trace folded.
+        corpus: :class:`~procmem.induce.CorpusStats` over all of them.
+        groups: The trace ids of each :func:`procmem.induce.group_traces` group,
+            by signature, in order of first appearance.
+        skipped: Traces in no group.
+    """
+
+    count: int = 0
+    deletions: int = 0
+    last_id: str | None = None
+    corpus: CorpusStats = field(default_factory=CorpusStats)
+    groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    skipped: int = 0
+
+
+class Learner:
+    """Induces and stores procedures from a store's traces, keeping its fold between calls.
+
+    The store is passed to each call (a memory's store may be replaced); the
+    fold notices a store other than the one it folded and starts over.
+    """
+
+    def __init__(self) -> None:
+        self._fold = TraceFold()
+
+    def reset(self) -> None:
+        """Drop the fold, so that the next :meth:`learn` reads every trace again."""
+        self._fold = TraceFold()
+
+    def learn(self, store: Store, namespace: str | None = None) -> LearnReport:
+        """Bring the fold up to date and learn every group whose traces changed.
+
+        Args:
+            store: Where traces are read and procedures written.
+            namespace: The namespace of new procedures (``None``: the model's
+                default); a new version keeps its procedure's namespace. It is
+                not checked here (see :func:`procmem.memory.check_namespace`).
+
+        Returns:
+            A :class:`LearnReport`.
+        """
+        state, new = self.fold(store)
+        parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
+        report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
+        for sig, ids in state.groups.items():
+            try:
+                _learn_group(store, sig, ids, parsed, state.corpus, report, namespace)
+            except (UsageError, Conflict, ValidationError) as err:  # this group only
+                report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
+        return report
+
+    def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
+        """The fold over every trace of ``store``, brought up to date; and the traces it just read.
+
+        Traces are append-only, so only the ones stored since the last call are
+        read (the fold starts over when the store is not the one folded so far).
+        """
+        state = self._fold
+        deletions = store.trace_deletions()
+        if state.count and (deletions != state.deletions or store.count_traces() < state.count
+                            or [t.id for t in store.list_traces(limit=1, offset=state.count - 1)]
+                            != [state.last_id]):
+            state = TraceFold()
+        new = paged(lambda limit, offset: store.list_traces(limit=limit,
+                                                            offset=state.count + offset))
+        self._fold = TraceFold()  # until the fold below is whole
+        state.deletions = deletions
+        state.corpus.add(new)
+        for t in new:
+            sig = group_key(t)
+            if sig is None:
+                state.skipped += 1
+            else:
+                state.groups.setdefault(sig, []).append(t.id)
+        if new:
+            state.count += len(new)
+            state.last_id = new[-1].id
+        self._fold = state
+        return state, new
+
+
+def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
+                 corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
+    """Induce one group, store the result if it is new, and say so in ``report``."""
+    name = procedure_name(sig)
+    known = versions(store, name)
+    if known and all(v.signature() != sig for v in known):
+        name = f"{name}-{len(sig)}"  # the name is taken by other actions
+        known = versions(store, name)
+    if known and store.get_procedure(name).signature() != sig:
+        report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
+        return
+    if known and any(v.lineage.traces == ids for v in known):
+        report.unchanged.append(name)
+        return
+    missing = [i for i in ids if i not in parsed]
+    read = {t.id: t for t in store.get_traces(missing)} if missing else {}
+    group = [parsed[i] if i in parsed else read[i] for i in ids]
+    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1)
+    if known:
+        last = known[-1]
+        proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it
+        if same_content(last, proc):
+            report.unchanged.append(name)
+            return
+        lineage = Lineage(traces=proc.lineage.traces, parent_version=last.version,
+                          reason=f"re-induced from {len(group)} trace(s)")
+        proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
+        report.updated.append(name)
+    else:
+        if namespace is not None:
+            proc = proc.model_copy(update={"namespace": namespace})
+        report.created.append(name)
+    store.put_procedure(proc)
