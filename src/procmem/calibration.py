@@ -230,7 +230,7 @@ def bound_values_right(procedure: Procedure, bound: Mapping[str, Any], trace: Tr
         args = _aligned_args(trace, procedure, i)
         for path, node in references(step.args):
             name = node.get("$param")
-            if name not in bound:
+            if not isinstance(name, str) or name not in bound:
                 continue
             if args is None:
                 return False
