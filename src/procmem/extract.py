@@ -268,13 +268,28 @@ def _shape(values: list[str]) -> str:
             elif cls == "A":
                 tok = next(iter(col))
                 same = len(col) == 1 and (len(members) > 1 or len(tok) == 1)
-                parts.append(re.escape(tok) if same else r"[A-Za-z]+")
+                parts.append(re.escape(tok) if same else _letters(col))
             elif cls == "S":
                 parts.append(r"\s")
             else:
                 parts.append(re.escape(cls))
         alts.append("".join(parts))
     return "|".join(alts)
+
+
+def _letters(col: set[str]) -> str:
+    """A regex for letter runs that keeps what every example agrees on: case
+    (``ATL``/``JFK`` -> ``[A-Z]{3}``, ``Ethan``/``Mei`` -> ``[A-Z][a-z]+``) and a
+    short common length (codes); otherwise ``[A-Za-z]+``."""
+    lengths = {len(t) for t in col}
+    size = f"{{{lengths.pop()}}}" if len(lengths) == 1 and max(map(len, col)) <= 4 else "+"
+    if all(t.isupper() for t in col):
+        return f"[A-Z]{size}"
+    if all(t.islower() for t in col):
+        return f"[a-z]{size}"
+    if all(t[0].isupper() and t[1:].islower() for t in col) and min(map(len, col)) > 1:
+        return "[A-Z][a-z]+"
+    return "[A-Za-z]+"
 
 
 def learn_extractor(
@@ -374,7 +389,7 @@ def _learn(values: list[Any], texts: list[str], shape_values: list[str] | None,
     if kind == "text" and not (_has_word(before) and after_rx):
         return None  # free text whose start or end cannot be told: the replay asks
     ex = Extractor(pattern=pattern, before=_render_context(before), after=after_rx,
-                   kind=kind, support=len(values))
+                   kind=kind, support=max(len(values), _corroborated(before, after, pairs)))
     if not (ex.before or ex.after):
         return ex
     # occurrence: an index among the anchored matches that holds the value in every demo
@@ -437,6 +452,18 @@ def _context(strs: list[str], texts: list[str], positions: list[int]
     afters = [_right_tokens(t, p + len(s))
               for t, p, s in zip(texts, positions, strs, strict=True)]
     return _common_suffix(befores), _common_prefix(afters)
+
+
+def _corroborated(before: list[str], after: list[str], pairs: list[tuple[str, str]]) -> int:
+    """How many corpus examples of the argument have this context around their value
+    (0 without a context: nothing to corroborate)."""
+    if not pairs or not (before or after):
+        return 0
+    lefts, rights = _corpus_contexts(tuple(pairs))
+    nb = [_norm_ctx(x) for x in before]
+    na = [_norm_ctx(x) for x in after]
+    return sum(1 for lt, rt in zip(lefts, rights, strict=True)
+               if (not nb or lt[-len(nb):] == nb) and (not na or rt[:len(na)] == na))
 
 
 def _supported(before: list[str], after: list[str], pairs: list[tuple[str, str]]

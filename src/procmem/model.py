@@ -134,7 +134,8 @@ class Extractor(_Model):
     ``kind`` (see :mod:`procmem.valuekinds`: ``email``, ``integer``, ``id``,
     ``enum``, ``text``, ...) is what a found value must be to bind; ``None`` on
     extractors learned before kinds existed (then any value of the pattern binds).
-    ``support`` is how many demonstrations the extractor was learned from.
+    ``support`` is how many demonstrations agree on it: those it was learned from,
+    or the corpus examples of the same argument that have the same context, if more.
     """
 
     pattern: str

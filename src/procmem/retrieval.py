@@ -257,6 +257,26 @@ def first_stage(keyword: Sequence[tuple[str, float]],
     return out
 
 
+_Row = tuple[float, "Candidate", RankView, Binding, dict[str, float]]
+
+
+def _supported_lead(row: _Row, first: _Row) -> bool:
+    """Whether ``row`` may rank above ``first``, the first stage's choice.
+
+    Only on supported evidence: its structure is higher and at least 0.5 (a
+    partial fit is no reason to overrule the first stage), from at least
+    :data:`_EVIDENCE` anchored values whose extractors more than one demonstration
+    (or corpus example) supports. Otherwise the first stage's choice stays first,
+    and is not confident (the signals disagree).
+    """
+    view, binding = row[2], row[3]
+    support = {spec.name: spec.extractor.support for spec in view.params
+               if spec.extractor is not None}
+    backed = sum(1 for name in binding.anchored if support.get(name, 0) != 1)
+    structure = row[4]["structure"]
+    return backed >= _EVIDENCE and structure >= 0.5 and structure > first[4]["structure"]
+
+
 def _by_signal(signal: str,
                row: tuple[float, Candidate, RankView, Binding, dict[str, float]]
                ) -> tuple[float, str]:
@@ -407,6 +427,14 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         score *= reliability_factor(c.reliability)
         rows.append((score, c, v, b, signals))
     rows.sort(key=lambda r: (-r[0], r[2].name))
+    kept: str | None = None
+    if rows and candidates[0].ranks and rows[0][2].name != views[0].name:
+        # re-ranking may put a hit above the first stage's choice only on supported evidence
+        first = next(r for r in rows if r[2].name == views[0].name)
+        if not _supported_lead(rows[0], first):
+            rows.remove(first)
+            kept = first[2].name
+            rows.insert(0, (rows[0][0] + 1e-6, *first[1:]))
     ranks: dict[str, dict[str, int]] = {r[2].name: dict(r[1].ranks) for r in rows}
     for position, (c, v) in enumerate(zip(candidates, views, strict=True), 1):
         if c.ranks:  # from a first-stage list: candidates arrive in first-stage order
@@ -430,12 +458,16 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
             "anchored": sorted(b.anchored),
             "features": [round(x, 6) for x in features],
         }
+        if v.name == kept:
+            explanation["first_stage_kept"] = True
         if "bm25" in c.ranks:
             explanation["bm25"] = round(c.bm25, 4)
         if c.cosine is not None:
             explanation["cosine"] = round(c.cosine, 4)
             explanation["nearest_demonstration"] = c.nearest
         conflict = bool(named) and not (named & v.verbs)  # see verb_conflict
+        # the first stage kept its choice against the re-ranking: the signals disagree
+        disputed = v.name == kept
         if conflict:
             explanation["verb_conflict"] = True
         hits.append(Hit(
@@ -444,7 +476,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
             ranks=ranks[v.name],
             reliability=c.reliability,
             explanation=explanation,
-            confident=not conflict and (
+            confident=not conflict and not disputed and (
                 calibration.predict(features) >= calibration.threshold
                 if calibration is not None else is_confident(signals["structure"], c.cosine)),
             confidence=(round(calibration.predict(features), 4)
