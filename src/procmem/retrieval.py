@@ -60,10 +60,10 @@ __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidat
 
 WEIGHTS = {"structure": 0.8, "relevance": 0.15, "prior": 0.05}
 _EVIDENCE = 2
-"""Anchored values a procedure must bind for its structure to count fully: one value
-(an order id any order procedure could take) is thin evidence, so it counts half
-(on leave-one-out over the 20 τ-retail dev traces, hit@1 0.25 -> 0.40; the
-400/100 split is unchanged at 0.90)."""
+"""Anchored values a procedure with two or more learnable params must bind for its
+structure to count fully (one value, an order id any order procedure could take,
+is thin evidence and counts half); also the anchored values, corroborated beyond
+one demonstration, that re-ranking needs to overrule the first stage."""
 RRF_K = 60
 """The RRF constant, the paper's 60, confirmed on held-out train traces with the
 default embedder (learn the first 300 τ-retail train traces, search the next 100,
@@ -417,7 +417,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         coverage = len(mine & claims) / len(claims) if claims else 0.0
         structure = (b.fit * coverage * _in_order(v.step_params, b) if claims
                      else 0.5 * b.fit)
-        structure *= min(1.0, len(mine) / _EVIDENCE)
+        structure *= min(1.0, len(mine) / max(1, min(_EVIDENCE, b.learnable)))
         signals = {
             "structure": structure,
             "relevance": c.relevance,
