@@ -1,44 +1,53 @@
-"""Value extractors: learn where a param's value sits in a task text, and find it again.
+"""Value extractors, learning half: where a param's value sits in a task text.
 
 An :class:`~procmem.model.Extractor` is three regexes — ``before``, ``pattern``,
-``after`` — plus an optional ``occurrence``. They are learned from the
-demonstrations (the value and the task text it was found in):
+``after`` — plus ``occurrence``, ``kind`` and ``support``. They are learned from
+the demonstrations (the value and the task text it was found in):
 
-* ``pattern`` generalizes the values' *shape* by character class: digit runs
-  become ``\\d{n}``, letter runs stay literal when every demonstration agrees
-  (``#W`` in ``#W6067464``) and become ``[A-Za-z]+`` otherwise, punctuation
-  stays literal; one alternative per distinct shape (``credit_card_\\d{7}|
-  paypal_\\d{7}``).
+* ``kind`` (:mod:`procmem.valuekinds`: email, url, date, integer, number, id,
+  enum, text, token) decides ``pattern`` where the kind has one (any email, any
+  integer length when the demonstrations' lengths varied, the enum's values, free
+  text); otherwise ``pattern`` generalizes the values' *shape* by character class:
+  digit runs become ``\\d{n}``, letter runs stay literal when every demonstration
+  agrees (``#W`` in ``#W6067464``) and keep their case and a short common length
+  otherwise (``ATL`` -> ``[A-Z]{3}``), punctuation stays literal; one alternative
+  per distinct shape (``credit_card_\\d{7}|paypal_\\d{7}``).
 * ``before`` / ``after`` are the longest token-wise common suffix / prefix of
   the text around the value in every demonstration (``Cancel order `` ...
-  `` because``), with digit runs generalized.
-* ``occurrence`` is the value's index among all matches when every
-  demonstration agrees (the second of two ``Cancel order #W...`` clauses).
+  `` because``), cut back to what the corpus's other examples of the argument
+  share; whitespace alone is never a context. With no words after the value,
+  ``after`` is where every demonstrated value ended: the end of the text, or a
+  clause end followed by a space. Free text gets an extractor only between a
+  word before it and such a hard end after it.
+* ``occurrence`` is the value's index among the anchored matches when every
+  demonstration agrees (the second of two ``Cancel order #W...`` clauses);
+  ``support`` is how many demonstrations (or corpus examples) agree on the context.
 
-Binding tries the anchored regex first (a value that ends the text needs no
-``after``: "... because no longer needed" without the period), then the bare
-shape; it never guesses between two different candidates (that becomes a need
-with candidates). When neither finds anything and every demonstrated value
-began with the same mark (the ``#`` of ``#W6067464``), both are tried again
-without the mark: people write "order W6067464" for order ``#W6067464``. The
-mark is put back.
+Finding a value with an extractor is :mod:`procmem.extract_find` (re-exported here).
 
-Invariant: :func:`find` returns a value only if it occurs verbatim in the text,
-or, in that last case, occurs verbatim after its leading mark (``Found.restored``).
+Invariant: learning is deterministic, and a learned extractor's regexes compile
+(:func:`check_extractor`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from .errors import UsageError
+from .extract_find import (
+    Found,
+    anchored_matches,
+    check_extractor,
+    distinctive,
+    find,
+    find_all,
+    wordy,
+)
 from .model import Extractor
-from .valuekinds import infer_kind, kind_pattern, valid
+from .valuekinds import infer_kind, kind_pattern
 
 __all__ = ["Found", "check_extractor", "distinctive", "find", "find_all", "learn_extractor",
            "locate", "locate_all", "wordy"]
@@ -47,19 +56,6 @@ _TOKEN = re.compile(r"\d+|[A-Za-z]+|\s+|[^\w\s]|_")
 _MAX_BEFORE = 6  # tokens of left context kept
 _MAX_AFTER = 3  # tokens of right context kept
 _MAX_SHAPES = 6
-# a pattern that starts with one literal mark (``\#W\d{7}``) and has no alternatives
-_MARKED = re.compile(r"^(?:\\(?P<esc>[^\w\s])|(?P<lit>[^\w\s\\()\[\]{}|.^$*+?]))(?P<rest>[^|]+)$")
-
-
-@dataclass(frozen=True)
-class Found:
-    """A value found in a text at ``[start, end)``; ``anchored`` when its context matched."""
-
-    value: str
-    start: int
-    end: int
-    anchored: bool
-    restored: bool = False
 
 
 def _locatable(value: Any) -> str | None:
@@ -395,7 +391,7 @@ def _learn(values: list[Any], texts: list[str], shape_values: list[str] | None,
     # occurrence: an index among the anchored matches that holds the value in every demo
     common: set[int] | None = None
     for sv, t, p in zip(strs, texts, positions, strict=True):
-        idx = {i for i, f in enumerate(_anchored(ex, t))
+        idx = {i for i, f in enumerate(anchored_matches(ex, t))
                if f.value == sv and (not text_order or f.start == p)}
         common = idx if common is None else common & idx
     if common:
@@ -534,152 +530,3 @@ def _common_prefix(seqs: list[list[str]]) -> list[str]:
             break
         out.append(seqs[0][i])
     return out
-
-
-def check_extractor(ex: Extractor) -> None:
-    """Check that an extractor's regexes compile (and so cannot break search).
-
-    Raises:
-        UsageError: A regex does not compile; the message names which.
-    """
-    for field in ("before", "pattern", "after"):
-        try:
-            re.compile(getattr(ex, field))
-        except re.error as err:
-            raise UsageError(f"extractor {field} {getattr(ex, field)!r} is not a regex: "
-                             f"{err}") from err
-    try:
-        _compile_anchored(ex.before, ex.pattern, ex.after)
-        _compile_shape(ex.pattern)
-    except re.error as err:
-        raise UsageError(f"extractor regexes do not combine: {err}") from err
-
-
-@lru_cache(maxsize=4096)
-def _compile_anchored(before: str, pattern: str, after: str) -> re.Pattern[str]:
-    # the words after a value may be missing when the text ends there ("... no longer needed")
-    return re.compile(f"(?:{before})(?P<v>{pattern})(?=(?:{after})|\\s*$)" if after
-                      else f"(?:{before})(?P<v>{pattern})(?!\\w)")
-
-
-@lru_cache(maxsize=4096)
-def _compile_shape(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w#])(?P<v>{pattern})(?!\w)")
-
-
-def _anchored(ex: Extractor, text: str) -> list[Found]:
-    rx = _compile_anchored(ex.before, ex.pattern, ex.after)
-    return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
-
-
-def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
-    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order.
-
-    Only a context with a word anchors (:func:`wordy`); an extractor whose
-    contexts are marks or a clause end (:data:`_DELIMITER`) gets its
-    context-bounded matches back as bare ones, together with the shape matches
-    that do not overlap them (the context bounds a span; it filters out nothing).
-    """
-    if not (ex.before or ex.after):
-        return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
-                    for m in _compile_shape(ex.pattern).finditer(text)]
-    anchored = _anchored(ex, text)
-    shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
-             for m in _compile_shape(ex.pattern).finditer(text)]
-    if not (wordy(ex.before) or wordy(ex.after)):
-        # a context of marks or a clause end only bounds the span; it is no anchor, and
-        # no filter either: the other bare matches stay ("#W1 and #W2." is two ids)
-        bounded = [Found(f.value, f.start, f.end, False) for f in anchored]
-        rest = [f for f in shape if not any(f.start < b.end and b.start < f.end for b in bounded)]
-        return [], sorted(bounded + rest, key=lambda f: (f.start, f.end))
-    return anchored, shape
-
-
-@lru_cache(maxsize=4096)
-def wordy(rx: str) -> bool:
-    """Whether a learned context regex has a word in it (not only spaces and marks)."""
-    return re.search(r"[A-Za-z]{2,}", rx) is not None
-
-
-def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
-    """Anchored and shape matches of a marked id written without its mark, the mark put back.
-
-    Only for an id-like pattern (digits) that starts with one literal mark and
-    has no alternatives: ``\\#W\\d{7}`` finds ``W2307204`` and returns
-    ``#W2307204``. Spans are of the text as written (without the mark).
-    """
-    m = _MARKED.match(ex.pattern)
-    if m is None or "\\d" not in ex.pattern:
-        return [], []
-    mark = m.group("esc") or m.group("lit")
-    rest = m.group("rest")
-    if not rest[:1].isalnum():
-        return [], []
-    bare = ex.model_copy(update={"pattern": rest})
-    anchored, shape = find_all(bare, text)
-    return ([Found(mark + f.value, f.start, f.end, True, restored=True) for f in anchored],
-            [Found(mark + f.value, f.start, f.end, False, restored=True) for f in shape])
-
-
-def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
-    """Find a param's value in ``text`` (results are cached: procedures share extractors).
-
-    Returns:
-        ``(found, candidates)``: ``found`` is the value when it is unambiguous
-        and well-formed for the extractor's ``kind`` (anchored match at
-        ``occurrence``, or the only anchored value; or, with no context at all
-        matched, the only bare match of a *distinctive* kind — an email, a URL,
-        an id with letters or a mark, see :func:`distinctive` — never a bare
-        number or word; failing all of these, the only match of a marked id
-        written without its mark, see :func:`_unmarked`); otherwise ``None``
-        and the distinct candidate strings seen (possibly empty).
-    """
-    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
-    return found, list(cands)
-
-
-_CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]])*\]|\{\d*,?\d*\}|\\.")
-
-
-def distinctive(ex: Extractor) -> bool:
-    """Whether a bare match of ``ex`` (no context) can stand for the param.
-
-    True for the ``email`` and ``url`` kinds, and for an ``id`` (or, on
-    extractors without a kind, a pattern with digits) whose pattern has a
-    literal letter or mark (``\\#W\\d{7}``, ``credit_card_\\d{7}``): ``\\d{4}``
-    is not, it would bind the 1600 of "1600 Pennsylvania Avenue".
-    """
-    if ex.kind in ("email", "url"):
-        return True
-    if ex.kind not in (None, "id") or "\\d" not in ex.pattern:
-        return False
-    bare = _CLASSES.sub("", ex.pattern.replace("\\#", "#"))
-    return re.search(r"[A-Za-z#@]", bare) is not None
-
-
-@lru_cache(maxsize=8192)
-def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: str | None,
-          text: str) -> tuple[Found | None, tuple[str, ...]]:
-    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence, kind=kind)
-    anchored, shape = find_all(ex, text)
-    if not anchored and not shape:
-        anchored, shape = _unmarked(ex, text)
-    found: Found | None = None
-    if anchored:
-        if ex.occurrence is not None:
-            if len(anchored) > ex.occurrence:
-                found = anchored[ex.occurrence]
-        elif len({f.value for f in anchored}) == 1:
-            found = anchored[0]
-    elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
-          and distinctive(ex)):
-        found = shape[0]
-        if kind in ("email", "url"):  # the only address in the text: its shape is its anchor
-            found = Found(found.value, found.start, found.end, True, found.restored)
-    if found is not None and valid(kind, found.value):
-        return found, ()
-    cands: list[str] = []
-    for f in anchored + shape:
-        if f.value not in cands and valid(kind, f.value):
-            cands.append(f.value)
-    return None, tuple(cands[:10])

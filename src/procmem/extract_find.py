@@ -1,0 +1,188 @@
+"""Finding a param's value in a task text with a learned extractor (binding's half).
+
+:func:`find` runs an :class:`~procmem.model.Extractor` (see :mod:`procmem.extract`
+for how one is learned) over a text: the anchored regex first (its learned left
+and right contexts), then the bare shape; it never guesses between two different
+candidates, and it returns only a value that is well-formed for the extractor's
+kind (:func:`procmem.valuekinds.valid`).
+
+Invariant: :func:`find` returns a value only if it occurs verbatim in the text,
+or occurs verbatim after its leading mark (``Found.restored``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import UsageError
+from .model import Extractor
+from .valuekinds import valid
+
+__all__ = ["Found", "anchored_matches", "check_extractor", "distinctive", "find", "find_all",
+           "wordy"]
+
+# a pattern that starts with one literal mark (``\#W\d{7}``) and has no alternatives
+_MARKED = re.compile(r"^(?:\\(?P<esc>[^\w\s])|(?P<lit>[^\w\s\\()\[\]{}|.^$*+?]))(?P<rest>[^|]+)$")
+
+
+@dataclass(frozen=True)
+class Found:
+    """A value found in a text at ``[start, end)``; ``anchored`` when its context matched."""
+
+    value: str
+    start: int
+    end: int
+    anchored: bool
+    restored: bool = False
+
+
+def check_extractor(ex: Extractor) -> None:
+    """Check that an extractor's regexes compile (and so cannot break search).
+
+    Raises:
+        UsageError: A regex does not compile; the message names which.
+    """
+    for field in ("before", "pattern", "after"):
+        try:
+            re.compile(getattr(ex, field))
+        except re.error as err:
+            raise UsageError(f"extractor {field} {getattr(ex, field)!r} is not a regex: "
+                             f"{err}") from err
+    try:
+        _compile_anchored(ex.before, ex.pattern, ex.after)
+        _compile_shape(ex.pattern)
+    except re.error as err:
+        raise UsageError(f"extractor regexes do not combine: {err}") from err
+
+
+@lru_cache(maxsize=4096)
+def _compile_anchored(before: str, pattern: str, after: str) -> re.Pattern[str]:
+    # the words after a value may be missing when the text ends there ("... no longer needed")
+    return re.compile(f"(?:{before})(?P<v>{pattern})(?=(?:{after})|\\s*$)" if after
+                      else f"(?:{before})(?P<v>{pattern})(?!\\w)")
+
+
+@lru_cache(maxsize=4096)
+def _compile_shape(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w#])(?P<v>{pattern})(?!\w)")
+
+
+def anchored_matches(ex: Extractor, text: str) -> list[Found]:
+    """Every match of ``ex``'s anchored regex (contexts included) in ``text``, in order."""
+    rx = _compile_anchored(ex.before, ex.pattern, ex.after)
+    return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
+
+
+def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order.
+
+    Only a context with a word anchors (:func:`wordy`); an extractor whose
+    contexts are marks or a clause end (:data:`_DELIMITER`) gets its
+    context-bounded matches back as bare ones, together with the shape matches
+    that do not overlap them (the context bounds a span; it filters out nothing).
+    """
+    if not (ex.before or ex.after):
+        return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
+                    for m in _compile_shape(ex.pattern).finditer(text)]
+    anchored = anchored_matches(ex, text)
+    shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
+             for m in _compile_shape(ex.pattern).finditer(text)]
+    if not (wordy(ex.before) or wordy(ex.after)):
+        # a context of marks or a clause end only bounds the span; it is no anchor, and
+        # no filter either: the other bare matches stay ("#W1 and #W2." is two ids)
+        bounded = [Found(f.value, f.start, f.end, False) for f in anchored]
+        rest = [f for f in shape if not any(f.start < b.end and b.start < f.end for b in bounded)]
+        return [], sorted(bounded + rest, key=lambda f: (f.start, f.end))
+    return anchored, shape
+
+
+@lru_cache(maxsize=4096)
+def wordy(rx: str) -> bool:
+    """Whether a learned context regex has a word in it (not only spaces and marks)."""
+    return re.search(r"[A-Za-z]{2,}", rx) is not None
+
+
+def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+    """Anchored and shape matches of a marked id written without its mark, the mark put back.
+
+    Only for an id-like pattern (digits) that starts with one literal mark and
+    has no alternatives: ``\\#W\\d{7}`` finds ``W2307204`` and returns
+    ``#W2307204``. Spans are of the text as written (without the mark).
+    """
+    m = _MARKED.match(ex.pattern)
+    if m is None or "\\d" not in ex.pattern:
+        return [], []
+    mark = m.group("esc") or m.group("lit")
+    rest = m.group("rest")
+    if not rest[:1].isalnum():
+        return [], []
+    bare = ex.model_copy(update={"pattern": rest})
+    anchored, shape = find_all(bare, text)
+    return ([Found(mark + f.value, f.start, f.end, True, restored=True) for f in anchored],
+            [Found(mark + f.value, f.start, f.end, False, restored=True) for f in shape])
+
+
+def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
+    """Find a param's value in ``text`` (results are cached: procedures share extractors).
+
+    Returns:
+        ``(found, candidates)``: ``found`` is the value when it is unambiguous
+        and well-formed for the extractor's ``kind`` (anchored match at
+        ``occurrence``, or the only anchored value; or, with no context at all
+        matched, the only bare match of a *distinctive* kind — an email, a URL,
+        an id with letters or a mark, see :func:`distinctive` — never a bare
+        number or word; failing all of these, the only match of a marked id
+        written without its mark, see :func:`_unmarked`); otherwise ``None``
+        and the distinct candidate strings seen (possibly empty).
+    """
+    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
+    return found, list(cands)
+
+
+_CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]])*\]|\{\d*,?\d*\}|\\.")
+
+
+def distinctive(ex: Extractor) -> bool:
+    """Whether a bare match of ``ex`` (no context) can stand for the param.
+
+    True for the ``email`` and ``url`` kinds, and for an ``id`` (or, on
+    extractors without a kind, a pattern with digits) whose pattern has a
+    literal letter or mark (``\\#W\\d{7}``, ``credit_card_\\d{7}``): ``\\d{4}``
+    is not, it would bind the 1600 of "1600 Pennsylvania Avenue".
+    """
+    if ex.kind in ("email", "url"):
+        return True
+    if ex.kind not in (None, "id") or "\\d" not in ex.pattern:
+        return False
+    bare = _CLASSES.sub("", ex.pattern.replace("\\#", "#"))
+    return re.search(r"[A-Za-z#@]", bare) is not None
+
+
+@lru_cache(maxsize=8192)
+def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: str | None,
+          text: str) -> tuple[Found | None, tuple[str, ...]]:
+    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence, kind=kind)
+    anchored, shape = find_all(ex, text)
+    if not anchored and not shape:
+        anchored, shape = _unmarked(ex, text)
+    found: Found | None = None
+    if anchored:
+        if ex.occurrence is not None:
+            if len(anchored) > ex.occurrence:
+                found = anchored[ex.occurrence]
+        elif len({f.value for f in anchored}) == 1:
+            found = anchored[0]
+    elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
+          and distinctive(ex)):
+        found = shape[0]
+        if kind in ("email", "url"):  # the only address in the text: its shape is its anchor
+            found = Found(found.value, found.start, found.end, True, found.restored)
+    if found is not None and valid(kind, found.value):
+        return found, ()
+    cands: list[str] = []
+    for f in anchored + shape:
+        if f.value not in cands and valid(kind, f.value):
+            cands.append(f.value)
+    return None, tuple(cands[:10])
