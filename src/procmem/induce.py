@@ -13,7 +13,8 @@ demonstration, Cypher 1993 "Watch What I Do"):
    kept whole: it becomes a ``$literal``, never a reference).
 3. **Classify** each leaf across the demonstrations, in this order:
 
-   * constant wherever the corpus uses that (action, argument) -> literal;
+   * constant wherever the corpus uses that (action, argument), seen at least
+     twice -> literal;
    * found verbatim in every demonstration's task text -> ``$param`` (leaves
      with identical values in every demonstration share one param when each
      task names the value once; otherwise the k-th such leaf gets its own param,
@@ -143,8 +144,10 @@ class CorpusStats:
         return self
 
     def is_constant(self, action: str, pointer: str) -> bool:
-        """True when the corpus has exactly one value for this leaf."""
-        return len(self.values.get((action, pointer), ())) == 1
+        """True when the corpus has exactly one value for this leaf, seen at least twice
+        (one demonstration cannot tell a constant from a value that varies)."""
+        return (len(self.values.get((action, pointer), ())) == 1
+                and self.counts.get((action, pointer), 0) >= 2)
 
 
 def _canon(v: Any) -> str:
