@@ -122,12 +122,14 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
             continue
         found_by[p.name] = (value, found.start, found.end, found.anchored, p.extractor)
         taken.add((found.start, found.end))
-    contexts = [(p.name, p.extractor.before) for p in params
-                if p.extractor is not None and wordy(p.extractor.before)]
+    spans = [(f[1], f[2]) for f in found_by.values()] if len(found_by) > 1 else []
+    contexts: list[tuple[str, str]] | None = None
     for name, (value, start, end, anchored, ex) in found_by.items():
-        clash = any(s < end and start < e and (s, e) != (start, end)
-                    for other, (_, s, e, _, _) in found_by.items() if other != name)
+        clash = any(s < end and start < e and (s, e) != (start, end) for s, e in spans)
         if not clash and ex.kind == "text":
+            if contexts is None:
+                contexts = [(p.name, p.extractor.before) for p in params
+                            if p.extractor is not None and wordy(p.extractor.before)]
             span = task[start:end]
             clash = any(other != name and _search(before, span)
                         for other, before in contexts)

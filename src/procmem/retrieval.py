@@ -340,17 +340,25 @@ def _in_order(params: tuple[tuple[str, ...], ...], b: Binding) -> float:
     nothing about where that later step's request sits in the text.
     """
     firsts: list[int] = []
-    seen: set[str] = set()
-    for names in params:
-        new = [name for name in names if name not in seen]
-        seen.update(names)
-        starts = [b.spans[name][0] for name in new if name in b.anchored]
+    for names in _first_uses(params):
+        starts = [b.spans[name][0] for name in names if name in b.anchored]
         if starts:
             firsts.append(min(starts))
     if len(firsts) < 2:
         return 1.0
     ok = sum(1 for a, z in zip(firsts, firsts[1:], strict=False) if a <= z)
     return ok / (len(firsts) - 1)
+
+
+@lru_cache(maxsize=65536)
+def _first_uses(params: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+    """Each step's params that no earlier step used (cached: views share them)."""
+    seen: set[str] = set()
+    out = []
+    for names in params:
+        out.append(tuple(n for n in names if n not in seen))
+        seen.update(names)
+    return tuple(out)
 
 
 def _params_of(args: object) -> list[str]:
