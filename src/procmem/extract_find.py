@@ -75,8 +75,21 @@ def anchored_matches(ex: Extractor, text: str) -> list[Found]:
     return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
 
 
+_WORDLIKE = ("text", "token")  # kinds whose bare shape is any word: no evidence, no candidate
+
+
+def _bare(ex: Extractor, text: str) -> list[Found]:
+    """The bare-shape matches of ``ex`` in ``text`` (none for free text and plain
+    tokens: every word of the text would match)."""
+    if ex.kind in _WORDLIKE:
+        return []
+    return [Found(m.group("v"), m.start("v"), m.end("v"), False)
+            for m in _compile_shape(ex.pattern).finditer(text)]
+
+
 def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
-    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order.
+    """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order
+    (bare ones not for the ``text`` and ``token`` kinds, see :func:`_bare`).
 
     Only a context with a word anchors (:func:`wordy`); an extractor whose
     contexts are marks or a clause end (:data:`_DELIMITER`) gets its
@@ -84,11 +97,9 @@ def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
     that do not overlap them (the context bounds a span; it filters out nothing).
     """
     if not (ex.before or ex.after):
-        return [], [Found(m.group("v"), m.start("v"), m.end("v"), False)
-                    for m in _compile_shape(ex.pattern).finditer(text)]
+        return [], _bare(ex, text)
     anchored = anchored_matches(ex, text)
-    shape = [Found(m.group("v"), m.start("v"), m.end("v"), False)
-             for m in _compile_shape(ex.pattern).finditer(text)]
+    shape = _bare(ex, text)
     if not (wordy(ex.before) or wordy(ex.after)):
         # a context of marks or a clause end only bounds the span; it is no anchor, and
         # no filter either: the other bare matches stay ("#W1 and #W2." is two ids)
