@@ -51,6 +51,7 @@ from .bind import bind_task
 from .checks import check_params, check_subprocedures
 from .model import Hit, Param, Procedure, Step
 from .record import DEFAULT_SECRET_KEYS
+from .replay import OMIT, strip_omitted
 from .template import bind, is_ref, join_pointer
 
 __all__ = [
@@ -397,9 +398,6 @@ def _child_params(child: Procedure, step: Step, values: list[PlanValue]
 # ------------------------------------------------------------------ steps
 
 
-_OMIT = object()
-
-
 class _Planner:
     """Walks a procedure's steps (and sub-procedures'), collecting the pauses."""
 
@@ -492,20 +490,11 @@ def _args(template: Any, values: list[PlanValue]) -> dict[str, Any] | None:
 
     def resolve(pointer: str, _node: dict[str, Any]) -> tuple[Any, str]:
         v = by_path[pointer]
-        return (_OMIT if v.source == "omitted" else copy.deepcopy(v.value)), v.source
+        return (OMIT if v.source == "omitted" else copy.deepcopy(v.value)), v.source
 
     bound, _ = bind(template, resolve)
-    stripped = _strip(bound)
+    stripped = strip_omitted(bound)
     return stripped if isinstance(stripped, dict) else None
-
-
-def _strip(value: Any) -> Any:
-    """Drop omitted args from objects (``null`` in arrays), as the replay does."""
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if v is not _OMIT}
-    if isinstance(value, list):
-        return [None if v is _OMIT else _strip(v) for v in value]
-    return None if value is _OMIT else value
 
 
 def _summary(plan: Plan) -> str:

@@ -91,6 +91,7 @@ from .model import (
 from .template import bind, join_pointer, resolve_pointer
 
 __all__ = [
+    "OMIT",
     "Core",
     "Event",
     "NeedValues",
@@ -105,6 +106,7 @@ __all__ = [
     "drive",
     "idempotency_key",
     "replay_core",
+    "strip_omitted",
 ]
 
 
@@ -162,7 +164,8 @@ class _BindFailure(Exception):
     """A reference that cannot bind at replay time (data: the step fails)."""
 
 
-_OMIT = object()  # a $param of an optional param without value: the arg is left out
+OMIT = object()  # a $param of an optional param without value: the arg is left out
+_OMIT = OMIT
 _NEXT, _STOP, _PAUSE = "next", "stop", "pause"
 
 
@@ -389,7 +392,7 @@ class _Run:
         args, sources = bind(step.args, partial(self._resolve, step, asks, omitted))
         for pointer in omitted:
             sources.pop(pointer, None)
-        return _strip_omitted(args), sources
+        return strip_omitted(args), sources
 
     def _resolve(
         self, step: Step, asks: list[Need], omitted: list[str], pointer: str, node: dict[str, Any]
@@ -567,11 +570,13 @@ def _as_attempt(run: StepRun, status: str) -> Attempt:
         "child_execution_id": run.child_execution_id})
 
 
-def _strip_omitted(value: Any) -> Any:
+def strip_omitted(value: Any) -> Any:
+    """Drop args bound to :data:`OMIT` from objects (``null`` in arrays): an
+    optional param without a value leaves its arg out (shared by :mod:`procmem.planning`)."""
     if isinstance(value, dict):
-        return {k: _strip_omitted(v) for k, v in value.items() if v is not _OMIT}
+        return {k: strip_omitted(v) for k, v in value.items() if v is not _OMIT}
     if isinstance(value, list):
-        return [None if v is _OMIT else _strip_omitted(v) for v in value]
+        return [None if v is _OMIT else strip_omitted(v) for v in value]
     return None if value is _OMIT else value
 
 
