@@ -122,10 +122,10 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
             continue
         found_by[p.name] = (value, found.start, found.end, found.anchored, p.extractor)
         taken.add((found.start, found.end))
-    spans = [(f[1], f[2]) for f in found_by.values()] if len(found_by) > 1 else []
+    overlapping = _overlapping({(f[1], f[2]) for f in found_by.values()})
     contexts: list[tuple[str, str]] | None = None
     for name, (value, start, end, anchored, ex) in found_by.items():
-        clash = any(s < end and start < e and (s, e) != (start, end) for s, e in spans)
+        clash = (start, end) in overlapping
         if not clash and ex.kind == "text":
             if contexts is None:
                 contexts = [(p.name, p.extractor.before) for p in params
@@ -140,6 +140,20 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
         out.spans[name] = (start, end)
         if anchored:
             out.anchored.add(name)
+    return out
+
+
+def _overlapping(spans: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The spans that overlap another (different) span: one sweep in start order."""
+    out: set[tuple[int, int]] = set()
+    if len(spans) < 2:
+        return out
+    reach: tuple[int, int] | None = None
+    for span in sorted(spans):
+        if reach is not None and span[0] < reach[1]:
+            out.update((span, reach))
+        if reach is None or span[1] > reach[1]:
+            reach = span
     return out
 
 
