@@ -490,7 +490,7 @@ def demo(trace_id: str | None, as_json: bool) -> None:
                                     title=f"held-out trace {trace.id} (highlighted: values "
                                           "the top hit binds from the text)"))
         out.print(render.hits_table(hits[:3], title="search: top hits and why (hybrid: "
-                                    "BM25 + MiniLM vectors, fused by RRF)", values=False))
+                                    "BM25 + MiniLM vectors, fused by their scores)", values=False))
         out.print(render.hits_evidence(hits[:1]))
         ex = exact = None
         if top is not None:

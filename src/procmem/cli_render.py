@@ -53,7 +53,7 @@ FIGURES: dict[str, str] = {
     "mrr": "mean reciprocal rank of that hit",
     "replay_exact": "replay issued exactly the recorded calls",
     "automation": "argument values not supplied by the oracle",
-    "retriever": "first stage of search (bm25, vector, or hybrid: both fused by RRF)",
+    "retriever": "first stage of search (bm25, vector, or hybrid: both fused by their scores)",
     "reranker": "language model that reordered the top hits (none when empty)",
     "abstain_unfindable": "of the held-out traces with no learned procedure: no confident hit",
     "confident_findable": "of the others: the top hit is confident",
@@ -287,12 +287,20 @@ def hits_table(hits: Sequence[Hit], *, title: str | None = None,
         signals = ex.get("signals", {})
         why = Text()
         for j, (name, rank) in enumerate(hit.ranks.items()):
-            why.append(("\n" if j else "") + f"{name} ")
+            why.append(("\n" if j else "") + (f"{name} " if name != "first_stage"
+                                               else "first stage"))
             value = {"bm25": ex.get("bm25"), "vector": ex.get("cosine")}.get(name,
                                                                              signals.get(name))
             if isinstance(value, int | float):
                 why.append(f"{value:.2f}", style="bold")
             why.append(f" (#{rank})", style="dim")
+        if hit.confidence is not None:
+            why.append("\nconfidence ")
+            why.append(f"{hit.confidence:.2f}", style="bold")
+        if ex.get("verb_conflict"):
+            why.append("\nthe task names another action", style="yellow")
+        if ex.get("first_stage_kept"):
+            why.append("\nfirst stage kept (re-ranking not supported)", style="yellow")
         rerank = ex.get("rerank")
         if isinstance(rerank, dict):
             position = rerank.get("position")

@@ -411,7 +411,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
                           examples=["Cancel order #W6067464 because no longer needed."]),
         limit: int = limit_query(5, 100),
         retriever: Literal["bm25", "vector", "hybrid"] = Query(
-            "hybrid", description="First stage: BM25, dense vectors, or both fused by RRF."),
+            "hybrid",
+            description="First stage: BM25, dense vectors, or both fused by their scores."),
         tag: Annotated[list[str] | None,
                        Query(description="Only procedures with all of these tags.")] = None,
         status: Literal["active", "candidate", "deprecated", "any"] = Query(
