@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import UsageError
 from .model import Procedure, Trace
-from .template import references, resolve_pointer
+from .recorded import bound_mismatches
 
 __all__ = ["FEATURES", "TARGET_PRECISION", "Calibration", "bound_values_right", "calibration_key",
            "choose_threshold", "features_of", "fit_logistic"]
@@ -205,15 +205,6 @@ def choose_threshold(p: Sequence[float], y: Sequence[int], target_precision: flo
     return best
 
 
-def _aligned_args(trace: Trace, procedure: Procedure, step_index: int) -> dict[str, Any] | None:
-    """Args of the trace step aligned with a procedure step: the k-th successful
-    trace step with the same action as the k-th procedure step with it."""
-    action = procedure.steps[step_index].action
-    k = sum(1 for s in procedure.steps[:step_index] if s.action == action)
-    same = [s for s in trace.successful_steps() if s.action == action]
-    return same[k].args if k < len(same) else None
-
-
 def bound_values_right(procedure: Procedure, bound: Mapping[str, Any], trace: Trace) -> bool:
     """Whether every bound param equals what ``trace`` sent where the procedure uses it.
 
@@ -226,17 +217,4 @@ def bound_values_right(procedure: Procedure, bound: Mapping[str, Any], trace: Tr
         False as soon as one use of a bound param differs from (or is missing in)
         the aligned recorded call.
     """
-    for i, step in enumerate(procedure.steps):
-        args = _aligned_args(trace, procedure, i)
-        for path, node in references(step.args):
-            name = node.get("$param")
-            if not isinstance(name, str) or name not in bound:
-                continue
-            if args is None:
-                return False
-            try:
-                if resolve_pointer(args, path) != bound[name]:
-                    return False
-            except KeyError:
-                return False
-    return True
+    return not bound_mismatches(procedure, bound, trace)

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .model import Execution, Procedure, StepRun, Trace, TraceStep
-from .recorded import aligned_step
-from .template import join_pointer, references
+from .recorded import aligned_step, bound_mismatches
+from .template import join_pointer
 
 __all__ = ["SOURCES", "OverlapRanker", "bound_mismatches", "classify_source", "leaf_values",
            "oracle_paths", "reliability_table", "silent_errors", "supplied_values"]
@@ -195,39 +195,6 @@ def supplied_values(execution: Execution, procedure: Procedure,
             if aligned is not None and _at(aligned.args, pointer) == _at(run.args, pointer):
                 counts[0] += 1
     return out
-
-
-def bound_mismatches(procedure: Procedure, bound: Mapping[str, Any],
-                     trace: Trace) -> dict[str, dict[str, Any]]:
-    """The params bound from the task whose value the trace did not use.
-
-    Each place a bound param is referenced (a ``{"$param": name}`` node in a
-    step's args) is compared with the value at that pointer in the step's
-    aligned recorded call.
-
-    Args:
-        procedure: The hit's procedure.
-        bound: Param values bound from the task (``hit.explanation["bound"]``).
-        trace: The test trace.
-
-    Returns:
-        ``{param: {"bound": value, "recorded": value or None, "step": id}}`` for
-        each param with a wrong or unaligned place (first such place); empty when
-        every bound value is right.
-    """
-    recorded = trace.successful_steps()
-    wrong: dict[str, dict[str, Any]] = {}
-    for step in procedure.steps:
-        for path, node in references(step.args):
-            name = node.get("$param")
-            if not isinstance(name, str) or name not in bound or name in wrong:
-                continue
-            aligned = aligned_step(recorded, procedure, step.id)
-            want = _at(aligned.args, path) if aligned is not None else _MISSING
-            if want != bound[name]:
-                wrong[name] = {"bound": bound[name], "step": step.id,
-                               "recorded": None if want is _MISSING else want}
-    return wrong
 
 
 def _words(text: str) -> set[str]:

@@ -8,13 +8,15 @@ returns recorded outputs, so replaying against it has no side effects); an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .model import Need, Procedure, Trace, TraceStep
 from .template import references, resolve_pointer
 
-__all__ = ["Oracle", "RecordedEnvironment", "aligned_step"]
+__all__ = ["Oracle", "RecordedEnvironment", "aligned_step", "bound_mismatches"]
+
+_MISSING = object()
 
 
 def aligned_step(recorded: Sequence[TraceStep], procedure: Procedure,
@@ -42,6 +44,45 @@ def aligned_step(recorded: Sequence[TraceStep], procedure: Procedure,
     k = sum(1 for s in procedure.steps[:index] if s.action == action)
     same = [s for s in recorded if s.action == action]
     return same[k] if k < len(same) else None
+
+
+def bound_mismatches(procedure: Procedure, bound: Mapping[str, Any],
+                     trace: Trace) -> dict[str, dict[str, Any]]:
+    """The params bound from the task whose value the trace did not use.
+
+    Each place a bound param is referenced (a ``{"$param": name}`` node in a
+    step's args) is compared with the value at that pointer in the step's
+    aligned recorded call.
+
+    Args:
+        procedure: The hit's procedure.
+        bound: Param values bound from the task (``hit.explanation["bound"]``).
+        trace: The test trace.
+
+    Returns:
+        ``{param: {"bound": value, "recorded": value or None, "step": id}}`` for
+        each param with a wrong or unaligned place (first such place); empty when
+        every bound value is right.
+    """
+    recorded = trace.successful_steps()
+    wrong: dict[str, dict[str, Any]] = {}
+    for step in procedure.steps:
+        for path, node in references(step.args):
+            name = node.get("$param")
+            if not isinstance(name, str) or name not in bound or name in wrong:
+                continue
+            aligned = aligned_step(recorded, procedure, step.id)
+            want: Any = _MISSING
+            if aligned is not None:
+                try:
+                    want = resolve_pointer(aligned.args, path)
+                except KeyError:
+                    want = _MISSING
+            if want is _MISSING or want != bound[name]:
+                wrong[name] = {"bound": bound[name], "step": step.id,
+                               "recorded": None if want is _MISSING else want}
+    return wrong
+
 
 
 class RecordedEnvironment:
