@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -162,9 +162,8 @@ def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = TARGE
             traces=len(traces))
         probs = [cal.predict(row) for row in rows]
         threshold, precision, coverage = choose_threshold(probs, labels, target_precision)
-        cal = Calibration(**{**cal.__dict__, "threshold": threshold,
-                             "cv_precision": round(precision, 4),
-                             "cv_coverage": round(coverage, 4)})
+        cal = replace(cal, threshold=threshold, cv_precision=round(precision, 4),
+                      cv_coverage=round(coverage, 4))
         key = calibration_key(r, embedder.model_id if embedder is not None else None)
         memory.store.put_calibration(key, cal.to_json())
         report.calibrations[r] = cal

@@ -41,7 +41,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-__all__ = ["KINDS", "TEXT_PATTERN", "Kind", "infer_kind", "kind_pattern", "text_pattern", "valid"]
+__all__ = ["KINDS", "Kind", "infer_kind", "kind_pattern", "text_pattern", "valid"]
 
 Kind = Literal["email", "url", "date", "integer", "number", "id", "enum", "text", "token"]
 KINDS: tuple[str, ...] = ("email", "url", "date", "integer", "number", "id", "enum", "text",
@@ -69,8 +69,6 @@ def text_pattern(values: Sequence[str]) -> str:
     word = "[^\\s" + "".join("\\" + c for c in stops) + "]+"
     return f"{word}(?:[ \\t]+{word}){{0,40}}?"
 
-
-TEXT_PATTERN = text_pattern([])
 
 _FULL_EMAIL = re.compile(rf"^{_EMAIL}$")
 _FULL_URL = re.compile(rf"^{_URL}$")
