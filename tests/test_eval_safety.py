@@ -19,6 +19,7 @@ from procmem.eval_metrics import (
     silent_errors,
     supplied_values,
 )
+from procmem.induce import MIN_CONSTANT
 from procmem.evaluate import EvalReport, evaluate, leave_one_out
 from procmem.memory import Memory
 from procmem.model import Execution, Lineage, Param, Procedure, StepRun, Trace, TraceStep
@@ -95,8 +96,9 @@ def test_a_confident_wrong_binding_is_a_silent_error(force_confident: dict[str, 
     assert report.cases[0]["right"] is False
     assert report.cases[0]["wrong_bound"]["order_id"]["recorded"] == "#W4000004"
     assert report.confident_precision == 0.0 and report.confident_coverage == 0.0
-    assert report.supplied_precision["task"] == {"right": 0, "total": 1, "precision": 0.0}
-    assert report.supplied_precision["literal"] == {"right": 1, "total": 1, "precision": 1.0}
+    # the order number is wrong; the reason the task names is right
+    assert report.supplied_precision["task"] == {"right": 1, "total": 2, "precision": 0.5}
+    assert report.supplied_precision["literal"]["total"] == 0
 
 
 def test_a_right_confident_replay_has_no_silent_error(force_confident: dict[str, bool]) -> None:
@@ -110,7 +112,7 @@ def test_a_right_confident_replay_has_no_silent_error(force_confident: dict[str,
 def test_a_call_holding_an_oracle_value_is_not_silent(force_confident: dict[str, bool]) -> None:
     # order_id is an $ask the oracle answers; the literal reason differs from the
     # recorded one, so the call is wrong -- but the agent was asked: not silent
-    train = [vague_cancel(n) for n in range(1000001, 1000004)]
+    train = [vague_cancel(n) for n in range(1000001, 1000001 + MIN_CONSTANT)]  # reason: literal
     test = vague_cancel(5000005, reason="ordered by mistake")
     report = run(train, [test])
     assert report.cases[0]["selection"] == "confident"
@@ -201,6 +203,15 @@ def test_silent_errors_name_the_wrong_and_the_missing_args() -> None:
     assert error["wrong"] == [
         {"path": "/order_id", "source": "task", "sent": "Z", "recorded": "A"},
         {"path": "/reason", "source": None, "recorded": "r"}]
+
+
+def test_a_call_the_recording_made_and_the_world_refused_is_not_silent() -> None:
+    # the recording's second cancel ({"order_id": "B"}) failed; sending exactly it again
+    # is what the demonstrator did. A different value is still a silent error.
+    refused = StepRun(index=0, step_id="s3", action="cancel", args={"order_id": "B"})
+    assert silent_errors(execution(refused), PROC, TRACE) == []
+    other = StepRun(index=0, step_id="s3", action="cancel", args={"order_id": "Q"})
+    assert len(silent_errors(execution(other), PROC, TRACE)) == 1
 
 
 def test_supplied_values_by_source() -> None:
@@ -296,11 +307,11 @@ def lookup_then_cancel(n: int) -> Trace:
 
 def test_per_trace_results_do_not_depend_on_the_order_of_the_test_traces() -> None:
     # Two procedures fit "Cancel order #W… because …" almost equally (the plain cancel
-    # leads on demonstrations). Replays of the cancel procedure with another reason
-    # fail; when replays were recorded in the searched memory, each failure lowered
+    # leads on demonstrations). Replays of the cancel procedure whose recorded call
+    # cancelled another order fail; when replays were recorded in the searched memory, each failure lowered
     # its reliability and the next search put the look-up procedure first.
     train = CANCELS[:3] + [lookup_then_cancel(n) for n in (1100001, 1100002)]
-    failing = [cancel(n, reason="ordered by mistake") for n in range(3000001, 3000005)]
+    failing = [cancel(n, sent=n + 500) for n in range(3000001, 3000005)]
     test = [cancel(3900001), *failing, cancel(3900002)]
     shuffled = list(test)
     random.Random(7).shuffle(shuffled)

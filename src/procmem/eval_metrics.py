@@ -128,7 +128,11 @@ def silent_errors(execution: Execution, procedure: Procedure,
     """The issued calls of a replay that are silent errors.
 
     A silent error is an issued call whose args hold no oracle-supplied value
-    and that differs from its aligned recorded call, or has none.
+    and that differs from its aligned recorded call, or has none. A call equal
+    to one the recording made that the environment rejected (its step has an
+    ``error``) is not one: the demonstrator sent the same values, and a
+    successful-steps alignment alone would count the world's refusal (an
+    insufficient gift-card balance) as procmem's wrong value.
 
     Args:
         execution: The replay of ``procedure`` (its step runs).
@@ -150,6 +154,9 @@ def silent_errors(execution: Execution, procedure: Procedure,
         aligned = aligned_step(recorded, procedure, run.step_id)
         if aligned is not None and run.args == aligned.args:
             continue
+        if any(s.error is not None and s.action == run.action and s.args == run.args
+               for s in trace.steps):
+            continue  # the recording made this very call; the environment refused it
         out.append({"step": run.step_id, "action": run.action, "recorded": aligned is not None,
                     "wrong": _differences(run, execution.param_sources, aligned)})
     return out
