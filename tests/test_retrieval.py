@@ -291,3 +291,27 @@ def test_rank_with_a_calibration_sets_confidence_and_a_verb_conflict_is_never_co
                                                       Candidate(returns)])}
     assert all(h.confidence is None for h in plain.values())
     assert not plain["cancel_one"].confident
+
+
+def _one_step(name: str, action: str) -> Procedure:
+    return Procedure(name=name, steps=[Step(id="s1", action=action, args={})])
+
+
+def test_first_stage_puts_candidates_that_do_a_named_action_first() -> None:
+    exchange = Candidate(_one_step("exchange_items", "exchange_delivered_order_items"),
+                         relevance=1.0, ranks={"bm25": 1})
+    returns = Candidate(_one_step("return_items", "return_delivered_order_items"),
+                        relevance=0.9, ranks={"bm25": 2})
+    lookup = Candidate(_one_step("look_up", "get_order_details"), relevance=0.8,
+                       ranks={"bm25": 3})
+    task = "I want to return the skateboard and get a full refund by mail."
+    hits = rank(task, [exchange, returns, lookup])
+    # "return" and "get" are named: exchange does neither, so the first stage puts it
+    # after both; re-ranking keeps the first stage's choice (no supported evidence)
+    assert hits[0].procedure.name == "return_items"
+    assert {h.procedure.name: h.ranks["first_stage"] for h in hits} == {
+        "return_items": 1, "look_up": 2, "exchange_items": 3}
+    # no tool verb named, or every candidate in conflict: the first stage's order stands
+    for plain in ("The skateboard is cheaper elsewhere.", "Cancel it."):
+        assert [h.procedure.name for h in rank(plain, [exchange, returns, lookup])][0] \
+            == "exchange_items"

@@ -13,6 +13,10 @@ First stage (:func:`first_stage`), by ``retriever``:
   Büttcher, SIGIR 2009) only breaks exact ties.
 
 Each candidate's first-stage score divided by the best is its ``relevance``.
+Action words then order the list: when the task names an action of the tools in
+play ("return", "cancel") and some candidates' tools do it, the candidates whose
+tools do none of the named actions move after the others (:func:`_verb_tiers`;
+a stable partition, so the first-stage order holds within each tier).
 
 Re-ranking (:func:`rank`), three signals in [0, 1]:
 
@@ -332,6 +336,31 @@ def verb_conflict(task: str, verbs: frozenset[str], universe: frozenset[str]) ->
     return bool(named) and not (named & verbs)
 
 
+def _verb_tiers(task: str, candidates: Sequence[Candidate]
+                ) -> tuple[list[Candidate], list[RankView]]:
+    """The first stage's candidates with the ones in a verb conflict moved after the rest.
+
+    When the task names action verbs of the tools in play ("return the skateboard")
+    and some candidates' tools do the named action, a candidate whose tools do none
+    of them (exchange) is not the first stage's choice, however close its words
+    (:func:`verb_conflict`). A stable partition: the order within each tier is the
+    first stage's. Nothing moves when no candidate names a task verb, or all do.
+
+    Returns:
+        ``(candidates, views)`` in the new first-stage order.
+    """
+    views = [c.rank_view() for c in candidates]
+    universe = frozenset().union(*(v.verbs for v in views))
+    named = named_verbs(task, universe)
+    if not named or not candidates[0].ranks:
+        return list(candidates), views
+    conflict = [not (named & v.verbs) for v in views]
+    if all(conflict) or not any(conflict):
+        return list(candidates), views
+    order = sorted(range(len(views)), key=lambda i: conflict[i])
+    return [candidates[i] for i in order], [views[i] for i in order]
+
+
 def _in_order(params: tuple[tuple[str, ...], ...], b: Binding) -> float:
     """Share of consecutive steps whose anchored values appear in the task in step order (0-1).
 
@@ -411,7 +440,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
     """
     if not candidates:
         return []
-    views = [c.rank_view() for c in candidates]
+    candidates, views = _verb_tiers(task, candidates)
     bindings: list[Binding] = [bind_params(v.params, task) for v in views]
     claims: set[tuple[int, int]] = set()
     for b in bindings:
