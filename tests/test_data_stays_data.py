@@ -28,7 +28,7 @@ from rich.console import Console
 from procmem.cli_render import procedure_view
 from procmem.export import to_markdown
 from procmem.importers import import_transcripts
-from procmem.induce import induce
+from procmem.induce import CorpusStats, induce
 from procmem.mcp_server import build_server
 from procmem.memory import Memory
 from procmem.model import Trace, TraceStep
@@ -201,7 +201,7 @@ def test_reserved_key_values_round_trip_through_every_entry_path(path: str,
     db = tmp_path / "memory.db"
     with Memory(db, embedder=None) as mem:
         ENTRY_PATHS[path](mem, tmp_path)
-    with Memory(db, embedder=None) as mem:
+    with Memory(db, embedder=None, min_constant=2) as mem:  # two demonstrations agree
         stored = mem.list_traces()
         assert len(stored) == 2
         for trace in stored:  # stored as the raw data
@@ -240,7 +240,7 @@ def test_reserved_key_values_round_trip_through_every_entry_path(path: str,
 def test_args_with_a_reserved_key_at_their_top_are_one_literal() -> None:
     """Tool arguments named like template keys: the whole args object is data."""
     steps = [TraceStep(action="raw", args={"$param": "x", "n": 1}, output="ok")]
-    mem = Memory(":memory:", embedder=None)
+    mem = Memory(":memory:", embedder=None, min_constant=2)
     mem.learn([Trace(task="send raw", outcome="success", steps=steps) for _ in range(2)])
     proc = mem.get_procedure("raw")
     assert proc.steps[0].args == {"$literal": {"$param": "x", "n": 1}}
@@ -292,5 +292,5 @@ def test_induced_literals_bind_back_to_the_demonstrated_args(args: dict[str, Any
     without resolving anything, to exactly that JSON."""
     demos = [Trace(task="-", outcome="success", steps=[TraceStep(action="act", args=args)])
              for _ in range(2)]
-    step = induce(demos).steps[0]
+    step = induce(demos, corpus=CorpusStats.from_traces(demos, min_constant=2)).steps[0]
     assert bind(step.args, _no_reference)[0] == args

@@ -10,7 +10,7 @@ import pytest
 
 from procmem.bind import bind_task
 from procmem.errors import UsageError
-from procmem.induce import CorpusStats, group_traces, induce, procedure_name
+from procmem.induce import MIN_CONSTANT, CorpusStats, group_traces, induce, procedure_name
 from procmem.model import Trace, TraceStep
 from procmem.template import references, validate
 
@@ -65,14 +65,28 @@ def lookup_demos() -> list[Trace]:
 # ------------------------------------------------------------------ classification
 
 
-def test_value_equal_in_every_demo_stays_literal() -> None:
-    proc = induce(cancel_demos())
+def test_value_equal_in_every_demo_stays_literal_from_min_constant_demos() -> None:
+    demos = cancel_demos()
+    proc = induce(demos, corpus=CorpusStats.from_traces(demos, min_constant=3))
     assert proc.steps[0].args["notify"] is True
+
+
+def test_a_value_few_demonstrations_agree_on_is_asked_for_not_sent() -> None:
+    # three demonstrations that all notify: by the rule of succession a fourth task
+    # may want otherwise one time in five; the default (48 agreeing) makes it an $ask
+    assert MIN_CONSTANT == 48
+    proc = induce(cancel_demos())
+    assert "$ask" in proc.steps[0].args["notify"]
+    many = [trace(f"Cancel order #W{n:07d}.", step("cancel_pending_order",
+                                                   order_id=f"#W{n:07d}", notify=True))
+            for n in range(1000000, 1000000 + MIN_CONSTANT)]
+    assert induce(many).steps[0].args["notify"] is True
+    assert "$ask" in induce(many[:-1]).steps[0].args["notify"]
 
 
 def test_value_equal_in_two_demos_stays_literal_when_the_corpus_never_varies() -> None:
     demos = cancel_demos()[:2]
-    proc = induce(demos)
+    proc = induce(demos, corpus=CorpusStats.from_traces(demos, min_constant=2))
     assert proc.steps[0].args["notify"] is True
     # ...but becomes a param when the wider corpus shows it varying and the task names it
     demos = [trace(f"Cancel {o} because no longer needed.",
@@ -345,3 +359,24 @@ def test_every_real_procedure_validates(
                      step_id=s.id)
         used = {n["$param"] for s in proc.steps for _, n in references(s.args) if "$param" in n}
         assert used == names  # no unused param
+
+
+def test_constant_named_by_every_task_is_a_param_not_a_literal() -> None:
+    # every demonstration (and the whole corpus) gave the same reason, and every task
+    # names it: a user's choice that happened to agree, not a constant of the tool
+    demos = [trace(f"Cancel order {o} because no longer needed.",
+                   step("cancel_pending_order", order_id=o, reason="no longer needed"))
+             for o in ORDERS]
+    proc = induce(demos, corpus=CorpusStats.from_traces(demos))
+    reason = proc.steps[0].args["reason"]
+    assert reason == {"$param": "reason"}
+    bound = bind_task(proc, "Cancel order #W9999999 because ordered by mistake.").values
+    assert bound.get("reason") != "no longer needed"
+
+
+def test_constant_the_tasks_do_not_name_stays_literal() -> None:
+    demos = [trace(f"Cancel order {o}.",
+                   step("cancel_pending_order", order_id=o, reason="no longer needed"))
+             for o in ORDERS]
+    proc = induce(demos, corpus=CorpusStats.from_traces(demos, min_constant=3))
+    assert proc.steps[0].args["reason"] == "no longer needed"

@@ -98,7 +98,7 @@ def test_learn_fold_is_rebuilt_after_a_deletion_in_another_process(tmp_path: Pat
 
 def test_reference_looking_values_no_longer_break_learn_for_every_group() -> None:
     """The issue's case: one trace with an invalid reference as data, 50 clean traces."""
-    mem = Memory(":memory:", embedder=None)
+    mem = Memory(":memory:", embedder=None, min_constant=2)  # two agreeing make a literal
     clean = [order_trace(f"#W{i:04d}") for i in range(50)]
     card = {"$step": "s9", "path": "/card"}
     bad = order_trace("#W7777", action="refund", reason=card)

@@ -336,7 +336,9 @@ def test_learn_flags_instead_of_refusing(tau_sample_path: Path, tmp_path: Path) 
         assert all(f["reason"] == "learned" and f["tool"] == "modify_pending_order_address"
                    for f in flags)
         first = flags[0]
-        assert any("arg 'country': \"USA\" is not one of [\"Canada\"]" in m
+        # every task names "USA", so country is a param; its examples are checked
+        assert any("arg 'country': example of param 'country': \"USA\" is not one of "
+                   "[\"Canada\"]" in m
                    for msgs in first["problems"].values() for m in msgs)
         assert memory.clear_tool_flags(first["procedure"]) == 1
         assert len(memory.tool_flags()) == len(flags) - 1

@@ -14,7 +14,7 @@ demonstration, Cypher 1993 "Watch What I Do"):
 3. **Classify** each leaf across the demonstrations, in this order:
 
    * constant wherever the corpus uses that (action, argument), seen at least
-     twice -> literal;
+     :data:`MIN_CONSTANT` times, and not named by every task that used it -> literal;
    * found verbatim in every demonstration's task text -> ``$param`` (leaves
      with identical values in every demonstration share one param when each
      task names the value once; otherwise the k-th such leaf gets its own param,
@@ -23,7 +23,7 @@ demonstration, Cypher 1993 "Watch What I Do"):
      demonstration -> ``$step``;
    * found inside the same earlier list in every demonstration -> ``$ask`` with
      candidates ``from`` that list;
-   * equal in every demonstration (2+) -> literal;
+   * equal in every demonstration, :data:`MIN_CONSTANT` or more -> literal;
    * otherwise -> ``$ask``.
 
 Invariants: trace values are data: a value taken from a trace enters the
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -51,9 +52,21 @@ from .errors import UsageError
 from .extract import learn_extractor, locate, locate_all
 from .model import Lineage, Param, Procedure, Step, Trace
 
-__all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
+__all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
 
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
+
+LITERAL_PRECISION = 0.98
+"""How often a value kept literal must be the right one for a new task."""
+MIN_CONSTANT = math.ceil(1 / (1 - LITERAL_PRECISION)) - 2
+"""Sightings of one value (and no other) before it is kept literal: 48.
+
+By Laplace's rule of succession (Laplace 1814, *Essai philosophique sur les
+probabilités*), after ``n`` sightings of one value and none of another the
+chance that the next use differs is ``1 / (n + 2)``; it is at most
+``1 - LITERAL_PRECISION`` from ``n = 48``. Four cancellations that all gave
+"no longer needed" leave a one-in-six chance that the fifth gives another
+reason: that value is asked for, not sent."""
 
 
 def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
@@ -106,8 +119,10 @@ def procedure_name(signature: Sequence[str]) -> str:
 class CorpusStats:
     """Which (action, argument pointer) pairs are constant across a whole corpus.
 
-    Used so that a value seen once is only kept literal when the corpus says
-    it never varies.
+    Used so that a value is only kept literal when the corpus says it never
+    varies: ``min_constant`` sightings of it and of no other value (default
+    :data:`MIN_CONSTANT`, 48; a smaller number trades safety for autonomy on
+    a small store).
     """
 
     values: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -115,11 +130,14 @@ class CorpusStats:
     contexts: dict[tuple[str, str], list[tuple[Any, str]]] = field(
         default_factory=lambda: defaultdict(list))
     counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    named: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    min_constant: int = MIN_CONSTANT
 
     @classmethod
-    def from_traces(cls, traces: Iterable[Trace]) -> CorpusStats:
+    def from_traces(cls, traces: Iterable[Trace], *,
+                    min_constant: int = MIN_CONSTANT) -> CorpusStats:
         """Collect the distinct values of every (action, pointer) leaf."""
-        return cls().add(traces)
+        return cls(min_constant=min_constant).add(traces)
 
     def add(self, traces: Iterable[Trace]) -> CorpusStats:
         """Fold more traces in, after the ones already counted; returns ``self``.
@@ -134,9 +152,11 @@ class CorpusStats:
                     self.counts[(s.action, ptr)] += 1
                     if len(bucket) < 3:
                         bucket.add(_canon(v))
-                    ctx = self.contexts[(s.action, ptr)]
-                    if len(ctx) < 100 and locate(v, t.task) is not None:
-                        ctx.append((v, t.task))
+                    if locate(v, t.task) is not None:
+                        self.named[(s.action, ptr)] += 1
+                        ctx = self.contexts[(s.action, ptr)]
+                        if len(ctx) < 100:
+                            ctx.append((v, t.task))
                     if isinstance(v, str) and len(v) >= 2:
                         kinds = self.shapes[_param_name(ptr)]
                         if len(kinds) < 200:
@@ -144,10 +164,22 @@ class CorpusStats:
         return self
 
     def is_constant(self, action: str, pointer: str) -> bool:
-        """True when the corpus has exactly one value for this leaf, seen at least twice
-        (one demonstration cannot tell a constant from a value that varies)."""
+        """True when the corpus has exactly one value for this leaf, seen at least
+        ``min_constant`` times (default :data:`MIN_CONSTANT`) (a few demonstrations cannot tell a constant
+        from a value that varies)."""
         return (len(self.values.get((action, pointer), ())) == 1
-                and self.counts.get((action, pointer), 0) >= 2)
+                and self.counts.get((action, pointer), 0) >= self.min_constant)
+
+    def named_in_every_task(self, action: str, pointer: str) -> bool:
+        """True when every task whose trace set this leaf also names its value.
+
+        A leaf that is constant across the corpus yet named by every task is a
+        value the user chose that happened to agree (every demonstrated
+        cancellation gave the same reason), not a constant: kept literal, it
+        would send that value for a task that names another one.
+        """
+        count = self.counts.get((action, pointer), 0)
+        return count > 0 and self.named.get((action, pointer), 0) == count
 
 
 def _canon(v: Any) -> str:
@@ -317,7 +349,8 @@ def _classify(
 ) -> Any:
     canon = [_canon(v) for v in values]
     all_equal = len(set(canon)) == 1
-    if all_equal and corpus.is_constant(action, ptr):
+    if (all_equal and corpus.is_constant(action, ptr)
+            and not corpus.named_in_every_task(action, ptr)):
         return tpl.literal(values[0])
     # a value the task text names -> $param
     if all(locate(v, t) is not None for v, t in zip(values, tasks, strict=True)):
@@ -358,7 +391,7 @@ def _classify(
                 break
         if common:
             return tpl.step_ref(step_ids[k], min(common, key=lambda p: (p.count("/"), p)))
-    if all_equal and n >= 2:
+    if all_equal and n >= corpus.min_constant:
         return tpl.literal(values[0])
     prompt = f"{ptr[1:].replace('/', '.') or 'args'} for {action}"
     for k in range(i):

@@ -40,6 +40,7 @@ from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
+from .induce import MIN_CONSTANT
 from .memory_learn import Learner, LearnReport
 from .memory_learning import LearningMixin
 from .memory_replay import prepare, reopen, subprocedures
@@ -96,6 +97,13 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             (``ExecutionBusy``). A run renews it as steps finish; a run killed
             outright blocks a resume this long, so make it longer than the
             longest tool call.
+        min_constant: How many demonstrations must agree on a value (with none
+            disagreeing) before learning sends it as a literal without asking
+            (default :data:`procmem.induce.MIN_CONSTANT`, 48: by the rule of
+            succession, the chance that the next task needs another value is
+            then at most 2 %). Fewer agreeing demonstrations make an ``$ask``.
+            A small store of config-like constants may lower it, trading
+            safety for autonomy.
         save_index: Save a search index built from
             :data:`procmem.memory_search.SNAPSHOT_MIN` procedures or more in the
             store, so the next process loads it instead of building it (it adds
@@ -112,7 +120,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
                  reranker: Reranker | None = None, save_index: bool = True,
-                 lease_s: float = DEFAULT_LEASE_S) -> None:
+                 lease_s: float = DEFAULT_LEASE_S, min_constant: int = MIN_CONSTANT) -> None:
         if not lease_s > 0:
             raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
         self.lease_s = lease_s
@@ -130,7 +138,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index_revision = -1
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self.save_index = save_index
-        self._learner = Learner()  # procmem.memory_learn: the trace fold kept between learns
+        self._learner = Learner(min_constant)  # procmem.memory_learn: the trace fold kept between learns
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}

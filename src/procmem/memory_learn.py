@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Conflict, UsageError
-from .induce import CorpusStats, group_key, induce, procedure_name
+from .induce import MIN_CONSTANT, CorpusStats, group_key, induce, procedure_name
 from .memory_traces import group_failure
 from .memory_versions import paged, same_content, versions
 from .model import Lineage, Trace
@@ -93,12 +93,18 @@ class Learner:
     fold notices a store other than the one it folded and starts over.
     """
 
-    def __init__(self) -> None:
-        self._fold = TraceFold()
+    def __init__(self, min_constant: int = MIN_CONSTANT) -> None:
+        if min_constant < 1:
+            raise UsageError(f"min_constant must be at least 1, got {min_constant}")
+        self.min_constant = min_constant
+        self._fold = self._empty()
+
+    def _empty(self) -> TraceFold:
+        return TraceFold(corpus=CorpusStats(min_constant=self.min_constant))
 
     def reset(self) -> None:
         """Drop the fold, so that the next :meth:`learn` reads every trace again."""
-        self._fold = TraceFold()
+        self._fold = self._empty()
 
     def learn(self, store: Store, namespace: str | None = None) -> LearnReport:
         """Bring the fold up to date and learn every group whose traces changed.
@@ -133,10 +139,10 @@ class Learner:
         if state.count and (deletions != state.deletions or store.count_traces() < state.count
                             or [t.id for t in store.list_traces(limit=1, offset=state.count - 1)]
                             != [state.last_id]):
-            state = TraceFold()
+            state = self._empty()
         new = paged(lambda limit, offset: store.list_traces(limit=limit,
                                                             offset=state.count + offset))
-        self._fold = TraceFold()  # until the fold below is whole
+        self._fold = self._empty()  # until the fold below is whole
         state.deletions = deletions
         state.corpus.add(new)
         for t in new:

@@ -29,6 +29,13 @@ from typing import Any
 
 from procmem import Memory, Need, ProcmemError, Trace
 
+SMALL_STORE_MIN_CONSTANT = 2
+"""The stores here learn from 2-4 demonstrations per procedure, and their constants
+(e-mail template names, notify flags) are the tools' own vocabulary: they lower
+``Memory(min_constant=...)`` from its default of 48, as a small desk would. The
+default's own behaviour (a constant seen a few times is asked for) is tested in
+``tests/test_induce.py``."""
+
 __all__ = [
     "CATEGORIES",
     "Call",
@@ -134,7 +141,7 @@ def learned_store(training: TrainingSet, path: Path) -> Path:
     Returns:
         ``path``, closed, ready to be copied once per case.
     """
-    with Memory(path, embedder="default") as mem:
+    with Memory(path, embedder="default", min_constant=SMALL_STORE_MIN_CONSTANT) as mem:
         mem.add_traces(training.traces())
         if training.tool_schemas is not None:
             mem.import_tool_schemas(training.tool_schemas)
@@ -198,7 +205,8 @@ def run_case(case: Case, template: Path, workdir: Path,
             return json.loads(json.dumps(case.answers[need.arg_path]))
         return None  # a param procmem could not bind: the agent cannot answer
 
-    with Memory(_copy_store(template, workdir), embedder="default") as mem:
+    with Memory(_copy_store(template, workdir), embedder="default",
+                min_constant=SMALL_STORE_MIN_CONSTANT) as mem:
         hits = mem.search(case.task)
         if not hits:
             return Outcome(case, "no-hit")
