@@ -19,8 +19,8 @@ from procmem.eval_metrics import (
     silent_errors,
     supplied_values,
 )
-from procmem.induce import MIN_CONSTANT
 from procmem.evaluate import EvalReport, evaluate, leave_one_out
+from procmem.induce import MIN_CONSTANT
 from procmem.memory import Memory
 from procmem.model import Execution, Lineage, Param, Procedure, StepRun, Trace, TraceStep
 from procmem.model import Step as ProcStep
@@ -308,8 +308,8 @@ def lookup_then_cancel(n: int) -> Trace:
 def test_per_trace_results_do_not_depend_on_the_order_of_the_test_traces() -> None:
     # Two procedures fit "Cancel order #W… because …" almost equally (the plain cancel
     # leads on demonstrations). Replays of the cancel procedure whose recorded call
-    # cancelled another order fail; when replays were recorded in the searched memory, each failure lowered
-    # its reliability and the next search put the look-up procedure first.
+    # cancelled another order fail; when replays were recorded in the searched memory,
+    # each failure lowered its reliability and the next search put the look-up first.
     train = CANCELS[:3] + [lookup_then_cancel(n) for n in (1100001, 1100002)]
     failing = [cancel(n, sent=n + 500) for n in range(3000001, 3000005)]
     test = [cancel(3900001), *failing, cancel(3900002)]

@@ -52,7 +52,8 @@ from .errors import UsageError
 from .extract import learn_extractor, locate, locate_all
 from .model import Lineage, Param, Procedure, Step, Trace
 
-__all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
+__all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces",
+           "induce", "procedure_name"]
 
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
 
@@ -165,8 +166,8 @@ class CorpusStats:
 
     def is_constant(self, action: str, pointer: str) -> bool:
         """True when the corpus has exactly one value for this leaf, seen at least
-        ``min_constant`` times (default :data:`MIN_CONSTANT`) (a few demonstrations cannot tell a constant
-        from a value that varies)."""
+        ``min_constant`` times (default :data:`MIN_CONSTANT`): a few demonstrations
+        cannot tell a constant from a value that varies."""
         return (len(self.values.get((action, pointer), ())) == 1
                 and self.counts.get((action, pointer), 0) >= self.min_constant)
 

@@ -36,11 +36,11 @@ from typing import Any
 from .bind import Binding, bind_task
 from .embed import Embedder, default_embedder
 from .errors import NotFound, UsageError
+from .induce import MIN_CONSTANT
 from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
-from .induce import MIN_CONSTANT
 from .memory_learn import Learner, LearnReport
 from .memory_learning import LearningMixin
 from .memory_replay import prepare, reopen, subprocedures
@@ -138,7 +138,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         self._index_revision = -1
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self.save_index = save_index
-        self._learner = Learner(min_constant)  # procmem.memory_learn: the trace fold kept between learns
+        # procmem.memory_learn: the trace fold kept between learns
+        self._learner = Learner(min_constant)
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}
