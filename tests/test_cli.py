@@ -439,3 +439,19 @@ def test_demo_unknown_trace_exits_3() -> None:
     result = run("demo", "--trace", "tau-retail-train-0")  # a training trace, not held out
     assert result.exit_code == 3
     assert result.stderr == "error[not_found]: held-out trace 'tau-retail-train-0' not found\n"
+
+
+def test_min_constant_option_lets_few_agreeing_demonstrations_make_a_literal(
+        tmp_path: Path) -> None:
+    lines = [json.dumps({"task": f"Ping host h{i}.", "outcome": "success", "steps": [
+        {"action": "ping", "args": {"host": f"h{i}", "count": 3}, "output": "ok"}]})
+        for i in range(1, 4)]
+    path = tmp_path / "pings.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert run("--db", str(tmp_path / "a.db"), "learn", str(path)).exit_code == 0
+    asked = run_json("--db", str(tmp_path / "a.db"), "show", "ping")
+    assert "$ask" in asked["steps"][0]["args"]["count"]  # 3 agreeing: below the default 48
+    assert run("--db", str(tmp_path / "b.db"), "--min-constant", "3", "learn",
+               str(path)).exit_code == 0
+    assert run_json("--db", str(tmp_path / "b.db"), "show", "ping")["steps"][0]["args"][
+        "count"] == 3

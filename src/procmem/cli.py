@@ -142,8 +142,10 @@ def _embedder(spec: str | None) -> Embedder | str | None:
 
 def _memory(ctx: click.Context) -> Memory:
     """The memory at ``--db``, closed when the command ends."""
+    extra = {} if ctx.obj.get("min_constant") is None else {"min_constant":
+                                                            ctx.obj["min_constant"]}
     return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder")),
-                                    reranker=_reranker(ctx.obj.get("reranker"))))
+                                    reranker=_reranker(ctx.obj.get("reranker")), **extra))
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
@@ -245,16 +247,23 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
               help="A language model that reorders the top 10 hits of every search: "
                    "none (the default) or openai:MODEL[@BASE_URL] (OPENAI_API_KEY); "
                    "env PROCMEM_RERANKER.")
+@click.option("--min-constant", envvar="PROCMEM_MIN_CONSTANT", type=click.IntRange(min=1),
+              metavar="N", help="Demonstrations that must agree on a value before learning "
+                                "sends it as a literal without asking (default 48; a small "
+                                "store of config-like constants may lower it); env "
+                                "PROCMEM_MIN_CONSTANT.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
-def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None) -> None:
+def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None,
+         min_constant: int | None) -> None:
     """procmem: procedural memory for AI agents.
 
     Learn reusable procedures from traces of tool calls, find the right one for
     a new task, replay it against real tools, and measure how well it fits.
     Start with `procmem demo`.
     """
-    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker}
+    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker,
+               "min_constant": min_constant}
 
 
 @main.command()
