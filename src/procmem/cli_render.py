@@ -108,6 +108,12 @@ def template_text(node: Any) -> Text:
             return Text(f"⟨param {node['$param']}⟩", style="cyan")
         if "$step" in node:
             return Text(f"⟨{node['$step']} output {node.get('path') or '/'}⟩", style="magenta")
+        if "$select" in node:
+            src = node["$select"]
+            where = ", ".join(f"{p.get('path')}={_json(p.get('equals', p.get('contains')))}"
+                              for p in node.get("where") or [] if isinstance(p, dict))
+            return Text(f"⟨{src.get('$step')} output {src.get('path') or '/'} where "
+                        f"{where or '(any)'} → {node.get('get') or '/'}⟩", style="magenta")
         if "$ask" in node:
             out = Text(f"⟨ask: {node['$ask']}", style="yellow")
             if isinstance(node.get("from"), dict):
