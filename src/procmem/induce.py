@@ -344,11 +344,11 @@ def _classify(
         if fixed:
             return tpl.step_ref(step_ids[k], min(fixed, key=lambda p: (p.count("/"), p)))
 
-        def new_param(xs: list[Any], field: str, k: int = k) -> str | None:
+        def new_param(xs: list[Any], field: str) -> str | None:
             if not all(locate(x, t) is not None for x, t in zip(xs, tasks, strict=True)):
                 return None
             key = "|".join(_canon(x) for x in xs)
-            return _new_param(xs, field, action, step_ids[k], tasks, corpus, params,
+            return _new_param(xs, field, action, step_ids[i], tasks, corpus, params,
                               param_by_values.setdefault(key, []))
 
         node = selection.infer_reference(
