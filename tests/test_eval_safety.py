@@ -232,7 +232,7 @@ def test_classify_source() -> None:
     assert [classify_source(s, given) for s in (
         "param:a", "param:b", "param:c", "param:d", "param:zz", "ask", "literal",
         "step:s1#/x", "select:s1", "weird")] == [
-        "task", "asked", "literal", "given", "other", "asked", "literal", "step", "step",
+        "task", "asked", "literal", "given", "other", "asked", "literal", "step", "selection",
         "other"]
 
 

@@ -27,8 +27,8 @@ from .planning import Plan, PlanStep, PlanValue
 __all__ = ["plan_view"]
 
 _SOURCE_STYLE = {"param": "cyan", "given": "green", "default": "green", "literal": "",
-                 "step": "blue", "ask": "yellow", "missing": "bold yellow", "secret": "magenta",
-                 "omitted": "dim"}
+                 "step": "blue", "selection": "blue", "ask": "yellow", "missing": "bold yellow",
+                 "secret": "magenta", "omitted": "dim"}
 
 
 @main.command()
@@ -62,6 +62,12 @@ def _value_text(v: PlanValue) -> Text:
         return Text("(secret)", style="magenta")
     if v.source == "step" and v.ref is not None:
         return Text(f"output of {v.ref.step} at {v.ref.pointer or '(whole)'}", style="blue")
+    if v.source == "selection" and v.ref is not None:
+        where = ", ".join(f"{p.get('path')} {'contains' if 'contains' in p else '='} "
+                          f"{short(p.get('contains', p.get('equals')), 30)}"
+                          for p in v.where or [])
+        return Text(f"the element of {v.ref.step} {v.ref.pointer or '(whole)'} where "
+                    f"{where or '(any)'}, at {v.get or '(whole)'}", style="blue")
     if v.source == "ask":
         return Text(f"asks: {v.prompt or ''}", style="yellow")
     if v.source == "missing":

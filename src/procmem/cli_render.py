@@ -101,13 +101,22 @@ def template_text(node: Any) -> Text:
     """An args template as readable text: references as ``⟨…⟩``, literals as JSON.
 
     ``{"$param": "order_id"}`` -> ``⟨param order_id⟩``; ``{"$step": "s1", "path":
-    "/id"}`` -> ``⟨s1 output /id⟩``; ``{"$ask": "which item"}`` -> ``⟨ask: which item⟩``.
+    "/id"}`` -> ``⟨s1 output /id⟩``; ``{"$ask": "which item"}`` -> ``⟨ask: which item⟩``;
+    a ``$select`` -> ``⟨s1 output /items where /item_id=⟨param item_id⟩ → /product_id⟩``.
     """
     if is_ref(node):
         if "$param" in node:
             return Text(f"⟨param {node['$param']}⟩", style="cyan")
         if "$step" in node:
             return Text(f"⟨{node['$step']} output {node.get('path') or '/'}⟩", style="magenta")
+        if "$select" in node:
+            src = node["$select"]
+            where = ", ".join(
+                f"{p.get('path')}{' ∋ ' if 'contains' in p else '='}"
+                f"{template_text(p.get('contains', p.get('equals'))).plain}"
+                for p in node.get("where") or [] if isinstance(p, dict))
+            return Text(f"⟨{src.get('$step')} output {src.get('path') or '/'} where "
+                        f"{where or '(any)'} → {node.get('get') or '/'}⟩", style="magenta")
         if "$ask" in node:
             out = Text(f"⟨ask: {node['$ask']}", style="yellow")
             if isinstance(node.get("from"), dict):

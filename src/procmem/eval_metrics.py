@@ -14,7 +14,8 @@ Terms:
 * **oracle-supplied value** — an arg value from an ``$ask`` answer or from a param
   whose value came from an answered need (``param_sources[name] == "answer"``);
 * **source of a value** — ``task`` (a param bound from the task text), ``step``
-  (a ``$step`` reference or a selection from an earlier output), ``literal`` (a
+  (a ``$step`` reference to an earlier output), ``selection`` (an element of an
+  earlier output's list picked by a ``$select`` node), ``literal`` (a
   constant of the procedure, or a param's schema default), ``asked`` (the oracle);
   ``given`` / ``other`` for anything else.
 
@@ -34,7 +35,7 @@ from .template import join_pointer
 __all__ = ["SOURCES", "OverlapRanker", "bound_mismatches", "classify_source", "leaf_values",
            "oracle_paths", "reliability_table", "silent_errors", "supplied_values"]
 
-SOURCES = ("task", "step", "literal", "asked")
+SOURCES = ("task", "step", "selection", "literal", "asked")
 """The value sources always reported by ``supplied_precision``, in display order."""
 
 _MISSING = object()
@@ -78,19 +79,22 @@ def classify_source(source: str, param_sources: Mapping[str, str]) -> str:
 
     Args:
         source: ``literal``, ``param:NAME``, ``step:ID#POINTER``, ``ask`` or
-            ``select...``.
+            ``select:ID#POINTER``.
         param_sources: The execution's ``param_sources`` (``task``, ``answer``,
             ``default``, ``given``, ...).
 
     Returns:
-        One of ``task``, ``step``, ``literal``, ``asked``, ``given``, ``other``.
+        One of ``task``, ``step``, ``selection``, ``literal``, ``asked``, ``given``,
+        ``other``.
     """
     if source == "ask":
         return "asked"
     if source == "literal":
         return "literal"
-    if source.startswith(("step:", "select")):
+    if source.startswith("step:"):
         return "step"
+    if source.startswith("select:"):
+        return "selection"
     if source.startswith("param:"):
         origin = param_sources.get(source[6:], "")
         return {"task": "task", "answer": "asked", "default": "literal",

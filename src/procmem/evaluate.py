@@ -33,8 +33,8 @@ the agent runs:
   successful recorded step with the same action) or have none; a call holding an
   oracle value is not silent (the agent was asked). ``silent_error_cases`` are the
   test traces with one, and each case lists the wrong calls and args;
-* ``supplied_precision`` — by value source (``task``, ``step``, ``literal``,
-  ``asked``; see :mod:`procmem.eval_metrics`): ``{"right", "total", "precision"}``,
+* ``supplied_precision`` — by value source (``task``, ``step``, ``selection``,
+  ``literal``, ``asked``; see :mod:`procmem.eval_metrics`): ``{"right", "total", "precision"}``,
   a value being right when it equals the aligned recorded call's value at the
   same JSON Pointer.
 

@@ -17,7 +17,9 @@ Invariants:
     * References are never shown as raw ``$param`` / ``$step`` / ``$ask`` JSON:
       ``{"$param": "order_id"}`` is ``{order_id}``; ``{"$step": "s1", "path":
       "/orders/0"}`` is "the value at `/orders/0` of step 1's output";
-      ``{"$ask": P, "from": R}`` is "ASK: P (choose from step 1's `/orders`)".
+      ``{"$ask": P, "from": R}`` is "ASK: P (choose from step 1's `/orders`)";
+      a ``$select`` is "the `/id` of the one element of step 1's `/orders` whose
+      `/status` equals "pending" (ASK if none or several match)".
     * A procedure without steps (a text-only skill, see :mod:`procmem.skills`)
       renders its description as the instructions.
     * :func:`skill_name` and :func:`skill_description` always give values the
@@ -34,6 +36,7 @@ import json
 import re
 from typing import Any
 
+from . import template as tpl
 from .model import Check, OnError, Param, Procedure, Step
 
 __all__ = [
@@ -133,18 +136,38 @@ def _value(node: Any, steps: _Steps) -> str:
             return f"`{{{node['$param']}}}`"
         if "$step" in node:
             return steps.ref(node)
+        if "$select" in node:
+            return _selection(node, steps)
         if "$ask" in node:
             text = f"ASK: {node['$ask']}"
             src = node.get("from")
+            if isinstance(src, dict) and "$select" in src:
+                src = src["$select"]
             if isinstance(src, dict) and "$step" in src:
                 text += f" (choose from {steps.source(src)})"
             return text
     return _code(node)
 
 
+def _selection(node: dict[str, Any], steps: _Steps) -> str:
+    """A ``$select`` node in words: which element of which list, and what of it."""
+    conds = []
+    for pred in node.get("where") or []:
+        op = "contains" if "contains" in pred else "equals"
+        want = pred.get(op)
+        shown = f"`{{{want['$param']}}}`" if isinstance(want, dict) and "$param" in want \
+            else _code(want.get("$literal") if isinstance(want, dict) and "$literal" in want
+                       else want)
+        conds.append(f"`{pred.get('path')}` {op} {shown}")
+    get = node.get("get") or ""
+    what = f"the `{get}` of" if get else ""
+    return (f"{what} the one element of {steps.source(node['$select'])} whose "
+            f"{' and '.join(conds) or '(any field)'} (ASK if none or several match)").strip()
+
+
 def _has_ref(node: Any) -> bool:
     if isinstance(node, dict):
-        if any(k in node for k in ("$param", "$step", "$ask", "$literal")):
+        if any(k in node for k in tpl.REF_KEYS):
             return True
         return any(_has_ref(v) for v in node.values())
     if isinstance(node, list):
@@ -216,7 +239,7 @@ def _step_block(number: int, step: Step, steps: _Steps) -> list[str]:
     lines = [head]
     if step.args and step.description:
         lines.append("   Arguments:")
-    if any(k in step.args for k in ("$param", "$step", "$ask", "$literal")):
+    if any(k in step.args for k in tpl.REF_KEYS):
         lines.append(f"   - the whole arguments object: {_value(step.args, steps)}")
     else:
         for key, node in step.args.items():

@@ -20,10 +20,14 @@ demonstration, Cypher 1993 "Watch What I Do"):
      task names the value once; otherwise the k-th such leaf gets its own param,
      found at the k-th occurrence);
    * found at the same JSON Pointer of the same earlier step's output in every
-     demonstration -> ``$step``;
-   * found inside the same earlier list in every demonstration -> ``$ask`` with
-     candidates ``from`` that list;
+     demonstration, a pointer through no list index and no data key -> ``$step``;
+   * found in an element of the same earlier list (or object used as a map) in
+     every demonstration -> a ``$select`` of that element by predicates true in
+     every demonstration, or a position the demonstrations prove
+     (:func:`procmem.selection.infer_reference`);
    * equal in every demonstration, :data:`MIN_CONSTANT` or more -> literal;
+   * found in an element of the same earlier list but not selectable -> ``$ask``
+     with candidates ``from`` that list;
    * otherwise -> ``$ask``.
 
 Invariants: trace values are data: a value taken from a trace enters the
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from . import selection
 from . import template as tpl
 from .checks import check_templates, json_type
 from .errors import UsageError
@@ -359,54 +364,67 @@ def _classify(
         same = param_by_values.setdefault(key, [])
         if same and _mentioned_once(values, tasks):
             return tpl.param(same[0])  # one mention feeding several steps
-        base = _param_name(ptr)
-        pname, k = base, 2
-        while pname in params:
-            pname, k = f"{base}_{k}", k + 1
-        ex = learn_extractor(values, tasks, shape_values=sorted(corpus.shapes.get(base, ())),
-                             context_examples=corpus.contexts.get((action, ptr)),
-                             nth=len(same),
-                             corpus_values=[json.loads(c) for c in
-                                            sorted(corpus.values.get((action, ptr), ()))],
-                             corpus_count=corpus.counts.get((action, ptr), 0))
-        examples: list[Any] = []
-        for v in values:
-            if v not in examples and len(examples) < 3:
-                examples.append(v)
-        params[pname] = Param(
-            name=pname,
-            schema=_schema_of(values),
-            description=f"{ptr[1:].replace('/', '.')} of {action} (step {step_ids[i]})",
-            examples=examples,
-            extractor=ex,
-        )
-        same.append(pname)
-        return tpl.param(pname)
-    # a value an earlier step returned -> $step
+        return tpl.param(_new_param(values, ptr, action, step_ids[i], tasks, corpus, params,
+                                    same))
+    # a value an earlier step returned -> $step at a fixed pointer, or a selection
+    prompt = f"{ptr[1:].replace('/', '.') or 'args'} for {action}"
+    found: list[dict[str, Any]] = []
     for k in range(i):
-        common: set[str] | None = None
-        for j, v in enumerate(values):
-            hits = {p for p, x in flat(j, k).items() if _same(x, v)}
-            common = hits if common is None else common & hits
-            if not common:
-                break
-        if common:
-            return tpl.step_ref(step_ids[k], min(common, key=lambda p: (p.count("/"), p)))
+        hits = [{p for p, x in flat(j, k).items() if _same(x, v)} for j, v in enumerate(values)]
+        if not all(hits):
+            continue
+        docs = [flat(j, k)[""] for j in range(n)]
+        fixed = selection.fixed_pointers(docs, hits)
+        if fixed:
+            return tpl.step_ref(step_ids[k], min(fixed, key=lambda p: (p.count("/"), p)))
+
+        def new_param(xs: list[Any], field: str) -> str | None:
+            if not all(locate(x, t) is not None for x, t in zip(xs, tasks, strict=True)):
+                return None
+            key = "|".join(_canon(x) for x in xs)
+            return _new_param(xs, field, action, step_ids[i], tasks, corpus, params,
+                              param_by_values.setdefault(key, []))
+
+        node = selection.infer_reference(
+            values, docs, hits, step_ids[k], params=selection.param_values(param_by_values, n),
+            same=_same, prompt=prompt, new_param=new_param, min_literal=corpus.min_constant)
+        if node is not None:
+            found.append(node)
+    for node in found:  # a selection or a proven position (first earlier step first)
+        if "$ask" not in node:
+            return node
     if all_equal and n >= corpus.min_constant:
         return tpl.literal(values[0])
-    prompt = f"{ptr[1:].replace('/', '.') or 'args'} for {action}"
-    for k in range(i):
-        parents: set[str] | None = None
-        for j, v in enumerate(values):
-            hits = {p.rsplit("/", 1)[0] for p, x in flat(j, k).items()
-                    if p.count("/") >= 1 and _same(x, v) and p.rsplit("/", 1)[1].isdigit()}
-            parents = hits if parents is None else parents & hits
-            if not parents:
-                break
-        if parents:
-            src = tpl.step_ref(step_ids[k], min(parents, key=lambda p: (p.count("/"), p)))
-            return tpl.ask(prompt, src)
-    return tpl.ask(prompt)
+    return found[0] if found else tpl.ask(prompt)
+
+
+def _new_param(values: list[Any], ptr: str, action: str, step_id: str, tasks: list[str],
+               corpus: CorpusStats, params: dict[str, Param], same: list[str]) -> str:
+    """Create the param for a value every task names (its extractor learned from the
+    tasks); ``same`` lists the params already made for these values and gets the new one."""
+    base = _param_name(ptr)
+    pname, k = base, 2
+    while pname in params:
+        pname, k = f"{base}_{k}", k + 1
+    ex = learn_extractor(values, tasks, shape_values=sorted(corpus.shapes.get(base, ())),
+                         context_examples=corpus.contexts.get((action, ptr)),
+                         nth=len(same),
+                         corpus_values=[json.loads(c) for c in
+                                        sorted(corpus.values.get((action, ptr), ()))],
+                         corpus_count=corpus.counts.get((action, ptr), 0))
+    examples: list[Any] = []
+    for v in values:
+        if v not in examples and len(examples) < 3:
+            examples.append(v)
+    params[pname] = Param(
+        name=pname,
+        schema=_schema_of(values),
+        description=f"{ptr[1:].replace('/', '.')} of {action} (step {step_id})",
+        examples=examples,
+        extractor=ex,
+    )
+    same.append(pname)
+    return pname
 
 
 def _mentioned_once(values: list[Any], tasks: list[str]) -> bool:

@@ -17,6 +17,9 @@ Value sources (:data:`Source`):
 * ``default``: the param schema's ``default``;
 * ``secret``: a secret param's value (never shown; see :func:`is_secret`);
 * ``step``: an earlier step's output (``step`` / ``pointer``): known at run time only;
+* ``selection``: the element of an earlier step's list (``ref``: the list) that a
+  ``$select`` node's predicates pick (``where`` / ``get``): known at run time only,
+  and the replay pauses there when zero or several elements match;
 * ``ask``: an ``$ask`` hole: the replay pauses there for an answer;
 * ``missing``: a required param without a value: the replay pauses before its
   first step;
@@ -31,7 +34,8 @@ Invariants:
       against recording tools to check it); a pause listed in :attr:`Plan.pauses`
       is a need the replay raises, with the same key, before the step it names.
     * The replay may also pause where a plan cannot know it: a step failing with
-      ``on_error: ask`` (:attr:`PlanStep.on_error`). Values from step outputs are
+      ``on_error: ask`` (:attr:`PlanStep.on_error`), or a selection that zero or
+      several elements match (source ``selection``). Values from step outputs are
       checked only at run time.
     * Secret values never appear in a plan (value ``None``, no span text, ``args``
       ``None``).
@@ -68,8 +72,8 @@ __all__ = [
     "plan_procedure",
 ]
 
-Source = Literal["literal", "param", "given", "default", "secret", "step", "ask", "missing",
-                 "omitted"]
+Source = Literal["literal", "param", "given", "default", "secret", "step", "selection", "ask",
+                 "missing", "omitted"]
 """Where a planned value comes from (see the module docstring)."""
 
 KNOWN_NOW = frozenset({"literal", "param", "given", "default", "secret", "omitted"})
@@ -113,7 +117,10 @@ class PlanValue(_Model):
         value: The value that would be sent; ``None`` when not known now, or secret.
         param: The param name, for a ``$param`` reference.
         span: Where the value stands in the task (source ``param``).
-        ref: The step output the value comes from (source ``step``).
+        ref: The step output the value comes from (source ``step``), or the list a
+            selection picks from (source ``selection``).
+        where: A selection's predicates, as written in the procedure (source ``selection``).
+        get: A selection's JSON Pointer into the chosen element (source ``selection``).
         prompt: The question of an ``$ask`` hole, or a missing param's prompt.
         candidates: Values to choose from, when known now (for a missing param:
             the candidate strings the binder saw in the task).
@@ -127,6 +134,8 @@ class PlanValue(_Model):
     param: str | None = None
     span: Span | None = None
     ref: StepRef | None = None
+    where: list[dict[str, Any]] | None = None
+    get: str | None = None
     prompt: str | None = None
     candidates: list[Any] | None = None
     candidates_from: StepRef | None = None
@@ -476,7 +485,15 @@ def _ref_value(node: dict[str, Any], params: Mapping[str, PlanValue], path: str)
     if "$step" in node:
         return PlanValue(path=path, source="step", known=False,
                          ref=StepRef(step=node["$step"], pointer=node.get("path", "")))
+    if "$select" in node:
+        src = node["$select"]
+        return PlanValue(path=path, source="selection", known=False,
+                         ref=StepRef(step=src["$step"], pointer=src.get("path", "")),
+                         where=copy.deepcopy(node.get("where", [])), get=node.get("get", ""),
+                         prompt=node.get("prompt"))
     src = node.get("from")
+    if isinstance(src, dict) and "$select" in src:
+        src = src["$select"]
     return PlanValue(path=path, source="ask", known=False, prompt=str(node.get("$ask", "")),
                      candidates_from=StepRef(step=src["$step"], pointer=src.get("path", ""))
                      if isinstance(src, dict) else None)

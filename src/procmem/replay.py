@@ -49,6 +49,10 @@ Invariants:
       starts at the first step index without a ``succeeded`` or ``skipped`` step
       run, so a finished step is never called twice. That a run is not running the
       same execution elsewhere is the caller's lease (:mod:`procmem.lease`).
+    * A ``$select`` reference binds only when its selection decides the value
+      (one match, or matches whose values are equal; source
+      ``select:STEP_ID#POINTER``); otherwise it is a need keyed like an ``$ask``,
+      with the matching elements (all when none match) as candidates: never a pick.
     * Need keys: ``param:NAME``, ``ask:STEP_ID:POINTER``, ``error:STEP_ID``. Needs
       of a sub-procedure run by step ``S`` carry the prefix ``S/`` (e.g.
       ``s2/param:order_id``), both when yielded and when paused; a paused child's
@@ -88,7 +92,17 @@ from .model import (
     StepRun,
     utcnow,
 )
-from .template import bind, join_pointer, resolve_pointer
+from .replay_parts import as_attempt as _as_attempt
+from .replay_parts import relay as _relay
+from .replay_parts import storable as _storable
+from .template import (
+    bind,
+    join_pointer,
+    json_equal,
+    resolve_pointer,
+    select_candidates,
+    select_matches,
+)
 
 __all__ = [
     "OMIT",
@@ -412,23 +426,45 @@ class _Run:
         key = f"ask:{step.id}:{pointer}"
         if key in ex.answers:
             return ex.answers[key], "ask"
-        candidates = None
-        if "from" in node:
-            found = self._step_value(node["from"])
+        candidates, context, prompt = None, self._context(), str(node.get("$ask", ""))
+        src = node.get("from", node)
+        if "$select" in src:
+            matches, everything = self._select(src)
+            candidates = [m[0] for m in matches] or everything
+            if src is node and matches and all(json_equal(m[1], matches[0][1]) for m in matches):
+                at = node["$select"]
+                return matches[0][1], f"select:{at['$step']}#{at.get('path', '')}"
+            if src is node:
+                prompt = str(node.get("prompt") or f"{pointer[1:] or 'args'} for {step.action}"
+                             f": {len(matches)} of {len(everything)} candidates match")
+                context["selection"] = {k: node.get(k) for k in ("$select", "where", "get")}
+        elif "from" in node:
+            found = self._step_value(src)
             candidates = found if isinstance(found, list) else [found]
-        asks.append(
-            Need(
-                key=key,
-                kind="ask",
-                prompt=str(node.get("$ask", "")),
-                step_id=step.id,
-                action=step.action,
-                arg_path=pointer,
-                candidates=candidates,
-                context=self._context(),
-            )
-        )
+        asks.append(Need(key=key, kind="ask", prompt=prompt, step_id=step.id,
+                         action=step.action, arg_path=pointer, candidates=candidates,
+                         context=context))
         return None, "ask"
+
+    def _select(self, node: Mapping[str, Any]) -> tuple[list[tuple[Any, Any]], list[Any]]:
+        """A ``$select`` node's ``(matches, all candidates)``; see :mod:`procmem.template`."""
+        src = node["$select"]
+        candidates = select_candidates(self._step_value(src))
+        if candidates is None:
+            raise _BindFailure(f"$select source {src.get('$step')!r} path "
+                               f"{src.get('path', '')!r} is neither a list nor an object")
+        where = []
+        for pred in node.get("where", []):
+            op = "contains" if "contains" in pred else "equals"
+            want = pred[op]
+            if isinstance(want, dict) and "$param" in want:
+                if want["$param"] not in self.ex.params:
+                    raise _BindFailure(f"param {want['$param']!r} has no value")
+                want = self.ex.params[want["$param"]]
+            elif isinstance(want, dict) and "$literal" in want:
+                want = want["$literal"]
+            where.append((pred["path"], op, want))
+        return select_matches(candidates, where, node.get("get", "")), candidates
 
     def _step_value(self, node: Mapping[str, Any]) -> Any:
         ref, path = node.get("$step"), node.get("path", "")
@@ -541,35 +577,6 @@ class _Run:
         return ex
 
 
-def _relay(core: Core, prefix: str) -> Core:
-    """Pass a child core's events through, prefixing need keys out and unprefixing answers."""
-    reply: Any = None
-    while True:
-        try:
-            event = core.send(reply)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(event, NeedValues):
-            answers = yield NeedValues(
-                [n.model_copy(update={"key": prefix + n.key}) for n in event.needs]
-            )
-            reply = {
-                k.removeprefix(prefix): v for k, v in (answers or {}).items()
-                if k.startswith(prefix)
-            }
-        else:
-            reply = yield event
-
-
-def _as_attempt(run: StepRun, status: str) -> Attempt:
-    """The latest try of ``run`` as a history entry (a copy)."""
-    return Attempt.model_validate({
-        "attempt": run.attempt, "status": status, "args": copy.deepcopy(run.args),
-        "sources": dict(run.sources), "output": copy.deepcopy(run.output), "error": run.error,
-        "duration_ms": run.duration_ms, "started_at": run.started_at,
-        "child_execution_id": run.child_execution_id})
-
-
 def strip_omitted(value: Any) -> Any:
     """Drop args bound to :data:`OMIT` from objects (``null`` in arrays): an
     optional param without a value leaves its arg out (shared by :mod:`procmem.planning`)."""
@@ -578,18 +585,3 @@ def strip_omitted(value: Any) -> Any:
     if isinstance(value, list):
         return [None if v is _OMIT else strip_omitted(v) for v in value]
     return None if value is _OMIT else value
-
-
-def _storable(output: Any) -> Any:
-    """A copy of ``output`` if it is JSON data (str-keyed dicts, lists, scalars), else ``str()``."""
-    return copy.deepcopy(output) if _is_json(output) else str(output)
-
-
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
-        return True
-    if isinstance(value, list):
-        return all(_is_json(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
-    return False

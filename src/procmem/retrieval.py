@@ -56,7 +56,7 @@ from .bind import Binding, BindSpec, bind_params, bind_spec
 from .calibration import Calibration, features_of
 from .errors import UsageError
 from .model import Hit, Procedure
-from .template import references
+from .template import inner_refs, references
 
 __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate", "RankView",
            "action_verb", "first_stage", "fuse", "is_confident", "named_verbs", "rank",
@@ -391,7 +391,8 @@ def _first_uses(params: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], .
 
 
 def _params_of(args: object) -> list[str]:
-    return [node["$param"] for _, node in references(args) if "$param" in node]
+    return [ref["$param"] for _, node in references(args) for ref in inner_refs(node)
+            if "$param" in ref]
 
 
 def reliability_factor(reliability: float) -> float:

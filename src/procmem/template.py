@@ -6,7 +6,24 @@ A reference node is a JSON object whose first-class key starts with ``$``:
 * ``{"$step": "s1", "path": "/orders/0"}`` — an earlier step's output (parsed
   when it is JSON text), addressed by a JSON Pointer (RFC 6901);
 * ``{"$ask": "which order to return", "from": <ref>}`` — a hole filled at replay
-  time, optionally choosing from candidates (``from`` is a ``$step`` ref to a list);
+  time, optionally choosing from candidates (``from`` is a ``$step`` ref to a list,
+  or a ``$select`` node: its matching elements);
+* ``{"$select": <$step ref>, "where": [<predicate>, ...], "get": "/product_id"}`` —
+  a *selection*: the element of an earlier step's list (or of an object used as a
+  map: its values are the candidates, in key order) that satisfies every
+  predicate, then the JSON Pointer ``get`` into it (default ``""``: the element).
+  A predicate is ``{"path": <pointer into the element>, "equals": <value>}`` or
+  ``{"path": ..., "contains": <value>}`` (the field is a list holding an equal
+  value); ``<value>`` is a JSON literal (``$literal``-escaped when it has a ``$``
+  key) or a ``$param`` node. Equality is JSON equality (``true`` is not ``1``).
+  An element is a candidate match when every predicate holds and ``get``
+  resolves in it. The selection resolves only when one element matches (or
+  several whose ``get`` values are equal: the value is then decided); zero or
+  several matches are a need keyed like an ``$ask`` at that place, whose
+  candidates are the matching elements (every element when none match), so a
+  selection never picks silently. Optional ``"prompt"``: the question of that need.
+  A position (``/orders/3``) is fitted to one user's data; a selection says
+  *which* element, so it carries over to another user's list;
 * ``{"$literal": <any>}`` — escapes a literal object that itself has a ``$`` key.
 
 Everything else is a literal. Data stays data: an object with a ``$`` key that
@@ -35,13 +52,18 @@ __all__ = [
     "literal",
     "param",
     "parse_output",
+    "inner_refs",
+    "json_equal",
     "references",
     "resolve_pointer",
+    "select",
+    "select_candidates",
+    "select_matches",
     "step_ref",
     "validate",
 ]
 
-REF_KEYS = ("$param", "$step", "$ask", "$literal")
+REF_KEYS = ("$param", "$step", "$ask", "$select", "$literal")
 
 
 def param(name: str) -> dict[str, Any]:
@@ -54,8 +76,15 @@ def step_ref(step_id: str, path: str = "") -> dict[str, Any]:
     return {"$step": step_id, "path": path}
 
 
+def select(
+    source: dict[str, Any], where: list[dict[str, Any]], get: str = ""
+) -> dict[str, Any]:
+    """A ``$select`` node: the element of ``source`` (a ``$step`` ref) matching ``where``."""
+    return {"$select": source, "where": where, "get": get}
+
+
 def ask(prompt: str, from_: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An ``$ask`` hole, optionally with candidates ``from`` a ``$step`` reference."""
+    """An ``$ask`` hole, optionally with candidates ``from`` a ``$step`` or ``$select`` node."""
     node: dict[str, Any] = {"$ask": prompt}
     if from_ is not None:
         node["from"] = from_
@@ -73,7 +102,7 @@ def has_reserved_key(value: Any) -> bool:
     """True when ``value`` is an object with a ``$`` key at its top.
 
     Every ``$`` key is reserved by the template language (the reference keys
-    ``$param``, ``$step``, ``$ask``, ``$literal`` and any added later), so such an
+    ``$param``, ``$step``, ``$ask``, ``$select``, ``$literal`` and any added later), so such an
     object taken from data (a trace's args or outputs) is one opaque value: it
     is never descended into to build a template, and it enters a template only
     through :func:`literal`, escaped.
@@ -92,7 +121,7 @@ def _needs_escape(value: Any) -> bool:
 
 
 def is_ref(node: Any) -> bool:
-    """True when ``node`` is a reference node (``$param``, ``$step``, ``$ask``, ``$literal``)."""
+    """True when ``node`` is a reference node (a key of :data:`REF_KEYS`)."""
     return isinstance(node, dict) and any(k in node for k in REF_KEYS)
 
 
@@ -186,7 +215,8 @@ def validate(
 
     Raises:
         InvalidTemplate: Unknown param, a ``$step`` that is not an earlier step,
-            a malformed pointer, or a node with an unknown ``$`` key.
+            a malformed pointer or ``$select`` predicate, or a node with an unknown
+            ``$`` key.
     """
     for path, node in references(template):
         _validate_node(node, path, params, earlier_steps, step_id)
@@ -200,6 +230,7 @@ def _validate_node(
         raise InvalidTemplate(f"ambiguous reference node {node!r}", step_id=step_id, path=path)
     kind = kinds[0]
     allowed = {"$param": {"$param"}, "$step": {"$step", "path"}, "$ask": {"$ask", "from"},
+               "$select": {"$select", "where", "get", "prompt"},
                "$literal": {"$literal"}}[kind]
     extra = set(node) - allowed
     if extra:
@@ -216,18 +247,133 @@ def _validate_node(
             raise InvalidTemplate(
                 f"$step {ref!r} is not an earlier step", step_id=step_id, path=path
             )
-        pointer = node.get("path", "")
-        if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
-            raise InvalidTemplate(f"bad JSON Pointer {pointer!r}", step_id=step_id, path=path)
+        _check_pointer(node.get("path", ""), step_id, path)
+    elif kind == "$select":
+        _validate_select(node, path, params, earlier, step_id)
     elif kind == "$ask":
         if not isinstance(node["$ask"], str):
             raise InvalidTemplate("$ask prompt must be a string", step_id=step_id, path=path)
         if "from" in node:
             src = node["from"]
-            if not (isinstance(src, dict) and "$step" in src):
-                raise InvalidTemplate("$ask 'from' must be a $step reference",
+            if not (isinstance(src, dict) and ("$step" in src or "$select" in src)):
+                raise InvalidTemplate("$ask 'from' must be a $step or $select reference",
                                       step_id=step_id, path=path)
             _validate_node(src, path + "#from", params, earlier, step_id)
+
+
+def _check_pointer(pointer: Any, step_id: str | None, path: str) -> None:
+    if not isinstance(pointer, str) or (pointer and not pointer.startswith("/")):
+        raise InvalidTemplate(f"bad JSON Pointer {pointer!r}", step_id=step_id, path=path)
+
+
+def _validate_select(
+    node: dict[str, Any], path: str, params: set[str], earlier: set[str], step_id: str | None
+) -> None:
+    src = node["$select"]
+    if not (isinstance(src, dict) and "$step" in src):
+        raise InvalidTemplate("$select source must be a $step reference",
+                              step_id=step_id, path=path)
+    _validate_node(src, path + "#select", params, earlier, step_id)
+    _check_pointer(node.get("get", ""), step_id, path)
+    if "prompt" in node and not isinstance(node["prompt"], str):
+        raise InvalidTemplate("$select prompt must be a string", step_id=step_id, path=path)
+    where = node.get("where", [])
+    if not isinstance(where, list):
+        raise InvalidTemplate("$select 'where' must be a list of predicates",
+                              step_id=step_id, path=path)
+    for n, pred in enumerate(where):
+        at = f"{path}#where/{n}"
+        ops = [k for k in ("equals", "contains") if isinstance(pred, dict) and k in pred]
+        if not isinstance(pred, dict) or len(ops) != 1 or set(pred) != {"path", ops[0]}:
+            raise InvalidTemplate(
+                "a $select predicate is {'path': pointer, 'equals' or 'contains': value}",
+                step_id=step_id, path=at)
+        _check_pointer(pred["path"], step_id, at)
+        value = pred[ops[0]]
+        if is_ref(value):
+            if "$param" not in value and "$literal" not in value:
+                raise InvalidTemplate("a $select predicate value is a literal or a $param",
+                                      step_id=step_id, path=at)
+            _validate_node(value, at, params, earlier, step_id)
+        elif _needs_escape(value):
+            raise InvalidTemplate("a literal with a '$' key must be escaped with $literal",
+                                  step_id=step_id, path=at)
+
+
+def inner_refs(node: Any) -> Iterator[dict[str, Any]]:
+    """``node`` (a reference node) and the reference nodes nested in it, depth-first:
+    an ``$ask``'s ``from``, a ``$select``'s source and its predicates' ``$param`` values.
+
+    Use it to find every step or param a reference reads (or to rename them in a copy).
+    """
+    if not is_ref(node) or "$literal" in node:
+        return
+    yield node
+    if "$ask" in node and isinstance(node.get("from"), dict):
+        yield from inner_refs(node["from"])
+    if "$select" in node:
+        yield from inner_refs(node["$select"])
+        where = node.get("where")
+        for pred in where if isinstance(where, list) else []:
+            for op in ("equals", "contains"):
+                if isinstance(pred, dict) and op in pred:
+                    yield from inner_refs(pred[op])
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: like ``==`` but a boolean never equals a number (``true`` is not ``1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict | list) or isinstance(b, dict | list):
+        return False
+    return bool(a == b)
+
+
+def select_candidates(source: Any) -> list[Any] | None:
+    """The candidates of a ``$select`` source value: a list's elements, or an object's
+    values in key order (an object used as a map); ``None`` for anything else."""
+    source = parse_output(source)
+    if isinstance(source, list):
+        return list(source)
+    if isinstance(source, dict):
+        return list(source.values())
+    return None
+
+
+def select_matches(
+    candidates: list[Any], where: list[tuple[str, str, Any]], get: str
+) -> list[tuple[Any, Any]]:
+    """``(element, value at get)`` of every candidate that satisfies every predicate.
+
+    Args:
+        candidates: From :func:`select_candidates`.
+        where: ``(pointer, "equals" | "contains", value)`` with values already bound
+            (no ``$param`` left).
+        get: JSON Pointer into a matching element; an element where it does not
+            resolve is not a match.
+    """
+    out: list[tuple[Any, Any]] = []
+    for element in candidates:
+        if all(_holds(element, ptr, op, want) for ptr, op, want in where):
+            try:
+                out.append((element, resolve_pointer(element, get)))
+            except (KeyError, InvalidTemplate):
+                continue
+    return out
+
+
+def _holds(element: Any, pointer: str, op: str, want: Any) -> bool:
+    try:
+        field = resolve_pointer(element, pointer)
+    except (KeyError, InvalidTemplate):
+        return False
+    if op == "contains":
+        return isinstance(field, list) and any(json_equal(x, want) for x in field)
+    return json_equal(field, want)
 
 
 Resolver = Callable[[str, dict[str, Any]], tuple[Any, str]]
@@ -239,7 +385,7 @@ def bind(template: Any, resolve: Resolver, base: str = "") -> tuple[Any, dict[st
     Args:
         template: The args template.
         resolve: ``resolve(pointer, node) -> (value, source)`` for a ``$param``,
-            ``$step`` or ``$ask`` node at ``pointer``; ``source`` is a provenance
+            ``$step``, ``$select`` or ``$ask`` node at ``pointer``; ``source`` is a provenance
             label such as ``"param:order_id"``. It may raise to abort binding.
         base: Pointer prefix of ``template`` in the whole args.
 

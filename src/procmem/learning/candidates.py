@@ -95,6 +95,9 @@ def _render(value: Any) -> str:
             return f"$param {value['$param']}"
         if "$step" in value:
             return f"$step {value['$step']}{value.get('path', '')}"
+        if "$select" in value:
+            return (f"$select {_render(value['$select'])} where "
+                    f"{_render(value.get('where', []))} get {value.get('get', '')}")
         if "$ask" in value:
             src = value.get("from")
             text = f"$ask {json.dumps(value['$ask'], ensure_ascii=False)}"

@@ -57,19 +57,16 @@ def name_list(names: Sequence[str], limit: int = 3) -> str:
 
 
 def referenced_steps(template: Any) -> set[str]:
-    """Ids of the steps that ``$step`` nodes (``$ask`` ``from`` included) point at."""
-    out: set[str] = set()
-    for _, node in tpl.references(template):
-        src = node.get("from") if "$ask" in node else node
-        if isinstance(src, dict) and isinstance(src.get("$step"), str):
-            out.add(src["$step"])
-    return out
+    """Ids of the steps that ``$step`` nodes (``$ask`` ``from`` and ``$select``
+    sources included) point at."""
+    return {src["$step"] for _, node in tpl.references(template)
+            for src in tpl.inner_refs(node) if isinstance(src.get("$step"), str)}
 
 
 def referenced_params(template: Any) -> set[str]:
-    """Names of the params that ``$param`` nodes use."""
-    return {node["$param"] for _, node in tpl.references(template)
-            if "$param" in node and isinstance(node["$param"], str)}
+    """Names of the params that ``$param`` nodes use (``$select`` predicates included)."""
+    return {ref["$param"] for _, node in tpl.references(template)
+            for ref in tpl.inner_refs(node) if isinstance(ref.get("$param"), str)}
 
 
 def rename_refs(template: Any, *, param: Callable[[str], str] | None = None,
@@ -88,11 +85,11 @@ def rename_refs(template: Any, *, param: Callable[[str], str] | None = None,
     """
     if tpl.is_ref(template):
         node = json.loads(json.dumps(template))
-        if "$param" in node and param is not None and isinstance(node["$param"], str):
-            node["$param"] = param(node["$param"])
-        src = node.get("from") if "$ask" in node else node
-        if isinstance(src, dict) and isinstance(src.get("$step"), str) and step is not None:
-            src["$step"] = step(src["$step"])
+        for ref in tpl.inner_refs(node):
+            if param is not None and isinstance(ref.get("$param"), str):
+                ref["$param"] = param(ref["$param"])
+            if step is not None and isinstance(ref.get("$step"), str):
+                ref["$step"] = step(ref["$step"])
         return node
     if isinstance(template, dict):
         return {k: rename_refs(v, param=param, step=step) for k, v in template.items()}
