@@ -10,10 +10,12 @@ against the trace's recorded tools, no resolver (a pause stops it):
 * ``calls_right`` / ``calls_wrong``: tool calls sent by the replays whose args
   match / do not match a recorded call of the trace (a wrong one is a silent error);
 * ``exact``: replays whose calls are exactly the trace's;
-* for multi plans, the same counts, and the single top hit's coverage of the
-  trace's actions for comparison.
+* for multi plans, the same counts, whether the parts' actions are the trace's
+  (``multi_actions_match``; then each value bound from the task is compared with the
+  recorded call's: ``multi_bound_right`` / ``multi_bound_wrong``), and whether the
+  single top hit had the trace's actions (``multi_single_top_matches``).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_multiplan.py [--no-calibrate] [--show]``.
+Run: ``PYTHONPATH=src python benchmarks/bench_multiplan.py [--no-calibrate] [--show] [--db F]``.
 Prints numbers; never fails on them.
 """
 
@@ -29,6 +31,7 @@ from procmem import Memory, read_traces
 from procmem.evaluate import split_holdout
 from procmem.multiplan import run_result
 from procmem.recorded import RecordedEnvironment
+from procmem.template import resolve_pointer
 
 
 def main() -> None:
@@ -36,16 +39,19 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data/tau-retail"))
     ap.add_argument("--no-calibrate", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each multi or uncovered plan")
+    ap.add_argument("--db", type=Path, help="keep the learned memory in this file and reuse it")
     a = ap.parse_args()
     train_all, _ = read_traces(a.data / "train.jsonl")
     dev, _ = read_traces(a.data / "dev.jsonl")
     train, holdout = split_holdout(train_all, 100)
     out: dict[str, dict[str, int]] = {}
-    with Memory(":memory:") as mem, Memory(":memory:", embedder=None) as scratch:
-        mem.learn(train)
-        mem.reindex()
-        if not a.no_calibrate:
-            mem.calibrate(retrievers=["hybrid"])
+    reuse = a.db is not None and a.db.exists()
+    with Memory(a.db or ":memory:") as mem, Memory(":memory:", embedder=None) as scratch:
+        if not reuse:
+            mem.learn(train)
+            mem.reindex()
+            if not a.no_calibrate:
+                mem.calibrate(retrievers=["hybrid"])
         for label, tests in (("holdout", holdout), ("dev", dev)):
             c: Counter[str] = Counter()
             for trace in tests:
@@ -73,10 +79,18 @@ def main() -> None:
                     c["multi_calls_right"] += sent - wrong
                     c["multi_calls_wrong"] += wrong
                     c["multi_exact"] += env.exact()
+                    c["multi_confident"] += tp.confident
                     c["multi_run_" + run.status] += 1
                     sig = trace.signature()
                     planned = tuple(s.action for p in tp.parts for s in p.plan.steps)
                     c["multi_actions_match"] += planned == sig
+                    if planned == sig:  # i-th planned step <-> i-th recorded step
+                        steps = [s for p in tp.parts for s in p.plan.steps]
+                        for step, rec in zip(steps, trace.successful_steps(), strict=True):
+                            for v in step.values:
+                                if v.source == "param":
+                                    ok = resolve_pointer(rec.args, v.path) == v.value
+                                    c["multi_bound_right" if ok else "multi_bound_wrong"] += 1
                     top = mem.search(trace.task, limit=1)
                     c["multi_single_top_matches"] += bool(
                         top and top[0].procedure.signature() == sig)

@@ -159,6 +159,7 @@ def test_one_request_stays_a_single_procedure_plan(mem: Memory,
     assert not tp.multi and not tp.uncovered and len(tp.requests) == 1
     assert [p.plan for p in tp.parts] == [mem.plan(cancel.task)]  # the single answer
     assert tp.parts[0].text == cancel.task and tp.would_complete_without_asking
+    assert tp.confident == tp.parts[0].plan.confident
 
 
 def test_a_procedure_covering_both_requests_stays_single(tmp_path: Path,
@@ -181,7 +182,8 @@ def test_a_request_nobody_covers_is_reported_not_guessed(
     tp = mem.plan_task(task)
     assert not tp.multi and len(tp.parts) == 1
     assert [u.text for u in tp.uncovered] == ["Also, cancel my gym membership."]
-    assert not tp.would_complete_without_asking and "no procedure covers" in tp.summary
+    assert not tp.would_complete_without_asking and not tp.confident
+    assert "no procedure covers" in tp.summary
     env = RecordedEnvironment(cancel)
     refused = mem.replay_plan(tp, tools=env.tools(CANCEL))
     assert refused.status == "refused" and env.calls == [] and refused.uncovered == tp.uncovered

@@ -27,7 +27,9 @@ Choosing (conservative: a pause is a success, a wrong call the worst outcome):
   has one request;
 * otherwise each request's own top hit becomes a part when it has no verb conflict,
   covers its request, and is confident or bound cleanly (no required param left
-  without a value); the parts must differ (another procedure, or other values).
+  without a value; for a request naming no verb, a clean hit must also bind two
+  anchored values inside it); the parts must differ (another procedure, or other
+  values). :attr:`TaskPlan.confident` says whether every part's hit was confident.
   If any request fails that, the answer is the single top hit, with the requests it
   leaves uncovered listed in :attr:`TaskPlan.uncovered` (never a guess).
 
@@ -69,6 +71,9 @@ _UNIVERSE_HITS = 20
 """Hits of the whole task whose tools' verbs make the universe of action verbs."""
 _CLAIM_HITS = 10
 """Hits of the whole task whose anchored spans count as the task's values."""
+_EVIDENCE = 2
+"""Anchored values inside a request naming no verb that a hit short of confident must
+bind to become its part (as :mod:`procmem.retrieval` asks of re-ranking)."""
 
 
 class _Model(BaseModel):
@@ -104,6 +109,8 @@ class TaskPlan(_Model):
         uncovered: Requests no part covers: nothing would do them (report them,
             never guess).
         multi: True when the parts are one per request (more than one).
+        confident: Parts exist, every part's hit is confident and no request is
+            uncovered (else confirm the plan before replaying it, as for a hit).
         would_complete_without_asking: Parts exist, none would pause and no
             request is uncovered.
         summary: One line in plain words.
@@ -114,6 +121,7 @@ class TaskPlan(_Model):
     parts: list[PlanPart] = Field(default_factory=list)
     uncovered: list[Span] = Field(default_factory=list)
     multi: bool = False
+    confident: bool = False
     would_complete_without_asking: bool = False
     summary: str = ""
 
@@ -300,7 +308,10 @@ def _parts(task: str, context: tuple[int, int] | None, requests: Sequence[Reques
         if not _covers(hit, bound, r, claims, alone=False):
             return None
         clean = not any(v.source == "missing" for v in planned.params)
-        if not (hit.confident or clean):
+        anchored = set(hit.explanation.get("anchored", ()))
+        inside = sum(1 for v in planned.params if v.param in anchored and v.span
+                     and v.span.start >= offset)
+        if not (hit.confident or (clean and (r.verbs or inside >= _EVIDENCE))):
             return None
         key = (planned.procedure or "", repr(sorted(
             (v.param or "", repr(v.value)) for v in planned.params if v.source == "param")))
@@ -329,7 +340,11 @@ def _finish(tp: TaskPlan) -> TaskPlan:
     if tp.uncovered:
         text += (f"; {len(tp.uncovered)} request{'s' if len(tp.uncovered) != 1 else ''} "
                  f"no procedure covers: " + "; ".join(repr(s.text[:60]) for s in tp.uncovered))
-    return tp.model_copy(update={"would_complete_without_asking": complete, "summary": text})
+    confident = bool(tp.parts) and not tp.uncovered and all(p.plan.confident for p in tp.parts)
+    if tp.multi and not confident:
+        text += " (not confident in every part)"
+    return tp.model_copy(update={"would_complete_without_asking": complete,
+                                 "confident": confident, "summary": text})
 
 
 Prepared = tuple[Procedure, Execution, dict[str, Procedure]]
