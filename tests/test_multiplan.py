@@ -147,6 +147,7 @@ def test_areplay_plan_matches_replay_plan(mem: Memory, pair: tuple[Trace, Trace]
     tp = mem.plan_task(joined(*pair))
     trace = both(*pair)
     env = RecordedEnvironment(trace)
+    assert asyncio.run(mem.aplan_task(joined(*pair))) == tp
     run = asyncio.run(mem.areplay_plan(tp, tools=env.tools(CANCEL + RETURN),
                                        resolver=resolver_for(mem, trace, tp)))
     assert run.status == "succeeded" and env.exact()
