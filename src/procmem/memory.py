@@ -380,6 +380,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
         Each part runs its planned version, its params bound from its own request's
         text (``part.text``). Every part's tools are checked before anything runs.
+        To go on after a pause: :meth:`resume` the stopped execution with its answers,
+        then replay the rest, ``plan.model_copy(update={"parts": plan.parts[i + 1:]})``.
 
         Args:
             plan: From :meth:`plan_task`.
