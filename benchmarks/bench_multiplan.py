@@ -27,7 +27,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from procmem import Memory, read_traces
+from _common import load, load_optional
+
+from procmem import Memory
 from procmem.evaluate import split_holdout
 from procmem.multiplan import run_result
 from procmem.recorded import RecordedEnvironment
@@ -36,13 +38,11 @@ from procmem.template import resolve_pointer
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/tau-retail"))
     ap.add_argument("--no-calibrate", action="store_true")
     ap.add_argument("--show", action="store_true", help="print each multi or uncovered plan")
     ap.add_argument("--db", type=Path, help="keep the learned memory in this file and reuse it")
     a = ap.parse_args()
-    train_all, _ = read_traces(a.data / "train.jsonl")
-    dev, _ = read_traces(a.data / "dev.jsonl")
+    train_all, dev = load("train"), load_optional("dev")
     train, holdout = split_holdout(train_all, 100)
     out: dict[str, dict[str, int]] = {}
     reuse = a.db is not None and a.db.exists()
