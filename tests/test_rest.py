@@ -40,7 +40,7 @@ PATHS = {
     "/procedures/{name}/history", "/learn", "/optimize", "/search", "/executions",
     "/executions/{execution_id}", "/executions/{execution_id}/results",
     "/executions/{execution_id}/answers", "/executions/{execution_id}/evidence",
-    "/stats", "/stats/{name}", "/health", "/plan",
+    "/stats", "/stats/{name}", "/health", "/plan", "/plan/task",
 }
 
 

@@ -7,8 +7,10 @@ Invariants:
     * A thin adapter over :meth:`procmem.Memory.plan`; settings, errors and exit
       codes are those of :mod:`procmem.cli`. It never loads or calls a tool.
     * ``--json`` prints :meth:`procmem.planning.Plan.to_json` (the shape REST and
-      MCP serve too) and nothing else on stdout. Exit code 0 whether or not the
-      plan would pause, and when nothing fits (the plan says so).
+      MCP serve too) and nothing else on stdout; with ``--multi``,
+      :meth:`procmem.multiplan.TaskPlan.to_json` (one plan per request when one
+      procedure does not cover the task). Exit code 0 whether or not the plan would
+      pause, and when nothing fits (the plan says so).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from rich.text import Text
 
 from .cli import JSON_OBJECT, _emit, _memory, _out, json_option, main
 from .cli_render import short, task_panel
+from .multiplan import TaskPlan
 from .planning import Plan, PlanStep, PlanValue
 
-__all__ = ["plan_view"]
+__all__ = ["plan_view", "task_plan_view"]
 
 _SOURCE_STYLE = {"param": "cyan", "given": "green", "default": "green", "literal": "",
                  "step": "blue", "selection": "blue", "ask": "yellow", "missing": "bold yellow",
@@ -37,19 +40,34 @@ _SOURCE_STYLE = {"param": "cyan", "given": "green", "default": "green", "literal
               help="Plan this procedure instead of the top search hit.")
 @click.option("--version", type=click.IntRange(min=1), help="With --procedure: this version.")
 @click.option("--params", type=JSON_OBJECT, help="Param values, a JSON object (as for replay).")
+@click.option("--multi", is_flag=True,
+              help="Split TASK into its requests and plan one procedure per request when "
+                   "the top hit does not cover them all (lists requests nothing covers).")
 @json_option
 @click.pass_context
 def plan(ctx: click.Context, task: str, procedure: str | None, version: int | None,
-         params: dict[str, Any] | None, as_json: bool) -> None:
+         params: dict[str, Any] | None, multi: bool, as_json: bool) -> None:
     """Show what replaying a procedure for TASK would do, without calling any tool.
 
     For each step: every argument with the value it would send and where that
     value comes from (the task text with its span, --params, a default, an earlier
     step's output, a question); then what would pause the replay, and how
-    confident search is that the procedure fits.
+    confident search is that the procedure fits. With --multi, a task holding
+    several requests ("cancel #W1 ... Also, return #W2 ...") gets one plan per
+    request when no single procedure covers them all.
     """
     if version is not None and procedure is None:
         raise click.UsageError("--version needs --procedure")
+    if multi:
+        if procedure is not None or params is not None:
+            raise click.UsageError("--multi plans the procedures search finds: "
+                                   "no --procedure or --params with it")
+        task_plan = _memory(ctx).plan_task(task)
+        if as_json:
+            _emit(task_plan.to_json())
+        else:
+            _out().print(task_plan_view(task_plan))
+        return
     result = _memory(ctx).plan(task, procedure=procedure, version=version, params=params)
     if as_json:
         _emit(result.to_json())
@@ -140,4 +158,24 @@ def plan_view(plan: Plan) -> RenderableType:
     if plan.side_effects_before_first_pause and plan.pauses:
         parts.append(Text("runs before the first pause: "
                           + ", ".join(plan.side_effects_before_first_pause), style="yellow"))
+    return Group(*parts)
+
+
+def task_plan_view(task_plan: TaskPlan) -> RenderableType:
+    """A task plan for the terminal: each part's request and plan, then what nothing covers."""
+    parts: list[RenderableType] = []
+    many = len(task_plan.parts) > 1
+    for i, part in enumerate(task_plan.parts, 1):
+        if many:
+            parts.append(Text.assemble((f"part {i} of {len(task_plan.parts)}: ", "bold"),
+                                       short(part.span.text, 80)))
+        parts.append(plan_view(part.plan))
+    if not task_plan.parts:
+        parts.append(Text(task_plan.summary or "no procedure fits this task"))
+    for span in task_plan.uncovered:
+        parts.append(Text(f"no procedure covers: [{span.start}, {span.end}) "
+                          f"{short(span.text, 80)!r}", style="bold yellow"))
+    if many or task_plan.uncovered:
+        parts.append(Text(task_plan.summary, style="bold green"
+                          if task_plan.would_complete_without_asking else "bold yellow"))
     return Group(*parts)

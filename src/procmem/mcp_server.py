@@ -8,7 +8,8 @@ one; :func:`serve_stdio` and :func:`serve_http` run it (``procmem mcp``).
 Tools (spec: https://modelcontextprotocol.io/specification/2025-11-25/server/tools):
 
 * fixed: ``search_procedures`` (each hit with its ``plan`` for the task: the
-  values a replay would send and what would pause it, :mod:`procmem.planning`),
+  values a replay would send and what would pause it, :mod:`procmem.planning`;
+  with ``multi``, a ``task_plan`` too: one procedure per request, :mod:`procmem.multiplan`),
   ``get_procedure`` (JSON and a Markdown how-to
   from :func:`procmem.export.to_markdown`), ``start_recording`` /
   ``record_step`` / ``finish_recording``, ``report_evidence``,
@@ -303,9 +304,12 @@ class ProcmemServer(Server[Any]):
                                namespace=a.namespace, confident_only=a.confident_only,
                                rerank=a.rerank)
         plans = await self._run(self._plans, a.task, hits)
-        return json_result({"task": a.task, "hits": [
+        out: dict[str, Any] = {"task": a.task, "hits": [
             hit_json(i, h, tool_name(h.procedure.name, prefix=self._prefix), plan)
-            for i, (h, plan) in enumerate(zip(hits, plans, strict=True), 1)]})
+            for i, (h, plan) in enumerate(zip(hits, plans, strict=True), 1)]}
+        if a.multi:  # one procedure per request (procmem.multiplan)
+            out["task_plan"] = (await self._run(self.memory.plan_task, a.task)).to_json()
+        return json_result(out)
 
     def _plans(self, task: str, hits: list[Hit]) -> list[Plan | str]:
         """Each hit's plan for ``task`` (no tool called), or why it has none."""

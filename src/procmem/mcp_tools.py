@@ -87,6 +87,10 @@ class SearchArgs(_Args):
         "Only confident hits: an empty list then means nothing in memory fits the task."))
     rerank: bool = Field(default=True, description=(
         "When the server has a reranker (a language model), let it reorder the top 10 hits."))
+    multi: bool = Field(default=False, description=(
+        "Also plan the task as a whole (task_plan): one procedure per request when the "
+        "top hit does not cover every request of the task; requests nothing covers are "
+        "listed in task_plan.uncovered. Filters do not apply to it."))
 
 
 class GetProcedureArgs(_Args):

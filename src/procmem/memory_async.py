@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .model import Evidence, Execution, Hit, Procedure, Trace
 from .planning import Plan
+
+if TYPE_CHECKING:
+    from .multiplan import TaskPlan
 
 __all__ = ["AsyncMixin"]
 
@@ -46,6 +49,10 @@ class AsyncMixin:
         """Async twin of :meth:`procmem.Memory.plan`."""
         return await self._in_thread(self.plan, task,  # type: ignore[attr-defined]
                                      procedure=procedure, version=version, params=params)
+
+    async def aplan_task(self, task: str) -> TaskPlan:
+        """Async twin of :meth:`procmem.Memory.plan_task`."""
+        return await self._in_thread(self.plan_task, task)  # type: ignore[attr-defined]
 
     async def alearn(self, traces: Iterable[Trace] | None = None) -> Any:
         """Async twin of :meth:`procmem.Memory.learn`."""

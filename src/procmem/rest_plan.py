@@ -1,4 +1,5 @@
-"""The REST route of plans: ``POST /plan`` (see :meth:`procmem.Memory.plan`).
+"""The REST routes of plans: ``POST /plan`` (see :meth:`procmem.Memory.plan`) and
+``POST /plan/task`` (one procedure per request, :meth:`procmem.Memory.plan_task`).
 
 :func:`add_plan_route` adds it to the app :func:`procmem.rest.create_app` builds,
 with that app's lock and strict body validation, so it follows the invariants of
@@ -6,7 +7,9 @@ with that app's lock and strict body validation, so it follows the invariants of
 
 Invariants:
     * No tool is called; the answer is :meth:`procmem.planning.Plan.to_json`, the
-      shape ``procmem plan --json`` and the MCP search hits' ``plan`` carry too.
+      shape ``procmem plan --json`` and the MCP search hits' ``plan`` carry too
+      (``/plan/task``: :meth:`procmem.multiplan.TaskPlan.to_json`, as
+      ``procmem plan --multi --json`` and MCP's ``task_plan``).
     * "Nothing fits" is a 200 answer: a plan without procedure and steps.
 
 FastAPI is imported by the caller only (this module imports none of it).
@@ -20,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from .errors import UsageError
 from .memory import Memory
 from .model import NAME_PATTERN
+from .multiplan import TaskPlan
 from .planning import Plan
 from .rest_models import error_responses
 
-__all__ = ["PlanRequest", "add_plan_route"]
+__all__ = ["PlanRequest", "TaskPlanRequest", "add_plan_route"]
 
 class PlanRequest(BaseModel):
     """``POST /plan``: what would a replay do for this task?
@@ -48,9 +52,24 @@ class PlanRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class TaskPlanRequest(BaseModel):
+    """``POST /plan/task``: which procedures would do this task, one per request?
+
+    Attributes:
+        task: The task in plain words, possibly several requests.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"task": "Cancel order #W6067464 because no longer needed. Also, return "
+                 "#W2286012 via gift_card_7588375: Electric Toothbrush."},
+    ]})
+
+    task: str = Field(min_length=1, max_length=20_000)
+
+
 def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]], Any],
                    strict_body: Callable[[Any], Any]) -> None:
-    """Add ``POST /plan`` to ``app``.
+    """Add ``POST /plan`` and ``POST /plan/task`` to ``app``.
 
     Args:
         app: The FastAPI app.
@@ -71,4 +90,15 @@ def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]
         answer: dict[str, Any] = locked(lambda: memory.plan(
             body.task, procedure=body.procedure, version=body.version,
             params=body.params).to_json())
+        return answer
+
+    @app.post("/plan/task", response_model=TaskPlan, response_model_exclude_none=True,
+              tags=["search"], operation_id="plan_task",
+              dependencies=[strict_body(TaskPlanRequest)], responses=error_responses(400))
+    def plan_task(body: TaskPlanRequest) -> dict[str, Any]:
+        """Which procedures would do a task, without calling any tool: the top hit when
+        it covers every request of the task, else one plan per request (each bound
+        from its own request's text) when every request has a well-supported hit;
+        requests no procedure covers are listed in ``uncovered``."""
+        answer: dict[str, Any] = locked(lambda: memory.plan_task(body.task).to_json())
         return answer
