@@ -20,6 +20,8 @@ What it measures, on a file-backed SQLite store (WAL) in a temporary directory:
   builds the in-memory index and is printed apart). The memory has no embedder
   (``Memory(..., embedder=None)``): this is the keyword path of issue 2; hybrid
   search latency is ``bench_retrieval_latency.py``.
+  Its process (CPU) time is printed too: on a shared machine it varies less
+  with the load than the wall time does.
   When (b) is much slower than (a), the top cProfile entries of (b) are printed.
 
 How the 10,000 procedures are made from real data: each learned procedure is
@@ -156,18 +158,23 @@ def db_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
-def timed_queries(fn: Any, queries: list[str], repeat: int = 2) -> tuple[list[float], list[Any]]:
-    """Per query, the median of ``repeat`` timed calls (seconds), and the first call's result."""
+def timed_queries(fn: Any, queries: list[str], repeat: int = 2,
+                  cpu: list[float] | None = None) -> tuple[list[float], list[Any]]:
+    """Per query, the median of ``repeat`` timed calls (seconds), and the first call's result;
+    the median process (CPU) time of the calls is appended to ``cpu`` when given."""
     times, results = [], []
     for q in queries:
-        runs = []
+        runs, cpus = [], []
         for k in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = fn(q)
             runs.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - start_cpu)
             if k == 0:
                 results.append(result)
         times.append(statistics.median(runs))
+        if cpu is not None:
+            cpu.append(statistics.median(cpus))
     return times, results
 
 
@@ -250,7 +257,8 @@ def main() -> None:
         start = time.perf_counter()
         mem.search(queries[0], limit=5)
         cold = time.perf_counter() - start
-        b, hits = timed_queries(lambda q: mem.search(q, limit=5), queries)
+        b_cpu: list[float] = []
+        b, hits = timed_queries(lambda q: mem.search(q, limit=5), queries, cpu=b_cpu)
         start = time.perf_counter()
         index = BM25Index(store.index_documents())
         index_s = time.perf_counter() - start
@@ -261,6 +269,7 @@ def main() -> None:
         print(stats_line("(a) store.search_text(q, limit=50)", a)
               + f"  [{hits_a:.0f} results]")
         print(stats_line("(b) Memory.search(q, limit=5)", b))
+        print(stats_line("(b) the same, process (CPU) time", b_cpu))
         print(f"(b) first (cold) call: {cold * 1000:.0f} ms (builds the in-memory BM25 index "
               f"from the store's documents)")
         print(f"top-1 hit has the held-out trace's action sequence: {top_ok}/{len(queries)}")

@@ -307,6 +307,19 @@ class StoreContract:
         with pytest.raises(UsageError):
             store.list_procedures(status="bogus")
 
+    def test_procedures_json_is_the_current_version(self, store: Store) -> None:
+        store.put_procedure(proc("j_mixed", 1, "active", tags=["a"]))
+        store.put_procedure(proc("j_mixed", 2, "active", description="two"))
+        store.put_procedure(proc("j_mixed", 3, "candidate"))
+        store.put_procedure(proc("j_old", 1, "deprecated"))
+        store.put_procedure(proc("j_old", 2, "candidate"))
+        found = store.get_procedures_json(["j_old", "nope", "j_mixed", "j_old"])
+        assert set(found) == {"j_mixed", "j_old"}  # unknown names left out, no duplicates
+        for name, text in found.items():
+            assert Procedure.model_validate_json(text) == store.get_procedure(name)
+        assert Procedure.model_validate_json(found["j_mixed"]).version == 2
+        assert store.get_procedures_json([]) == {}
+
     def test_missing_procedures(self, store: Store) -> None:
         store.put_procedure(proc("exists"))
         with pytest.raises(NotFound):

@@ -29,6 +29,7 @@ from .embed import Embedder
 from .errors import StoreError, UsageError
 from .learning.stats import posterior
 from .model import Hit, Procedure
+from .rankviews import view_from_json
 from .rerank import RerankOption
 from .retrieval import (
     RETRIEVERS,
@@ -220,11 +221,13 @@ class SearchMixin:
         self._status.update(statuses)
         self._index_revision = revision
 
-    def _procedure(self, name: str) -> Procedure:
-        """The current version of ``name``, through a cache of :data:`_PROCEDURE_CACHE`."""
+    def _procedure(self, name: str, stored: str | None = None) -> Procedure:
+        """The current version of ``name``, through a cache of :data:`_PROCEDURE_CACHE`
+        (validated from ``stored``, its JSON from ``Store.get_procedures_json``, if given)."""
         proc = self._procs.get(name)
         if proc is None:
-            proc = self._procs[name] = self.store.get_procedure(name)
+            proc = self._procs[name] = (self.store.get_procedure(name) if stored is None
+                                        else Procedure.model_validate_json(stored))
             if len(self._procs) > _PROCEDURE_CACHE:
                 self._procs.popitem(last=False)
         else:
@@ -236,6 +239,22 @@ class SearchMixin:
         proc = self.store.get_procedure(name)
         self._views[name] = RankView.of(proc)
         return proc
+
+    def _load_views(self, names: Sequence[str]) -> dict[str, str]:
+        """Make the missing rank views of ``names`` from their stored JSON in one read
+        (:mod:`procmem.rankviews`); returns that JSON by name, so a hit among them is
+        validated without a second read. A name the store has no JSON for is left
+        to :meth:`_view`."""
+        missing = [n for n in names if n not in self._views]
+        if not missing:
+            return {}
+        stored = self.store.get_procedures_json(missing)
+        for name, text in stored.items():
+            try:
+                self._views[name] = view_from_json(text)
+            except ValueError:
+                self._views[name] = RankView.of(self._procedure(name, text))
+        return stored
 
     def _view(self, name: str) -> RankView:
         view = self._views.get(name)
@@ -456,11 +475,13 @@ class SearchMixin:
                       for n, c, row in index.vectors.search(query, limit=depth)
                       if self._passes(n, tags, status, namespace)][:_CANDIDATES]
         facts = first_stage(keyword, vector, retriever)[:_CANDIDATES]
+        stored = self._load_views([f["name"] for f in facts])
         cands = [Candidate(view=self._view(f["name"]), relevance=f["relevance"], bm25=f["bm25"],
                            cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
         ranked = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
-        hits = rank(task, cands, limit=min(100, ranked), load=self._procedure,
+        hits = rank(task, cands, limit=min(100, ranked),
+                    load=lambda name: self._procedure(name, stored.get(name)),
                     calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []

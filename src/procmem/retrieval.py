@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, Literal
 
-from .bind import Binding, BindSpec, bind_params, bind_spec
+from .bind import Binding, BindSpec, bind_spec
 from .calibration import Calibration, features_of
 from .errors import UsageError
 from .model import Hit, Procedure
-from .template import inner_refs, references
+from .rankcache import bind_all, intern_specs, params_of
 
 __all__ = ["ABSTAIN", "RETRIEVERS", "RRF_K", "RRF_WEIGHTS", "WEIGHTS", "Candidate", "RankView",
            "action_verb", "first_stage", "fuse", "is_confident", "named_verbs", "rank",
@@ -114,7 +114,8 @@ class RankView:
     def of(cls, procedure: Procedure) -> RankView:
         """The view of ``procedure``."""
         return cls(procedure.name, procedure.version,
-                   tuple(bind_spec(p) for p in procedure.params), step_params(procedure),
+                   intern_specs(tuple(bind_spec(p) for p in procedure.params)),
+                   step_params(procedure),
                    len(procedure.lineage.traces), frozenset(procedure.tags),
                    procedure.namespace,
                    frozenset(v for s in procedure.steps if (v := action_verb(s.action))))
@@ -310,6 +311,7 @@ def stem(word: str) -> str:
     return w
 
 
+@lru_cache(maxsize=4096)
 def action_verb(action: str) -> str | None:
     """The stemmed verb of a tool name: its first word (``cancel_pending_order`` ->
     ``cancel``, ``procedure:refund_order`` -> ``refund``); ``None`` for a name
@@ -391,8 +393,7 @@ def _first_uses(params: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], .
 
 
 def _params_of(args: object) -> list[str]:
-    return [ref["$param"] for _, node in references(args) for ref in inner_refs(node)
-            if "$param" in ref]
+    return params_of(args)
 
 
 def reliability_factor(reliability: float) -> float:
@@ -442,7 +443,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
     if not candidates:
         return []
     candidates, views = _verb_tiers(task, candidates)
-    bindings: list[Binding] = [bind_params(v.params, task) for v in views]
+    bindings = bind_all(views, task)  # one binding per distinct spec set (shared: read only)
     claims: set[tuple[int, int]] = set()
     for b in bindings:
         claims.update(b.spans[p] for p in b.anchored)
@@ -492,7 +493,7 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
             procedure = load(v.name)
         explanation: dict[str, Any] = {
             "signals": {k: round(v, 4) for k, v in signals.items()},
-            "bound": b.values,
+            "bound": dict(b.values),
             "anchored": sorted(b.anchored),
             "features": [round(x, 6) for x in features],
         }

@@ -112,6 +112,15 @@ class Store(Protocol):
         """
         ...
 
+    def get_procedures_json(self, names: Sequence[str]) -> dict[str, str]:
+        """``{name: JSON text of its current version}`` (the rule of :meth:`get_procedure`);
+        names without a version are left out.
+
+        ``Procedure.model_validate_json(text)`` must equal ``get_procedure(name)``:
+        search builds its rank views from these texts without validating them.
+        """
+        ...
+
     def list_procedures(self, *, status: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Procedure]:
         """The current version of each procedure, by name."""

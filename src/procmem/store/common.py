@@ -12,10 +12,13 @@ from typing import Any
 from ..errors import UsageError
 from ..model import Procedure, Trace
 
-__all__ = ["STATUSES", "check_page", "check_status", "timestamp", "trace_content",
+__all__ = ["CURRENT_ORDER", "STATUSES", "check_page", "check_status", "timestamp", "trace_content",
            "version_content"]
 
 STATUSES = ("candidate", "active", "deprecated")
+CURRENT_ORDER = "(status = 'active') DESC, (status = 'deprecated') DESC, version DESC"
+"""SQL ``ORDER BY`` of a name's versions whose first row is its current version: the
+highest ``active``, else the highest ``deprecated``, else the highest ``candidate``."""
 
 
 def timestamp(moment: datetime) -> str:

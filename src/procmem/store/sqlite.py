@@ -43,6 +43,7 @@ from typing import Any
 from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
+from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
@@ -54,10 +55,6 @@ __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
 _BUSY_TIMEOUT_MS = 5000
 _ID_CHUNK = 500  # ids per IN (json_each) query
-
-# The current version of each name: the highest active one, else the highest
-# deprecated one, else the highest candidate.
-_CURRENT_ORDER = ("(status = 'active') DESC, (status = 'deprecated') DESC, version DESC")
 
 # Names with a version whose lineage lists a trace id (?1).
 _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
