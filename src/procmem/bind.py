@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from .extract import find, wordy
+from .extract import wordy
+from .extract_find import find_shared
 from .model import Extractor, Param, Procedure
 
 __all__ = ["BindSpec", "Binding", "bind_params", "bind_spec", "bind_task"]
@@ -107,13 +108,13 @@ def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:
         if p.extractor is None:
             continue
         out.learnable += 1
-        found, cands = find(p.extractor, task)
+        found, cands = find_shared(p.extractor, task)
         if found is not None and (found.start, found.end) in taken:
-            cands = [found.value]
+            cands = (found.value,)
             found = None
         if found is None:
             if cands:
-                out.candidates[p.name] = cands
+                out.candidates[p.name] = list(cands)
             continue
         try:
             value = _coerce(found.value, p.schema_)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from .errors import UsageError
 from .model import Extractor
 from .valuekinds import valid
 
 __all__ = ["Found", "anchored_matches", "check_extractor", "distinctive", "find", "find_all",
-           "wordy"]
+           "find_shared", "wordy"]
 
 # a pattern that starts with one literal mark (``\#W\d{7}``) and has no alternatives
 _MARKED = re.compile(r"^(?:\\(?P<esc>[^\w\s])|(?P<lit>[^\w\s\\()\[\]{}|.^$*+?]))(?P<rest>[^|]+)$")
@@ -69,16 +70,29 @@ def _compile_shape(pattern: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w#])(?P<v>{pattern})(?!\w)")
 
 
-def anchored_matches(ex: Extractor, text: str) -> list[Found]:
+def anchored_matches(ex: _Shape, text: str) -> list[Found]:
     """Every match of ``ex``'s anchored regex (contexts included) in ``text``, in order."""
     rx = _compile_anchored(ex.before, ex.pattern, ex.after)
     return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
 
 
+class _Spec(NamedTuple):
+    """The fields of an :class:`~procmem.model.Extractor` that matching reads: a
+    validated extractor's, copied without a second validation (the hot path)."""
+
+    pattern: str
+    before: str
+    after: str
+    occurrence: int | None
+    kind: str | None
+
+
+_Shape = Extractor | _Spec
+
 _WORDLIKE = ("text", "token")  # kinds whose bare shape is any word: no evidence, no candidate
 
 
-def _bare(ex: Extractor, text: str) -> list[Found]:
+def _bare(ex: _Shape, text: str) -> list[Found]:
     """The bare-shape matches of ``ex`` in ``text`` (none for free text and plain
     tokens: every word of the text would match)."""
     if ex.kind in _WORDLIKE:
@@ -87,7 +101,7 @@ def _bare(ex: Extractor, text: str) -> list[Found]:
             for m in _compile_shape(ex.pattern).finditer(text)]
 
 
-def find_all(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+def find_all(ex: _Shape, text: str) -> tuple[list[Found], list[Found]]:
     """All anchored matches and all bare-shape matches of ``ex`` in ``text``, in order
     (bare ones not for the ``text`` and ``token`` kinds, see :func:`_bare`).
 
@@ -115,7 +129,7 @@ def wordy(rx: str) -> bool:
     return re.search(r"[A-Za-z]{2,}", rx) is not None
 
 
-def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
+def _unmarked(ex: _Shape, text: str) -> tuple[list[Found], list[Found]]:
     """Anchored and shape matches of a marked id written without its mark, the mark put back.
 
     Only for an id-like pattern (digits) that starts with one literal mark and
@@ -129,7 +143,7 @@ def _unmarked(ex: Extractor, text: str) -> tuple[list[Found], list[Found]]:
     rest = m.group("rest")
     if not rest[:1].isalnum():
         return [], []
-    bare = ex.model_copy(update={"pattern": rest})
+    bare = _Spec(rest, ex.before, ex.after, ex.occurrence, ex.kind)
     anchored, shape = find_all(bare, text)
     return ([Found(mark + f.value, f.start, f.end, True, restored=True) for f in anchored],
             [Found(mark + f.value, f.start, f.end, False, restored=True) for f in shape])
@@ -148,14 +162,19 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
         written without its mark, see :func:`_unmarked`); otherwise ``None``
         and the distinct candidate strings seen (possibly empty).
     """
-    found, cands = _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
+    found, cands = find_shared(ex, text)
     return found, list(cands)
+
+
+def find_shared(ex: Extractor, text: str) -> tuple[Found | None, tuple[str, ...]]:
+    """:func:`find` without the copy: the cached candidates tuple itself (the binder's path)."""
+    return _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
 
 
 _CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]])*\]|\{\d*,?\d*\}|\\.")
 
 
-def distinctive(ex: Extractor) -> bool:
+def distinctive(ex: _Shape) -> bool:
     """Whether a bare match of ``ex`` (no context) can stand for the param.
 
     True for the ``email`` and ``url`` kinds, and for an ``id`` (or, on
@@ -171,20 +190,22 @@ def distinctive(ex: Extractor) -> bool:
     return re.search(r"[A-Za-z#@]", bare) is not None
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=32768)
 def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: str | None,
           text: str) -> tuple[Found | None, tuple[str, ...]]:
-    ex = Extractor(pattern=pattern, before=before, after=after, occurrence=occurrence, kind=kind)
+    ex = _Spec(pattern, before, after, occurrence, kind)  # from a validated Extractor
+    if before and wordy(before) or after and wordy(after):
+        # anchored by words: an anchored value that is well-formed needs no shape scan
+        anchored = anchored_matches(ex, text)
+        pick = _pick(anchored, occurrence)
+        if pick is not None and valid(kind, pick.value):
+            return pick, ()
     anchored, shape = find_all(ex, text)
     if not anchored and not shape:
         anchored, shape = _unmarked(ex, text)
     found: Found | None = None
     if anchored:
-        if ex.occurrence is not None:
-            if len(anchored) > ex.occurrence:
-                found = anchored[ex.occurrence]
-        elif len({f.value for f in anchored}) == 1:
-            found = anchored[0]
+        found = _pick(anchored, occurrence)
     elif (len({f.value for f in shape}) == 1 and ex.occurrence in (None, 0)
           and distinctive(ex)):
         found = shape[0]
@@ -197,3 +218,10 @@ def _find(pattern: str, before: str, after: str, occurrence: int | None, kind: s
         if f.value not in cands and valid(kind, f.value):
             cands.append(f.value)
     return None, tuple(cands[:10])
+
+
+def _pick(anchored: list[Found], occurrence: int | None) -> Found | None:
+    """The anchored match at ``occurrence``, or the only anchored value (``None`` if not one)."""
+    if occurrence is not None:
+        return anchored[occurrence] if len(anchored) > occurrence else None
+    return anchored[0] if anchored and len({f.value for f in anchored}) == 1 else None
