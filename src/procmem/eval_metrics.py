@@ -128,7 +128,8 @@ def silent_errors(execution: Execution, procedure: Procedure,
     """The issued calls of a replay that are silent errors.
 
     A silent error is an issued call whose args hold no oracle-supplied value
-    and that differs from its aligned recorded call, or has none.
+    and that differs from its aligned recorded call, or has none (except an
+    optional read with none: it changes nothing and no later step uses it).
 
     Args:
         execution: The replay of ``procedure`` (its step runs).
@@ -150,9 +151,16 @@ def silent_errors(execution: Execution, procedure: Procedure,
         aligned = aligned_step(recorded, procedure, run.step_id)
         if aligned is not None and run.args == aligned.args:
             continue
+        if aligned is None and _optional(procedure, run.step_id):
+            continue  # an optional read the trace did not make: no right value, no effect
         out.append({"step": run.step_id, "action": run.action, "recorded": aligned is not None,
                     "wrong": _differences(run, execution.param_sources, aligned)})
     return out
+
+
+def _optional(procedure: Procedure, step_id: str) -> bool:
+    return any(s.id == step_id and s.optional and s.side_effect is False
+               for s in procedure.steps)
 
 
 def _differences(run: StepRun, param_sources: Mapping[str, str],

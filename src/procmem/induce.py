@@ -49,6 +49,7 @@ from . import template as tpl
 from .checks import check_templates, json_type
 from .errors import UsageError
 from .extract import learn_extractor, locate, locate_all
+from .induce_alt import annotate, induce_merged, merge_plan
 from .model import Lineage, Param, Procedure, Step, Trace
 
 __all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name"]
@@ -56,8 +57,14 @@ __all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
 
 
-def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
+def group_traces(traces: Iterable[Trace], *, merge: bool = True) -> list[list[Trace]]:
     """Group traces that do the same task: equal action sequences of successful steps.
+
+    With ``merge`` (the default), groups whose write actions are equal and whose
+    reads align become one group (alternative and optional reads; see
+    :func:`procmem.induce_alt.merge_plan`); :func:`induce` learns it as one
+    procedure, or raises :class:`procmem.induce_alt.MergeRejected` (then learn
+    each signature alone).
 
     Returns:
         Groups in order of first appearance; traces inside a group keep their
@@ -70,7 +77,11 @@ def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
         sig = group_key(t)
         if sig is not None:
             groups.setdefault(sig, []).append(t)
-    return list(groups.values())
+    if not merge:
+        return list(groups.values())
+    sigs = list(groups)
+    return [[t for sig in together for t in groups[sig]]
+            for together in merge_plan(sigs, [len(groups[s]) for s in sigs])]
 
 
 def group_key(trace: Trace) -> tuple[str, ...] | None:
@@ -234,9 +245,16 @@ def induce(
     if not traces:
         raise UsageError("induce() needs at least one trace")
     sig = traces[0].signature()
-    if not sig or any(t.signature() != sig for t in traces):
-        raise UsageError("induce() needs traces with one equal, non-empty action sequence")
+    if not sig or any(not t.signature() for t in traces):
+        raise UsageError("induce() needs traces with a non-empty action sequence")
     corpus = corpus or CorpusStats.from_traces(traces)
+    if any(t.signature() != sig for t in traces):  # equal writes, different reads
+        merged = induce_merged(
+            traces, name=name or procedure_name(sig), version=version, corpus=corpus,
+            step_args=_step_args, flatten=_flatten, parse=tpl.parse_output,
+            single=lambda ts: induce(ts, corpus=corpus), describe=_describe)
+        check_templates(merged)
+        return annotate(merged)
     demos = [t.successful_steps() for t in traces]
     tasks = [t.task for t in traces]
     outputs = [[tpl.parse_output(s.output) for s in d] for d in demos]
@@ -253,20 +271,8 @@ def induce(
     steps: list[Step] = []
     n = len(traces)
     for i, action in enumerate(sig):
-        if any(tpl.has_reserved_key(d[i].args) for d in demos):
-            # args with a "$" key at the top are data: the whole object is one leaf
-            whole = _classify([d[i].args for d in demos], "", i, action, n, tasks, corpus,
-                              flat, step_ids, params, param_by_values)
-            steps.append(Step(id=step_ids[i], action=action, args=whole))
-            continue
-        keys = _common_keys([d[i].args for d in demos])
-        args: dict[str, Any] = {}
-        for ptr in keys:
-            values = [_get(d[i].args, ptr) for d in demos]
-            node = _classify(
-                values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
-            )
-            _set(args, ptr, node)
+        args = _step_args([d[i].args for d in demos], i, action, n, tasks, corpus, flat,
+                          step_ids, params, param_by_values)
         steps.append(Step(id=step_ids[i], action=action, args=args))
     proc = Procedure(
         name=name or procedure_name(sig),
@@ -278,7 +284,25 @@ def induce(
         lineage=Lineage(traces=[t.id for t in traces], reason=f"induced from {n} trace(s)"),
     )
     check_templates(proc)
-    return proc
+    return annotate(proc)
+
+
+def _step_args(arg_dicts: list[dict[str, Any]], i: int, action: str, n: int, tasks: list[str],
+               corpus: CorpusStats, flat: Any, step_ids: list[str], params: dict[str, Param],
+               param_by_values: dict[str, list[str]]) -> Any:
+    """One step's args template from its aligned demonstrations (see :func:`_classify`)."""
+    if any(tpl.has_reserved_key(a) for a in arg_dicts):
+        # args with a "$" key at the top are data: the whole object is one leaf
+        return _classify(arg_dicts, "", i, action, n, tasks, corpus, flat, step_ids, params,
+                         param_by_values)
+    args: dict[str, Any] = {}
+    for ptr in _common_keys(arg_dicts):
+        values = [_get(a, ptr) for a in arg_dicts]
+        node = _classify(
+            values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
+        )
+        _set(args, ptr, node)
+    return args
 
 
 def _common_keys(arg_dicts: list[dict[str, Any]]) -> list[str]:

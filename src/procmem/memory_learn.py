@@ -2,7 +2,9 @@
 
 A small service under :class:`procmem.Memory` (``Memory.learn`` delegates to its
 :class:`Learner`, passing its store). Traces are grouped by action sequence
-(:func:`procmem.induce.group_traces`); each group is induced
+(:func:`procmem.induce.group_traces`), and groups with equal writes whose reads
+align are learned together (:func:`procmem.induce_alt.merge_plan`; alone again
+when the merge is rejected); each group is induced
 (:func:`procmem.induce.induce`) and stored as version 1 of its name, or as the
 next version when its traces and content changed.
 
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 
 from .errors import Conflict, UsageError
 from .induce import CorpusStats, group_key, induce, procedure_name
+from .induce_alt import MergeRejected, merge_plan
 from .memory_traces import group_failure
 from .memory_versions import paged, same_content, versions
 from .model import Lineage, Trace
@@ -115,11 +118,25 @@ class Learner:
         state, new = self.fold(store)
         parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
         report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
-        for sig, ids in state.groups.items():
+        sigs = list(state.groups)
+        for together in merge_plan(sigs, [len(state.groups[s]) for s in sigs]):
+            ids = [i for sig in together for i in state.groups[sig]]
             try:
-                _learn_group(store, sig, ids, parsed, state.corpus, report, namespace)
+                _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace)
+                continue
+            except MergeRejected:  # learn each read pattern alone
+                pass
             except (UsageError, Conflict, ValidationError) as err:  # this group only
-                report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
+                report.failed_groups.append(
+                    group_failure(procedure_name(together[0]), together[0], ids, err))
+                continue
+            for sig in together:
+                try:
+                    _learn_group(store, sig, state.groups[sig], parsed, state.corpus, report,
+                                 namespace)
+                except (UsageError, Conflict, ValidationError) as err:
+                    report.failed_groups.append(
+                        group_failure(procedure_name(sig), sig, state.groups[sig], err))
         return report
 
     def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
@@ -157,10 +174,10 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     """Induce one group, store the result if it is new, and say so in ``report``."""
     name = procedure_name(sig)
     known = versions(store, name)
-    if known and all(v.signature() != sig for v in known):
+    if known and all(not v.matches(sig) for v in known):
         name = f"{name}-{len(sig)}"  # the name is taken by other actions
         known = versions(store, name)
-    if known and store.get_procedure(name).signature() != sig:
+    if known and not store.get_procedure(name).matches(sig):
         report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
         return
     if known and any(v.lineage.traces == ids for v in known):
