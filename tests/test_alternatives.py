@@ -18,6 +18,7 @@ from procmem.induce import group_traces, induce
 from procmem.induce_alt import merge_plan
 from procmem.model import Execution, Procedure, Step, Trace, TraceStep
 from procmem.planning import plan_procedure
+from procmem.toolschema import parse_tools
 
 
 def _user(uid: str) -> str:
@@ -62,6 +63,9 @@ def traces() -> list[Trace]:
         _by_name(2, "Dan", "Eve", "54321", "dan_4", "#W1000004", "ordered by mistake",
                  think=True),
         _by_email(3, "eve@example.net", "eve_5", "#W1000005", "no longer needed"),
+        _by_name(3, "Gil", "Hart", "67890", "gil_6", "#W1000006", "no longer needed",
+                 think=True),
+        _by_email(4, "fay@example.com", "fay_7", "#W1000007", "ordered by mistake"),
     ]
 
 
@@ -156,8 +160,17 @@ def test_traces_that_differ_only_by_an_optional_read_group_together(
     proc = induce(groups[0])
     optional = [s.action for s in proc.steps if s.optional]
     assert "think" in optional and "cancel_pending_order" not in optional
-    assert merge_plan([t.signature() for t in names], [1, 1]) == [
+    assert merge_plan([t.signature() for t in names[:2]], [1, 1]) == [
         [names[0].signature(), names[1].signature()]]
+
+
+def test_a_read_only_one_of_several_demonstrations_made_is_left_out(
+        traces: list[Trace]) -> None:
+    names = [t for t in traces if t.id.startswith("name")][:2]
+    assert len(group_traces(names)) == 1
+    proc = induce(names)
+    assert "think" not in proc.signature()
+    assert proc.matches(names[0].signature()) and not proc.matches(names[1].signature())
 
 
 def test_different_writes_stay_apart(traces: list[Trace]) -> None:
@@ -353,3 +366,19 @@ def test_learn_stores_one_procedure_for_both_lookups(traces: list[Trace]) -> Non
 def test_step_without_choice_fields_still_validates() -> None:
     step = Step(id="s1", action="get_x")
     assert step.choice is None and step.option is None and not step.optional
+
+
+def test_tool_annotations_are_kept_and_decide_read_or_write(traces: list[Trace]) -> None:
+    tools = parse_tools([{"type": "function", "annotations": {"readOnlyHint": True},
+                          "function": {"name": "audit_user", "parameters": {}}}])
+    assert tools["audit_user"]["annotations"] == {"readOnlyHint": True}
+    audited = [Trace(task=t.task, outcome="success",
+                     steps=[TraceStep(action="audit_user", args={}, output="ok"), *t.steps])
+               for t in traces[:2]]
+    with Memory(":memory:", embedder=None) as mem:
+        mem.import_tool_schemas(list(tools.values()))
+        mem.add_traces(audited)
+        mem.learn()
+        (proc,) = mem.list_procedures()
+    audit = next(s for s in proc.steps if s.action == "audit_user")
+    assert audit.side_effect is False and audit.optional

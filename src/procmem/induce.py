@@ -7,6 +7,10 @@ demonstration, Cypher 1993 "Watch What I Do"):
 1. **Group** traces by their *signature*, the action sequence of their
    successful steps (failed steps are dropped: a mistake in a demonstration is
    not copied). Traces with outcome ``failure`` and empty signatures are left out.
+   Groups with the same *writes* whose reads align are then learned together
+   (alternative and optional reads: :mod:`procmem.induce_alt`); every induced
+   step gets its ``side_effect`` and, for a read no later step needs, ``optional``
+   (:func:`procmem.induce_alt.annotate`).
 2. **Align** the traces of a group position by position (equal signatures make
    the alignment exact) and walk every argument leaf (objects are descended;
    lists and scalars are leaves; an object with a ``$`` key is data, one leaf,
@@ -40,7 +44,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -57,7 +61,8 @@ __all__ = ["CorpusStats", "group_key", "group_traces", "induce", "procedure_name
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
 
 
-def group_traces(traces: Iterable[Trace], *, merge: bool = True) -> list[list[Trace]]:
+def group_traces(traces: Iterable[Trace], *, merge: bool = True,
+                 effects: Mapping[str, bool | None] | None = None) -> list[list[Trace]]:
     """Group traces that do the same task: equal action sequences of successful steps.
 
     With ``merge`` (the default), groups whose write actions are equal and whose
@@ -81,7 +86,7 @@ def group_traces(traces: Iterable[Trace], *, merge: bool = True) -> list[list[Tr
         return list(groups.values())
     sigs = list(groups)
     return [[t for sig in together for t in groups[sig]]
-            for together in merge_plan(sigs, [len(groups[s]) for s in sigs])]
+            for together in merge_plan(sigs, [len(groups[s]) for s in sigs], effects)]
 
 
 def group_key(trace: Trace) -> tuple[str, ...] | None:
@@ -226,21 +231,27 @@ def induce(
     name: str | None = None,
     corpus: CorpusStats | None = None,
     version: int = 1,
+    effects: Mapping[str, bool | None] | None = None,
 ) -> Procedure:
     """Induce one parameterized procedure from traces that do the same task.
 
     Args:
-        traces: One group from :func:`group_traces` (equal signatures), 1+ traces.
+        traces: One group from :func:`group_traces`, 1+ traces: equal signatures,
+            or equal writes with reads that align (:mod:`procmem.induce_alt`).
         name: Procedure name; defaults to :func:`procedure_name` of the signature.
         corpus: Statistics over all known traces (see :class:`CorpusStats`);
             defaults to statistics over ``traces`` only.
         version: The version number to give the result.
+        effects: Side effects by action, when known (e.g. from tool schemas);
+            others by :func:`procmem.alternatives.side_effect_of`.
 
     Returns:
         A :class:`Procedure` with status ``active`` and lineage listing the traces.
 
     Raises:
-        UsageError: ``traces`` is empty, or their signatures differ or are empty.
+        UsageError: ``traces`` is empty, or a signature is empty.
+        MergeRejected: The signatures differ and cannot be learned as one
+            procedure (:class:`procmem.induce_alt.MergeRejected`, a ``UsageError``).
     """
     if not traces:
         raise UsageError("induce() needs at least one trace")
@@ -252,9 +263,10 @@ def induce(
         merged = induce_merged(
             traces, name=name or procedure_name(sig), version=version, corpus=corpus,
             step_args=_step_args, flatten=_flatten, parse=tpl.parse_output,
-            single=lambda ts: induce(ts, corpus=corpus), describe=_describe)
+            single=lambda ts: induce(ts, corpus=corpus, effects=effects), describe=_describe,
+            effects=effects)
         check_templates(merged)
-        return annotate(merged)
+        return annotate(merged, effects)
     demos = [t.successful_steps() for t in traces]
     tasks = [t.task for t in traces]
     outputs = [[tpl.parse_output(s.output) for s in d] for d in demos]
@@ -284,7 +296,7 @@ def induce(
         lineage=Lineage(traces=[t.id for t in traces], reason=f"induced from {n} trace(s)"),
     )
     check_templates(proc)
-    return annotate(proc)
+    return annotate(proc, effects)
 
 
 def _step_args(arg_dicts: list[dict[str, Any]], i: int, action: str, n: int, tasks: list[str],

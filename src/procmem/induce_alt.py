@@ -11,7 +11,9 @@ same sequence but whose reads differ are learned as one procedure:
    every signature makes some reads and two signatures make either the same
    reads or none of the same, those reads are a **choice** whose options are
    ordered by demonstrations (most first); otherwise each read there is an
-   **optional** step.
+   **optional** step, or is left out when only one of several demonstrations
+   made it (an idiosyncratic read: a replay would make it on every task whose
+   values bind, on the word of one demonstration).
 2. **Classify** each argument as :func:`procmem.induce.induce` does, over the
    demonstrations that made the step; a value a step after a choice took from
    the output of every option's last step becomes ``{"$step": CHOICE}``.
@@ -71,6 +73,7 @@ class Slot:
     choice: int | None = None
     option: int | None = None
     optional: bool = False
+    dropped: bool = False
 
 
 def template(sigs: Sequence[Signature], weights: Sequence[int],
@@ -184,8 +187,10 @@ def _gap(gap: list[Slot], k: int, weights: Sequence[int], choice: int) -> list[S
                 gap[i].choice, gap[i].option = choice, rank
                 out.append(gap[i])
         return out
+    total = sum(weights)
     for s in gap:
         s.optional = True
+        s.dropped = total >= 2 and sum(weights[g] for g in s.members) < 2
     return gap
 
 
@@ -216,7 +221,8 @@ StepArgs = Callable[..., dict[str, Any]]
 def induce_merged(traces: Sequence[Trace], *, name: str, version: int, corpus: Any,
                   step_args: StepArgs, flatten: Callable[[Any], dict[str, Any]],
                   parse: Callable[[Any], Any], single: Callable[[Sequence[Trace]], Procedure],
-                  describe: Callable[[Sequence[str], int], str]) -> Procedure:
+                  describe: Callable[[Sequence[str], int], str],
+                  effects: Mapping[str, bool | None] | None = None) -> Procedure:
     """One procedure from traces with equal writes and different reads.
 
     Called by :func:`procmem.induce.induce` with its own helpers (``step_args``:
@@ -228,9 +234,10 @@ def induce_merged(traces: Sequence[Trace], *, name: str, version: int, corpus: A
     """
     sigs = list(dict.fromkeys(t.signature() for t in traces))
     member = [sigs.index(t.signature()) for t in traces]
-    slots = template(sigs, [member.count(g) for g in range(len(sigs))])
+    slots = template(sigs, [member.count(g) for g in range(len(sigs))], effects)
     if slots is None:
-        raise MergeRejected("traces with different writes, or reads that do not align")
+        raise MergeRejected("induce() needs traces with one equal action sequence, or with "
+                            "equal writes whose reads align (these have different writes)")
     positions, choice_ids, virtual = _positions(slots)  # choice outputs included
     # per trace: template position -> index of its successful step
     where: list[dict[int, int]] = []
@@ -274,7 +281,7 @@ def induce_merged(traces: Sequence[Trace], *, name: str, version: int, corpus: A
                           choice=None if slot.choice is None else choice_ids[slot.choice],
                           option=slot.option))
     proc = Procedure(name=name, version=version,
-                     description=describe(write_key(sigs[0]), len(traces)).replace(
+                     description=describe(write_key(sigs[0], effects), len(traces)).replace(
                          "Learned from", "Reads vary; learned from"),
                      params=list(params.values()), steps=steps,
                      tags=sorted({a.split("_", 1)[0] for a in sigs[0]}),
@@ -299,6 +306,8 @@ def _positions(slots: list[Slot]) -> tuple[list[tuple[int | None, str]], dict[in
     virtual: dict[int, int] = {}
     n = 0
     for i, s in enumerate(slots):
+        if s.dropped:
+            continue
         if s.choice is None:
             n += 1
             out.append((i, f"s{n}"))
@@ -321,7 +330,8 @@ def _check_loss(proc: Procedure, slots: list[Slot], sigs: list[Signature],
                 traces: Sequence[Trace], member: list[int],
                 single: Callable[[Sequence[Trace]], Procedure]) -> None:
     """Refuse the merge when a shared step asks where a signature's own procedure did not."""
-    shared = [s for s, slot in zip(proc.steps, slots, strict=True)
+    kept = [slot for slot in slots if not slot.dropped]
+    shared = [s for s, slot in zip(proc.steps, kept, strict=True)
               if slot.choice is None and not slot.optional]
     rows = [i for i, slot in enumerate(slots) if slot.choice is None and not slot.optional]
     for g in range(len(sigs)):

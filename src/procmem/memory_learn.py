@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .alternatives import side_effect_of
 from .errors import Conflict, UsageError
 from .induce import CorpusStats, group_key, induce, procedure_name
 from .induce_alt import MergeRejected, merge_plan
@@ -118,11 +119,14 @@ class Learner:
         state, new = self.fold(store)
         parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
         report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
+        effects = {name: side_effect_of(name, schema)
+                   for name, schema in store.list_tool_schemas().items()}
         sigs = list(state.groups)
-        for together in merge_plan(sigs, [len(state.groups[s]) for s in sigs]):
+        for together in merge_plan(sigs, [len(state.groups[s]) for s in sigs], effects):
             ids = [i for sig in together for i in state.groups[sig]]
             try:
-                _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace)
+                _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace,
+                             effects)
                 continue
             except MergeRejected:  # learn each read pattern alone
                 pass
@@ -133,7 +137,7 @@ class Learner:
             for sig in together:
                 try:
                     _learn_group(store, sig, state.groups[sig], parsed, state.corpus, report,
-                                 namespace)
+                                 namespace, effects)
                 except (UsageError, Conflict, ValidationError) as err:
                     report.failed_groups.append(
                         group_failure(procedure_name(sig), sig, state.groups[sig], err))
@@ -170,7 +174,8 @@ class Learner:
 
 
 def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
-                 corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
+                 corpus: CorpusStats, report: LearnReport, namespace: str | None,
+                 effects: dict[str, bool | None] | None = None) -> None:
     """Induce one group, store the result if it is new, and say so in ``report``."""
     name = procedure_name(sig)
     known = versions(store, name)
@@ -186,7 +191,7 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     missing = [i for i in ids if i not in parsed]
     read = {t.id: t for t in store.get_traces(missing)} if missing else {}
     group = [parsed[i] if i in parsed else read[i] for i in ids]
-    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1)
+    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1, effects=effects)
     if known:
         last = known[-1]
         proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it

@@ -464,8 +464,8 @@ class _Planner:
             waits = [[v for i in idx for v in blocked(proc.steps[i])] for idx in options]
             ready = [k for k, w in enumerate(waits) if not w]
             asks = [k for k, w in enumerate(waits) if all(v.source == "ask" for v in w)]
-            chosen[step.choice] = (ready or asks or [-1 if not output_used(proc, step.choice)
-                                                     else None])[0]
+            fallback: int | None = -1 if not output_used(proc, step.choice) else None
+            chosen[step.choice] = ready[0] if ready else asks[0] if asks else fallback
             if chosen[step.choice] is None:
                 for k, w in enumerate(waits):
                     for v in w:
