@@ -226,9 +226,11 @@ class Step(_Model):
     on_error: OnError = Field(default_factory=OnError)
     side_effect: bool | None = None
     description: str = ""
-    optional: bool = False
-    choice: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
-    option: int | None = Field(default=None, ge=0)
+    # left out of dumps when unset: procedures without alternatives serialize as before
+    optional: bool = Field(default=False, exclude_if=lambda v: v is False)
+    choice: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+                               exclude_if=lambda v: v is None)
+    option: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _choice_fields(self) -> Step:
