@@ -14,6 +14,7 @@ from procmem.alternatives import side_effect_of
 from procmem.bind import bind_task
 from procmem.checks import check_templates
 from procmem.errors import InvalidTemplate
+from procmem.export import to_markdown
 from procmem.induce import group_traces, induce
 from procmem.induce_alt import merge_plan
 from procmem.model import Execution, Procedure, Step, Trace, TraceStep
@@ -382,3 +383,10 @@ def test_tool_annotations_are_kept_and_decide_read_or_write(traces: list[Trace])
         (proc,) = mem.list_procedures()
     audit = next(s for s in proc.steps if s.action == "audit_user")
     assert audit.side_effect is False and audit.optional
+
+
+def test_markdown_export_explains_alternatives_and_optional_reads(proc: Procedure) -> None:
+    text = to_markdown(proc)
+    assert "Alternative 0 of choice `s1`" in text and "Alternative 1 of choice `s1`" in text
+    assert "whichever alternative of choice `s1` ran" in text
+    assert "Optional: make this call only when you have all its values" in text

@@ -113,12 +113,14 @@ class _Steps:
         if step_id in self.number:
             return f"step {self.number[step_id]}"
         if step_id in self.choices:
-            return f"choice `{step_id}` (the alternative that ran)"
+            return f"choice `{step_id}`"
         return f"step {step_id!r}"
 
     def ref(self, node: dict[str, Any]) -> str:
         path = node.get("path", "")
-        owner = f"{self.name(str(node['$step']))}'s output"
+        ref = str(node["$step"])
+        owner = (f"the output of whichever alternative of choice `{ref}` ran"
+                 if ref in self.choices else f"{self.name(ref)}'s output")
         return f"the value at `{path}` of {owner}" if path else f"the whole of {owner}"
 
     def source(self, node: dict[str, Any]) -> str:
