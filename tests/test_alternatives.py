@@ -390,3 +390,11 @@ def test_markdown_export_explains_alternatives_and_optional_reads(proc: Procedur
     assert "Alternative 0 of choice `s1`" in text and "Alternative 1 of choice `s1`" in text
     assert "whichever alternative of choice `s1` ran" in text
     assert "Optional: make this call only when you have all its values" in text
+
+
+def test_the_last_step_is_never_made_optional() -> None:
+    lookups = [Trace(task=f"Show reservation {r}", outcome="success", steps=[
+        TraceStep(action="get_reservation_details", args={"reservation_id": r}, output="{}")])
+        for r in ("ABC123", "XYZ789")]
+    (step,) = induce(lookups).steps
+    assert step.side_effect is False and not step.optional

@@ -362,7 +362,8 @@ def annotate(procedure: Procedure, effects: Mapping[str, bool | None] | None = N
 
     A step's ``side_effect`` comes from ``effects`` (by action) or
     :func:`procmem.alternatives.side_effect_of`. A read outside any choice whose
-    output no later non-optional step references becomes ``optional`` (with
+    output no later non-optional step references, and that is not the last step
+    (whose output is the procedure's result), becomes ``optional`` (with
     ``on_error: skip``: a failed optional read does not stop the run); so does
     every step the template made optional. Params only optional steps or
     alternatives use become not ``required``.
@@ -380,7 +381,8 @@ def annotate(procedure: Procedure, effects: Mapping[str, bool | None] | None = N
                  if isinstance(n.get("from"), dict) and "$step" in n["from"]}
         optional = s.optional or (s.side_effect is False and s.choice is None
                                   and s.id not in used and not s.expect
-                                  and s.subprocedure is None)
+                                  and s.subprocedure is None
+                                  and s is not steps[-1])  # the last output is the result
         if optional:
             s = s.model_copy(update={"optional": True, "on_error": OnError(policy="skip")})
         else:
