@@ -11,9 +11,10 @@ same sequence but whose reads differ are learned as one procedure:
    every signature makes some reads and two signatures make either the same
    reads or none of the same, those reads are a **choice** whose options are
    ordered by demonstrations (most first); otherwise each read there is an
-   **optional** step, or is left out when only one of several demonstrations
-   made it (an idiosyncratic read: a replay would make it on every task whose
-   values bind, on the word of one demonstration).
+   **optional** step. When only one of several demonstrations made such a read,
+   the signatures are not merged (one demonstration is too little to learn that
+   a read may be left out, or that it should run on every task whose values
+   bind): each is learned alone, as before.
 2. **Classify** each argument as :func:`procmem.induce.induce` does, over the
    demonstrations that made the step; a value a step after a choice took from
    the output of every option's last step becomes ``{"$step": CHOICE}``.
@@ -73,7 +74,6 @@ class Slot:
     choice: int | None = None
     option: int | None = None
     optional: bool = False
-    dropped: bool = False
 
 
 def template(sigs: Sequence[Signature], weights: Sequence[int],
@@ -86,8 +86,9 @@ def template(sigs: Sequence[Signature], weights: Sequence[int],
         effects: Known side effects by action (else :func:`side_effect_of`).
 
     Returns:
-        Slots in order; ``None`` when the writes differ, there are none, or a
-        choice would have more than 4 options.
+        Slots in order; ``None`` when the writes differ, there are none, a
+        choice would have more than 4 options, or an optional read would rest on
+        one demonstration of several.
     """
     keys = {write_key(s, effects) for s in sigs}
     if len(keys) != 1 or not next(iter(keys)):
@@ -187,10 +188,10 @@ def _gap(gap: list[Slot], k: int, weights: Sequence[int], choice: int) -> list[S
                 gap[i].choice, gap[i].option = choice, rank
                 out.append(gap[i])
         return out
-    total = sum(weights)
+    if sum(weights) >= 2 and any(sum(weights[g] for g in s.members) < 2 for s in gap):
+        return None  # one demonstration's extra read: too little to learn it as optional
     for s in gap:
         s.optional = True
-        s.dropped = total >= 2 and sum(weights[g] for g in s.members) < 2
     return gap
 
 
@@ -306,8 +307,6 @@ def _positions(slots: list[Slot]) -> tuple[list[tuple[int | None, str]], dict[in
     virtual: dict[int, int] = {}
     n = 0
     for i, s in enumerate(slots):
-        if s.dropped:
-            continue
         if s.choice is None:
             n += 1
             out.append((i, f"s{n}"))
@@ -330,8 +329,7 @@ def _check_loss(proc: Procedure, slots: list[Slot], sigs: list[Signature],
                 traces: Sequence[Trace], member: list[int],
                 single: Callable[[Sequence[Trace]], Procedure]) -> None:
     """Refuse the merge when a shared step asks where a signature's own procedure did not."""
-    kept = [slot for slot in slots if not slot.dropped]
-    shared = [s for s, slot in zip(proc.steps, kept, strict=True)
+    shared = [s for s, slot in zip(proc.steps, slots, strict=True)
               if slot.choice is None and not slot.optional]
     rows = [i for i, slot in enumerate(slots) if slot.choice is None and not slot.optional]
     for g in range(len(sigs)):
