@@ -362,22 +362,25 @@ def annotate(procedure: Procedure, effects: Mapping[str, bool | None] | None = N
     :func:`procmem.alternatives.side_effect_of`. A read outside any choice whose
     output no later non-optional step references, and that is not the last step
     (whose output is the procedure's result), becomes ``optional`` (with
-    ``on_error: skip``: a failed optional read does not stop the run); so does
-    every step the template made optional. Params only optional steps or
-    alternatives use become not ``required``.
+    ``on_error: skip``: a failed optional read does not stop the run) when 2+
+    demonstrations show it: one demonstration's data flow is too thin to tell a
+    read nobody needs from a read whose use it missed. Every step the template
+    made optional is optional too. Params only optional steps or alternatives
+    use become not ``required``.
 
     Returns:
-        A copy of ``procedure``; it is returned unchanged when nothing differs.
+        A copy of ``procedure``.
     """
     steps = [s.model_copy(update={"side_effect": _effect(s.action, effects)})
              if s.side_effect is None else s for s in procedure.steps]
     used: set[str] = set()
     out: list[Step] = []
+    evidence = len(procedure.lineage.traces) >= 2  # one demonstration's data flow is thin
     for s in reversed(steps):
         refs = {n["$step"] for _, n in references(s.args) if "$step" in n}
         refs |= {n["from"]["$step"] for _, n in references(s.args)
                  if isinstance(n.get("from"), dict) and "$step" in n["from"]}
-        optional = s.optional or (s.side_effect is False and s.choice is None
+        optional = s.optional or (evidence and s.side_effect is False and s.choice is None
                                   and s.id not in used and not s.expect
                                   and s.subprocedure is None
                                   and s is not steps[-1])  # the last output is the result
