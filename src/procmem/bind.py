@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from .alternatives import counted_params
 from .extract import wordy
 from .extract_find import find_shared
 from .model import Extractor, Param, Procedure
@@ -59,13 +60,20 @@ class Binding:
     anchored: set[str] = field(default_factory=set)
     candidates: dict[str, list[str]] = field(default_factory=dict)
     learnable: int = 0
+    counted: frozenset[str] | None = None
 
     @property
     def fit(self) -> float:
-        """Share of extractable params bound, anchored ones counting 1 and shape-only 0.5 (0-1)."""
+        """Share of extractable params bound, anchored ones counting 1 and shape-only 0.5 (0-1).
+
+        With ``counted`` (a procedure with alternatives or optional steps), only
+        those params count: the ones the replay would use (see
+        :func:`procmem.alternatives.counted_params`).
+        """
         if not self.learnable:
             return 0.0
-        score = sum(1.0 if p in self.anchored else 0.5 for p in self.values)
+        score = sum(1.0 if p in self.anchored else 0.5 for p in self.values
+                    if self.counted is None or p in self.counted)
         return score / self.learnable
 
 
@@ -88,7 +96,13 @@ def bind_task(procedure: Procedure, task: str) -> Binding:
     Returns:
         A :class:`Binding`; params without an extractor are never bound here.
     """
-    return bind_params(procedure.params, task)
+    out = bind_params(procedure.params, task)
+    if any(s.optional or s.choice is not None for s in procedure.steps):
+        counted = counted_params(procedure, set(out.values))
+        out.counted = frozenset(counted)
+        out.learnable = sum(1 for p in procedure.params
+                            if p.extractor is not None and p.name in counted)
+    return out
 
 
 def bind_params(params: Sequence[Param | BindSpec], task: str) -> Binding:

@@ -190,16 +190,28 @@ def check_subprocedures(procedure: Procedure, procedures: Mapping[str, Procedure
 def check_templates(procedure: Procedure) -> None:
     """Check that every step's args template could bind (see :func:`procmem.template.validate`).
 
-    A ``$param`` must name a param of ``procedure``; a ``$step`` an earlier step.
+    A ``$param`` must name a param of ``procedure``; a ``$step`` an earlier step
+    outside any choice, an earlier step of the same option of the same choice, or
+    a choice whose steps all come earlier (its output: the option that ran).
 
     Raises:
         InvalidTemplate: The first bad reference, naming its step and JSON Pointer.
     """
     names = {p.name for p in procedure.params}
     earlier: set[str] = set()
-    for step in procedure.steps:
-        validate(step.args, params=names, earlier_steps=earlier, step_id=step.id)
-        earlier.add(step.id)
+    option: set[str] = set()  # the earlier steps of the current option
+    steps = procedure.steps
+    for i, step in enumerate(steps):
+        validate(step.args, params=names, earlier_steps=earlier | option, step_id=step.id)
+        if step.choice is None:
+            earlier.add(step.id)
+            continue
+        option.add(step.id)
+        after = steps[i + 1] if i + 1 < len(steps) else None
+        if after is None or after.choice != step.choice or after.option != step.option:
+            option = set()
+        if after is None or after.choice != step.choice:
+            earlier.add(step.choice)
 
 
 def check_tools(

@@ -104,6 +104,12 @@ def _step_table(step: PlanStep, prefix: str = "") -> Table:
     effect = {True: "side effect", False: "read-only", None: "side effect unknown"}[
         step.side_effect]
     title = f"{prefix}{step.id} {step.action} ({effect}, on error: {step.on_error})"
+    if step.choice is not None:
+        title += f" [alternative {step.option} of {step.choice}]"
+    elif step.optional:
+        title += " [optional]"
+    if step.skipped:
+        title += f" ⤼ skipped: {step.skipped}"
     if step.pauses:
         title += " ⏸ pauses here"
     table = Table(title=title, title_justify="left", expand=False)

@@ -206,6 +206,10 @@ def procedure_view(proc: Procedure) -> RenderableType:
             label.append(f"  on_error={step.on_error.policy}", style="dim")
         if step.side_effect is not None:
             label.append("  side effect" if step.side_effect else "  read-only", style="dim")
+        if step.optional:
+            label.append("  optional", style="yellow")
+        if step.choice is not None:
+            label.append(f"  alternative {step.option} of {step.choice}", style="yellow")
         node = tree.add(label)
         if is_ref(step.args):  # args that are one node: data escaped whole, or a reference
             node.add(Text("args = ").append_text(template_text(step.args)))

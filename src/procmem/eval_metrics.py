@@ -132,11 +132,12 @@ def silent_errors(execution: Execution, procedure: Procedure,
     """The issued calls of a replay that are silent errors.
 
     A silent error is an issued call whose args hold no oracle-supplied value
-    and that differs from its aligned recorded call, or has none. A call equal
-    to one the recording made that the environment rejected (its step has an
-    ``error``) is not one: the demonstrator sent the same values, and a
-    successful-steps alignment alone would count the world's refusal (an
-    insufficient gift-card balance) as procmem's wrong value.
+    and that differs from its aligned recorded call, or has none (except an
+    optional read with none: it changes nothing and no later step uses it). A
+    call equal to one the recording made that the environment rejected (its
+    step has an ``error``) is not one either: the demonstrator sent the same
+    values, and a successful-steps alignment alone would count the world's
+    refusal (an insufficient gift-card balance) as procmem's wrong value.
 
     Args:
         execution: The replay of ``procedure`` (its step runs).
@@ -161,9 +162,16 @@ def silent_errors(execution: Execution, procedure: Procedure,
         if any(s.error is not None and s.action == run.action and s.args == run.args
                for s in trace.steps):
             continue  # the recording made this very call; the environment refused it
+        if aligned is None and _optional(procedure, run.step_id):
+            continue  # an optional read the trace did not make: no right value, no effect
         out.append({"step": run.step_id, "action": run.action, "recorded": aligned is not None,
                     "wrong": _differences(run, execution.param_sources, aligned)})
     return out
+
+
+def _optional(procedure: Procedure, step_id: str) -> bool:
+    return any(s.id == step_id and s.optional and s.side_effect is False
+               for s in procedure.steps)
 
 
 def _differences(run: StepRun, param_sources: Mapping[str, str],

@@ -10,7 +10,9 @@ replay in two ways.
 **Every replay** (independent of confidence, as before):
 
 * ``hit_at_1`` / ``hit_at_5`` — share of test traces whose action sequence
-  (failed steps ignored) equals that of a procedure ranked 1st / in the top 5;
+  (failed steps ignored) a procedure ranked 1st / in the top 5 can make
+  (:meth:`procmem.model.Procedure.matches`: its steps, one option of each choice,
+  optional reads in or out);
 * ``mrr`` — mean reciprocal rank of the first correct hit (0 when none);
 * ``replay_exact`` — share of test traces whose replay issued exactly the
   recorded calls (same actions, same args, same order); a test trace with no
@@ -31,7 +33,10 @@ the agent runs:
 * ``silent_errors`` — issued calls (step runs that called their tool) with no
   oracle-supplied value that differ from their aligned recorded call (the k-th
   successful recorded step with the same action) or have none; a call holding an
-  oracle value is not silent (the agent was asked). ``silent_error_cases`` are the
+  oracle value is not silent (the agent was asked). A call of an *optional* read
+  with no aligned recorded call is not counted either: there is no right value to
+  differ from, it changes nothing, and no later step uses its output (a call that
+  aligns and differs still counts). ``silent_error_cases`` are the
   test traces with one, and each case lists the wrong calls and args;
 * ``supplied_precision`` — by value source (``task``, ``step``, ``selection``,
   ``literal``, ``asked``; see :mod:`procmem.eval_metrics`): ``{"right", "total", "precision"}``,
@@ -208,7 +213,8 @@ class _Fold:
             mem.calibrate(retrievers=[retriever if mem.embedder is not None else "bm25"])
         procedures = mem.list_procedures(limit=100_000)
         self.procedures = len(procedures)
-        self.signatures = {p.signature() for p in procedures}
+        self.learned = procedures
+        self.by_name = {p.name: p for p in procedures}
         active = [p for p in procedures if p.status == "active"]
         self.overlap = OverlapRanker(active, {t.id: t.task for t in train})
 
@@ -230,22 +236,22 @@ class _Fold:
         sig = trace.signature()
         hits = (self.mem.search(trace.task, limit=5, retriever=self.retriever)
                 if trace.task.strip() else [])
-        rank = next((i for i, h in enumerate(hits, 1) if h.procedure.signature() == sig), None)
+        rank = next((i for i, h in enumerate(hits, 1) if h.procedure.matches(sig)), None)
         first = self._first_stage_top(trace.task, hits)
         overlap = self.overlap.top(trace.task) if trace.task.strip() else None
         top = hits[0] if hits else None
         case: dict[str, Any] = {
             "trace": trace.id, "actions": list(sig), "rank": rank,
-            "findable": sig in self.signatures,
+            "findable": any(p.matches(sig) for p in self.learned),
             "top": top.procedure.name if top else None,
             "confident": bool(top and top.confident),
             "signals": top.explanation.get("signals", {}) if top else {},
             "cosine": top.explanation.get("cosine") if top else None,
             "first_stage_top": first.procedure.name if isinstance(first, Hit) else None,
             "first_stage_correct": (None if first is False else isinstance(first, Hit)
-                                    and first.procedure.signature() == sig),  # None: unknown
+                                    and first.procedure.matches(sig)),  # None: unknown
             "overlap_top": overlap[0] if overlap else None,
-            "overlap_correct": overlap is not None and overlap[1] == sig,
+            "overlap_correct": overlap is not None and self.by_name[overlap[0]].matches(sig),
         }
         env = RecordedEnvironment(trace)
         if top is not None:
@@ -260,7 +266,7 @@ class _Fold:
         ex = self.scratch.replay(proc, tools=env.tools(proc.signature()), task=trace.task,
                                  resolver=Oracle(trace, proc))
         leaves, oracle_leaves = count_leaves(ex)
-        same = proc.signature() == trace.signature()
+        same = proc.matches(trace.signature())
         wrong_bound = bound_mismatches(proc, top.explanation.get("bound", {}), trace)
         confidence = getattr(top, "confidence", None)
         out: dict[str, Any] = {

@@ -110,15 +110,20 @@ class _Steps:
     def __init__(self, steps: list[Step]) -> None:
         self.number = {s.id: i for i, s in enumerate(steps, 1)}
         self.action = {s.id: s.action for s in steps}
+        self.choices = {s.choice for s in steps if s.choice is not None}
 
     def name(self, step_id: str) -> str:
         if step_id in self.number:
             return f"step {self.number[step_id]}"
+        if step_id in self.choices:
+            return f"choice `{step_id}`"
         return f"step {step_id!r}"
 
     def ref(self, node: dict[str, Any]) -> str:
         path = node.get("path", "")
-        owner = f"{self.name(str(node['$step']))}'s output"
+        ref = str(node["$step"])
+        owner = (f"the output of whichever alternative of choice `{ref}` ran"
+                 if ref in self.choices else f"{self.name(ref)}'s output")
         return f"the value at `{path}` of {owner}" if path else f"the whole of {owner}"
 
     def source(self, node: dict[str, Any]) -> str:
@@ -246,6 +251,14 @@ def _step_block(number: int, step: Step, steps: _Steps) -> list[str]:
             lines.extend(_arg_lines(key, node, steps, "   "))
     if not step.args:
         lines.append("   (no arguments)")
+    if step.optional:
+        lines.append("   Optional: make this call only when you have all its values; skip it "
+                     "otherwise (no later step needs its output).")
+    if step.choice is not None:
+        lines.append(f"   Alternative {step.option} of choice `{step.choice}`: of the steps of "
+                     f"this choice, do only those of ONE alternative, the first (lowest "
+                     f"number) whose values you have; the output of its last step is "
+                     f"choice `{step.choice}`'s output.")
     if step.side_effect is True:
         lines.append("   This call changes things (side effect): check every value first.")
     elif step.side_effect is False:

@@ -7,6 +7,10 @@ demonstration, Cypher 1993 "Watch What I Do"):
 1. **Group** traces by their *signature*, the action sequence of their
    successful steps (failed steps are dropped: a mistake in a demonstration is
    not copied). Traces with outcome ``failure`` and empty signatures are left out.
+   Groups with the same *writes* whose reads align are then learned together
+   (alternative and optional reads: :mod:`procmem.induce_alt`); every induced
+   step gets its ``side_effect`` and, for a read no later step needs, ``optional``
+   (:func:`procmem.induce_alt.annotate`).
 2. **Align** the traces of a group position by position (equal signatures make
    the alignment exact) and walk every argument leaf (objects are descended;
    lists and scalars are leaves; an object with a ``$`` key is data, one leaf,
@@ -45,7 +49,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -55,6 +59,7 @@ from . import template as tpl
 from .checks import check_templates, json_type
 from .errors import UsageError
 from .extract import learn_extractor, locate, locate_all
+from .induce_alt import annotate, induce_merged, merge_plan
 from .model import Lineage, Param, Procedure, Step, Trace
 
 __all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces",
@@ -75,8 +80,15 @@ chance that the next use differs is ``1 / (n + 2)``; it is at most
 reason: that value is asked for, not sent."""
 
 
-def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
+def group_traces(traces: Iterable[Trace], *, merge: bool = True,
+                 effects: Mapping[str, bool | None] | None = None) -> list[list[Trace]]:
     """Group traces that do the same task: equal action sequences of successful steps.
+
+    With ``merge`` (the default), groups whose write actions are equal and whose
+    reads align become one group (alternative and optional reads; see
+    :func:`procmem.induce_alt.merge_plan`); :func:`induce` learns it as one
+    procedure, or raises :class:`procmem.induce_alt.MergeRejected` (then learn
+    each signature alone).
 
     Returns:
         Groups in order of first appearance; traces inside a group keep their
@@ -89,7 +101,11 @@ def group_traces(traces: Iterable[Trace]) -> list[list[Trace]]:
         sig = group_key(t)
         if sig is not None:
             groups.setdefault(sig, []).append(t)
-    return list(groups.values())
+    if not merge:
+        return list(groups.values())
+    sigs = list(groups)
+    return [[t for sig in together for t in groups[sig]]
+            for together in merge_plan(sigs, [len(groups[s]) for s in sigs], effects)]
 
 
 def group_key(trace: Trace) -> tuple[str, ...] | None:
@@ -253,28 +269,42 @@ def induce(
     name: str | None = None,
     corpus: CorpusStats | None = None,
     version: int = 1,
+    effects: Mapping[str, bool | None] | None = None,
 ) -> Procedure:
     """Induce one parameterized procedure from traces that do the same task.
 
     Args:
-        traces: One group from :func:`group_traces` (equal signatures), 1+ traces.
+        traces: One group from :func:`group_traces`, 1+ traces: equal signatures,
+            or equal writes with reads that align (:mod:`procmem.induce_alt`).
         name: Procedure name; defaults to :func:`procedure_name` of the signature.
         corpus: Statistics over all known traces (see :class:`CorpusStats`);
             defaults to statistics over ``traces`` only.
         version: The version number to give the result.
+        effects: Side effects by action, when known (e.g. from tool schemas);
+            others by :func:`procmem.alternatives.side_effect_of`.
 
     Returns:
         A :class:`Procedure` with status ``active`` and lineage listing the traces.
 
     Raises:
-        UsageError: ``traces`` is empty, or their signatures differ or are empty.
+        UsageError: ``traces`` is empty, or a signature is empty.
+        MergeRejected: The signatures differ and cannot be learned as one
+            procedure (:class:`procmem.induce_alt.MergeRejected`, a ``UsageError``).
     """
     if not traces:
         raise UsageError("induce() needs at least one trace")
     sig = traces[0].signature()
-    if not sig or any(t.signature() != sig for t in traces):
-        raise UsageError("induce() needs traces with one equal, non-empty action sequence")
+    if not sig or any(not t.signature() for t in traces):
+        raise UsageError("induce() needs traces with a non-empty action sequence")
     corpus = corpus or CorpusStats.from_traces(traces)
+    if any(t.signature() != sig for t in traces):  # equal writes, different reads
+        merged = induce_merged(
+            traces, name=name or procedure_name(sig), version=version, corpus=corpus,
+            step_args=_step_args, flatten=_flatten, parse=tpl.parse_output,
+            single=lambda ts: induce(ts, corpus=corpus, effects=effects), describe=_describe,
+            effects=effects)
+        check_templates(merged)
+        return annotate(merged, effects)
     demos = [t.successful_steps() for t in traces]
     tasks = [t.task for t in traces]
     outputs = [[tpl.parse_output(s.output) for s in d] for d in demos]
@@ -291,20 +321,8 @@ def induce(
     steps: list[Step] = []
     n = len(traces)
     for i, action in enumerate(sig):
-        if any(tpl.has_reserved_key(d[i].args) for d in demos):
-            # args with a "$" key at the top are data: the whole object is one leaf
-            whole = _classify([d[i].args for d in demos], "", i, action, n, tasks, corpus,
-                              flat, step_ids, params, param_by_values)
-            steps.append(Step(id=step_ids[i], action=action, args=whole))
-            continue
-        keys = _common_keys([d[i].args for d in demos])
-        args: dict[str, Any] = {}
-        for ptr in keys:
-            values = [_get(d[i].args, ptr) for d in demos]
-            node = _classify(
-                values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
-            )
-            _set(args, ptr, node)
+        args = _step_args([d[i].args for d in demos], i, action, n, tasks, corpus, flat,
+                          step_ids, params, param_by_values)
         steps.append(Step(id=step_ids[i], action=action, args=args))
     proc = Procedure(
         name=name or procedure_name(sig),
@@ -316,7 +334,25 @@ def induce(
         lineage=Lineage(traces=[t.id for t in traces], reason=f"induced from {n} trace(s)"),
     )
     check_templates(proc)
-    return proc
+    return annotate(proc, effects)
+
+
+def _step_args(arg_dicts: list[dict[str, Any]], i: int, action: str, n: int, tasks: list[str],
+               corpus: CorpusStats, flat: Any, step_ids: list[str], params: dict[str, Param],
+               param_by_values: dict[str, list[str]]) -> Any:
+    """One step's args template from its aligned demonstrations (see :func:`_classify`)."""
+    if any(tpl.has_reserved_key(a) for a in arg_dicts):
+        # args with a "$" key at the top are data: the whole object is one leaf
+        return _classify(arg_dicts, "", i, action, n, tasks, corpus, flat, step_ids, params,
+                         param_by_values)
+    args: dict[str, Any] = {}
+    for ptr in _common_keys(arg_dicts):
+        values = [_get(a, ptr) for a in arg_dicts]
+        node = _classify(
+            values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
+        )
+        _set(args, ptr, node)
+    return args
 
 
 def _common_keys(arg_dicts: list[dict[str, Any]]) -> list[str]:

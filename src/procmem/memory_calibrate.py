@@ -103,7 +103,7 @@ def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
                     if not hits:
                         continue
                     top = hits[0]
-                    right = (top.procedure.signature() == t.signature()
+                    right = (top.procedure.matches(t.signature())
                              and bound_values_right(top.procedure, top.explanation["bound"], t))
                     out[r][0].append(list(top.explanation["features"]))
                     out[r][1].append(int(right))

@@ -2,7 +2,9 @@
 
 A small service under :class:`procmem.Memory` (``Memory.learn`` delegates to its
 :class:`Learner`, passing its store). Traces are grouped by action sequence
-(:func:`procmem.induce.group_traces`); each group is induced
+(:func:`procmem.induce.group_traces`), and groups with equal writes whose reads
+align are learned together (:func:`procmem.induce_alt.merge_plan`; alone again
+when the merge is rejected); each group is induced
 (:func:`procmem.induce.induce`) and stored as version 1 of its name, or as the
 next version when its traces and content changed.
 
@@ -28,8 +30,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .alternatives import side_effect_of
 from .errors import Conflict, UsageError
 from .induce import MIN_CONSTANT, CorpusStats, group_key, induce, procedure_name
+from .induce_alt import MergeRejected, merge_plan
 from .memory_traces import group_failure
 from .memory_versions import paged, same_content, versions
 from .model import Lineage, Trace
@@ -121,11 +125,28 @@ class Learner:
         state, new = self.fold(store)
         parsed = {t.id: t for t in new}  # the others are read back only for a group induced again
         report = LearnReport(traces=state.count, groups=len(state.groups), skipped=state.skipped)
-        for sig, ids in state.groups.items():
+        effects = {name: side_effect_of(name, schema)
+                   for name, schema in store.list_tool_schemas().items()}
+        sigs = list(state.groups)
+        for together in merge_plan(sigs, [len(state.groups[s]) for s in sigs], effects):
+            ids = [i for sig in together for i in state.groups[sig]]
             try:
-                _learn_group(store, sig, ids, parsed, state.corpus, report, namespace)
+                _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace,
+                             effects)
+                continue
+            except MergeRejected:  # learn each read pattern alone
+                pass
             except (UsageError, Conflict, ValidationError) as err:  # this group only
-                report.failed_groups.append(group_failure(procedure_name(sig), sig, ids, err))
+                report.failed_groups.append(
+                    group_failure(procedure_name(together[0]), together[0], ids, err))
+                continue
+            for sig in together:
+                try:
+                    _learn_group(store, sig, state.groups[sig], parsed, state.corpus, report,
+                                 namespace, effects)
+                except (UsageError, Conflict, ValidationError) as err:
+                    report.failed_groups.append(
+                        group_failure(procedure_name(sig), sig, state.groups[sig], err))
         return report
 
     def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
@@ -159,14 +180,15 @@ class Learner:
 
 
 def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
-                 corpus: CorpusStats, report: LearnReport, namespace: str | None) -> None:
+                 corpus: CorpusStats, report: LearnReport, namespace: str | None,
+                 effects: dict[str, bool | None] | None = None) -> None:
     """Induce one group, store the result if it is new, and say so in ``report``."""
     name = procedure_name(sig)
     known = versions(store, name)
-    if known and all(v.signature() != sig for v in known):
+    if known and all(not v.matches(sig) for v in known):
         name = f"{name}-{len(sig)}"  # the name is taken by other actions
         known = versions(store, name)
-    if known and store.get_procedure(name).signature() != sig:
+    if known and not store.get_procedure(name).matches(sig):
         report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
         return
     if known and any(v.lineage.traces == ids for v in known):
@@ -175,7 +197,7 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     missing = [i for i in ids if i not in parsed]
     read = {t.id: t for t in store.get_traces(missing)} if missing else {}
     group = [parsed[i] if i in parsed else read[i] for i in ids]
-    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1)
+    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1, effects=effects)
     if known:
         last = known[-1]
         proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it

@@ -15,6 +15,7 @@ need, evidence, hit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -206,6 +207,16 @@ class Step(_Model):
         side_effect: True when the call changes the world, False when read-only,
             ``None`` when unknown.
         description: Optional plain-words summary.
+        optional: An optional read: replay runs it when its args bind without
+            asking and records it ``skipped`` otherwise (never pauses for it);
+            a later step that references its output is skipped or fails with it.
+            An optional step may not have ``side_effect`` true nor be in a ``choice``.
+        choice / option: This step belongs to alternative ``option`` (0-based) of
+            the choice ``choice`` (see :mod:`procmem.alternatives`): the steps of a
+            choice are contiguous, grouped by option (0, 1, ... at least 2
+            options), and replay runs exactly one option, the first whose params
+            all have values. ``{"$step": CHOICE}`` references the output of the
+            last step of the option that ran. Both set or neither.
     """
 
     id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -215,6 +226,22 @@ class Step(_Model):
     on_error: OnError = Field(default_factory=OnError)
     side_effect: bool | None = None
     description: str = ""
+    # left out of dumps when unset: procedures without alternatives serialize as before
+    optional: bool = Field(default=False, exclude_if=lambda v: v is False)
+    choice: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$",
+                               exclude_if=lambda v: v is None)
+    option: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="after")
+    def _choice_fields(self) -> Step:
+        if (self.choice is None) != (self.option is None):
+            raise ValueError(f"step {self.id!r}: 'choice' and 'option' go together")
+        if self.optional and self.choice is not None:
+            raise ValueError(f"step {self.id!r}: an optional step cannot be in a choice")
+        if (self.optional or self.choice is not None) and self.side_effect is True:
+            raise ValueError(f"step {self.id!r}: a step with a side effect cannot be "
+                             "optional or an alternative")
+        return self
 
     @property
     def subprocedure(self) -> str | None:
@@ -267,6 +294,7 @@ class Procedure(_Model):
             if s.id in seen:
                 raise ValueError(f"duplicate step id {s.id!r}")
             seen.add(s.id)
+        _check_choices(steps)
         return steps
 
     @property
@@ -275,8 +303,17 @@ class Procedure(_Model):
         return f"{self.name}@{self.version}"
 
     def signature(self) -> tuple[str, ...]:
-        """The action sequence of the steps."""
+        """The action sequence of the steps (every alternative and optional step included)."""
         return tuple(s.action for s in self.steps)
+
+    def matches(self, actions: Sequence[str]) -> bool:
+        """Whether a run of this procedure can make exactly the calls ``actions``.
+
+        Each choice contributes the actions of one of its options and each
+        optional step may be left out; without choices or optional steps this is
+        ``signature() == tuple(actions)``.
+        """
+        return _matches(self.steps, tuple(actions))
 
     def param(self, name: str) -> Param | None:
         """The param called ``name``, or ``None``."""
@@ -295,6 +332,63 @@ class Procedure(_Model):
                 "avg_duration_ms",
             },
         )
+
+
+def _check_choices(steps: Sequence[Step]) -> None:
+    """Choices are contiguous, options numbered 0, 1, ... in order (2+), and their
+    ids are not step ids."""
+    ids = {s.id for s in steps}
+    closed: set[str] = set()
+    current: str | None = None
+    last = -1
+    for s in steps:
+        if s.choice != current:
+            if current is not None and last < 1:
+                raise ValueError(f"choice {current!r} needs at least 2 options")
+            if s.choice is not None:
+                if s.choice in closed:
+                    raise ValueError(f"choice {s.choice!r}: its steps must be contiguous")
+                if s.choice in ids:
+                    raise ValueError(f"choice id {s.choice!r} is also a step id")
+                last = -1
+            if current is not None:
+                closed.add(current)
+            current = s.choice
+        if s.option is not None:
+            if s.option not in (last, last + 1):
+                raise ValueError(f"step {s.id!r}: options of choice {s.choice!r} must be "
+                                 f"numbered 0, 1, ... in order (got {s.option} after {last})")
+            last = s.option
+    if current is not None and last < 1:
+        raise ValueError(f"choice {current!r} needs at least 2 options")
+
+
+def _matches(steps: Sequence[Step], actions: tuple[str, ...]) -> bool:
+    """Backtracking match of ``actions`` against steps (see :meth:`Procedure.matches`)."""
+    memo: dict[tuple[int, int], bool] = {}
+
+    def at(i: int, j: int) -> bool:
+        if (i, j) in memo:
+            return memo[(i, j)]
+        if i == len(steps):
+            ok = j == len(actions)
+        elif steps[i].choice is not None:
+            cid, end = steps[i].choice, i
+            while end < len(steps) and steps[end].choice == cid:
+                end += 1
+            ok = False
+            for opt in sorted({s.option for s in steps[i:end]}, key=lambda o: o or 0):
+                seq = tuple(s.action for s in steps[i:end] if s.option == opt)
+                if actions[j:j + len(seq)] == seq and at(end, j + len(seq)):
+                    ok = True
+                    break
+        else:
+            ok = (j < len(actions) and actions[j] == steps[i].action and at(i + 1, j + 1)) or (
+                steps[i].optional and at(i + 1, j))
+        memo[(i, j)] = ok
+        return ok
+
+    return at(0, 0)
 
 
 # ----------------------------------------------------------------------- executions

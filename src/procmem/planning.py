@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .alternatives import choice_steps, conditional_params, output_used
 from .bind import bind_task
 from .checks import check_params, check_subprocedures
 from .model import Hit, Param, Procedure, Step
@@ -183,6 +184,9 @@ class PlanStep(_Model):
         pauses: True when the replay would stop before calling this step (missing
             params before the first step, an ``$ask`` hole here, a pause inside
             its sub-procedure).
+        optional / choice / option: Those of the :class:`~procmem.model.Step`.
+        skipped: Why the replay would skip this step (an optional read that would
+            not bind, an alternative not taken), else ``None``.
         subprocedure: ``NAME`` of a ``procedure:NAME`` step; its steps are in ``steps``.
         version: The sub-procedure version planned.
         steps: The sub-procedure's steps (empty for a tool step).
@@ -196,6 +200,10 @@ class PlanStep(_Model):
     values: list[PlanValue] = Field(default_factory=list)
     args: dict[str, Any] | None = None
     pauses: bool = False
+    optional: bool = False
+    choice: str | None = None
+    option: int | None = None
+    skipped: str | None = None
     subprocedure: str | None = None
     version: int | None = None
     steps: list[PlanStep] = Field(default_factory=list)
@@ -305,7 +313,9 @@ def plan_procedure(procedure: Procedure, task: str, *, params: Mapping[str, Any]
     check_params(procedure, given)
     top = _param_values(procedure, task, given)
     planner = _Planner(subs)
-    steps = planner.steps(procedure, top, [v for v in top.values() if v.source == "missing"],
+    later = conditional_params(procedure)  # asked for only when their step would run
+    steps = planner.steps(procedure, top, [v for v in top.values()
+                                           if v.source == "missing" and v.param not in later],
                           prefix="")
     first = min((p.at_index for p in planner.pauses), default=None)
     stops = {p.at_index for p in planner.pauses}
@@ -319,7 +329,7 @@ def plan_procedure(procedure: Procedure, task: str, *, params: Mapping[str, Any]
         steps=steps, pauses=planner.pauses, first_pause=first,
         side_effects_before_first_pause=[
             s.id for s in steps[:first if first is not None else len(steps)]
-            if s.side_effect is not False],
+            if s.side_effect is not False and s.skipped is None],
         would_complete_without_asking=not planner.pauses,
     )
     return plan.model_copy(update={"summary": _summary(plan)})
@@ -332,6 +342,7 @@ def _param_values(procedure: Procedure, task: str,
                   given: Mapping[str, Any]) -> dict[str, PlanValue]:
     """Each param's planned value, resolved in replay's order (given, task, default)."""
     binding = bind_task(procedure, task) if task else None
+    later = conditional_params(procedure)
     out: dict[str, PlanValue] = {}
     for p in procedure.params:
         if p.name in given:
@@ -344,7 +355,7 @@ def _param_values(procedure: Procedure, task: str,
         elif "default" in p.schema_:
             value = PlanValue(path="", source="default", known=True,
                               value=copy.deepcopy(p.schema_["default"]), param=p.name)
-        elif p.required:
+        elif p.required or p.name in later:
             cands = binding.candidates.get(p.name) if binding is not None else None
             value = PlanValue(path="", source="missing", known=False, param=p.name,
                               prompt=p.description or f"value for {p.name!r}",
@@ -430,10 +441,56 @@ class _Planner:
                     prompt=v.prompt or "", candidates=v.candidates,
                     at_step=first[0], at_index=first[1]))
         out = []
+        chosen: dict[str, int | None] = {}
         for index, step in enumerate(proc.steps):
             where = at if at is not None else (step.id, index)
+            skipped = self._skipped(proc, index, step, params, chosen, prefix, where)
+            if skipped is not None:
+                out.append(PlanStep(index=index, id=step.id, action=step.action,
+                                    side_effect=step.side_effect, on_error=step.on_error.policy,
+                                    optional=step.optional, choice=step.choice,
+                                    option=step.option, skipped=skipped))
+                continue
             out.append(self._step(proc, index, step, params, prefix, where))
         return out
+
+    def _skipped(self, proc: Procedure, index: int, step: Step, params: dict[str, PlanValue],
+                 chosen: dict[str, int | None], prefix: str, at: tuple[str, int]) -> str | None:
+        """Why replay would skip the step (as :func:`procmem.alternatives.gate` decides)."""
+        def blocked(s: Step) -> list[PlanValue]:
+            return [v for k, arg in s.args.items()
+                    for v in _leaves(arg, params, join_pointer("", k))
+                    if v.source in ("missing", "ask")]
+        if step.optional:
+            why = blocked(step)
+            return None if not why else "optional read: " + ", ".join(
+                f"{v.param or v.path} {'missing' if v.source == 'missing' else 'asked'}"
+                for v in why)
+        if step.choice is None:
+            return None
+        if step.choice not in chosen:
+            options = choice_steps(proc, step.choice)
+            waits = [[v for i in idx for v in blocked(proc.steps[i])] for idx in options]
+            ready = [k for k, w in enumerate(waits) if not w]
+            asks = [k for k, w in enumerate(waits) if all(v.source == "ask" for v in w)]
+            fallback: int | None = -1 if not output_used(proc, step.choice) else None
+            chosen[step.choice] = ready[0] if ready else asks[0] if asks else fallback
+            if chosen[step.choice] is None:
+                for k, w in enumerate(waits):
+                    for v in w:
+                        key = f"{prefix}param:{v.param}"
+                        if v.source == "missing" and all(p.key != key for p in self.pauses):
+                            self.pauses.append(PlanPause(
+                                key=key, kind="param", name=v.param,
+                                prompt=f"{v.prompt or v.param} (lets option {k} of choice "
+                                       f"{step.choice!r} run)",
+                                candidates=v.candidates, at_step=at[0], at_index=at[1]))
+        pick = chosen[step.choice]
+        if pick is None or pick == step.option:
+            return None
+        if pick < 0:
+            return "alternatives skipped: none can run without asking and none is used later"
+        return f"alternative not taken: option {pick} would run"
 
     def _step(self, proc: Procedure, index: int, step: Step, params: dict[str, PlanValue],
               prefix: str, at: tuple[str, int]) -> PlanStep:
@@ -448,7 +505,8 @@ class _Planner:
                     candidates_from=v.candidates_from, at_step=at[0], at_index=at[1]))
         planned = PlanStep(index=index, id=step.id, action=step.action,
                            side_effect=step.side_effect, on_error=step.on_error.policy,
-                           values=values, args=_args(step.args, values))
+                           values=values, args=_args(step.args, values),
+                           optional=step.optional, choice=step.choice, option=step.option)
         name = step.subprocedure
         if name is not None and name in self.procedures:
             child = self.procedures[name]

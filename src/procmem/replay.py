@@ -67,6 +67,7 @@ from collections.abc import Generator, Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
+from .alternatives import choice_output, conditional_params, gate
 from .checks import check_params, check_subprocedures, check_tools, first_failure
 from .drivers import (
     Core,
@@ -92,6 +93,7 @@ from .model import (
     StepRun,
     utcnow,
 )
+from .replay_parts import OMIT, strip_omitted
 from .replay_parts import as_attempt as _as_attempt
 from .replay_parts import relay as _relay
 from .replay_parts import storable as _storable
@@ -178,7 +180,6 @@ class _BindFailure(Exception):
     """A reference that cannot bind at replay time (data: the step fails)."""
 
 
-OMIT = object()  # a $param of an optional param without value: the arg is left out
 _OMIT = OMIT
 _NEXT, _STOP, _PAUSE = "next", "stop", "pause"
 
@@ -197,6 +198,15 @@ class _Run:
         self.outputs: dict[str, Any] = {}
         self.skipped: set[str] = set()
 
+    def record(self, run: StepRun) -> Generator[Event, Any, None]:  # alternatives.RunState
+        return self._record(run)
+
+    def exchange(self, needs: list[Need]) -> Generator[Event, Any, list[Need]]:
+        return self._exchange(needs)
+
+    def adopt_param_answers(self) -> None:
+        self._adopt_param_answers()
+
     def run(self) -> Core:
         ex = self.ex
         ex.status, ex.error, ex.needs, ex.finished_at = "running", None, [], None
@@ -210,11 +220,13 @@ class _Run:
             done = finished[start]
             if done.status == "succeeded":
                 self.outputs[done.step_id] = done.output
+                choice_output(self.proc, start, self.outputs)
             else:
                 self.skipped.add(done.step_id)
             start += 1
-        for index in range(start, len(steps)):
-            verdict = yield from self._step(index, steps[index])
+        for index in range(start, len(steps)):  # gate: optional reads, alternatives
+            verdict = (yield from gate(self, index, steps[index])) or (
+                yield from self._step(index, steps[index]))
             if verdict == _PAUSE:
                 return (yield from self._pause(ex.needs))
             if verdict == _STOP:
@@ -230,7 +242,9 @@ class _Run:
             if p.name not in ex.params and "default" in p.schema_:
                 ex.params[p.name] = copy.deepcopy(p.schema_["default"])
                 ex.param_sources[p.name] = "default"
-        missing = [p for p in proc.params if p.required and p.name not in ex.params]
+        later = conditional_params(proc)  # asked for by gate() when their step runs
+        missing = [p for p in proc.params
+                   if p.required and p.name not in ex.params and p.name not in later]
         if not missing:
             return []
         open_needs = yield from self._exchange([self._param_need(p) for p in missing])
@@ -309,6 +323,7 @@ class _Run:
         if run.error is not None:
             return (yield from self._after_failure(step, run))
         self.outputs[step.id] = run.output
+        choice_output(self.proc, index, self.outputs)
         yield from self._record(run)
         return _NEXT
 
@@ -577,11 +592,3 @@ class _Run:
         return ex
 
 
-def strip_omitted(value: Any) -> Any:
-    """Drop args bound to :data:`OMIT` from objects (``null`` in arrays): an
-    optional param without a value leaves its arg out (shared by :mod:`procmem.planning`)."""
-    if isinstance(value, dict):
-        return {k: strip_omitted(v) for k, v in value.items() if v is not _OMIT}
-    if isinstance(value, list):
-        return [None if v is _OMIT else strip_omitted(v) for v in value]
-    return None if value is _OMIT else value

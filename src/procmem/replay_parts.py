@@ -1,5 +1,6 @@
 """Small pieces of the replay core (:mod:`procmem.replay`): relaying a child core's
-events, copying a try into the history, and storing outputs as JSON data.
+events, copying a try into the history, storing outputs as JSON data, and leaving
+out the args of optional params without a value.
 
 Invariant: pure helpers, no I/O; :func:`storable` returns a copy, never the input.
 """
@@ -12,7 +13,10 @@ from typing import Any
 from .drivers import Core, NeedValues
 from .model import Attempt, StepRun
 
-__all__ = ["as_attempt", "is_json", "relay", "storable"]
+__all__ = ["OMIT", "as_attempt", "is_json", "relay", "storable", "strip_omitted"]
+
+OMIT = object()
+"""What a ``$param`` of an optional param without value binds to: the arg is left out."""
 
 
 def relay(core: Core, prefix: str) -> Core:
@@ -59,3 +63,13 @@ def is_json(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and is_json(v) for k, v in value.items())
     return False
+
+
+def strip_omitted(value: Any) -> Any:
+    """Drop args bound to :data:`OMIT` from objects (``null`` in arrays): an
+    optional param without a value leaves its arg out (shared by :mod:`procmem.planning`)."""
+    if isinstance(value, dict):
+        return {k: strip_omitted(v) for k, v in value.items() if v is not OMIT}
+    if isinstance(value, list):
+        return [None if v is OMIT else strip_omitted(v) for v in value]
+    return None if value is OMIT else value

@@ -4,7 +4,9 @@ A reference node is a JSON object whose first-class key starts with ``$``:
 
 * ``{"$param": "order_id"}`` — the value of a procedure param;
 * ``{"$step": "s1", "path": "/orders/0"}`` — an earlier step's output (parsed
-  when it is JSON text), addressed by a JSON Pointer (RFC 6901);
+  when it is JSON text), addressed by a JSON Pointer (RFC 6901); ``s1`` may also
+  name a *choice* (steps with ``choice: "s1"``, see :mod:`procmem.alternatives`):
+  the output of the last step of the alternative that ran;
 * ``{"$ask": "which order to return", "from": <ref>}`` — a hole filled at replay
   time, optionally choosing from candidates (``from`` is a ``$step`` ref to a list,
   or a ``$select`` node: its matching elements);

@@ -22,7 +22,8 @@ unknown keyword fails; an object schema without ``properties`` stays open.
 Invariants:
     * Pure: no I/O; the same input always gives the same output.
     * :func:`parse_tools` returns each tool in one normalized form,
-      ``{"name", "description", "parameters"}`` (plus ``"strict"`` when given);
+      ``{"name", "description", "parameters"}`` (plus ``"strict"`` when given, and
+      ``"annotations"`` with the boolean MCP hints such as ``readOnlyHint``);
       a tool without ``parameters`` takes none (``{"type": "object", "properties": {}}``).
     * Only literal values are checked against types and enums: ``$step`` and
       ``$ask`` nodes are unknown until replay; a ``$param`` node is checked through
@@ -151,6 +152,10 @@ def parse_tools(data: Any, *, source: str = "tools") -> dict[str, dict[str, Any]
     return tools
 
 
+_HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+"""MCP tool annotations kept by :func:`parse_tools` (booleans only)."""
+
+
 def _kind(value: Any) -> str:
     return f"a JSON {json_type(value) or type(value).__name__}"
 
@@ -184,6 +189,13 @@ def _parse_tool(item: Any, where: str) -> dict[str, Any]:
     _check_schema(params, f"{where}.parameters")
     tool: dict[str, Any] = {"name": name, "description": description,
                             "parameters": json.loads(json.dumps(params))}
+    hints = fn.get("annotations", item.get("annotations"))
+    if hints is not None:  # MCP tool annotations: kept for read/write (procmem.alternatives)
+        if not isinstance(hints, Mapping):
+            raise _fail(f"{where}.annotations", f"must be a JSON object, got {_kind(hints)}")
+        kept = {k: v for k, v in hints.items() if k in _HINTS and isinstance(v, bool)}
+        if kept:
+            tool["annotations"] = kept
     if "strict" in fn:
         if not isinstance(fn["strict"], bool):
             raise _fail(f"{where}.strict", f"must be true or false, got {fn['strict']!r}")

@@ -326,7 +326,8 @@ def prune(procedure: Procedure, executions: Sequence[Execution],
     ``evidence_ok``) and in at least half of all its runs, or (b) it is
     read-only (``side_effect is False``) and is not the last step (the last
     step's output is the procedure's result). A procedure is never pruned to
-    zero steps; params only the dropped step used are dropped with it.
+    zero steps; params only the dropped step used are dropped with it. A step
+    of a choice (an alternative) is never dropped alone.
 
     Args:
         procedure: The version to prune.
@@ -345,6 +346,8 @@ def prune(procedure: Procedure, executions: Sequence[Execution],
         return []
     out: list[Candidate] = []
     for i, step in enumerate(steps):
+        if step.choice is not None:  # an alternative: its choice decides, not its runs
+            continue
         if any(step.id in referenced_steps(s.args) for s in steps[i + 1:]):
             continue
         runs = [(e, r) for e in mine for r in e.step_runs

@@ -135,9 +135,12 @@ class Factoring:
 def _canon(proc: Procedure, start: int, end: int) -> tuple[str, tuple[str, ...]] | None:
     """The canonical key of ``steps[start:end]`` and its param order, or ``None``.
 
-    ``None`` when the run references a step outside itself or an unknown param.
+    ``None`` when the run references a step outside itself or an unknown param,
+    or holds a step of a choice.
     """
     run = proc.steps[start:end]
+    if any(s.choice is not None for s in run):
+        return None  # alternatives are not factored out
     position = {s.id: f"@{n}" for n, s in enumerate(run)}
     order: dict[str, str] = {}
     parts: list[Any] = []
