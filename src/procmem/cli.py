@@ -49,6 +49,7 @@ from . import cli_render as render
 from .embed import Embedder, embedder_from_spec
 from .errors import NotFound, ProcmemError, UsageError
 from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
+from .keys import DEFAULT_TENANT
 from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
 from .rerank import Reranker, reranker_from_spec
@@ -143,7 +144,8 @@ def _embedder(spec: str | None) -> Embedder | str | None:
 def _memory(ctx: click.Context) -> Memory:
     """The memory at ``--db``, closed when the command ends."""
     return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder")),
-                                    reranker=_reranker(ctx.obj.get("reranker"))))
+                                    reranker=_reranker(ctx.obj.get("reranker")),
+                                    tenant=ctx.obj.get("tenant") or DEFAULT_TENANT))
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
@@ -245,16 +247,20 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
               help="A language model that reorders the top 10 hits of every search: "
                    "none (the default) or openai:MODEL[@BASE_URL] (OPENAI_API_KEY); "
                    "env PROCMEM_RERANKER.")
+@click.option("--tenant", default=DEFAULT_TENANT, envvar="PROCMEM_TENANT", show_default=True,
+              metavar="NAME", help="Whose data to use (a tenant has its own store beside the "
+                                   "memory file; docs/security.md); env PROCMEM_TENANT.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
-def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None) -> None:
+def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None,
+         tenant: str) -> None:
     """procmem: procedural memory for AI agents.
 
     Learn reusable procedures from traces of tool calls, find the right one for
     a new task, replay it against real tools, and measure how well it fits.
     Start with `procmem demo`.
     """
-    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker}
+    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker, "tenant": tenant}
 
 
 @main.command()
@@ -536,6 +542,7 @@ from . import (  # noqa: E402, F401
     cli_eval,
     cli_export,
     cli_import,
+    cli_keys,
     cli_learning,
     cli_mcp,
     cli_plan,
