@@ -149,7 +149,8 @@ def test_cli_keys_create_list_revoke(tmp_path: Path) -> None:
 def test_cli_tenant_option_scopes_every_command(tmp_path: Path) -> None:
     db = str(tmp_path / "m.db")
     runner = CliRunner()
-    assert runner.invoke(main, ["--db", db, "--embedder", "none", "learn", str(SAMPLE)]).exit_code == 0
+    learned = runner.invoke(main, ["--db", db, "--embedder", "none", "learn", str(SAMPLE)])
+    assert learned.exit_code == 0, learned.output
     theirs = runner.invoke(main, ["--db", db, "--tenant", "acme", "list", "--json"])
     assert theirs.exit_code == 0 and json.loads(theirs.stdout) == []
     ours = json.loads(runner.invoke(main, ["--db", db, "list", "--json"]).stdout)
