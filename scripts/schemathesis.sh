@@ -3,7 +3,8 @@
 #
 #   scripts/schemathesis.sh                 # starts `procmem serve` on a fresh memory seeded
 #                                           # from tests/data/tau_retail_sample.jsonl, then stops it
-#   PROCMEM_URL=http://127.0.0.1:8765 scripts/schemathesis.sh   # against a server you run
+#   PROCMEM_URL=http://127.0.0.1:8765 PROCMEM_KEY=pmk_... scripts/schemathesis.sh
+#                                           # against a server you run (a key with every scope)
 #
 # Extra arguments go to `schemathesis run` (e.g. --max-examples 200, --seed 1).
 # The check configuration is scripts/schemathesis.toml (shared with
@@ -32,9 +33,12 @@ if [ -z "$url" ]; then
     url="http://127.0.0.1:$port"
     workdir="$(mktemp -d)"
     "$procmem" --db "$workdir/memory.db" learn "$root/tests/data/tau_retail_sample.jsonl" >/dev/null
+    PROCMEM_KEY="$("$procmem" --db "$workdir/memory.db" keys create --scope read --scope write \
+        --scope run --scope admin --name schemathesis 2>/dev/null)"
     "$procmem" --db "$workdir/memory.db" serve --port "$port" --log-level warning &
     server=$!
 fi
 
 "$schemathesis" --config-file "$root/scripts/schemathesis.toml" run "$url/openapi.json" \
+    --header "Authorization: Bearer ${PROCMEM_KEY:?set PROCMEM_KEY to a key with every scope}" \
     --checks all --wait-for-schema 30 --max-examples "${MAX_EXAMPLES:-50}" "$@"

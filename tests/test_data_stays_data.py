@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from rich.console import Console
 
+from keyed import rest_client
 from procmem.cli_render import procedure_view
 from procmem.export import to_markdown
 from procmem.importers import import_transcripts
@@ -83,11 +84,9 @@ def via_file(mem: Memory, tmp_path: Path) -> None:
 
 
 def via_rest(mem: Memory, tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
 
-    from procmem.rest import create_app
 
-    with TestClient(create_app(mem)) as client:
+    with rest_client(mem) as client:
         body = [json.loads(demo_trace(o).model_dump_json()) for o in ORDERS]
         assert client.post("/traces", json=body).json()["stored"] == 2
 

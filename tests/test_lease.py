@@ -206,12 +206,10 @@ def test_advance_is_refused_while_a_resume_with_tools_holds_the_lease(tmp_path: 
 
 
 def test_rest_reports_a_busy_execution_as_409(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
-
-    from procmem.rest import create_app
+    from keyed import rest_client
 
     mem = memory(tmp_path / "m.db")
-    with TestClient(create_app(mem)) as client:
+    with rest_client(mem) as client:
         turn = client.post("/executions", json={"procedure": "pay"}).json()
         assert turn["next_call"]["idempotency_key"] == f"{turn['execution_id']}/s1/1"
         later = utcnow() + timedelta(seconds=61)  # the client's lease lapsed, a resume took it

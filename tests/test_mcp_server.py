@@ -26,6 +26,8 @@ import mcp_types as types
 import pytest
 from click.testing import CliRunner
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 
 import procmem.cli_mcp  # noqa: F401  (registers `procmem mcp` on procmem.cli.main)
@@ -445,6 +447,7 @@ async def test_procmem_mcp_over_stdio(learned_db: Path, tmp_path: Path) -> None:
 
 @asynccontextmanager
 async def http_server(db: Path) -> AsyncIterator[str]:
+    """``procmem mcp --http`` on ``db`` (make a key first: the server requires one)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -470,10 +473,17 @@ async def http_server(db: Path) -> AsyncIterator[str]:
 async def test_procmem_mcp_over_streamable_http(learned_db: Path, tmp_path: Path,
                                                 mode: str) -> None:
     db = Path(shutil.copyfile(learned_db, tmp_path / "served.db"))
-    async with http_server(db) as url, Client(url, mode=mode) as client:
-        names = {t.name for t in (await client.list_tools()).tools}
-        found = await call(client, "search_procedures",
-                           {"task": "Cancel order #W6067464 because no longer needed."})
+    made = CliRunner().invoke(main, ["--db", str(db), "keys", "create", "--json"])
+    headers = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
+    async with http_server(db) as url:
+        with pytest.raises(Exception):  # noqa: B017  (no key: 401 before any MCP message)
+            async with Client(url, mode=mode) as refused:
+                await refused.list_tools()
+        transport = streamable_http_client(url, http_client=create_mcp_http_client(headers))
+        async with Client(transport, mode=mode) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            found = await call(client, "search_procedures",
+                               {"task": "Cancel order #W6067464 because no longer needed."})
     assert set(FIXED_TOOLS) <= names
     assert found["hits"][0]["tool"] == "cancel_pending_order"
 

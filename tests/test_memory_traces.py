@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import procmem.memory_learn
+from keyed import rest_client
 from procmem.errors import InvalidTemplate, NotFound
 from procmem.induce import induce
 from procmem.memory import Memory
@@ -214,11 +215,9 @@ def test_learn_cli_reports_a_group_it_could_not_induce(
 
 
 def test_traces_rest_list_show_delete(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastapi.testclient import TestClient
 
-    from procmem.rest import create_app
 
-    with TestClient(create_app(Memory(":memory:", embedder=None))) as client:
+    with rest_client(Memory(":memory:", embedder=None)) as client:
         body = [json.loads(t.model_dump_json()) for t in
                 (order_trace("#W1000", tid="a1"), order_trace("#W2000", tid="a2"))]
         assert client.post("/traces", json=body).json()["stored"] == 2
@@ -241,9 +240,7 @@ def test_traces_rest_list_show_delete(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_rest_learn_lists_the_groups_it_could_not_induce(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastapi.testclient import TestClient
 
-    from procmem.rest import create_app
 
     def induce_or_fail(group: list[Trace], **kw: Any) -> Any:
         if group[0].signature()[-1] == "refund":
@@ -251,7 +248,7 @@ def test_rest_learn_lists_the_groups_it_could_not_induce(monkeypatch: pytest.Mon
         return induce(group, **kw)
 
     monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
-    with TestClient(create_app(Memory(":memory:", embedder=None))) as client:
+    with rest_client(Memory(":memory:", embedder=None)) as client:
         body = [json.loads(t.model_dump_json()) for t in
                 (order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad"))]
         client.post("/traces", json=body)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from fake_http import JSONHandler, serve
+from keyed import rest_client
 from procmem.cli import main
 from procmem.errors import RerankError, UsageError
 from procmem.evaluate import evaluate
@@ -200,13 +201,11 @@ def test_cli_reranker_option(chat_server: str, tmp_path: Path) -> None:
 
 
 def test_rest_search_runs_the_server_s_reranker_unless_asked_not_to(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
 
-    from procmem.rest import create_app
 
     scripted = Scripted(["exchange_order"])
     mem = memory(tmp_path, scripted)
-    with TestClient(create_app(mem)) as client:
+    with rest_client(mem) as client:
         top = client.get("/search", params={"task": TASK}).json()[0]
         plain = client.get("/search", params={"task": TASK, "rerank": "false"}).json()
     assert top["procedure"]["name"] == "exchange_order"
@@ -214,6 +213,6 @@ def test_rest_search_runs_the_server_s_reranker_unless_asked_not_to(tmp_path: Pa
     assert "rerank" not in plain[0]["explanation"] and len(scripted.calls) == 1
     (tmp_path / "f").mkdir()
     failing = memory(tmp_path / "f", Failing())
-    with TestClient(create_app(failing)) as client:
+    with rest_client(failing) as client:
         down = client.get("/search", params={"task": TASK})
     assert down.status_code == 503 and down.json()["error"]["code"] == "rerank_error"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import procmem.cli_rest  # noqa: F401  (registers `serve` on the CLI group)
+from keyed import rest_client
 from procmem.cli import main
 from procmem.errors import MissingExtra
 from procmem.rest import create_app
@@ -40,7 +42,7 @@ PATHS = {
     "/procedures/{name}/history", "/learn", "/optimize", "/search", "/executions",
     "/executions/{execution_id}", "/executions/{execution_id}/results",
     "/executions/{execution_id}/answers", "/executions/{execution_id}/evidence",
-    "/stats", "/stats/{name}", "/health", "/plan", "/plan/task",
+    "/stats", "/stats/{name}", "/health", "/plan", "/plan/task", "/keys", "/keys/{key_id}",
 }
 
 
@@ -50,7 +52,7 @@ def sample_lines(path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app("memory.db")) as c:
+    with rest_client("memory.db") as c:
         yield c
 
 
@@ -226,11 +228,11 @@ def test_a_missing_param_pauses_and_answers_resume(learned: TestClient) -> None:
 
 def test_a_paused_execution_resumes_in_a_new_server(tmp_path: Path,
                                                     tau_sample_path: Path) -> None:
-    with TestClient(create_app("memory.db")) as first:
+    with rest_client("memory.db") as first:
         first.post("/traces", json=sample_lines(tau_sample_path))
         first.post("/learn")
         ex_id = first.post("/executions", json={"procedure": CANCEL}).json()["execution_id"]
-    with TestClient(create_app("memory.db")) as second:  # a restart: rebuilt from the store
+    with rest_client("memory.db") as second:  # a restart: rebuilt from the store
         turn = second.post(f"/executions/{ex_id}/answers", json={"answers": {
             "param:order_id": "#W1", "param:reason": "no longer needed"}}).json()
         assert turn["next_call"]["args"] == {"order_id": "#W1", "reason": "no longer needed"}
@@ -333,6 +335,11 @@ def test_serve_prints_the_docs_url_and_runs_uvicorn(monkeypatch: pytest.MonkeyPa
                                                                                  9001)
     assert (tmp_path / "served.db").exists()
     assert seen["app"].state.memory._index is not None  # the search index was made ready first
+    # a fresh memory gets a key, printed once with how to use it (two lines)
+    key = re.search(r"pmk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", result.output)
+    assert key and f"Authorization: Bearer {key[0]}" in result.output
+    again = CliRunner().invoke(main, ["serve", "--port", "9001", "--db", "served.db"])
+    assert "pmk_" not in again.output  # a memory with a live key gets no new one
 
 
 def test_serve_without_the_extra_fails_with_the_install_command(
@@ -352,6 +359,8 @@ def free_port() -> int:
 
 def test_procmem_serve_answers_over_loopback(tmp_path: Path, tau_sample_path: Path) -> None:
     port = free_port()
+    made = CliRunner().invoke(main, ["--db", str(tmp_path / "m.db"), "keys", "create", "--json"])
+    auth = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
     code = "import procmem.cli_rest; from procmem.cli import main; main()"
     server = subprocess.Popen(
         [sys.executable, "-c", code, "--db", str(tmp_path / "m.db"), "serve", "--port",
@@ -365,10 +374,11 @@ def test_procmem_serve_answers_over_loopback(tmp_path: Path, tau_sample_path: Pa
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        r = httpx.post(f"{base}/traces", json=sample_lines(tau_sample_path)[:10])
+        assert httpx.get(f"{base}/procedures").status_code == 401  # a key is required
+        r = httpx.post(f"{base}/traces", json=sample_lines(tau_sample_path)[:10], headers=auth)
         assert r.json()["stored"] == 10
-        assert CANCEL in httpx.post(f"{base}/learn").json()["created"]
-        turn = httpx.post(f"{base}/executions", json={"procedure": CANCEL}).json()
+        assert CANCEL in httpx.post(f"{base}/learn", headers=auth).json()["created"]
+        turn = httpx.post(f"{base}/executions", json={"procedure": CANCEL}, headers=auth).json()
         assert turn["status"] == "paused"
         assert set(httpx.get(f"{base}/openapi.json").json()["paths"]) == PATHS
     finally:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from keyed import rest_client
 from procmem.memory import Memory
 from procmem.planning import Plan
-from procmem.rest import create_app
 
 CANCEL = "Cancel order #W1234567 because ordered by mistake."
 
@@ -26,7 +26,7 @@ def mem(tmp_path_factory: pytest.TempPathFactory, tau_sample_path: Path) -> Iter
 
 @pytest.fixture
 def client(mem: Memory) -> Iterator[TestClient]:
-    with TestClient(create_app(mem)) as c:
+    with rest_client(mem) as c:
         yield c
 
 
@@ -66,7 +66,7 @@ def test_post_plan_errors(client: TestClient) -> None:
 
 
 def test_post_plan_when_nothing_fits(tmp_path: Path) -> None:
-    with TestClient(create_app(tmp_path / "empty.db")) as c:
+    with rest_client(tmp_path / "empty.db") as c:
         r = c.post("/plan", json={"task": CANCEL})
     assert r.status_code == 200
     assert r.json()["steps"] == [] and "procedure" not in r.json()

@@ -9,6 +9,7 @@ The same run against a live server is ``scripts/schemathesis.sh``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 
 from procmem.errors import NotFound
+from procmem.keys import SCOPES
 from procmem.memory import Memory
 from procmem.rest import create_app
 
@@ -37,7 +39,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 # The schema is read at import time (from the app, not from the memory); the
 # memory is seeded by the module fixture before the first generated request.
-APP = create_app(Memory(":memory:"))
+APP = create_app(Memory(":memory:"), allow_hosts=("testserver",))  # the ASGI client's Host
+_, KEY = APP.state.tenants.keyring().create(scopes=SCOPES, name="schemathesis")
+os.environ["PROCMEM_KEY"] = KEY  # scripts/schemathesis.toml sends it as the bearer scheme
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP,
                                         config=schemathesis.Config.from_path(CONFIG))
 
@@ -54,6 +58,8 @@ def seeded() -> Iterator[Memory]:
     assert turn.done
     mem.report(turn.execution.id, reward=1.0, source="test")
     assert mem.start("cancel_pending_order").execution.status == "paused"
+    # fit the confidence calibration now (about 20 s), not inside a request's read timeout
+    mem.search("Cancel order #W6067464 because no longer needed.", confident_only=True)
     yield mem
     mem.close()
 

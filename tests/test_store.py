@@ -573,6 +573,29 @@ class StoreContract:
         store.put_calibration(key, text)
         assert store.get_calibration(key) == text
 
+    # API keys -------------------------------------------------------------
+
+    def test_api_keys_round_trip_are_never_replaced_and_stay_revoked(self, store: Store) -> None:
+        from procmem.keys import ApiKey
+
+        first = ApiKey(id=uuid.uuid4().hex[:12], tenant="acme", scopes=("read", "run"),
+                       secret_hash="a" * 64, name="agent")
+        other = ApiKey(id=uuid.uuid4().hex[:12], tenant="default", scopes=("admin",),
+                       secret_hash="b" * 64)
+        store.put_api_key(first)
+        store.put_api_key(other)
+        assert store.find_api_key(first.id) == first
+        assert store.find_api_key("0" * 12) is None
+        with pytest.raises(Conflict):
+            store.put_api_key(first.model_copy(update={"tenant": "default"}))
+        assert [k.id for k in store.list_api_keys("acme")] == [first.id]
+        assert {k.id for k in store.list_api_keys()} >= {first.id, other.id}
+        assert store.revoke_api_key(first.id) is True
+        assert store.revoke_api_key(first.id) is False  # revoked once, never cleared
+        revoked = store.find_api_key(first.id)
+        assert revoked is not None and revoked.revoked_at is not None
+        assert store.revoke_api_key("0" * 12) is False
+
 
 # ------------------------------------------------------------------ the backends
 

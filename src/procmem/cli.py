@@ -49,6 +49,7 @@ from . import cli_render as render
 from .embed import Embedder, embedder_from_spec
 from .errors import NotFound, ProcmemError, UsageError
 from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
+from .keys import DEFAULT_TENANT
 from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
 from .rerank import Reranker, reranker_from_spec
@@ -145,7 +146,8 @@ def _memory(ctx: click.Context) -> Memory:
     extra = {} if ctx.obj.get("min_constant") is None else {"min_constant":
                                                             ctx.obj["min_constant"]}
     return ctx.with_resource(Memory(ctx.obj["db"], embedder=_embedder(ctx.obj.get("embedder")),
-                                    reranker=_reranker(ctx.obj.get("reranker")), **extra))
+                                    reranker=_reranker(ctx.obj.get("reranker")),
+                                    tenant=ctx.obj.get("tenant") or DEFAULT_TENANT, **extra))
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
@@ -252,10 +254,13 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
                                 "sends it as a literal without asking (default 48; a small "
                                 "store of config-like constants may lower it); env "
                                 "PROCMEM_MIN_CONSTANT.")
+@click.option("--tenant", default=DEFAULT_TENANT, envvar="PROCMEM_TENANT", show_default=True,
+              metavar="NAME", help="Whose data to use (a tenant has its own store beside the "
+                                   "memory file; docs/security.md); env PROCMEM_TENANT.")
 @click.version_option(package_name="procedural-memory")
 @click.pass_context
 def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None,
-         min_constant: int | None) -> None:
+         min_constant: int | None, tenant: str) -> None:
     """procmem: procedural memory for AI agents.
 
     Learn reusable procedures from traces of tool calls, find the right one for
@@ -263,7 +268,7 @@ def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None
     Start with `procmem demo`.
     """
     ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker,
-               "min_constant": min_constant}
+               "min_constant": min_constant, "tenant": tenant}
 
 
 @main.command()
@@ -545,6 +550,7 @@ from . import (  # noqa: E402, F401
     cli_eval,
     cli_export,
     cli_import,
+    cli_keys,
     cli_learning,
     cli_mcp,
     cli_plan,

@@ -15,6 +15,8 @@ The tree::
     │   ├── InvalidProcedure        invalid_procedure
     │   ├── ParamError              param_error
     │   └── UnknownTool             unknown_tool
+    ├── Unauthorized                unauthorized   (no, unknown, wrong or revoked API key)
+    ├── Forbidden                   forbidden      (the key lacks a scope)
     ├── NotFound                    not_found
     ├── Conflict                    conflict       (immutable version changed)
     │   └── ExecutionBusy           execution_busy (another process holds its lease)
@@ -38,6 +40,7 @@ __all__ = [
     "CycleError",
     "EmbeddingError",
     "ExecutionBusy",
+    "Forbidden",
     "InvalidProcedure",
     "InvalidTemplate",
     "InvalidTrace",
@@ -50,6 +53,7 @@ __all__ = [
     "ReplayError",
     "StoreError",
     "StoreUnavailable",
+    "Unauthorized",
     "UnknownTool",
     "UsageError",
 ]
@@ -141,6 +145,29 @@ class UnknownTool(UsageError):
             hint = f" (registered: {shown})"
         super().__init__(f"no tool registered for action {action!r}{hint}")
         self.action = action
+
+
+class Unauthorized(ProcmemError):
+    """A request to a server carries no API key, or one that is malformed, unknown,
+    wrong or revoked (HTTP 401)."""
+
+    code = "unauthorized"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}: send Authorization: Bearer <key> "
+                         "(procmem keys create makes one)")
+        self.reason = reason
+
+
+class Forbidden(ProcmemError):
+    """The request's API key lacks the scope the operation needs (HTTP 403)."""
+
+    code = "forbidden"
+
+    def __init__(self, scope: str, scopes: tuple[str, ...] | list[str] = ()) -> None:
+        have = ", ".join(scopes) or "none"
+        super().__init__(f"this operation needs the {scope!r} scope (the key has: {have})")
+        self.scope = scope
 
 
 class NotFound(ProcmemError):

@@ -431,25 +431,26 @@ async def serve_stdio(server: ProcmemServer) -> None:
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
-async def serve_http(server: ProcmemServer, *, host: str = "127.0.0.1", port: int = 8766,
-                     path: str = "/mcp") -> None:
-    """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until interrupted.
+async def serve_http(app: Any, *, host: str = "127.0.0.1", port: int = 8766) -> None:
+    """Serve an MCP HTTP app (:func:`procmem.mcp_http.tenant_mcp_app`) at
+    ``http://HOST:PORT/mcp`` until interrupted.
 
     Spec: https://modelcontextprotocol.io/specification/2025-11-25/basic/transports
-    On a loopback host the SDK's DNS-rebinding protection only admits loopback
-    ``Host`` and ``Origin`` headers.
+    The app checks Host, Origin and the bearer key (:mod:`procmem.http_guard`).
     """
     import uvicorn
 
-    app = server.streamable_http_app(streamable_http_path=path, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     await uvicorn.Server(config).serve()
 
 
-def run(server: ProcmemServer, *, http: bool = False, host: str = "127.0.0.1",
+def run(server: ProcmemServer | None = None, *, http_app: Any = None, host: str = "127.0.0.1",
         port: int = 8766) -> None:
-    """Serve over stdio, or streamable HTTP when ``http``, until the client or a signal stops it."""
-    if http:
-        anyio.run(functools.partial(serve_http, server, host=host, port=port))
-    else:
+    """Serve ``server`` over stdio, or ``http_app`` over streamable HTTP, until the client
+    or a signal stops it."""
+    if http_app is not None:
+        anyio.run(functools.partial(serve_http, http_app, host=host, port=port))
+    elif server is not None:
         anyio.run(serve_stdio, server)
+    else:
+        raise UsageError("run() needs a server (stdio) or an http_app")

@@ -37,6 +37,7 @@ from .bind import Binding, bind_task
 from .embed import Embedder, default_embedder
 from .errors import NotFound, UsageError
 from .induce import MIN_CONSTANT
+from .keys import DEFAULT_TENANT, check_tenant
 from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_async import AsyncMixin
@@ -110,10 +111,16 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             store, so the next process loads it instead of building it (it adds
             about a fifth to the store's size); ``False``: never save one (a saved
             one is still loaded).
+        tenant: Whose data this memory holds (:data:`procmem.keys.TENANT_PATTERN`).
+            ``"default"`` (the default) is ``location`` itself; any other tenant
+            has its own store beside it (:func:`procmem.store.tenant_location`),
+            so every read, write, search, execution and export of this memory
+            stays inside the tenant. Ignored when ``store`` is given.
 
     Raises:
         StoreUnavailable: The store cannot be opened.
         MissingExtra: The URL needs an optional backend that is not installed.
+        UsageError: ``tenant`` is not a valid tenant name.
     """
 
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
@@ -121,11 +128,14 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
                  reranker: Reranker | None = None, save_index: bool = True,
-                 lease_s: float = DEFAULT_LEASE_S, min_constant: int = MIN_CONSTANT) -> None:
+                 lease_s: float = DEFAULT_LEASE_S, min_constant: int = MIN_CONSTANT,
+                 tenant: str = DEFAULT_TENANT) -> None:
         if not lease_s > 0:
             raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
         self.lease_s = lease_s
-        self.store: Store = store if store is not None else open_store(location)
+        self.location = os.fsdecode(location) if store is None else store.location
+        self.tenant = check_tenant(tenant)
+        self.store: Store = store if store is not None else open_store(location, tenant=tenant)
         self.reranker = reranker
         self.policy = policy or PromotionPolicy()
         self.stats_window = stats_window
@@ -155,6 +165,19 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         if isinstance(self._embedder, str):
             self._embedder = default_embedder()
         return self._embedder
+
+    def for_tenant(self, tenant: str) -> Memory:
+        """A new memory over ``tenant``'s store at this memory's location, with the
+        same settings (policy, embedder, reranker, lease); the caller closes it.
+
+        Raises:
+            UsageError: ``tenant`` is not a valid tenant name.
+            StoreUnavailable: The tenant's store cannot be opened.
+        """
+        return Memory(self.location, policy=self.policy, stats_window=self.stats_window,
+                      embedder=self._embedder, reranker=self.reranker,
+                      save_index=self.save_index, lease_s=self.lease_s, tenant=tenant,
+                      min_constant=self._learner.min_constant)
 
     def __enter__(self) -> Memory:
         return self

@@ -30,7 +30,13 @@ Invariants:
       answer is in the OpenAPI document, and ``scripts/schemathesis.sh`` checks it.
     * Bodies are validated as JSON Schema would: JSON types are strict (``"1"``
       is not a number, ``0`` is not a date-time), date-times need an offset.
-    * One :class:`~procmem.Memory` per app. Handlers are sync (FastAPI runs them
+    * Secure by default (:mod:`procmem.rest_security`, :mod:`procmem.http_guard`):
+      every request but ``/health`` and the OpenAPI document needs a bearer API
+      key with the route's scope; Host, Origin, body size and content type are
+      checked before any handler runs.
+    * One :class:`~procmem.Memory` per tenant (:mod:`procmem.tenants`): ``mem``
+      in the handlers is the memory of the request's key's tenant, so no handler
+      can reach another tenant's store. Handlers are sync (FastAPI runs them
       in a thread pool) and hold one lock while they use the memory, because
       its caches (search index, live executions) are not thread-safe; SQLite
       serializes writes anyway.
@@ -48,12 +54,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from .errors import InvalidProcedure, MissingExtra, ProcmemError, UsageError
 from .extract import find_all
+from .http_guard import DEFAULT_MAX_BODY_BYTES
 from .learning.stats import VersionStats
 from .memory import Memory
 from .memory_traces import deletion_json
@@ -80,6 +87,8 @@ from .rest_models import (
     http_status,
 )
 from .rest_plan import add_plan_route
+from .rest_security import guard_settings, secure_app
+from .tenants import TenantMemories, TenantMemoryProxy
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -135,12 +144,28 @@ def _summary(details: list[dict[str, Any]], what: str = "invalid request") -> st
     return f"{what}: {where}: {first['msg']}{more}"
 
 
-def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
-    """Build the REST app over one memory.
+def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
+               bind_host: str = "127.0.0.1", allow_hosts: tuple[str, ...] = (),
+               allow_origins: tuple[str, ...] = (), cors_origins: tuple[str, ...] = (),
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> "FastAPI":
+    """Build the REST app over one memory, secure by default (:mod:`procmem.rest_security`).
+
+    Every request is served by the memory of its API key's tenant
+    (:class:`procmem.tenants.TenantMemories`): ``memory`` for the ``default``
+    tenant, a store of its own for any other.
 
     Args:
         memory: A :class:`~procmem.Memory` (the caller keeps owning it), or a
-            location to open (then the app closes it when it shuts down).
+            location to open (then the app closes it when it shuts down). Its
+            main file holds the API keys.
+        auth: Require ``Authorization: Bearer <key>`` (``procmem keys create``);
+            ``False`` only with a loopback ``bind_host``: every request is then
+            the ``default`` tenant with every scope.
+        bind_host: The address the server listens on (its name is an allowed Host).
+        allow_hosts: More ``Host`` names to answer to (e.g. a reverse proxy's name).
+        allow_origins: Browser origins admitted besides the server's own.
+        cors_origins: Origins that get CORS headers (none by default).
+        max_body_bytes: Largest request body (413 beyond).
 
     Returns:
         A FastAPI (ASGI) app; serve it with uvicorn or drive it with
@@ -149,6 +174,7 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
     Raises:
         MissingExtra: FastAPI is not installed (``procedural-memory[server]``).
         StoreUnavailable: ``memory`` is a location that cannot be opened.
+        UsageError: ``auth`` is off on a host that is not loopback.
     """
     try:
         from fastapi import Depends, FastAPI, Path, Query, Request
@@ -161,7 +187,13 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
     from . import __version__
 
     owned = not isinstance(memory, Memory)
-    mem = Memory(memory) if not isinstance(memory, Memory) else memory
+    root = Memory(memory) if not isinstance(memory, Memory) else memory
+    tenants = TenantMemories(root)
+    security = guard_settings(tenants, auth=auth, bind_host=bind_host, allow_hosts=allow_hosts,
+                              allow_origins=allow_origins, cors_origins=cors_origins,
+                              max_body_bytes=max_body_bytes)
+    # the memory of the request's tenant, looked up on each use (fails closed)
+    mem = cast(Memory, TenantMemoryProxy(tenants))
     lock = threading.Lock()
 
     def locked(fn: Callable[[], T]) -> T:
@@ -171,8 +203,9 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        tenants.close()
         if owned:
-            mem.close()
+            root.close()
 
     app = FastAPI(
         title="procmem", version=__version__, lifespan=lifespan,
@@ -180,7 +213,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]") -> "FastAPI":
                     "search, client-driven replay with pause/resume, evidence and statistics. "
                     'Every error is `{"error": {"code": ..., "message": ...}}`.',
     )
-    app.state.memory = mem
+    app.state.memory = root
+    secure_app(app, tenants, security)
 
     # ------------------------------------------------------------------ errors
 

@@ -56,6 +56,7 @@ __all__ = [
 
 
 STATUS_BY_CODE: dict[str, int] = {
+    "unauthorized": 401, "forbidden": 403,
     "not_found": 404, "conflict": 409, "execution_busy": 409, "replay_error": 409, "cycle": 409,
     "store_error": 503, "store_unavailable": 503, "embedding_error": 503,
     "rerank_error": 503,

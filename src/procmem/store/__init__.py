@@ -4,6 +4,12 @@ Invariants:
     * :func:`open_store` is the only place that maps a location (path or URL) to
       a backend; everything above the store sees only the ``Store`` protocol.
     * A missing optional backend raises ``MissingExtra`` naming the install command.
+    * Tenants are kept apart by storage, not by a filter: the ``default`` tenant
+      is the location itself (existing data, the embedded library); tenant ``t``
+      of a SQLite file ``PATH`` is the file ``PATH.tenants/t.db``
+      (:func:`tenant_location`), of ``":memory:"`` a fresh in-memory database.
+      A store holds one tenant's data, so every read, write, search, execution
+      and export through it stays inside that tenant whatever the query.
 """
 
 from __future__ import annotations
@@ -12,30 +18,55 @@ import os
 import re
 
 from ..errors import MissingExtra, UsageError
+from ..keys import DEFAULT_TENANT, check_tenant
 from .base import Store, index_text
 from .sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "index_text", "open_store"]
+__all__ = ["SQLiteStore", "Store", "index_text", "open_store", "tenant_location"]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _KNOWN_SCHEME = re.compile(r"^(sqlite|postgres|postgresql):(?!//)", re.IGNORECASE)
 
 
-def open_store(location: str | os.PathLike[str]) -> Store:
-    """Open the store at a path or URL.
+def tenant_location(path: str, tenant: str) -> str:
+    """The SQLite file of ``tenant`` for the memory file ``path``.
+
+    Args:
+        path: A SQLite file path, or ``":memory:"``.
+        tenant: A tenant name (:data:`procmem.keys.TENANT_PATTERN`).
+
+    Returns:
+        ``path`` for the default tenant and for ``":memory:"``, else
+        ``PATH.tenants/TENANT.db`` (its folder is created when missing).
+
+    Raises:
+        UsageError: ``tenant`` is not a valid tenant name.
+    """
+    check_tenant(tenant)
+    if tenant == DEFAULT_TENANT or path == ":memory:":
+        return path
+    folder = f"{path}.tenants"
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{tenant}.db")
+
+
+def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT) -> Store:
+    """Open the store of one tenant at a path or URL.
 
     Args:
         location: A file path (``"memory.db"``), ``":memory:"``, a SQLite URL
             (``"sqlite:///memory.db"`` is relative, ``"sqlite:////var/m.db"``
             absolute, ``"sqlite://"`` in memory), or a PostgreSQL URL
             (``"postgresql://user@host/db"``).
+        tenant: Whose data to open (see :func:`tenant_location`); ``"default"``
+            is the location itself.
 
     Returns:
         A store implementing :class:`Store`.
 
     Raises:
         MissingExtra: A PostgreSQL URL; that backend ships with ``procmem[postgres]``.
-        UsageError: Any other URL scheme, or a malformed SQLite URL.
+        UsageError: Any other URL scheme, a malformed SQLite URL, or a bad tenant name.
         StoreUnavailable: The database cannot be opened.
     """
     text = os.fsdecode(location)
@@ -43,15 +74,15 @@ def open_store(location: str | os.PathLike[str]) -> Store:
     if match is None:
         if _KNOWN_SCHEME.match(text):
             raise UsageError(f"malformed store URL {text!r}: expected scheme://...")
-        return SQLiteStore(text)
+        return SQLiteStore(tenant_location(text, tenant))
     scheme = match[1].lower()
     if scheme == "sqlite":
         rest = text[match.end():]
         if rest in ("", "/:memory:"):
-            return SQLiteStore(":memory:")
+            return SQLiteStore(tenant_location(":memory:", tenant))
         if not rest.startswith("/") or rest == "/":
             raise UsageError(f"SQLite URL must look like sqlite:///path (got {text!r})")
-        return SQLiteStore(rest[1:])
+        return SQLiteStore(tenant_location(rest[1:], tenant))
     if scheme in ("postgresql", "postgres"):
         raise MissingExtra("PostgreSQL storage", "postgres")
     raise UsageError(

@@ -33,6 +33,10 @@ Invariants (checked by ``tests/test_store.py``, one contract suite for every bac
       The store does not check leases on ``put_execution``/``put_step_run``: the
       run that holds the lease renews it before it writes (see
       :mod:`procmem.lease`).
+    * API keys: a key's secret never reaches the store (only its hash); a key is
+      never replaced, and a revoked key is never un-revoked.
+    * Tenants: one store holds one tenant's data (:func:`procmem.store.tenant_location`
+      gives each tenant its own file), so no query can reach another tenant's rows.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..keys import ApiKey
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 
 __all__ = ["SEPARATORS", "Store", "index_text"]
@@ -298,6 +303,25 @@ class Store(Protocol):
     def find_lease(self, execution_id: str, *,
                    now: datetime | None = None) -> tuple[str, datetime] | None:
         """The live lease ``(owner, expires_at)`` of an execution, or ``None``."""
+        ...
+
+    # API keys (procmem.keys; kept in the main file, for every tenant)
+    def put_api_key(self, key: ApiKey) -> None:
+        """Store a new key: its id, tenant, scopes and secret hash, never the secret.
+
+        Raises ``Conflict`` when the id is stored already (a key is never replaced)."""
+        ...
+
+    def find_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked or not, or ``None``."""
+        ...
+
+    def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        """Keys oldest first (revoked ones too); only ``tenant``'s when given."""
+        ...
+
+    def revoke_api_key(self, key_id: str) -> bool:
+        """Set a key's ``revoked_at`` (never cleared); True if it was live until now."""
         ...
 
     # evidence

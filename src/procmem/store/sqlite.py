@@ -25,7 +25,8 @@ Invariants:
       is put or changes status, and ``meta.index_revision`` is bumped then.
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
       search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
-      execution leases in :mod:`procmem.store.lease_sql` (mixins).
+      execution leases in :mod:`procmem.store.lease_sql`, API keys in
+      :mod:`procmem.store.keys_sql` (mixins).
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -45,6 +46,7 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
+from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
 from .search_sql import SearchSQL, log_index_change
@@ -64,7 +66,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL):
+class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
