@@ -397,3 +397,24 @@ def test_the_last_step_is_never_made_optional() -> None:
         for r in ("ABC123", "XYZ789")]
     (step,) = induce(lookups).steps
     assert step.side_effect is False and not step.optional
+
+
+def test_an_optional_look_up_and_the_write_share_the_value_the_task_names_once() -> None:
+    # 3 demonstrations cancel directly, 2 look the order up first: the look-up's order
+    # id (2 demonstrations) and the cancel's (5) have one extractor, so one param;
+    # as two, the binder would give the span to the look-up and ask for the cancel's
+    def cancel(n: int, look: bool) -> Trace:
+        oid = f"#W{n:07d}"
+        steps = [TraceStep(action="get_order_details", args={"order_id": oid}, output="{}")]
+        steps = steps if look else []
+        return Trace(task=f"Cancel order {oid} because no longer needed.", outcome="success",
+                     steps=[*steps, TraceStep(action="cancel_pending_order",
+                                              args={"order_id": oid, "reason": "x"},
+                                              output="ok")])
+
+    proc = induce([cancel(1000001 + i, look=i >= 3) for i in range(5)])
+    assert [s.action for s in proc.steps] == ["get_order_details", "cancel_pending_order"]
+    assert proc.steps[0].optional
+    assert proc.steps[0].args["order_id"] == proc.steps[1].args["order_id"]
+    bound = bind_task(proc, "Cancel order #W7777777 because no longer needed.").values
+    assert list(bound.values()) == ["#W7777777"]

@@ -31,6 +31,7 @@ only comes here when signatures differ); the result validates
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 from .alternatives import conditional_params, side_effect_of
 from .errors import UsageError
 from .model import Lineage, OnError, Param, Procedure, Step, Trace
-from .template import references
+from .template import inner_refs, is_ref, references
 
 __all__ = ["MergeRejected", "annotate", "induce_merged", "merge_plan", "template", "write_key"]
 
@@ -281,6 +282,7 @@ def induce_merged(traces: Sequence[Trace], *, name: str, version: int, corpus: A
         steps.append(Step(id=sid, action=slot.action, args=args, optional=slot.optional,
                           choice=None if slot.choice is None else choice_ids[slot.choice],
                           option=slot.option))
+    params, steps = _unify(params, steps)
     proc = Procedure(name=name, version=version,
                      description=describe(write_key(sigs[0], effects), len(traces)).replace(
                          "Learned from", "Reads vary; learned from"),
@@ -291,6 +293,48 @@ def induce_merged(traces: Sequence[Trace], *, name: str, version: int, corpus: A
                                             f"with {len(sigs)} read patterns"))
     _check_loss(proc, slots, sigs, traces, member, single)
     return proc
+
+
+def _unify(params: dict[str, Param], steps: list[Step]) -> tuple[dict[str, Param], list[Step]]:
+    """Params with equal extractors made one: the one most demonstrations support.
+
+    Steps in different read patterns see different demonstrations, so the order id a
+    look-up read in 2 of 5 demonstrations and the one all 5 cancelled get two params;
+    with one extractor they bind the same span of any task, and as two the binder
+    would give the span to the first and leave the cancel's unbound.
+    """
+    keep: dict[tuple[Any, ...], str] = {}
+    renamed: dict[str, str] = {}
+    ranked = sorted(params.values(), key=lambda p: -(p.extractor.support or 0)
+                    if p.extractor is not None else 0)
+    for p in ranked:
+        ex = p.extractor
+        if ex is None:
+            continue
+        key = (ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind)
+        if key in keep:
+            renamed[p.name] = keep[key]
+        else:
+            keep[key] = p.name
+    if not renamed:
+        return params, steps
+    return ({n: p for n, p in params.items() if n not in renamed},
+            [s.model_copy(update={"args": _rename(s.args, renamed)}) for s in steps])
+
+
+def _rename(template: Any, names: Mapping[str, str]) -> Any:
+    """A copy of ``template`` with ``$param`` names mapped (``$literal`` data untouched)."""
+    if is_ref(template):
+        node = json.loads(json.dumps(template))
+        for ref in inner_refs(node):
+            if isinstance(ref.get("$param"), str):
+                ref["$param"] = names.get(ref["$param"], ref["$param"])
+        return node
+    if isinstance(template, dict):
+        return {k: _rename(v, names) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_rename(v, names) for v in template]
+    return template
 
 
 def _positions(slots: list[Slot]) -> tuple[list[tuple[int | None, str]], dict[int, str],
