@@ -208,8 +208,10 @@ def test_silent_errors_name_the_wrong_and_the_missing_args() -> None:
 def test_a_call_the_recording_made_and_the_world_refused_is_not_silent() -> None:
     # the recording's second cancel ({"order_id": "B"}) failed; sending exactly it again
     # is what the demonstrator did. A different value is still a silent error.
-    refused = StepRun(index=0, step_id="s3", action="cancel", args={"order_id": "B"})
+    refused = StepRun(index=0, step_id="s3", action="cancel", args={"order_id": "B"},
+                      sources={"/order_id": "param:order_id"})
     assert silent_errors(execution(refused), PROC, TRACE) == []
+    assert supplied_values(execution(refused), PROC, TRACE) == {"task": [1, 1]}
     other = StepRun(index=0, step_id="s3", action="cancel", args={"order_id": "Q"})
     assert len(silent_errors(execution(other), PROC, TRACE)) == 1
 

@@ -159,8 +159,7 @@ def silent_errors(execution: Execution, procedure: Procedure,
         aligned = aligned_step(recorded, procedure, run.step_id)
         if aligned is not None and run.args == aligned.args:
             continue
-        if any(s.error is not None and s.action == run.action and s.args == run.args
-               for s in trace.steps):
+        if _refused(run, trace):
             continue  # the recording made this very call; the environment refused it
         if aligned is None and _optional(procedure, run.step_id):
             continue  # an optional read the trace did not make: no right value, no effect
@@ -172,6 +171,12 @@ def silent_errors(execution: Execution, procedure: Procedure,
 def _optional(procedure: Procedure, step_id: str) -> bool:
     return any(s.id == step_id and s.optional and s.side_effect is False
                for s in procedure.steps)
+
+
+def _refused(run: StepRun, trace: Trace) -> bool:
+    """Whether the recording made ``run``'s very call and the environment refused it."""
+    return any(s.error is not None and s.action == run.action and s.args == run.args
+               for s in trace.steps)
 
 
 def _differences(run: StepRun, param_sources: Mapping[str, str],
@@ -199,7 +204,9 @@ def supplied_values(execution: Execution, procedure: Procedure,
     """How many values of each source the replay sent, and how many were right.
 
     A value is right when it equals the value at the same JSON Pointer in the
-    run's aligned recorded call (no aligned call, or no value there: wrong).
+    run's aligned recorded call (no aligned call, or no value there: wrong), or
+    when the whole call equals one the recording made and the environment
+    refused (see :func:`silent_errors`).
 
     Returns:
         ``{source: [right, total]}`` for the sources that sent a value.
@@ -208,10 +215,12 @@ def supplied_values(execution: Execution, procedure: Procedure,
     out: dict[str, list[int]] = {}
     for run in _issued(execution):
         aligned = aligned_step(recorded, procedure, run.step_id)
+        refused = _refused(run, trace)
         for pointer, source in _valued_paths(run, execution.param_sources):
             counts = out.setdefault(source, [0, 0])
             counts[1] += 1
-            if aligned is not None and _at(aligned.args, pointer) == _at(run.args, pointer):
+            if refused or (aligned is not None
+                           and _at(aligned.args, pointer) == _at(run.args, pointer)):
                 counts[0] += 1
     return out
 
