@@ -17,15 +17,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 
+from keyed import rest_client
 from procmem.cli import main
 from procmem.errors import UnknownTool
 from procmem.memory import Memory
 from procmem.model import Need, Trace
 from procmem.multiplan import TaskPlan, segment
 from procmem.recorded import Oracle, RecordedEnvironment
-from procmem.rest import create_app
 
 CANCEL, RETURN = ("cancel_pending_order",), ("return_delivered_order_items",)
 
@@ -219,7 +218,7 @@ def test_rest_and_mcp_serve_the_same_task_plan(db: Path, pair: tuple[Trace, Trac
     task = joined(*pair)
     with Memory(db, embedder=None) as m:
         expected = m.plan_task(task).to_json()
-        with TestClient(create_app(m)) as client:
+        with rest_client(m) as client:
             r = client.post("/plan/task", json={"task": task})
             assert r.status_code == 200, r.text
             assert r.json() == expected
