@@ -35,9 +35,10 @@ from typing import Any
 
 from .bind import Binding, bind_task
 from .embed import Embedder, default_embedder
-from .errors import NotFound, UsageError
+from .errors import InvalidTrace, LimitExceeded, NotFound, UsageError
 from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
+from .limits import DEFAULT_LIMITS, Limits
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learn import Learner, LearnReport
@@ -50,10 +51,12 @@ from .memory_versions import check_procedure, paged, put_version, with_stats
 from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
+from .redaction import Redactor, default_redactor
 from .replay import Core, ToolCall, adrive, drive, replay_core
 from .rerank import Reranker
 from .retrieval import RankView
 from .search_index import SearchIndex
+from .secret_params import EnvSecrets, SecretProvider, secretize
 from .store import open_store
 from .store.base import Store
 from .traceio import read_traces
@@ -71,6 +74,9 @@ class ImportReport:
     read: int = 0
     stored: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+_PROC_FIELDS = ("description", "steps", "params", "tags")
 
 
 class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
@@ -101,6 +107,13 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             store, so the next process loads it instead of building it (it adds
             about a fifth to the store's size); ``False``: never save one (a saved
             one is still loaded).
+        redactor: The secret redaction every trace and hand-written procedure
+            passes before it is stored (:class:`procmem.redaction.Redactor`; add
+            your own patterns there). Default: the built-in rules.
+        limits: Size limits on traces and procedures (:class:`procmem.limits.Limits`).
+        secrets: Where secret params' values come from at replay time
+            (:class:`procmem.secret_params.SecretProvider`); default
+            :class:`~procmem.secret_params.EnvSecrets` (``PROCMEM_SECRET_<NAME>``).
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -112,10 +125,15 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  stats_window: int = 500, seed: int | None = None,
                  embedder: Embedder | str | None = "default",
                  reranker: Reranker | None = None, save_index: bool = True,
-                 lease_s: float = DEFAULT_LEASE_S) -> None:
+                 lease_s: float = DEFAULT_LEASE_S, redactor: Redactor | None = None,
+                 limits: Limits | None = None,
+                 secrets: SecretProvider | None = None) -> None:
         if not lease_s > 0:
             raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
         self.lease_s = lease_s
+        self.redactor = redactor if redactor is not None else default_redactor()
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
+        self.secrets: SecretProvider | None = secrets if secrets is not None else EnvSecrets()
         self.store: Store = store if store is not None else open_store(location)
         self.reranker = reranker
         self.policy = policy or PromotionPolicy()
@@ -161,10 +179,24 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
     def add_traces(self, traces: Iterable[Trace]) -> int:
         """Store traces in one transaction; returns how many were new.
 
+        Every trace is checked against :attr:`limits` and redacted by
+        :attr:`redactor` first (:mod:`procmem.redaction`): this is the one step
+        every ingest path (import, learn, REST, MCP, recorder, proxy) goes through.
+
         Raises:
             Conflict: A trace id exists with different content (nothing is stored).
+            LimitExceeded: A trace is over a size limit (nothing is stored).
         """
-        return self.store.put_traces(list(traces))
+        return self.store.put_traces([self.admit_trace(t) for t in traces])
+
+    def admit_trace(self, trace: Trace) -> Trace:
+        """``trace`` as it may be stored: checked against :attr:`limits`, then redacted.
+
+        Raises:
+            LimitExceeded: The trace is over a size limit.
+        """
+        self.limits.check_trace(trace)
+        return self.redactor.trace(trace)[0]
 
     def import_traces(self, path: str | os.PathLike[str], *,
                       skip_invalid: bool = False) -> ImportReport:
@@ -181,6 +213,15 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             UsageError: The file cannot be read.
         """
         traces, errors = read_traces(Path(path), skip_invalid=skip_invalid)
+        if skip_invalid:  # a trace over a limit is reported like a bad line
+            kept = []
+            for t in traces:
+                try:
+                    self.limits.check_trace(t)
+                    kept.append(t)
+                except LimitExceeded as err:
+                    errors.append(InvalidTrace(str(err), source=str(path)))
+            traces = kept
         stored = self.add_traces(traces)
         return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
 
@@ -281,6 +322,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
         """
+        self.limits.check_procedure(procedure)  # sizes (procmem.limits)
+        procedure = secretize(self.redactor.model(procedure, _PROC_FIELDS)[0])
         check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
         self._check_tool_args(procedure)  # refuses args that break a stored tool schema
         return put_version(self.store, procedure)
@@ -361,10 +404,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
     # Setting up a run (binding, sub-procedures, reopening) is procmem.memory_replay.
     def _prepare(
         self, procedure: Procedure | str, tools: Tools, task: str | None,
-        params: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None, *, provider: bool = True,
     ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
         proc = procedure if isinstance(procedure, Procedure) else self.choose_version(procedure)
-        return prepare(self.store, proc, tools, task, params)
+        return prepare(self.store, proc, tools, task, params,
+                       self.secrets if provider else None)
 
     def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
         return subprocedures(self.store, proc)
@@ -417,7 +461,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
                 tools: Tools) -> tuple[Core, LeaseKeeper]:
-        return reopen(self.store, execution_id, answers, tools, self.lease_s)
+        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets)
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:
