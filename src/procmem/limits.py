@@ -19,12 +19,18 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LimitExceeded
+from .errors import InvalidTrace, LimitExceeded
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "depth_of"]
+__all__ = ["DEFAULT_LIMITS", "READ_MAX_DEPTH", "Limits", "depth_of", "json_problem"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+READ_MAX_DEPTH = 100
+"""Deepest JSON a trace or transcript reader accepts (deeper is an ``InvalidTrace``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,9 @@ class Limits:
     def check_value(self, value: Any, *, where: str) -> None:
         """Raise :class:`LimitExceeded` if a JSON-like value nests too deep or holds
         a string over ``max_value_bytes`` (iterative walk; linear in its size)."""
+        problem = json_problem(value, 1 << 30, strict=False)  # depth is checked below
+        if problem is not None:
+            raise InvalidTrace(problem, source=where)
         stack: list[tuple[Any, int]] = [(value, 0)]
         while stack:
             v, d = stack.pop()
@@ -124,3 +133,33 @@ def depth_of(value: Any) -> int:
             best = max(best, d + 1)
             stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
     return best
+
+
+def json_problem(value: Any, max_depth: int = READ_MAX_DEPTH, *,
+                 strict: bool = True) -> str | None:
+    """What makes a parsed JSON value unsafe to process, or ``None``.
+
+    Iterative (no recursion): nesting deeper than ``max_depth``, a string or key
+    holding a lone surrogate (``"\\ud800"``: not Unicode, cannot be stored), or
+    (``strict``) a value that is not JSON (not str, number, bool, None, list or dict).
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return "a string holds a lone surrogate (not valid Unicode text)"
+        elif isinstance(v, dict):
+            if d + 1 > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            for k, x in v.items():
+                if isinstance(k, str) and _SURROGATE.search(k) or strict and not isinstance(k, str):
+                    return "an object key is not valid Unicode text"
+                stack.append((x, d + 1))
+        elif isinstance(v, list | tuple):
+            if d + 1 > max_depth:
+                return f"nested deeper than {max_depth} levels"
+            stack.extend((x, d + 1) for x in v)
+        elif strict and not (v is None or isinstance(v, bool | int | float)):
+            return f"not a JSON value: {type(v).__name__}"
+    return None
