@@ -488,6 +488,7 @@ from . import (  # noqa: E402, F401
     cli_mcp,
     cli_plan,
     cli_proxy,
+    cli_redact,
     cli_rest,
     cli_search,
     cli_tools,

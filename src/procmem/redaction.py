@@ -216,6 +216,7 @@ class Redactor:
         self.keys = tuple(k.lower() for k in keys)
         self.detectors = detectors
         self.patterns: dict[str, Any] = {}
+        self.pattern_sources: dict[str, str] = dict(patterns or {})
         for kind, rx in (patterns or {}).items():
             if not re.fullmatch(r"[a-z0-9_]{1,40}", kind):
                 raise UsageError(f"redaction pattern name {kind!r} must be 1-40 of a-z, 0-9, _")
