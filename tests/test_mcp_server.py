@@ -29,12 +29,12 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.subscriptions import ToolsListChanged
 
 import procmem.cli_mcp  # noqa: F401  (registers `procmem mcp` on procmem.cli.main)
-from procmem.record import REDACTED
 from procmem.cli import main
 from procmem.mcp_server import ProcmemServer, build_server
 from procmem.mcp_tools import FIXED_TOOLS, json_result, tool_name
 from procmem.memory import Memory
 from procmem.model import Need, Procedure, Step, Trace, utcnow
+from procmem.record import REDACTED
 from procmem.recorded import Oracle
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from test_importers import BUILDERS
 
 import procmem.cli_export  # noqa: F401  (registers export/show commands)
 import procmem.cli_import  # noqa: F401  (registers `procmem import`)
@@ -32,6 +31,7 @@ from procmem import Memory
 from procmem.cli import main
 from procmem.model import Trace
 from procmem.traceio import write_traces
+from test_importers import BUILDERS
 
 ALNUM = string.ascii_letters + string.digits
 
