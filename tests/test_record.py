@@ -17,12 +17,14 @@ from procmem.record import REDACTED, Recorder, redact
 # ------------------------------------------------------------------ redaction
 
 SECRETS = {
-    "bearer": ("Authorization: Bearer abc.DEF-123_xyz==", "Authorization: Bearer [REDACTED:bearer]"),
+    "bearer": ("Authorization: Bearer abc.DEF-123_xyz==",
+               "Authorization: Bearer [REDACTED:bearer]"),
     "openai": ("key=sk-proj-abcdefghijklmnopqrstuvwxyz012345 ok", "key=[REDACTED:api_key] ok"),
     "anthropic": ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz-0123456789", "[REDACTED:api_key]"),
     "aws": ("aws id AKIAIOSFODNN7EXAMPLE here", "aws id [REDACTED:aws_key] here"),
     "github_classic": ("token ghp_" + "a1B2" * 9, "token [REDACTED:github_token]"),
-    "github_pat": ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "[REDACTED:github_token]"),
+    "github_pat": ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+                   "[REDACTED:github_token]"),
     "jwt": (
         "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM end",
         "jwt [REDACTED:jwt] end",
@@ -99,7 +101,8 @@ def test_redact_nested_structures_and_no_mutation() -> None:
 def test_redact_json_text_outputs() -> None:
     text = json.dumps({"user": "u1", "api_token": "abc", "note": "Bearer tok_123456789"})
     out = redact(text)
-    assert json.loads(out) == {"user": "u1", "api_token": REDACTED, "note": "Bearer [REDACTED:bearer]"}
+    assert json.loads(out) == {"user": "u1", "api_token": REDACTED,
+                               "note": "Bearer [REDACTED:bearer]"}
     clean = '{"a":  1, "b": [1,2]}'  # unusual spacing survives when there is no secret
     assert redact(clean) == clean
 
@@ -247,7 +250,8 @@ def test_recorder_redacts_args_outputs_errors() -> None:
             rec.wrap(fail)("sk-abcdefghijklmnopqrstuvwxyz1234")
     login_step, fail_step = sink.traces[0].steps
     assert login_step.args == {"user": "ann", "password": REDACTED}
-    assert json.loads(login_step.output) == {"session": REDACTED, "note": "Bearer [REDACTED:bearer]"}
+    assert json.loads(login_step.output) == {"session": REDACTED,
+                                             "note": "Bearer [REDACTED:bearer]"}
     assert fail_step.args == {"key": "[REDACTED:api_key]"}
     assert fail_step.error.startswith("PermissionError: bad key [REDACTED:")
     raw = Collector()

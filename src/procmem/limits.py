@@ -47,7 +47,7 @@ class Limits:
         max_procedure_bytes: Bytes per procedure (UTF-8 JSON).
     """
 
-    max_trace_steps: int = 2_000
+    max_trace_steps: int = 1_000
     max_trace_bytes: int = 8 * 1024 * 1024
     max_value_bytes: int = 1024 * 1024
     max_depth: int = 64
