@@ -173,7 +173,8 @@ class UnsafePattern(UsageError):
 
     def __init__(self, what: str, pattern: str, problem: str) -> None:
         shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
-        super().__init__(f"{what} {shown!r} cannot run in linear time (RE2): {problem}")
+        super().__init__(f"{what} {shown!r} is not a regex that can run in linear time "
+                         f"(RE2): {problem}")
         self.what, self.pattern, self.problem = what, pattern, problem
 
 

@@ -161,6 +161,20 @@ def _token_kind(token: str) -> str | None:
     return None
 
 
+def _has_reference(value: Any) -> bool:
+    """Whether an args template holds a reference (``$param``, ``$step``, ``$ask``...)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if any(isinstance(k, str) and k.startswith("$") for k in v):
+                return True
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def _is_secret_key(key: str, words: tuple[str, ...]) -> bool:
     low = key.lower()
     benign = [m.span() for m in _BENIGN_WORDS.finditer(low)]
@@ -287,8 +301,8 @@ class Redactor:
                 if (_is_secret_key(str(k), self.keys) and v not in (None, "", [], {})
                         and not isinstance(v, bool)
                         and not (isinstance(v, str) and _MARKER_RX.fullmatch(v))):
-                    if isinstance(v, dict) and "$param" in v:  # a template reference: no value
-                        res[k] = copy.deepcopy(v)
+                    if _has_reference(v):  # a procedure's template: redact inside, keep refs
+                        res[k] = self._value(v, sub, scan)
                         continue
                     scan.findings.append(Finding("keyed", sub))
                     res[k] = marker("keyed")
