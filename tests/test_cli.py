@@ -291,8 +291,15 @@ def test_tools_object_without_the_actions_is_unknown_tool(learned: Path,
 
 def test_replay_uses_answers_and_attribute_tools(learned: Path, tools_module: str,
                                                  tmp_path: Path) -> None:
-    (tmp_path / "holder.py").write_text(
-        f"import {tools_module} as tools\n", encoding="utf-8")
+    (tmp_path / "holder.py").write_text(textwrap.dedent(f"""
+        import {tools_module} as _impl
+
+        class _Tools:  # an object: its public methods are the tools
+            def return_delivered_order_items(self, order_id, item_ids, payment_method_id):
+                return _impl.return_delivered_order_items(order_id, item_ids, payment_method_id)
+
+        tools = _Tools()
+        """), encoding="utf-8")
     answers = json.dumps({"ask:s1:/item_ids": ["1", "2"]})
     done = run_json("replay", "return_delivered_order_items", "--tools", "holder:tools",
                     "--task", RETURN_TASK, "--answers", answers)

@@ -386,9 +386,9 @@ def test_secrets_are_redacted(fmt: str) -> None:
     dumped = parsed.model_dump_json()
     assert secret not in dumped and "hunter2" not in dumped
     step = parsed.steps[0]
-    assert step.args == {"user": "ann", "password": REDACTED, "note": REDACTED}
+    assert step.args == {"user": "ann", "password": REDACTED, "note": "[REDACTED:api_key]"}
     assert json.loads(step.output)["session"] == REDACTED
-    assert parsed.task == f"log in with key {REDACTED}"
+    assert parsed.task == "log in with key [REDACTED:api_key]"
 
 
 # ------------------------------------------------------------------ learning and CLI

@@ -36,6 +36,7 @@ from procmem.mcp_server import ProcmemServer, build_server
 from procmem.mcp_tools import FIXED_TOOLS, json_result, tool_name
 from procmem.memory import Memory
 from procmem.model import Need, Procedure, Step, Trace, utcnow
+from procmem.record import REDACTED
 from procmem.recorded import Oracle
 
 pytestmark = pytest.mark.anyio
@@ -305,7 +306,7 @@ async def test_a_recording_is_stored_as_a_trace_and_becomes_a_tool(
     trace = mem.get_trace(finished["trace_id"])
     assert trace.outcome == "success" and trace.reward == 1.0 and trace.source == "mcp"
     assert [s.action for s in trace.steps] == ["find_user_id_by_email", "get_user_details"]
-    assert trace.steps[1].args["authorization"] == "[REDACTED]"  # secrets never stored
+    assert trace.steps[1].args["authorization"] == REDACTED  # secrets never stored
     assert err["code"] == "not_found" and "rec_gone" in err["message"]
 
 

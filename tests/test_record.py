@@ -17,19 +17,21 @@ from procmem.record import REDACTED, Recorder, redact
 # ------------------------------------------------------------------ redaction
 
 SECRETS = {
-    "bearer": ("Authorization: Bearer abc.DEF-123_xyz==", "Authorization: Bearer [REDACTED]"),
-    "openai": ("key=sk-proj-abcdefghijklmnopqrstuvwxyz012345 ok", "key=[REDACTED] ok"),
-    "anthropic": ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz-0123456789", "[REDACTED]"),
-    "aws": ("aws id AKIAIOSFODNN7EXAMPLE here", "aws id [REDACTED] here"),
-    "github_classic": ("token ghp_" + "a1B2" * 9, "token [REDACTED]"),
-    "github_pat": ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "[REDACTED]"),
+    "bearer": ("Authorization: Bearer abc.DEF-123_xyz==",
+               "Authorization: Bearer [REDACTED:bearer]"),
+    "openai": ("key=sk-proj-abcdefghijklmnopqrstuvwxyz012345 ok", "key=[REDACTED:api_key] ok"),
+    "anthropic": ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz-0123456789", "[REDACTED:api_key]"),
+    "aws": ("aws id AKIAIOSFODNN7EXAMPLE here", "aws id [REDACTED:aws_key] here"),
+    "github_classic": ("token ghp_" + "a1B2" * 9, "token [REDACTED:github_token]"),
+    "github_pat": ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+                   "[REDACTED:github_token]"),
     "jwt": (
         "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.SflKxwRJSMeKKF2QT4fwpM end",
-        "jwt [REDACTED] end",
+        "jwt [REDACTED:jwt] end",
     ),
     "pem": (
         "k=-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc=\n-----END RSA PRIVATE KEY-----;",
-        "k=[REDACTED];",
+        "k=[REDACTED:private_key];",
     ),
 }
 
@@ -88,8 +90,8 @@ def test_redact_nested_structures_and_no_mutation() -> None:
     out = redact(original)
     assert out == {
         "headers": {"Authorization": REDACTED},
-        "items": [{"note": "use [REDACTED]", "id": "#W1"}],
-        "pair": (REDACTED, 3),
+        "items": [{"note": "use [REDACTED:api_key]", "id": "#W1"}],
+        "pair": ("[REDACTED:aws_key]", 3),
         "count": 2,
     }
     assert json.loads(json.dumps(original)) == before  # input untouched
@@ -99,7 +101,8 @@ def test_redact_nested_structures_and_no_mutation() -> None:
 def test_redact_json_text_outputs() -> None:
     text = json.dumps({"user": "u1", "api_token": "abc", "note": "Bearer tok_123456789"})
     out = redact(text)
-    assert json.loads(out) == {"user": "u1", "api_token": REDACTED, "note": "Bearer [REDACTED]"}
+    assert json.loads(out) == {"user": "u1", "api_token": REDACTED,
+                               "note": "Bearer [REDACTED:bearer]"}
     clean = '{"a":  1, "b": [1,2]}'  # unusual spacing survives when there is no secret
     assert redact(clean) == clean
 
@@ -247,9 +250,10 @@ def test_recorder_redacts_args_outputs_errors() -> None:
             rec.wrap(fail)("sk-abcdefghijklmnopqrstuvwxyz1234")
     login_step, fail_step = sink.traces[0].steps
     assert login_step.args == {"user": "ann", "password": REDACTED}
-    assert json.loads(login_step.output) == {"session": REDACTED, "note": "Bearer [REDACTED]"}
-    assert fail_step.args == {"key": REDACTED}
-    assert fail_step.error == "PermissionError: bad key [REDACTED]"
+    assert json.loads(login_step.output) == {"session": REDACTED,
+                                             "note": "Bearer [REDACTED:bearer]"}
+    assert fail_step.args == {"key": "[REDACTED:api_key]"}
+    assert fail_step.error.startswith("PermissionError: bad key [REDACTED:")
     raw = Collector()
     with Recorder("log in", on_finish=raw, redact_secrets=False) as rec:
         rec.wrap(login)("ann", "hunter2")

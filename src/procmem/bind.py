@@ -15,16 +15,15 @@ schema says so, or the param is left unbound).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from .alternatives import counted_params
 from .extract import wordy
 from .extract_find import find_shared
 from .model import Extractor, Param, Procedure
+from .safe_regex import compile_user
 
 __all__ = ["BindSpec", "Binding", "bind_params", "bind_spec", "bind_task"]
 
@@ -172,12 +171,7 @@ def _overlapping(spans: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return out
 
 
-@lru_cache(maxsize=4096)
-def _compiled(rx: str) -> re.Pattern[str]:
-    return re.compile(rx)
-
-
 def _search(rx: str, text: str) -> bool:
-    """``rx`` found in ``text`` (stored extractors were checked to compile, see
-    :func:`procmem.extract.check_extractor`)."""
-    return _compiled(rx).search(text) is not None
+    """``rx`` (a stored extractor context) found in ``text``, on RE2 (stored
+    extractors were checked to compile there, see :func:`procmem.extract.check_extractor`)."""
+    return compile_user(rx, what="extractor before").search(text) is not None

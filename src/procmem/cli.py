@@ -27,7 +27,6 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shlex
@@ -54,6 +53,7 @@ from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
 from .rerank import Reranker, reranker_from_spec
 from .serialize import hit_record
+from .toolspec import load_tools
 from .traceio import read_traces
 
 __all__ = ["EXIT_CODES", "exit_code", "load_tools", "main"]
@@ -160,58 +160,6 @@ def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
 
 
 # ------------------------------------------------------------------ tools
-
-
-class AttrTools(Mapping[str, Callable[..., Any]]):
-    """The public callable attributes of an object (e.g. a module) as a tool mapping."""
-
-    def __init__(self, obj: object) -> None:
-        self._obj = obj
-
-    def __getitem__(self, action: str) -> Callable[..., Any]:
-        value = None if action.startswith("_") else getattr(self._obj, action, None)
-        if not callable(value):
-            raise KeyError(action)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return (n for n in dir(self._obj)
-                if not n.startswith("_") and callable(getattr(self._obj, n, None)))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def load_tools(spec: str) -> Mapping[str, Callable[..., Any]]:
-    """Import the tools named by ``MODULE:OBJECT`` (``OBJECT`` may be dotted).
-
-    The current directory is importable, as for ``python -m``. The object is a
-    mapping ``action -> callable``, or any object (a module, an instance) whose
-    public callable attributes are the tools.
-
-    Raises:
-        UsageError: ``spec`` is malformed, the module cannot be imported, or it
-            has no such attribute (the message names which).
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(f"--tools must be MODULE:OBJECT (e.g. mytools:TOOLS), got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UsageError(f"--tools {spec!r}: cannot import module {module_name!r}: {err}") from err
-    except Exception as err:
-        raise UsageError(f"--tools {spec!r}: importing module {module_name!r} raised "
-                         f"{type(err).__name__}: {err}") from err
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UsageError(f"--tools {spec!r}: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if isinstance(obj, Mapping):
-        return obj
-    return AttrTools(obj)
 
 
 # ------------------------------------------------------------------ JSON shapes
@@ -555,6 +503,7 @@ from . import (  # noqa: E402, F401
     cli_mcp,
     cli_plan,
     cli_proxy,
+    cli_redact,
     cli_rest,
     cli_search,
     cli_tools,

@@ -34,9 +34,10 @@ from typing import Any
 import click
 
 from .cli import _all_procedures, _emit, _memory, json_option, main
-from .errors import NotFound, UsageError
+from .errors import Conflict, NotFound, UsageError
 from .export import to_json, to_markdown
 from .memory import Memory
+from .memory_versions import same_content
 from .model import Procedure
 from .skills import export_skill, export_skills, find_skill_folders, import_skill, is_text_only
 
@@ -116,19 +117,31 @@ def _import_row(mem: Memory, folder: Path, proc: Procedure) -> dict[str, Any]:
 
 @main.command("import-skill")
 @click.argument("folders", nargs=-1, required=True, metavar="FOLDER...")
+@click.option("--replace", is_flag=True,
+              help="Store a skill whose procedure exists with other content as its next version.")
 @json_option
 @click.pass_context
-def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], as_json: bool) -> None:
+def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], replace: bool,
+                     as_json: bool) -> None:
     """Import Agent Skills folders (SKILL.md, optional procedure.json) as procedures.
 
     A FOLDER holding SKILL.md is one skill; a folder of skill folders imports
     each. With procedure.json the skill is a replayable procedure; without it, a
     text-only procedure (tag text-only, no steps) that search finds and an LLM
-    follows. Every skill is validated before any is stored.
+    follows. Every skill is validated before any is stored. A procedure that
+    exists with other content is refused unless --replace is given (then the
+    skill becomes its next version); the same content is left unchanged.
     """
     skills = [folder for arg in folders for folder in find_skill_folders(arg)]
     procs = [(folder, import_skill(folder)) for folder in skills]
     mem = _memory(ctx)
+    if not replace:
+        for folder, proc in procs:
+            current = mem.find_procedure(proc.name)
+            if current is not None and not same_content(current, proc):
+                raise Conflict("procedure", proc.name,
+                               f"exists (v{current.version}) with other content than {folder}; "
+                               "pass --replace to store the skill as its next version")
     rows = [_import_row(mem, folder, proc) for folder, proc in procs]
     if as_json:
         _emit(rows)

@@ -31,7 +31,9 @@ __all__ = ["proxy"]
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--db", "db", metavar="PATH",
               help="The memory file (default: the group's --db / PROCMEM_DB).")
-@click.option("--no-redact", is_flag=True, help="Store recorded traces without redacting secrets.")
+@click.option("--no-redact", is_flag=True,
+              help="Skip the recorder's own redaction (the memory still redacts every trace it "
+                   "stores; see docs/security-data.md).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
 def proxy(ctx: click.Context, db: str | None, no_redact: bool, command: tuple[str, ...]) -> None:

@@ -14,7 +14,9 @@ The tree::
     │   ├── InvalidTemplate         invalid_template
     │   ├── InvalidProcedure        invalid_procedure
     │   ├── ParamError              param_error
-    │   └── UnknownTool             unknown_tool
+    │   ├── UnknownTool             unknown_tool
+    │   ├── LimitExceeded           limit_exceeded (a size limit, procmem.limits)
+    │   └── UnsafePattern           unsafe_pattern (a regex RE2 cannot run)
     ├── Unauthorized                unauthorized   (no, unknown, wrong or revoked API key)
     ├── Forbidden                   forbidden      (the key lacks a scope)
     ├── NotFound                    not_found
@@ -44,6 +46,7 @@ __all__ = [
     "InvalidProcedure",
     "InvalidTemplate",
     "InvalidTrace",
+    "LimitExceeded",
     "MissingExtra",
     "ModelError",
     "NotFound",
@@ -55,6 +58,7 @@ __all__ = [
     "StoreUnavailable",
     "Unauthorized",
     "UnknownTool",
+    "UnsafePattern",
     "UsageError",
 ]
 
@@ -168,6 +172,37 @@ class Forbidden(ProcmemError):
         have = ", ".join(scopes) or "none"
         super().__init__(f"this operation needs the {scope!r} scope (the key has: {have})")
         self.scope = scope
+
+
+class LimitExceeded(UsageError):
+    """A trace, value or procedure is larger than a configured limit (:mod:`procmem.limits`).
+
+    Attributes:
+        what: What was measured, e.g. ``"steps per trace"``.
+        size: Its size; ``limit``: the configured maximum; ``where``: which record.
+    """
+
+    code = "limit_exceeded"
+
+    def __init__(self, what: str, size: int, limit: int, *, where: str = "",
+                 setting: str = "") -> None:
+        at = f"{where}: " if where else ""
+        how = f" (raise it with {setting})" if setting else ""
+        super().__init__(f"{at}{what} is {size}, over the limit of {limit}{how}")
+        self.what, self.size, self.limit, self.where = what, size, limit, where
+
+
+class UnsafePattern(UsageError):
+    """A regex from outside (an extractor, a redaction pattern) that the linear-time
+    engine (RE2) cannot run: a backreference, a lookaround, or a syntax error."""
+
+    code = "unsafe_pattern"
+
+    def __init__(self, what: str, pattern: str, problem: str) -> None:
+        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
+        super().__init__(f"{what} {shown!r} is not a regex that can run in linear time "
+                         f"(RE2): {problem}")
+        self.what, self.pattern, self.problem = what, pattern, problem
 
 
 class NotFound(ProcmemError):

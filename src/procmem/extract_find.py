@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-from .errors import UsageError
+from .errors import UnsafePattern
 from .model import Extractor
+from .safe_regex import anchored_spans, compile_user, normal_after, over_budget, shape_spans
 from .valuekinds import valid
 
 __all__ = ["Found", "anchored_matches", "check_extractor", "distinctive", "find", "find_all",
@@ -40,40 +41,28 @@ class Found:
 
 
 def check_extractor(ex: Extractor) -> None:
-    """Check that an extractor's regexes compile (and so cannot break search).
+    """Check that an extractor's regexes compile on RE2 (and so cannot break or stall
+    search; see :mod:`procmem.safe_regex`).
 
     Raises:
-        UsageError: A regex does not compile; the message names which.
+        UnsafePattern: A regex, or the anchored or bare-shape regex combined from
+            them, does not compile on RE2; the message names which.
     """
     for field in ("before", "pattern", "after"):
-        try:
-            re.compile(getattr(ex, field))
-        except re.error as err:
-            raise UsageError(f"extractor {field} {getattr(ex, field)!r} is not a regex: "
-                             f"{err}") from err
+        rx = getattr(ex, field)
+        compile_user(normal_after(rx) if field == "after" else rx, what=f"extractor {field}")
     try:
-        _compile_anchored(ex.before, ex.pattern, ex.after)
-        _compile_shape(ex.pattern)
-    except re.error as err:
-        raise UsageError(f"extractor regexes do not combine: {err}") from err
-
-
-@lru_cache(maxsize=4096)
-def _compile_anchored(before: str, pattern: str, after: str) -> re.Pattern[str]:
-    # the words after a value may be missing when the text ends there ("... no longer needed")
-    return re.compile(f"(?:{before})(?P<v>{pattern})(?=(?:{after})|\\s*$)" if after
-                      else f"(?:{before})(?P<v>{pattern})(?!\\w)")
-
-
-@lru_cache(maxsize=4096)
-def _compile_shape(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w#])(?P<v>{pattern})(?!\w)")
+        anchored_spans(ex.before, ex.pattern, ex.after, "")
+        shape_spans(ex.pattern, "")
+    except UnsafePattern as err:
+        raise UnsafePattern("extractor (contexts and pattern combined)", err.pattern,
+                            err.problem) from None
 
 
 def anchored_matches(ex: _Shape, text: str) -> list[Found]:
     """Every match of ``ex``'s anchored regex (contexts included) in ``text``, in order."""
-    rx = _compile_anchored(ex.before, ex.pattern, ex.after)
-    return [Found(m.group("v"), m.start("v"), m.end("v"), True) for m in rx.finditer(text)]
+    return [Found(text[a:b], a, b, True)
+            for a, b in anchored_spans(ex.before, ex.pattern, ex.after, text)]
 
 
 class _Spec(NamedTuple):
@@ -97,8 +86,7 @@ def _bare(ex: _Shape, text: str) -> list[Found]:
     tokens: every word of the text would match)."""
     if ex.kind in _WORDLIKE:
         return []
-    return [Found(m.group("v"), m.start("v"), m.end("v"), False)
-            for m in _compile_shape(ex.pattern).finditer(text)]
+    return [Found(text[a:b], a, b, False) for a, b in shape_spans(ex.pattern, text)]
 
 
 def find_all(ex: _Shape, text: str) -> tuple[list[Found], list[Found]]:
@@ -160,7 +148,9 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
         an id with letters or a mark, see :func:`distinctive` — never a bare
         number or word; failing all of these, the only match of a marked id
         written without its mark, see :func:`_unmarked`); otherwise ``None``
-        and the distinct candidate strings seen (possibly empty).
+        and the distinct candidate strings seen (possibly empty). When the
+        current search's time budget has run out (:func:`procmem.safe_regex.budget`),
+        ``(None, [])`` without matching.
     """
     found, cands = find_shared(ex, text)
     return found, list(cands)
@@ -168,10 +158,14 @@ def find(ex: Extractor, text: str) -> tuple[Found | None, list[str]]:
 
 def find_shared(ex: Extractor, text: str) -> tuple[Found | None, tuple[str, ...]]:
     """:func:`find` without the copy: the cached candidates tuple itself (the binder's path)."""
+    if over_budget():  # the search's time is up: bind nothing more (see procmem.safe_regex)
+        return None, ()
     return _find(ex.pattern, ex.before, ex.after, ex.occurrence, ex.kind, text)
 
 
-_CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]])*\]|\{\d*,?\d*\}|\\.")
+# (the class body excludes a bare backslash so the two alternatives cannot both match
+# it: no exponential backtracking on a stored pattern)
+_CLASSES = re.compile(r"\\[dswDSW]|\[(?:\\.|[^\]\\])*\]|\{\d*,?\d*\}|\\.")
 
 
 def distinctive(ex: _Shape) -> bool:

@@ -30,6 +30,7 @@ import uuid
 
 from .errors import NotFound, ProcmemError
 from .model import Execution, StepRun
+from .secret_params import scrub_execution, scrub_step_run, secret_names
 from .store.base import Store
 
 __all__ = ["DEFAULT_LEASE_S", "LeaseKeeper", "client_owner", "new_owner"]
@@ -66,6 +67,7 @@ class LeaseKeeper:
     def __init__(self, store: Store, owner: str, lease_s: float) -> None:
         self.store, self.owner, self.lease_s = store, owner, lease_s
         self._renewed: dict[str, float] = {}  # execution id -> monotonic time of the last renewal
+        self._secrets: dict[tuple[str, int], set[str]] = {}  # (procedure, version) -> names
 
     def acquire(self, execution_id: str) -> None:
         """Take (or renew) the lease of a stored execution now.
@@ -92,6 +94,11 @@ class LeaseKeeper:
             ExecutionBusy: The lease was lost to another run (nothing is written).
         """
         ex_id = execution.id
+        names = self._secret_names(execution)
+        if names:  # secret params' values never reach the store (procmem.secret_params)
+            if step_run is not None:
+                step_run = scrub_step_run(execution, step_run, names)
+            execution = scrub_execution(execution, names)
         if step_run is not None:
             self._renew(ex_id)
             self.store.put_step_run(ex_id, step_run)
@@ -108,6 +115,16 @@ class LeaseKeeper:
         self.store.put_execution(execution)
         if execution.status != "running":
             self._renewed.pop(ex_id, None)  # the store cleared the lease
+
+    def _secret_names(self, execution: Execution) -> set[str]:
+        """The secret params of the execution's procedure version (read once per version)."""
+        key = (execution.procedure, execution.version)
+        if key not in self._secrets:
+            try:
+                self._secrets[key] = secret_names(self.store.get_procedure(*key))
+            except NotFound:
+                self._secrets[key] = set()
+        return self._secrets[key]
 
     def __enter__(self) -> LeaseKeeper:
         return self

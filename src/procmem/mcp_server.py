@@ -428,7 +428,40 @@ async def serve_stdio(server: ProcmemServer) -> None:
     from mcp.server.stdio import stdio_server
 
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        send, receive = anyio.create_memory_object_stream[Any](0)
+
+        async def answer_parse_errors() -> None:
+            # the SDK passes a line it cannot parse on as an exception, which the
+            # session drops silently: answer it with a JSON-RPC error and log it
+            async with send:
+                async for item in read_stream:
+                    if isinstance(item, Exception):
+                        await write_stream.send(parse_error_message(item))
+                        continue
+                    await send.send(item)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer_parse_errors)
+            await server.run(receive, write_stream, server.create_initialization_options())
+            tg.cancel_scope.cancel()
+
+
+def parse_error_message(err: Exception) -> Any:
+    """The JSON-RPC error (id null) that answers a line that is not a JSON-RPC message:
+    -32700 (parse error) for text that is not JSON, -32600 (invalid request)
+    otherwise (JSON-RPC 2.0, section 5.1). The problem is logged to stderr."""
+    from mcp.shared.message import SessionMessage
+    from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+
+    text = str(err)
+    not_json = "json_invalid" in text or "Invalid JSON" in text or isinstance(err, ValueError) \
+        and "JSON" in text and "validation error" not in text
+    code = PARSE_ERROR if not_json else INVALID_REQUEST
+    message = "Parse error" if not_json else "Invalid Request"
+    first = text.splitlines()[0][:200] if text else type(err).__name__
+    logger.warning("mcp stdio: %s: %s", message.lower(), first)
+    return SessionMessage(JSONRPCError(jsonrpc="2.0", id=None,
+                                       error=ErrorData(code=code, message=message, data=first)))
 
 
 async def serve_http(app: Any, *, host: str = "127.0.0.1", port: int = 8766) -> None:

@@ -35,11 +35,12 @@ from typing import Any
 
 from .bind import Binding, bind_task
 from .embed import Embedder, default_embedder
-from .errors import NotFound, UsageError
+from .errors import InvalidTrace, LimitExceeded, NotFound, UsageError
 from .induce import MIN_CONSTANT
 from .keys import DEFAULT_TENANT, check_tenant
 from .learning.promote import PromotionPolicy
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
+from .limits import DEFAULT_LIMITS, Limits
 from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learn import Learner, LearnReport
@@ -53,10 +54,12 @@ from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
 from .multiplan import PlanRun, TaskPlan, plan_task, prepare_parts, run_result
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
+from .redaction import Redactor, default_redactor
 from .replay import Core, ToolCall, adrive, drive, replay_core
 from .rerank import Reranker
 from .retrieval import RankView
 from .search_index import SearchIndex
+from .secret_params import EnvSecrets, SecretProvider, secretize
 from .store import open_store
 from .store.base import Store
 from .traceio import read_traces
@@ -74,6 +77,9 @@ class ImportReport:
     read: int = 0
     stored: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+_PROC_FIELDS = ("description", "steps", "params", "tags")
 
 
 class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
@@ -116,6 +122,13 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             has its own store beside it (:func:`procmem.store.tenant_location`),
             so every read, write, search, execution and export of this memory
             stays inside the tenant. Ignored when ``store`` is given.
+        redactor: The secret redaction every trace and hand-written procedure
+            passes before it is stored (:class:`procmem.redaction.Redactor`; add
+            your own patterns there). Default: the built-in rules.
+        limits: Size limits on traces and procedures (:class:`procmem.limits.Limits`).
+        secrets: Where secret params' values come from at replay time
+            (:class:`procmem.secret_params.SecretProvider`); default
+            :class:`~procmem.secret_params.EnvSecrets` (``PROCMEM_SECRET_<NAME>``).
 
     Raises:
         StoreUnavailable: The store cannot be opened.
@@ -129,10 +142,15 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                  embedder: Embedder | str | None = "default",
                  reranker: Reranker | None = None, save_index: bool = True,
                  lease_s: float = DEFAULT_LEASE_S, min_constant: int = MIN_CONSTANT,
-                 tenant: str = DEFAULT_TENANT) -> None:
+                 tenant: str = DEFAULT_TENANT, redactor: Redactor | None = None,
+                 limits: Limits | None = None,
+                 secrets: SecretProvider | None = None) -> None:
         if not lease_s > 0:
             raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
         self.lease_s = lease_s
+        self.redactor = redactor if redactor is not None else default_redactor()
+        self.limits = limits if limits is not None else DEFAULT_LIMITS
+        self.secrets: SecretProvider | None = secrets if secrets is not None else EnvSecrets()
         self.location = os.fsdecode(location) if store is None else store.location
         self.tenant = check_tenant(tenant)
         self.store: Store = store if store is not None else open_store(location, tenant=tenant)
@@ -168,7 +186,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def for_tenant(self, tenant: str) -> Memory:
         """A new memory over ``tenant``'s store at this memory's location, with the
-        same settings (policy, embedder, reranker, lease); the caller closes it.
+        same settings (policy, embedder, reranker, lease, redaction, limits, secrets);
+        the caller closes it.
 
         Raises:
             UsageError: ``tenant`` is not a valid tenant name.
@@ -177,7 +196,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
         return Memory(self.location, policy=self.policy, stats_window=self.stats_window,
                       embedder=self._embedder, reranker=self.reranker,
                       save_index=self.save_index, lease_s=self.lease_s, tenant=tenant,
-                      min_constant=self._learner.min_constant)
+                      min_constant=self._learner.min_constant, redactor=self.redactor,
+                      limits=self.limits, secrets=self.secrets)
 
     def __enter__(self) -> Memory:
         return self
@@ -194,10 +214,24 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
     def add_traces(self, traces: Iterable[Trace]) -> int:
         """Store traces in one transaction; returns how many were new.
 
+        Every trace is checked against :attr:`limits` and redacted by
+        :attr:`redactor` first (:mod:`procmem.redaction`): this is the one step
+        every ingest path (import, learn, REST, MCP, recorder, proxy) goes through.
+
         Raises:
             Conflict: A trace id exists with different content (nothing is stored).
+            LimitExceeded: A trace is over a size limit (nothing is stored).
         """
-        return self.store.put_traces(list(traces))
+        return self.store.put_traces([self.admit_trace(t) for t in traces])
+
+    def admit_trace(self, trace: Trace) -> Trace:
+        """``trace`` as it may be stored: checked against :attr:`limits`, then redacted.
+
+        Raises:
+            LimitExceeded: The trace is over a size limit.
+        """
+        self.limits.check_trace(trace)
+        return self.redactor.trace(trace)[0]
 
     def import_traces(self, path: str | os.PathLike[str], *,
                       skip_invalid: bool = False) -> ImportReport:
@@ -214,6 +248,15 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
             UsageError: The file cannot be read.
         """
         traces, errors = read_traces(Path(path), skip_invalid=skip_invalid)
+        if skip_invalid:  # a trace over a limit is reported like a bad line
+            kept = []
+            for t in traces:
+                try:
+                    self.limits.check_trace(t)
+                    kept.append(t)
+                except LimitExceeded as err:
+                    errors.append(InvalidTrace(str(err), source=str(path)))
+            traces = kept
         stored = self.add_traces(traces)
         return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
 
@@ -314,6 +357,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
         """
+        self.limits.check_procedure(procedure)  # sizes (procmem.limits)
+        procedure = secretize(self.redactor.model(procedure, _PROC_FIELDS)[0])
         check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
         self._check_tool_args(procedure)  # refuses args that break a stored tool schema
         return put_version(self.store, procedure)
@@ -463,10 +508,11 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
     # Setting up a run (binding, sub-procedures, reopening) is procmem.memory_replay.
     def _prepare(
         self, procedure: Procedure | str, tools: Tools, task: str | None,
-        params: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None, *, provider: bool = True,
     ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
         proc = procedure if isinstance(procedure, Procedure) else self.choose_version(procedure)
-        return prepare(self.store, proc, tools, task, params)
+        return prepare(self.store, proc, tools, task, params,
+                       self.secrets if provider else None)
 
     def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
         return subprocedures(self.store, proc)
@@ -519,7 +565,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
                 tools: Tools) -> tuple[Core, LeaseKeeper]:
-        return reopen(self.store, execution_id, answers, tools, self.lease_s)
+        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets)
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:

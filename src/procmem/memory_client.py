@@ -38,6 +38,7 @@ from .errors import ReplayError, UsageError
 from .lease import LeaseKeeper, client_owner
 from .model import Execution, Need, Procedure
 from .replay import replay_core
+from .secret_params import fill_secrets
 from .store.base import Store
 
 __all__ = ["ClientDriveMixin", "Turn"]
@@ -94,7 +95,7 @@ class ClientDriveMixin:
     _live: dict[str, tuple[Core, ToolCall]]
 
     def _prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
-                 params: Mapping[str, Any] | None
+                 params: Mapping[str, Any] | None, *, provider: bool = True
                  ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
         raise NotImplementedError  # provided by Memory
 
@@ -116,7 +117,8 @@ class ClientDriveMixin:
         Raises:
             NotFound, ParamError, CycleError: as :meth:`procmem.Memory.replay`.
         """
-        proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params)
+        # the client makes the calls: the server's secrets are not handed to it
+        proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params, provider=False)
         keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s)
         return self._turn(ex.id, replay_core(proc, ex, subs), None, {}, keeper)
 
@@ -172,6 +174,7 @@ class ClientDriveMixin:
             raise ReplayError(f"execution {execution_id!r} was waiting for a call inside a "
                               "sub-procedure in a process that stopped; start it again")
         ex.answers.update(answers)
+        fill_secrets(proc, ex, None)  # stored secrets are markers: the client gives them again
         ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
         pending = None
         if step_id is not None:

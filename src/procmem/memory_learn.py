@@ -37,6 +37,7 @@ from .induce_alt import MergeRejected, merge_plan
 from .memory_traces import group_failure
 from .memory_versions import paged, same_content, versions
 from .model import Lineage, Trace
+from .secret_params import secretize
 from .store.base import Store
 
 __all__ = ["LearnReport", "Learner", "TraceFold"]
@@ -197,7 +198,9 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     missing = [i for i in ids if i not in parsed]
     read = {t.id: t for t in store.get_traces(missing)} if missing else {}
     group = [parsed[i] if i in parsed else read[i] for i in ids]
-    proc = induce(group, name=name, corpus=corpus, version=len(known) + 1, effects=effects)
+    # a redacted literal ("[REDACTED:keyed]") becomes a secret param (procmem.secret_params)
+    proc = secretize(induce(group, name=name, corpus=corpus, version=len(known) + 1,
+                            effects=effects))
     if known:
         last = known[-1]
         proc = proc.model_copy(update={"namespace": last.namespace})  # a name keeps it

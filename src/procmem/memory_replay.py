@@ -27,6 +27,7 @@ from .errors import NotFound, ReplayError
 from .lease import LeaseKeeper, new_owner
 from .model import Execution, Procedure
 from .replay import check_tools, replay_core
+from .secret_params import SecretProvider, fill_secrets
 from .store.base import Store
 
 __all__ = ["prepare", "reopen", "subprocedures"]
@@ -53,7 +54,7 @@ def subprocedures(store: Store, proc: Procedure) -> dict[str, Procedure]:
 
 
 def prepare(store: Store, proc: Procedure, tools: Mapping[str, Any], task: str | None,
-            params: Mapping[str, Any] | None
+            params: Mapping[str, Any] | None, secrets: SecretProvider | None = None
             ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
     """A new execution of ``proc`` with its params bound, and the sub-procedures it needs.
 
@@ -63,6 +64,7 @@ def prepare(store: Store, proc: Procedure, tools: Mapping[str, Any], task: str |
         tools: Tool callables by action name (only their names are checked here).
         task: The task text; the built-in binder fills params not in ``params``.
         params: Param values by name.
+        secrets: Where secret params' values come from (:mod:`procmem.secret_params`).
 
     Returns:
         ``(proc, execution, sub-procedures by name)``; the execution is not stored.
@@ -83,11 +85,13 @@ def prepare(store: Store, proc: Procedure, tools: Mapping[str, Any], task: str |
                 sources[k] = "task"
     ex = Execution(procedure=proc.name, version=proc.version, task=task, params=given,
                    param_sources=sources)
+    fill_secrets(proc, ex, secrets)  # never from the task; from the provider (or a need)
     return proc, ex, subs
 
 
 def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
-           tools: Mapping[str, Any], lease_s: float) -> tuple[Core, LeaseKeeper]:
+           tools: Mapping[str, Any], lease_s: float,
+           secrets: SecretProvider | None = None) -> tuple[Core, LeaseKeeper]:
     """The core that continues a stored execution, and the lease it now holds.
 
     Args:
@@ -96,6 +100,8 @@ def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
         answers: Values by need key, added to the execution's answers.
         tools: Tool callables by action name (only their names are checked here).
         lease_s: How long the lease is held unless renewed (seconds).
+        secrets: Where secret params' values come from again (they are never
+            stored; see :mod:`procmem.secret_params`).
 
     Returns:
         ``(core, keeper)``: the caller drives the core and releases the keeper
@@ -121,5 +127,6 @@ def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
         keeper.release()
         raise ReplayError(f"execution {execution_id!r} already succeeded")
     ex.answers.update(answers or {})
+    fill_secrets(proc, ex, secrets)
     ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
     return replay_core(proc, ex, subs), keeper

@@ -40,6 +40,7 @@ from .retrieval import (
     rank,
     reliability_factor,
 )
+from .safe_regex import budget
 from .search_index import (
     SearchIndex,
     add_vectors,
@@ -407,6 +408,9 @@ class SearchMixin:
                          target_precision=target_precision, retrievers=retrievers,
                          progress=progress)
 
+    search_budget_s: float | None = 2.0
+    """Wall time one search may spend binding params (seconds; ``None``: no limit)."""
+
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
                namespace: str | None = None, confident_only: bool = False,
@@ -440,7 +444,10 @@ class SearchMixin:
             ``vector`` ranks (when it was in that list); its ``explanation`` has
             the signals, the params bound from the task, ``matched_terms``,
             ``cosine`` and ``nearest_demonstration``; ``confident`` is False
-            below the abstention threshold.
+            below the abstention threshold. When binding ran out of
+            :attr:`search_budget_s` (:func:`procmem.safe_regex.budget`), the
+            hits are what was ranked so far, each with
+            ``explanation["budget_exceeded"] = True`` and not confident.
 
         Raises:
             UsageError: ``limit`` is out of range, ``task`` is empty, an unknown
@@ -480,9 +487,10 @@ class SearchMixin:
                            cosine=f["cosine"], ranks=f["ranks"], nearest=f["nearest"])
                  for f in facts]
         ranked = max(limit * 2, _RERANK_TOP if self.reranker is not None and rerank else 0)
-        hits = rank(task, cands, limit=min(100, ranked),
-                    load=lambda name: self._procedure(name, stored.get(name)),
-                    calibration=self._calibration(retriever))
+        with budget(self.search_budget_s) as spent:  # binding stops when it runs out
+            hits = rank(task, cands, limit=min(100, ranked),
+                        load=lambda name: self._procedure(name, stored.get(name)),
+                        calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []
         for h in hits:
@@ -493,7 +501,11 @@ class SearchMixin:
                     "reliability": reliability})
             explanation = dict(h.explanation,
                                matched_terms=index.matched_terms(h.procedure.name, query_terms))
-            out.append(h.model_copy(update={"explanation": explanation}))
+            update: dict[str, Any] = {"explanation": explanation}
+            if spent.exceeded:  # some params were not looked for: say so, never confident
+                explanation["budget_exceeded"] = True
+                update["confident"] = False
+            out.append(h.model_copy(update=update))
         out.sort(key=lambda h: (-h.score, h.procedure.name))
         if self.reranker is not None and rerank and out:
             out = self._rerank(task, out)

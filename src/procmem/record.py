@@ -2,8 +2,8 @@
 
 Invariants:
     * :func:`redact` never mutates its input; it returns a deep copy in which
-      secret values are replaced by ``"[REDACTED]"``. Text that holds no secret
-      comes back unchanged, character for character.
+      secret values are replaced by ``"[REDACTED:kind]"`` (:mod:`procmem.redaction`).
+      Text that holds no secret comes back unchanged, character for character.
     * A :class:`Recorder` builds exactly one :class:`~procmem.model.Trace` and
       passes it to ``on_finish`` exactly once, when its ``with`` block exits.
       With ``redact_secrets`` (the default) nothing unredacted reaches
@@ -17,11 +17,9 @@ Invariants:
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,110 +29,25 @@ from pydantic import ValidationError
 
 from procmem.errors import UsageError
 from procmem.model import Trace, TraceStep, utcnow
+from procmem.redaction import SECRET_KEYS, Redactor, default_redactor
 
 __all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "Recorder", "redact"]
 
-REDACTED = "[REDACTED]"
+REDACTED = "[REDACTED:keyed]"
+"""The marker of a value redacted for its key name (other kinds: ``[REDACTED:jwt]`` ...)."""
 
-DEFAULT_SECRET_KEYS: tuple[str, ...] = (
-    *("password", "passwd", "secret", "token", "api_key", "apikey", "authorization"),
-    *("auth", "cookie", "session", "private_key", "credential"),
-)
-
-# Longer words that merely contain a secret key word: "max_tokens" is a count,
-# "author" a name. An occurrence of a key word inside one of these does not count
-# (unless the key word is the whole benign word, e.g. keys=("tokens",)).
-_BENIGN_WORDS = re.compile(r"tokens|author(?!i[sz]ation)")
-
-# (pattern, replacement); the replacement keeps any non-secret prefix.
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
-            re.DOTALL,
-        ),
-        REDACTED,
-    ),
-    # bearer token: 8+ chars with a digit or symbol, so "the bearer of news" is kept
-    (
-        re.compile(r"\b([Bb]earer)\s+(?=[\w\-.~+/]*[\d\-.~+/_])[A-Za-z0-9\-._~+/]{8,}=*"),
-        r"\1 " + REDACTED,
-    ),
-    (re.compile(r"(?<![A-Za-z0-9])sk-(?:ant-)?[A-Za-z0-9_\-]{20,}"), REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), REDACTED),
-)
-
-
-def _is_secret_key(key: str, words: tuple[str, ...]) -> bool:
-    low = key.lower()
-    benign = [m.span() for m in _BENIGN_WORDS.finditer(low)]
-    for word in words:
-        w = word.lower()
-        start = low.find(w)
-        while start != -1:
-            end = start + len(w)
-            inside = any(a <= start and end <= b and b - a > len(w) for a, b in benign)
-            if not inside:
-                return True
-            start = low.find(w, start + 1)
-    return False
-
-
-def _redact_text(text: str, words: tuple[str, ...]) -> str:
-    out = text
-    for pattern, replacement in _SECRET_PATTERNS:
-        out = pattern.sub(replacement, out)
-    stripped = out.lstrip()
-    if stripped[:1] in ("{", "["):
-        try:
-            parsed = json.loads(out)
-        except ValueError:
-            return out
-        cleaned = _redact(parsed, words)
-        if cleaned != parsed:  # re-serialize only when a keyed secret was found
-            return json.dumps(cleaned, ensure_ascii=False)
-    return out
-
-
-def _redact(value: Any, words: tuple[str, ...]) -> Any:
-    if isinstance(value, str):
-        return _redact_text(value, words)
-    if isinstance(value, Mapping):
-        return {
-            k: (REDACTED if _is_secret_key(str(k), words) else _redact(v, words))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_redact(v, words) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_redact(v, words) for v in value)
-    try:
-        return copy.deepcopy(value)
-    except Exception:  # an uncopyable object: leave it as it is
-        return value
+DEFAULT_SECRET_KEYS: tuple[str, ...] = SECRET_KEYS
 
 
 def redact(value: Any, *, keys: tuple[str, ...] = DEFAULT_SECRET_KEYS) -> Any:
-    """Return a deep copy of ``value`` with secrets replaced by ``"[REDACTED]"``.
+    """Return a deep copy of ``value`` with secrets replaced by ``"[REDACTED:kind]"``.
 
-    Two rules, applied recursively through dicts, lists and tuples:
-
-    * **Keys.** A dict value whose key contains one of ``keys``
-      (case-insensitive substring, e.g. ``"X-Auth-Token"``, ``"db_password"``)
-      is replaced whole. A key word that is only part of a longer benign word
-      does not count: ``max_tokens`` and ``author`` are kept.
-    * **Values.** Inside every string, these are replaced: bearer tokens
-      (``Bearer [REDACTED]``), OpenAI/Anthropic keys (``sk-…``, ``sk-ant-…``),
-      AWS access key ids (``AKIA…``), GitHub tokens (``ghp_…``,
-      ``github_pat_…``), JWTs (``eyJ….….…``) and PEM private key blocks.
-      Ordinary ids (``"#W6067464"``, ``"credit_card_4190576"``) and e-mail
-      addresses are not secrets and are kept.
-
-    A string that is JSON text (a tool output such as ``'{"token": "x"}'``) is
-    parsed and the key rule applied too; it is re-serialized only when a keyed
-    secret was found, so clean text is returned unchanged.
+    The rules are :class:`procmem.redaction.Redactor`'s (key names, token shapes,
+    the ``detect-secrets`` plugins and entropy, free text such as "my password is
+    …"), applied recursively through dicts, lists and tuples. Ordinary ids
+    (``"#W6067464"``, ``"credit_card_4190576"``) and e-mail addresses are kept.
+    :meth:`procmem.Memory.add_traces` applies the same step to every trace it
+    stores, so this is only needed for values kept outside a memory.
 
     Args:
         value: Any value; typically a JSON-like structure or a string.
@@ -143,7 +56,14 @@ def redact(value: Any, *, keys: tuple[str, ...] = DEFAULT_SECRET_KEYS) -> Any:
     Returns:
         A redacted deep copy of ``value`` (same shape and types).
     """
-    return _redact(value, tuple(keys))
+    keys = tuple(keys)
+    r = default_redactor() if keys == SECRET_KEYS else _keyed(keys)
+    return r.redact(value)
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(keys: tuple[str, ...]) -> Redactor:
+    return Redactor(keys=keys)
 
 
 def _jsonable(value: Any) -> Any:

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from .errors import InvalidProcedure, MissingExtra, ProcmemError, UsageError
+from .errors import InvalidProcedure, MissingExtra, ProcmemError, UnsafePattern, UsageError
 from .extract import find_all
 from .http_guard import DEFAULT_MAX_BODY_BYTES
 from .learning.stats import VersionStats
@@ -121,7 +121,7 @@ def _check_extractors(procedure: Procedure) -> None:
         if p.extractor is not None:
             try:
                 find_all(p.extractor, "")
-            except re.error as err:
+            except (re.error, UnsafePattern) as err:
                 raise InvalidProcedure(procedure.name, f"param {p.name!r}: the extractor is "
                                        f"not a valid regular expression: {err}") from err
 

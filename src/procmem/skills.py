@@ -423,15 +423,31 @@ def import_skill(folder: str | Path) -> Procedure:
     procedure (same :meth:`Procedure.content`; statistics reset); without one,
     a text-only procedure (see the module docstring).
 
+    The procedure must be the one the folder declares: its name equals the
+    ``procmem-procedure`` of SKILL.md's ``metadata`` when there is one, else its
+    :func:`skill_name` is the folder's skill name.
+
     Raises:
         UsageError: A SKILL.md problem (file and field or line named).
         InvalidProcedure: ``procedure.json`` is not JSON, not a valid procedure,
-            or has a template reference that cannot bind (file and field named).
+            has a template reference that cannot bind (file and field named), or
+            names another procedure than the folder declares.
     """
     skill = read_skill(folder)
     json_path = skill.path / PROCEDURE_FILE
     if json_path.exists():
-        return _load_procedure(json_path, skill.name)
+        proc = _load_procedure(json_path, skill.name)
+        meta = skill.fields.get("metadata")
+        declared = meta.get("procmem-procedure") if isinstance(meta, dict) else None
+        if declared is not None and proc.name != declared:
+            raise InvalidProcedure(skill.name, f"{json_path}: names procedure {proc.name!r} but "
+                                   f"{SKILL_FILE} declares {declared!r} (metadata "
+                                   "procmem-procedure); a skill only imports as itself")
+        if declared is None and skill_name(proc.name) != skill.name:
+            raise InvalidProcedure(skill.name, f"{json_path}: names procedure {proc.name!r}, "
+                                   f"whose skill name is {skill_name(proc.name)!r}, not the "
+                                   f"folder's {skill.name!r}; a skill only imports as itself")
+        return proc
     description = skill.description + (f"\n\n{skill.body}" if skill.body else "")
     lineage = Lineage(reason=f"imported from a text-only Agent Skill ({SKILL_FILE})")
     return Procedure(name=skill.name, description=description, tags=[TEXT_ONLY_TAG],

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from procmem.errors import InvalidTrace, UsageError
+from procmem.limits import READ_MAX_DEPTH, json_problem
 from procmem.model import Trace
 
 __all__ = ["iter_traces", "read_traces", "trace_id_for", "write_traces"]
@@ -73,6 +74,9 @@ def _records(text: str, source: str) -> Iterator[tuple[int, Any | InvalidTrace]]
                 yield number, json.loads(raw)
             except ValueError as err:
                 yield number, InvalidTrace(f"not valid JSON: {err}", source=source, line=number)
+            except RecursionError:
+                yield number, InvalidTrace(f"not valid JSON: nested deeper than {READ_MAX_DEPTH} "
+                                           "levels", source=source, line=number)
         return
     # A JSON array: decode element by element so that each one keeps its line.
     pos, expect_item, first = start + 1, True, True
@@ -100,6 +104,8 @@ def _records(text: str, source: str) -> Iterator[tuple[int, Any | InvalidTrace]]
                 value, pos = _decoder.raw_decode(text, pos)
             except json.JSONDecodeError as err:
                 problem, line = str(err), err.lineno
+            except RecursionError:
+                problem = f"nested deeper than {READ_MAX_DEPTH} levels"
             else:
                 yield line, value
                 expect_item, first = False, False
@@ -109,6 +115,17 @@ def _records(text: str, source: str) -> Iterator[tuple[int, Any | InvalidTrace]]
 
 
 def _to_trace(value: Any, source: str, line: int) -> Trace | InvalidTrace:
+    problem = json_problem(value)
+    if problem is not None:
+        return InvalidTrace(problem, source=source, line=line)
+    try:
+        return _validate(value, source, line)
+    except (TypeError, ValueError, RecursionError, UnicodeError) as err:  # never a traceback
+        return InvalidTrace(f"malformed trace ({type(err).__name__}: {err})"[:300],
+                            source=source, line=line)
+
+
+def _validate(value: Any, source: str, line: int) -> Trace | InvalidTrace:
     if not isinstance(value, dict):
         kind = type(value).__name__
         return InvalidTrace(f"expected a JSON object, got {kind}", source=source, line=line)

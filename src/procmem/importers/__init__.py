@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from procmem.errors import InvalidTrace, UsageError
+from procmem.limits import READ_MAX_DEPTH, json_problem
 from procmem.model import Trace
 from procmem.traceio import _read_text, _records, read_traces
 
@@ -82,6 +83,9 @@ def _jsonl(text: str, source: str) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(raw)
         except ValueError as err:
             yield number, InvalidTrace(f"not valid JSON: {err}", source=source, line=number)
+        except RecursionError:
+            yield number, InvalidTrace(f"not valid JSON: nested deeper than {READ_MAX_DEPTH} "
+                                       "levels", source=source, line=number)
 
 
 def _transcripts(text: str, source: str) -> Iterator[tuple[int, Any]]:
@@ -93,6 +97,10 @@ def _transcripts(text: str, source: str) -> Iterator[tuple[int, Any]]:
     first_line = text.count("\n", 0, len(text) - len(body)) + 1
     try:
         whole = json.loads(text)
+    except RecursionError:
+        yield first_line, InvalidTrace(f"not valid JSON: nested deeper than {READ_MAX_DEPTH} "
+                                       "levels", source=source, line=first_line)
+        return
     except ValueError:
         head = body.split("\n", 1)[0]
         try:
@@ -144,11 +152,18 @@ def import_transcripts(
         if isinstance(value, InvalidTrace):
             item = value
         else:
+            problem = json_problem(value)
             try:
+                if problem is not None:
+                    raise InvalidTrace(problem)
                 item = parser(value)
             except InvalidTrace as err:
                 item = InvalidTrace(err.problem, source=source, line=line, field=err.field)
                 item.__cause__ = err
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError,
+                    RecursionError, UnicodeError) as err:  # malformed: never a traceback
+                item = InvalidTrace(f"malformed {format} transcript ({type(err).__name__}: "
+                                    f"{err})"[:300], source=source, line=line)
         if isinstance(item, Trace):
             if item.id in first_line:
                 problem = f"duplicate trace id {item.id!r} (first on line {first_line[item.id]})"
