@@ -45,13 +45,13 @@ from .memory_async import AsyncMixin
 from .memory_client import ClientDriveMixin
 from .memory_learn import Learner, LearnReport
 from .memory_learning import LearningMixin
+from .memory_plans import TaskPlanMixin
 from .memory_replay import prepare, reopen, subprocedures
 from .memory_search import SearchMixin
 from .memory_tools import ToolSchemaMixin
 from .memory_traces import TraceImpact, trace_impact
 from .memory_versions import check_procedure, paged, put_version, with_stats
 from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
-from .multiplan import PlanRun, TaskPlan, plan_task, prepare_parts, run_result
 from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .record import Recorder
 from .redaction import Redactor, default_redactor
@@ -82,7 +82,8 @@ class ImportReport:
 _PROC_FIELDS = ("description", "steps", "params", "tags")
 
 
-class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, AsyncMixin):
+class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, TaskPlanMixin,
+             AsyncMixin):
     """Procedural memory backed by one store.
 
     Args:
@@ -433,75 +434,6 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Asyn
                     if h.procedure.key == proc.key), None)
         return plan_procedure(proc, task, params=params, procedures=self._subprocedures(proc),
                               hit=hit)
-
-    def plan_task(self, task: str) -> TaskPlan:
-        """Plan a task that may hold several requests: one procedure per request when
-        the top hit leaves one uncovered (:mod:`procmem.multiplan`), else the top hit.
-
-        Args:
-            task: The task in plain words.
-
-        Returns:
-            A :class:`~procmem.multiplan.TaskPlan`: its ``parts`` run in order
-            (:meth:`replay_plan`); ``uncovered`` lists requests no part covers.
-
-        Raises:
-            UsageError: ``task`` is empty.
-        """
-        return plan_task(task, search=lambda text, limit: self.search(text, limit=limit),
-                         plan=lambda hit, text: self.plan(text, procedure=hit))
-
-    def replay_plan(self, plan: TaskPlan, *, tools: Tools, resolver: Resolver | None = None,
-                    partial: bool = False) -> PlanRun:
-        """Replay a task plan's parts in order, stopping at the first that does not succeed.
-
-        Each part runs its planned version, its params bound from its own request's
-        text (``part.text``). Every part's tools are checked before anything runs.
-        To go on after a pause: :meth:`resume` the stopped execution with its answers,
-        then replay the rest, ``plan.model_copy(update={"parts": plan.parts[i + 1:]})``.
-
-        Args:
-            plan: From :meth:`plan_task`.
-            tools: Tool callables by action name (as :meth:`replay`).
-            resolver: Answers needs (as :meth:`replay`).
-            partial: Run the parts even when the plan has uncovered requests (the
-                run then ends ``paused``, listing them); by default such a plan is
-                ``refused`` and nothing runs.
-
-        Returns:
-            A :class:`~procmem.multiplan.PlanRun`: status, the executions that ran,
-            where it stopped, the parts not run.
-
-        Raises:
-            NotFound / UnknownTool / ParamError / CycleError / ExecutionBusy: As
-                :meth:`replay` (tools and procedures are checked before any part runs).
-        """
-        ready = prepare_parts(self.store, plan, tools, partial=partial)
-        if isinstance(ready, PlanRun):
-            return ready
-        executions: list[Execution] = []
-        for proc, ex, subs in ready:
-            with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
-                executions.append(drive(replay_core(proc, ex, subs), tools, resolver, keeper))
-            if executions[-1].status != "succeeded":
-                break
-        return run_result(plan, executions)
-
-    async def areplay_plan(self, plan: TaskPlan, *, tools: Tools,
-                           resolver: Callable[[Need], Any | Awaitable[Any]] | None = None,
-                           partial: bool = False) -> PlanRun:
-        """Async twin of :meth:`replay_plan`."""
-        ready = prepare_parts(self.store, plan, tools, partial=partial)
-        if isinstance(ready, PlanRun):
-            return ready
-        executions: list[Execution] = []
-        for proc, ex, subs in ready:
-            with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
-                executions.append(await adrive(replay_core(proc, ex, subs), tools, resolver,
-                                               keeper))
-            if executions[-1].status != "succeeded":
-                break
-        return run_result(plan, executions)
 
     # ------------------------------------------------------------------ replay
 

@@ -60,6 +60,7 @@ from .planning import Plan, Span, nothing_fits
 from .retrieval import action_verb, named_verbs
 
 if TYPE_CHECKING:
+    from .secret_params import SecretProvider
     from .store.base import Store
 
 __all__ = ["PlanPart", "PlanRun", "Request", "TaskPlan", "plan_task", "prepare_parts",
@@ -351,7 +352,8 @@ Prepared = tuple[Procedure, Execution, dict[str, Procedure]]
 
 
 def prepare_parts(store: Store, plan: TaskPlan, tools: Mapping[str, Any], *,
-                  partial: bool = False) -> list[Prepared] | PlanRun:
+                  partial: bool = False, secrets: SecretProvider | None = None
+                  ) -> list[Prepared] | PlanRun:
     """Every part's procedure version (as planned), new execution and sub-procedures.
 
     Each part's params are bound from its :attr:`PlanPart.text`
@@ -363,6 +365,7 @@ def prepare_parts(store: Store, plan: TaskPlan, tools: Mapping[str, Any], *,
         plan: The task plan.
         tools: Tool callables by action name (checked for every part before any runs).
         partial: Run the parts even when requests are uncovered.
+        secrets: Where secret params' values come from (as a single replay).
 
     Returns:
         The prepared parts in order, or a ``refused`` :class:`PlanRun` when nothing
@@ -381,7 +384,7 @@ def prepare_parts(store: Store, plan: TaskPlan, tools: Mapping[str, Any], *,
             return PlanRun(status="refused", not_run=list(range(len(plan.parts))),
                            uncovered=plan.uncovered)
         proc = store.get_procedure(part.plan.procedure, part.plan.version)
-        out.append(prepare(store, proc, tools, part.text, None))
+        out.append(prepare(store, proc, tools, part.text, None, secrets))
     return out
 
 
