@@ -39,7 +39,10 @@ Invariants:
       can reach another tenant's store. Handlers are sync (FastAPI runs them
       in a thread pool) and hold one lock while they use the memory, because
       its caches (search index, live executions) are not thread-safe; SQLite
-      serializes writes anyway.
+      serializes writes anyway. Learn and optimize, the long work, run on their
+      own connection to the tenant's store instead, and ``/health`` only asks
+      the store, so neither waits behind them (an in-memory store has no
+      second connection: there they run under the lock).
     * Nothing here decides anything: each handler validates, calls one or two
       ``Memory`` methods and returns their result as the documented model.
 
@@ -199,6 +202,17 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
     def locked(fn: Callable[[], T]) -> T:
         with lock:
             return fn()
+
+    def off_lock(fn: Callable[[Memory], T]) -> T:
+        """Long work (learn, optimize) on its own connection to the tenant's store, so
+        the other requests (``/health`` included) do not wait behind it; an
+        in-memory store has no second connection and runs under the lock."""
+        current = cast(Memory, mem.for_tenant(mem.tenant)) if mem.location != ":memory:" \
+            else None
+        if current is None:
+            return locked(lambda: fn(mem))
+        with current:
+            return fn(current)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -427,14 +441,14 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
               responses=error_responses(400, validated=False))
     def learn() -> LearnOut:
         """Induce procedures from the stored traces (idempotent)."""
-        return LearnOut(**asdict(locked(mem.learn)))
+        return LearnOut(**asdict(off_lock(lambda m: m.learn())))
 
     @app.post("/optimize", response_model=OptimizeOut, tags=["procedures"],
               responses=error_responses(400, 404))
     def optimize(name: str | None = Query(None, pattern=NAME_PATTERN, max_length=200,
                                           description="Only this procedure.")) -> OptimizeOut:
         """Propose, verify and store candidate versions (repair, prune, merge, factor)."""
-        return OptimizeOut(**asdict(locked(lambda: mem.optimize(name))))
+        return OptimizeOut(**asdict(off_lock(lambda m: m.optimize(name))))
 
     # ------------------------------------------------------------------ search
 
@@ -557,8 +571,9 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
     @app.get("/health", response_model=Health, tags=["health"],
              responses=error_responses(validated=False))
     def health() -> Health:
-        """The server is up and its store answers."""
-        locked(lambda: mem.list_procedures(limit=1))
+        """The server is up and its store answers (never waits behind learn or optimize:
+        the store's own lock covers one query at a time)."""
+        mem.store.count_traces()
         return Health(version=__version__)
 
     return app
