@@ -320,6 +320,15 @@ class StoreContract:
         assert Procedure.model_validate_json(found["j_mixed"]).version == 2
         assert store.get_procedures_json([]) == {}
 
+    def test_count_procedures_counts_names_not_versions(self, store: Store) -> None:
+        assert store.count_procedures() == 0
+        store.put_procedure(proc("c_one", 1))
+        store.put_procedure(proc("c_one", 2, "candidate"))
+        store.put_procedure(proc("c_two", 1, "deprecated"))
+        assert store.count_procedures() == 2
+        assert store.delete_procedure("c_one")
+        assert store.count_procedures() == 1
+
     def test_missing_procedures(self, store: Store) -> None:
         store.put_procedure(proc("exists"))
         with pytest.raises(NotFound):

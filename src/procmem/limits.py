@@ -45,6 +45,10 @@ class Limits:
         max_procedure_params: Params per procedure.
         max_procedure_steps: Steps per procedure.
         max_procedure_bytes: Bytes per procedure (UTF-8 JSON).
+        max_procedures: Procedure names per store; a tenant has its own store
+            (:mod:`procmem.tenants`), so this is per tenant. ``learn`` lists a
+            group that would pass it under ``failed_groups``; ``put_procedure``
+            refuses a new name.
     """
 
     max_trace_steps: int = 1_000
@@ -54,6 +58,7 @@ class Limits:
     max_procedure_params: int = 100
     max_procedure_steps: int = 500
     max_procedure_bytes: int = 2 * 1024 * 1024
+    max_procedures: int = 100_000
 
     def check_value(self, value: Any, *, where: str) -> None:
         """Raise :class:`LimitExceeded` if a JSON-like value nests too deep or holds

@@ -169,7 +169,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         self._snapshot_revision = -1  # index revision of the index last saved or loaded
         self.save_index = save_index
         # procmem.memory_learn: the trace fold kept between learns
-        self._learner = Learner(min_constant)
+        self._learner = Learner(min_constant, self.limits.max_procedures)
         self._procs: OrderedDict[str, Procedure] = OrderedDict()
         self._views: dict[str, RankView] = {}
         self._status: dict[str, str] = {}
@@ -357,8 +357,14 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             InvalidProcedure: A template reference does not validate, a param's
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
+            LimitExceeded: Too large, or a new name beyond ``limits.max_procedures``.
         """
         self.limits.check_procedure(procedure)  # sizes (procmem.limits)
+        if (self.find_procedure(procedure.name) is None
+                and (n := self.store.count_procedures()) >= self.limits.max_procedures):
+            raise LimitExceeded("procedures in this store (one tenant)", n + 1,
+                                self.limits.max_procedures, where=f"procedure {procedure.name!r}",
+                                setting="Limits.max_procedures")
         procedure = secretize(self.redactor.model(procedure, _PROC_FIELDS)[0])
         check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
         self._check_tool_args(procedure)  # refuses args that break a stored tool schema

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .alternatives import side_effect_of
-from .errors import Conflict, UsageError
+from .errors import Conflict, LimitExceeded, UsageError
 from .induce import MIN_CONSTANT, CorpusStats, group_key, induce, procedure_name
 from .induce_alt import MergeRejected, merge_plan
 from .memory_traces import group_failure
@@ -98,10 +98,12 @@ class Learner:
     fold notices a store other than the one it folded and starts over.
     """
 
-    def __init__(self, min_constant: int = MIN_CONSTANT) -> None:
+    def __init__(self, min_constant: int = MIN_CONSTANT, max_procedures: int | None = None
+                 ) -> None:
         if min_constant < 1:
             raise UsageError(f"min_constant must be at least 1, got {min_constant}")
         self.min_constant = min_constant
+        self.max_procedures = max_procedures  # new names beyond it: a failed group
         self._fold = self._empty()
 
     def _empty(self) -> TraceFold:
@@ -133,7 +135,7 @@ class Learner:
             ids = [i for sig in together for i in state.groups[sig]]
             try:
                 _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace,
-                             effects)
+                             effects, self.max_procedures)
                 continue
             except MergeRejected:  # learn each read pattern alone
                 pass
@@ -144,7 +146,7 @@ class Learner:
             for sig in together:
                 try:
                     _learn_group(store, sig, state.groups[sig], parsed, state.corpus, report,
-                                 namespace, effects)
+                                 namespace, effects, self.max_procedures)
                 except (UsageError, Conflict, ValidationError) as err:
                     report.failed_groups.append(
                         group_failure(procedure_name(sig), sig, state.groups[sig], err))
@@ -182,8 +184,13 @@ class Learner:
 
 def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dict[str, Trace],
                  corpus: CorpusStats, report: LearnReport, namespace: str | None,
-                 effects: dict[str, bool | None] | None = None) -> None:
-    """Induce one group, store the result if it is new, and say so in ``report``."""
+                 effects: dict[str, bool | None] | None = None,
+                 max_procedures: int | None = None) -> None:
+    """Induce one group, store the result if it is new, and say so in ``report``.
+
+    Raises:
+        LimitExceeded: A new name would make the store hold more than ``max_procedures``.
+    """
     name = procedure_name(sig)
     known = versions(store, name)
     if known and all(not v.matches(sig) for v in known):
@@ -212,6 +219,10 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
         proc = proc.model_copy(update={"version": last.version + 1, "lineage": lineage})
         report.updated.append(name)
     else:
+        if max_procedures is not None and (count := store.count_procedures()) >= max_procedures:
+            raise LimitExceeded("procedures in this store (one tenant)", count + 1,
+                                max_procedures, where=f"procedure {name!r}",
+                                setting="Limits.max_procedures")
         if namespace is not None:
             proc = proc.model_copy(update={"namespace": namespace})
         report.created.append(name)

@@ -68,6 +68,23 @@ def test_limits_are_configurable_and_cover_values_depth_and_procedures() -> None
         assert mem.store.count_traces() == 1
 
 
+def test_procedures_per_tenant_store_are_limited_for_put_and_learn() -> None:
+    mem = Memory(":memory:", embedder=None, limits=Limits(max_procedures=2))
+
+    def one(name: str) -> Procedure:
+        return Procedure(name=name, steps=[Step(id="s1", action=name)])
+
+    mem.put_procedure(one("a_proc"))
+    mem.put_procedure(one("b_proc"))
+    mem.put_procedure(one("a_proc").model_copy(update={"description": "v2"}))  # same name
+    with pytest.raises(LimitExceeded, match="max_procedures"):
+        mem.put_procedure(one("c_proc"))
+    report = mem.learn([Trace(task="ping", outcome="success",
+                              steps=[{"action": "ping", "args": {}}])])  # type: ignore[list-item]
+    assert report.created == [] and report.failed_groups[0]["code"] == "limit_exceeded"
+    assert len(mem.list_procedures()) == 2
+
+
 def test_a_lone_surrogate_is_our_error_not_a_crash() -> None:
     with Memory(":memory:", embedder=None) as mem, pytest.raises(InvalidTrace, match="surrogate"):
         mem.add_traces([Trace(id="s", task="bad \ud800 text", steps=[])])

@@ -126,6 +126,10 @@ class Store(Protocol):
         """
         ...
 
+    def count_procedures(self) -> int:
+        """How many procedure names have at least one version (deleted names not counted)."""
+        ...
+
     def list_procedures(self, *, status: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Procedure]:
         """The current version of each procedure, by name."""

@@ -179,6 +179,10 @@ class SearchSQL:
                 found[name] = (status, body)
         return found
 
+    def count_procedures(self) -> int:
+        """How many procedure names have at least one version."""
+        return int(self._rows("SELECT COUNT(DISTINCT name) FROM procedures")[0][0])
+
     def get_procedures_json(self, names: Sequence[str]) -> dict[str, str]:
         """``{name: stored JSON of its current version}``; names without a version are left out.
 
