@@ -77,7 +77,7 @@ def test_the_checks_catch_an_undocumented_status(monkeypatch: pytest.MonkeyPatch
     def broken(**_: object) -> None:
         raise NotFound("procedure", "anything")
 
-    monkeypatch.setattr(seeded, "list_procedures", broken)
+    monkeypatch.setattr(seeded.store, "count_traces", broken)  # what /health asks
     case = schema["/health"]["GET"].Case()
     with pytest.raises(FailureGroup, match="Undocumented status code"):
         case.call_and_validate()

@@ -61,6 +61,7 @@ from .errors import UsageError
 from .extract import learn_extractor, locate, locate_all
 from .induce_alt import annotate, induce_merged, merge_plan
 from .model import Lineage, Param, Procedure, Step, Trace
+from .secret_params import holds_marker
 
 __all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces",
            "induce", "procedure_name"]
@@ -429,7 +430,8 @@ def _classify(
     for node in found:  # a selection or a proven position (first earlier step first)
         if "$ask" not in node:
             return node
-    if all_equal and n >= corpus.min_constant:
+    if all_equal and (n >= corpus.min_constant or holds_marker(values[0])):
+        # a redacted secret is never sent as it is: secretize() makes it a secret param
         return tpl.literal(values[0])
     return found[0] if found else tpl.ask(prompt)
 

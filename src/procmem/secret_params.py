@@ -27,8 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from .model import Execution, Param, Procedure, StepRun
 
-__all__ = ["SECRET_MARKER", "EnvSecrets", "SecretProvider", "fill_secrets", "is_secret",
-           "scrub_execution", "scrub_step_run", "secret_names", "secretize"]
+__all__ = ["SECRET_MARKER", "EnvSecrets", "SecretProvider", "fill_secrets", "holds_marker",
+           "is_secret", "scrub_execution", "scrub_step_run", "secret_names", "secretize"]
 
 SECRET_MARKER = "[REDACTED:secret_param]"
 _MARKER = re.compile(r"\[REDACTED(?::[a-z0-9_]+)?\]")
@@ -56,6 +56,11 @@ class EnvSecrets:
     def get_secret(self, name: str, *, procedure: str) -> str | None:
         env = os.environ if self.environ is None else self.environ
         return env.get(f"PROCMEM_SECRET_{name.upper()}")
+
+
+def holds_marker(value: Any) -> bool:
+    """Whether ``value`` is a string holding a redaction marker (``[REDACTED:kind]``)."""
+    return isinstance(value, str) and _MARKER.search(value) is not None
 
 
 def is_secret(param: Param) -> bool:

@@ -107,12 +107,10 @@ def test_a_pattern_re2_cannot_run_is_refused_when_stored() -> None:
 
 
 def test_rest_put_refuses_a_backreference() -> None:
-    from fastapi.testclient import TestClient
-
-    from procmem.rest import create_app
+    from keyed import rest_client
 
     with Memory(":memory:", embedder=None) as mem:
-        client = TestClient(create_app(mem))
+        client = rest_client(mem)
         body = json.loads(json.dumps(to_json(_proc(Extractor(pattern=r"(a+)\1")))))
         res = client.put("/procedures/evil", json=body)
         assert res.status_code == 400 and "linear time" in res.text

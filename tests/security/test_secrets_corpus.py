@@ -159,13 +159,11 @@ def test_no_secret_reaches_the_file_show_export_or_logs(fmt: str, tmp_path: Path
 
 
 def test_rest_and_recorder_paths_store_no_secret(tmp_path: Path) -> None:
-    from fastapi.testclient import TestClient
-
-    from procmem.rest import create_app
+    from keyed import rest_client
 
     db = tmp_path / "r.db"
     with Memory(db, embedder=None) as mem:
-        client = TestClient(create_app(mem))
+        client = rest_client(mem)
         body = [t.model_dump(mode="json") for t in TRACES[:60]]
         res = client.post("/traces", json=body)
         assert res.status_code in (200, 201), res.text
