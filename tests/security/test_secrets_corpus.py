@@ -158,6 +158,41 @@ def test_no_secret_reaches_the_file_show_export_or_logs(fmt: str, tmp_path: Path
     assert not _leaks(caplog.text)
 
 
+def test_mcp_tool_outputs_hold_no_secret(tmp_path: Path) -> None:
+    """What an MCP client reads (search hits with their plans, each procedure, the tool
+    list with every procedure's input schema) after learning the whole corpus."""
+    import asyncio
+
+    from mcp import Client
+
+    from procmem.mcp_server import build_server
+
+    with Memory(tmp_path / "mcp.db", embedder=None) as mem:
+        mem.learn(TRACES)
+        names = [p.name for p in mem.list_procedures(status=None)]
+        assert names
+        # the stored (redacted) tasks: a task the client sends is echoed in the plan
+        tasks = [t.task for t in mem.list_traces(limit=20)]
+
+        async def read_all() -> list[str]:
+            out: list[str] = []
+            async with Client(build_server(mem), mode="legacy") as c:
+                tools = await c.list_tools()
+                out.append(json.dumps([t.model_dump(mode="json") for t in tools.tools]))
+                for task in tasks:
+                    hit = await c.call_tool("search_procedures", {"task": task})
+                    out.append(json.dumps(hit.structured_content))
+                for name in names:
+                    got = await c.call_tool("get_procedure", {"name": name})
+                    assert not got.is_error
+                    out.append(json.dumps(got.structured_content))
+            return out
+
+        outputs = asyncio.run(read_all())
+    assert len(outputs) == 1 + 20 + len(names)
+    assert not [leak for o in outputs for leak in _leaks(o)]
+
+
 def test_rest_and_recorder_paths_store_no_secret(tmp_path: Path) -> None:
     from keyed import rest_client
 
