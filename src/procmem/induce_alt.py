@@ -31,7 +31,6 @@ only comes here when signatures differ); the result validates
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 from .alternatives import conditional_params, side_effect_of
 from .errors import UsageError
 from .model import Lineage, OnError, Param, Procedure, Step, Trace
-from .template import inner_refs, is_ref, references
+from .template import references, rename_refs
 
 __all__ = ["MergeRejected", "annotate", "induce_merged", "merge_plan", "template", "write_key"]
 
@@ -319,22 +318,8 @@ def _unify(params: dict[str, Param], steps: list[Step]) -> tuple[dict[str, Param
     if not renamed:
         return params, steps
     return ({n: p for n, p in params.items() if n not in renamed},
-            [s.model_copy(update={"args": _rename(s.args, renamed)}) for s in steps])
-
-
-def _rename(template: Any, names: Mapping[str, str]) -> Any:
-    """A copy of ``template`` with ``$param`` names mapped (``$literal`` data untouched)."""
-    if is_ref(template):
-        node = json.loads(json.dumps(template))
-        for ref in inner_refs(node):
-            if isinstance(ref.get("$param"), str):
-                ref["$param"] = names.get(ref["$param"], ref["$param"])
-        return node
-    if isinstance(template, dict):
-        return {k: _rename(v, names) for k, v in template.items()}
-    if isinstance(template, list):
-        return [_rename(v, names) for v in template]
-    return template
+            [s.model_copy(update={"args": rename_refs(
+                s.args, param=lambda n: renamed.get(n, n))}) for s in steps])
 
 
 def _positions(slots: list[Slot]) -> tuple[list[tuple[int | None, str]], dict[int, str],

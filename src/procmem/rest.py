@@ -207,12 +207,10 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         """Long work (learn, optimize) on its own connection to the tenant's store, so
         the other requests (``/health`` included) do not wait behind it; an
         in-memory store has no second connection and runs under the lock."""
-        current = cast(Memory, mem.for_tenant(mem.tenant)) if mem.location != ":memory:" \
-            else None
-        if current is None:
+        if mem.location == ":memory:":
             return locked(lambda: fn(mem))
-        with current:
-            return fn(current)
+        with mem.for_tenant(mem.tenant) as own:
+            return fn(own)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -339,7 +339,7 @@ def verb_conflict(task: str, verbs: frozenset[str], universe: frozenset[str]) ->
 
 
 def _verb_tiers(task: str, candidates: Sequence[Candidate]
-                ) -> tuple[list[Candidate], list[RankView]]:
+                ) -> tuple[list[Candidate], list[RankView], frozenset[str]]:
     """The first stage's candidates with the ones in a verb conflict moved after the rest.
 
     When the task names action verbs of the tools in play ("return the skateboard")
@@ -349,18 +349,19 @@ def _verb_tiers(task: str, candidates: Sequence[Candidate]
     first stage's. Nothing moves when no candidate names a task verb, or all do.
 
     Returns:
-        ``(candidates, views)`` in the new first-stage order.
+        ``(candidates, views, named)``: the first two in the new first-stage order;
+        ``named``, the verbs of the tools in play that the task names.
     """
     views = [c.rank_view() for c in candidates]
     universe = frozenset().union(*(v.verbs for v in views))
     named = named_verbs(task, universe)
     if not named or not candidates[0].ranks:
-        return list(candidates), views
+        return list(candidates), views, named
     conflict = [not (named & v.verbs) for v in views]
     if all(conflict) or not any(conflict):
-        return list(candidates), views
+        return list(candidates), views, named
     order = sorted(range(len(views)), key=lambda i: conflict[i])
-    return [candidates[i] for i in order], [views[i] for i in order]
+    return [candidates[i] for i in order], [views[i] for i in order], named
 
 
 def _in_order(params: tuple[tuple[str, ...], ...], b: Binding) -> float:
@@ -442,14 +443,12 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
     """
     if not candidates:
         return []
-    candidates, views = _verb_tiers(task, candidates)
+    candidates, views, named = _verb_tiers(task, candidates)
     bindings = bind_all(views, task)  # one binding per distinct spec set (shared: read only)
     claims: set[tuple[int, int]] = set()
     for b in bindings:
         claims.update(b.spans[p] for p in b.anchored)
     best_prior = math.log1p(max(v.demonstrations for v in views)) or 1.0
-    universe = frozenset().union(*(v.verbs for v in views))
-    named = named_verbs(task, universe)
     rows = []
     for c, v, b in zip(candidates, views, bindings, strict=True):
         mine = {b.spans[p] for p in b.anchored}

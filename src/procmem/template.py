@@ -57,6 +57,7 @@ __all__ = [
     "inner_refs",
     "json_equal",
     "references",
+    "rename_refs",
     "resolve_pointer",
     "select",
     "select_candidates",
@@ -320,6 +321,35 @@ def inner_refs(node: Any) -> Iterator[dict[str, Any]]:
             for op in ("equals", "contains"):
                 if isinstance(pred, dict) and op in pred:
                     yield from inner_refs(pred[op])
+
+
+def rename_refs(template: Any, *, param: Callable[[str], str] | None = None,
+                step: Callable[[str], str] | None = None) -> Any:
+    """A copy of ``template`` with param names and step ids mapped.
+
+    Args:
+        template: An args template.
+        param: Maps a ``$param`` name (identity when ``None``).
+        step: Maps a ``$step`` id, also inside ``$ask`` ``from`` (identity when ``None``).
+
+    Returns:
+        The new template; ``$literal`` nodes are copied untouched. Nodes are
+        visited depth-first in document order (callers that number names by
+        first use rely on it).
+    """
+    if is_ref(template):
+        node = json.loads(json.dumps(template))
+        for ref in inner_refs(node):
+            if param is not None and isinstance(ref.get("$param"), str):
+                ref["$param"] = param(ref["$param"])
+            if step is not None and isinstance(ref.get("$step"), str):
+                ref["$step"] = step(ref["$step"])
+        return node
+    if isinstance(template, dict):
+        return {k: rename_refs(v, param=param, step=step) for k, v in template.items()}
+    if isinstance(template, list):
+        return [rename_refs(v, param=param, step=step) for v in template]
+    return template
 
 
 def json_equal(a: Any, b: Any) -> bool:

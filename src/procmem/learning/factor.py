@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import template as tpl
 from ..model import Lineage, Procedure, Step
+from ..template import rename_refs
 
 __all__ = [
     "Factoring",
@@ -67,35 +68,6 @@ def referenced_params(template: Any) -> set[str]:
     """Names of the params that ``$param`` nodes use (``$select`` predicates included)."""
     return {ref["$param"] for _, node in tpl.references(template)
             for ref in tpl.inner_refs(node) if isinstance(ref.get("$param"), str)}
-
-
-def rename_refs(template: Any, *, param: Callable[[str], str] | None = None,
-                step: Callable[[str], str] | None = None) -> Any:
-    """A copy of ``template`` with param names and step ids mapped.
-
-    Args:
-        template: An args template.
-        param: Maps a ``$param`` name (identity when ``None``).
-        step: Maps a ``$step`` id, also inside ``$ask`` ``from`` (identity when ``None``).
-
-    Returns:
-        The new template; ``$literal`` nodes are copied untouched. Nodes are
-        visited depth-first in document order (callers that number names by
-        first use rely on it).
-    """
-    if tpl.is_ref(template):
-        node = json.loads(json.dumps(template))
-        for ref in tpl.inner_refs(node):
-            if param is not None and isinstance(ref.get("$param"), str):
-                ref["$param"] = param(ref["$param"])
-            if step is not None and isinstance(ref.get("$step"), str):
-                ref["$step"] = step(ref["$step"])
-        return node
-    if isinstance(template, dict):
-        return {k: rename_refs(v, param=param, step=step) for k, v in template.items()}
-    if isinstance(template, list):
-        return [rename_refs(v, param=param, step=step) for v in template]
-    return template
 
 
 # ----------------------------------------------------------------- planning
