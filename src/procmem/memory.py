@@ -249,17 +249,17 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             UsageError: The file cannot be read.
         """
         traces, errors = read_traces(Path(path), skip_invalid=skip_invalid)
-        if skip_invalid:  # a trace over a limit is reported like a bad line
-            kept = []
-            for t in traces:
-                try:
-                    self.limits.check_trace(t)
-                    kept.append(t)
-                except LimitExceeded as err:
-                    errors.append(InvalidTrace(str(err), source=str(path)))
-            traces = kept
-        stored = self.add_traces(traces)
-        return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
+        if not skip_invalid:
+            stored = self.add_traces(traces)
+            return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
+        admitted = []  # a trace over a limit is reported like a bad line
+        for t in traces:
+            try:
+                admitted.append(self.admit_trace(t))  # checked and redacted once
+            except LimitExceeded as err:
+                errors.append(InvalidTrace(str(err), source=str(path)))
+        stored = self.store.put_traces(admitted)
+        return ImportReport(read=len(admitted), stored=stored, errors=[str(e) for e in errors])
 
     def get_trace(self, trace_id: str) -> Trace:
         """One trace; raises ``NotFound``."""
