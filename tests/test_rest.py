@@ -43,6 +43,7 @@ PATHS = {
     "/executions/{execution_id}", "/executions/{execution_id}/results",
     "/executions/{execution_id}/answers", "/executions/{execution_id}/evidence",
     "/stats", "/stats/{name}", "/health", "/plan", "/plan/task", "/keys", "/keys/{key_id}",
+    "/jobs", "/jobs/{job_id}",
 }
 
 

@@ -312,7 +312,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
     # ---------------------------------------------------------------- learning
 
     def learn(self, traces: Iterable[Trace] | None = None, *,
-              namespace: str | None = None) -> LearnReport:
+              namespace: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> LearnReport:
         """Induce procedures from the stored traces (after adding ``traces``, if given).
 
         Traces are grouped by action sequence (:func:`procmem.induce.group_traces`);
@@ -341,7 +342,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             check_namespace(namespace)
         if traces is not None:
             self.add_traces(traces)
-        report = self._learner.learn(self.store, namespace)  # procmem.memory_learn
+        report = self._learner.learn(self.store, namespace, progress)  # procmem.memory_learn
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
         return report
 

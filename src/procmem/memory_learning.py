@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -216,7 +217,8 @@ class LearningMixin:
 
     # -------------------------------------------------------------- optimize
 
-    def optimize(self, name: str | None = None) -> OptimizeReport:
+    def optimize(self, name: str | None = None, *,
+                 progress: Callable[[int, int], None] | None = None) -> OptimizeReport:
         """Propose, verify and store candidate versions (repair, prune, merge, factor).
 
         Each candidate is replayed against recorded environments built from
@@ -227,6 +229,8 @@ class LearningMixin:
 
         Args:
             name: Only this procedure (merge and factor look at all procedures).
+            progress: Called as ``progress(done, total)``, counted in procedures
+                looked at, then one more unit for merge and factor together.
 
         Returns:
             An :class:`OptimizeReport`.
@@ -239,7 +243,9 @@ class LearningMixin:
                       if isinstance(t.metadata.get("recovers"), str)}
         cands: list[Candidate] = []
         reliability: dict[str, float] = {}
-        for proc in scope:
+        for done, proc in enumerate(scope):
+            if progress is not None:
+                progress(done, len(scope) + 1)
             executions, evidence = self._runs(proc.name)
             mine = [e for e in executions if e.version == proc.version and e.parent_id is None]
             reliability[proc.name] = version_stats(proc, executions, evidence).reliability
@@ -250,13 +256,18 @@ class LearningMixin:
                         cands.append(c)
             ok_ids = _succeeded_by_evidence(mine, evidence)
             cands.extend(prune(proc, mine, ok_ids))
+        if progress is not None:
+            progress(len(scope), len(scope) + 1)
         for proc in procs:
             reliability.setdefault(proc.name, 0.5)
         cands.extend(c for c in merge(procs, reliability, demos)
                      if name is None or c.procedure.name == name)
         cands.extend(c for c in factor(procs, demos)
                      if name is None or c.procedure.name == name)
-        return self._store_candidates(cands, {p.name: p for p in procs})
+        report = self._store_candidates(cands, {p.name: p for p in procs})
+        if progress is not None:
+            progress(len(scope) + 1, len(scope) + 1)
+        return report
 
     def _store_candidates(self, cands: list[Candidate], current: dict[str, Procedure]
                           ) -> OptimizeReport:
