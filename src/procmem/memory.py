@@ -490,7 +490,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                 ``lease_s`` and another run resumed it); it stops before writing.
         """
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+        with LeaseKeeper(self.store, new_owner(), self.lease_s, redactor=self.redactor) as keeper:
             return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
 
     async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
@@ -499,12 +499,13 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                       ) -> Execution:
         """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
         proc, ex, subs = self._prepare(procedure, tools, task, params)
-        with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+        with LeaseKeeper(self.store, new_owner(), self.lease_s, redactor=self.redactor) as keeper:
             return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
 
     def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
                 tools: Tools) -> tuple[Core, LeaseKeeper]:
-        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets)
+        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets,
+                      self.redactor)
 
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:

@@ -33,6 +33,7 @@ from .learning.promote import PromotionPolicy, choose, decide, should_decay
 from .learning.stats import EXTERNAL_SOURCES, VersionStats, version_stats
 from .learning.verify import Verification, verify
 from .model import Evidence, Execution, Lineage, Procedure, Trace
+from .redaction import Redactor
 from .store.base import Store
 
 __all__ = ["LearningMixin", "OptimizeReport"]
@@ -56,6 +57,7 @@ class LearningMixin:
     """Evidence, statistics, optimization and version history for :class:`Memory`."""
 
     store: Store
+    redactor: Redactor
     policy: PromotionPolicy
     stats_window: int
     _rng: random.Random
@@ -93,6 +95,7 @@ class LearningMixin:
             first = err.errors()[0]
             raise UsageError(f"bad evidence: {first['msg']} "
                              f"({'.'.join(map(str, first['loc']))})") from err
+        ev = self.redactor.model(ev, ("note",))[0]  # a secret in the note is not stored
         self.store.put_evidence(ev)
         if ev.source in EXTERNAL_SOURCES or ev.reward < 1:
             self.review(ex.procedure)
