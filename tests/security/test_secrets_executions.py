@@ -103,3 +103,12 @@ def test_contains_marker_looks_everywhere() -> None:
     assert contains_marker({"a": [1, {"b": "x [REDACTED:jwt] y"}]})
     assert contains_marker({"[REDACTED:keyed]": 1})
     assert not contains_marker({"a": [1, {"b": "[REDACTED"}], "c": None})
+
+
+def test_a_derived_trace_id_is_the_hash_of_the_redacted_record() -> None:
+    from procmem.traceio import trace_id_for
+    base = {"task": "log in", "steps": [{"action": "login", "args": {"password": "x"}}]}
+    other = {"task": "log in", "steps": [{"action": "login", "args": {"password": "y"}}]}
+    # two records that differ only in a secret get one id: the id does not depend on it
+    assert trace_id_for(base) == trace_id_for(other)
+    assert trace_id_for(base) != trace_id_for({**base, "task": "log out"})
