@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -64,6 +65,19 @@ def _as_utc(moment: datetime) -> datetime:
 
 UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 """A timezone-aware UTC datetime (naive input is taken as UTC)."""
+
+
+def _iso_text(value: Any) -> Any:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return value  # not ISO 8601: pydantic's own parsing decides (and reports)
+
+
+_StrictUTCDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
+""":data:`UTCDateTime` that takes ISO 8601 text in strict mode too: a model with a
+``mode="before"`` model validator (:class:`Procedure`) has its fields validated
+as Python data, also when strict JSON (REST bodies) is validated."""
 
 
 def new_id(prefix: str) -> str:
@@ -284,7 +298,7 @@ class Procedure(WithStats, _Model):
     namespace: str = Field(default="default", pattern=NAME_PATTERN, max_length=100)
     status: Literal["candidate", "active", "deprecated"] = "active"
     lineage: Lineage = Field(default_factory=Lineage)
-    created_at: UTCDateTime = Field(default_factory=utcnow)
+    created_at: _StrictUTCDateTime = Field(default_factory=utcnow)
 
     @field_validator("steps")
     @classmethod
