@@ -61,7 +61,7 @@ class StatsSQL:
         if not names:
             return {}
         rows = self._rows(_STATS, (json.dumps(sorted(set(names))),))
-        return {(name, version): ProcedureStats(
+        return {(name, version): ProcedureStats.model_construct(  # our own counters: no validation
                     runs=runs, finished=finished, succeeded=succeeded,
                     duration_ms=max(0.0, duration), last_executed_at=_moment(last))
                 for name, version, runs, finished, succeeded, duration, last in rows}
