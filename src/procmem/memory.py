@@ -18,8 +18,9 @@ Invariants:
     * Every step run of a replay is committed as soon as it finishes, and every
       tool call is stored as started before it is sent; a replay or resume holds
       the execution's lease in the store meanwhile (:mod:`procmem.lease`).
-    * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
-      stored executions when a procedure is read; they are never stored.
+    * Statistics (``execution_count``, ``success_rate`` ...) are attached from the
+      store's run counters when a procedure is read (one call per batch); they
+      are never stored, and a new version starts with no runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import os
 import random
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,7 +378,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         Raises:
             NotFound: No such procedure or version.
         """
-        return self._with_stats(self.store.get_procedure(name, version))
+        return self._with_stats([self.store.get_procedure(name, version)])[0]
 
     def find_procedure(self, name: str) -> Procedure | None:
         """The current version, or ``None``."""
@@ -390,14 +391,18 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                         offset: int = 0) -> list[Procedure]:
         """Current versions by name, with statistics."""
         procs = self.store.list_procedures(status=status, limit=limit, offset=offset)
-        return [self._with_stats(p) for p in procs]
+        return self._with_stats(procs)
 
     def list_versions(self, name: str) -> list[Procedure]:
-        """Every version of one procedure, oldest first (``NotFound`` if none)."""
-        return self.store.list_versions(name)
+        """Every version of one procedure, oldest first, each with its own statistics.
 
-    def _with_stats(self, proc: Procedure) -> Procedure:
-        return with_stats(self.store, proc)
+        Raises:
+            NotFound: No version of ``name``.
+        """
+        return self._with_stats(self.store.list_versions(name))
+
+    def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]:
+        return with_stats(self.store, procs)  # one store call per batch
 
     # ------------------------------------------------------------------ search
 

@@ -403,9 +403,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         if procedure.name != name:
             raise UsageError(f"the body names procedure {procedure.name!r}, the path {name!r}")
         _check_extractors(procedure)
-        fresh = procedure.model_copy(update={
-            "created_at": utcnow(), "last_executed_at": None, "execution_count": 0,
-            "success_rate": None, "avg_duration_ms": None})
+        # the body's statistics were dropped by validation (procmem.procstats)
+        fresh = procedure.model_copy(update={"created_at": utcnow()})
         return locked(lambda: mem.put_procedure(fresh))
 
     @app.get("/procedures/{name}/versions", response_model=list[Procedure],
