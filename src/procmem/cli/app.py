@@ -68,7 +68,7 @@ EXIT_CODES: dict[str, int] = {
 # Copies of constants owned by heavier modules (tests/test_cli_startup.py checks them).
 RETRIEVERS = ("bm25", "vector", "hybrid")
 """First stages of search (:data:`procmem.retrieval.RETRIEVERS`)."""
-TRANSCRIPT_FORMATS = ("openai-chat", "anthropic", "openai-responses", "procmem")
+TRANSCRIPT_FORMATS = ("openai-chat", "openai-responses", "anthropic", "procmem")
 """Formats of ``procmem import`` (:data:`procmem.importers.FORMATS`)."""
 SCOPES = ("read", "write", "run", "admin")
 """Scopes of an API key (:data:`procmem.keys.SCOPES`)."""
