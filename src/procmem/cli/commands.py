@@ -58,8 +58,8 @@ def learn(ctx: click.Context, file: str, skip_invalid: bool, namespace: str | No
     if namespace is not None:
         check_namespace(namespace)  # before anything is imported
     imported = asdict(mem.import_traces(file, skip_invalid=skip_invalid))
-    learned = asdict(mem.learn(namespace=namespace))
-    with progress_bar(not as_json, "embedding procedures for search") as progress:
+    with progress_bar(not as_json, "embedding procedures for search", lazy=True) as progress:
+        learned = asdict(mem.learn(namespace=namespace, progress=progress))
         indexed = mem.warm_index(progress=progress)
     if as_json:
         emit({"import": imported, "learn": learned, "index": indexed})

@@ -83,7 +83,9 @@ def demo(trace_id: str | None, as_json: bool) -> None:
               f"holding out the last {len(test)}.", highlight=False)
     with Memory(":memory:") as mem:
         t0 = time.perf_counter()
-        learned = mem.learn(train)
+        with progress_bar(not as_json, "learning: embedding procedures for search",
+                          lazy=True) as embedding:
+            learned = mem.learn(train, progress=embedding)
         learn_s = time.perf_counter() - t0
         procs = sorted(all_procedures(mem), key=lambda p: (-len(p.lineage.traces), p.name))
         shown = [p for p in procs if len(p.lineage.traces) >= 3]

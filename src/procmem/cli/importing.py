@@ -25,7 +25,15 @@ from typing import Any
 
 import click
 
-from .app import TRANSCRIPT_FORMATS, console, emit, json_option, main, open_memory
+from .app import (
+    TRANSCRIPT_FORMATS,
+    console,
+    emit,
+    json_option,
+    main,
+    open_memory,
+    progress_bar,
+)
 
 __all__: list[str] = []
 
@@ -58,7 +66,10 @@ def import_cmd(ctx: click.Context, file: str, fmt: str, skip_invalid: bool, then
     stored = mem.add_traces(traces)
     imported: dict[str, Any] = {"format": fmt, "file": file, "read": len(traces),
                                 "stored": stored, "errors": [str(p) for p in problems]}
-    learned = asdict(mem.learn()) if then_learn else None
+    learned = None
+    if then_learn:
+        with progress_bar(not as_json, "embedding procedures for search", lazy=True) as bar:
+            learned = asdict(mem.learn(progress=bar))
     if as_json:
         emit({"import": imported, "learn": learned})
         return
