@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -83,8 +84,9 @@ def demo(trace_id: str | None, as_json: bool) -> None:
               f"holding out the last {len(test)}.", highlight=False)
     with Memory(":memory:") as mem:
         t0 = time.perf_counter()
-        with progress_bar(not as_json, "learning: embedding procedures for search",
-                          lazy=True) as embedding:
+        # a bar only on a terminal: the demo's stderr stays empty otherwise
+        with progress_bar(not as_json and sys.stderr.isatty(),
+                          "learning: embedding procedures for search", lazy=True) as embedding:
             learned = mem.learn(train, progress=embedding)
         learn_s = time.perf_counter() - t0
         procs = sorted(all_procedures(mem), key=lambda p: (-len(p.lineage.traces), p.name))

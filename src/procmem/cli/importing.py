@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -68,7 +69,8 @@ def import_cmd(ctx: click.Context, file: str, fmt: str, skip_invalid: bool, then
                                 "stored": stored, "errors": [str(p) for p in problems]}
     learned = None
     if then_learn:
-        with progress_bar(not as_json, "embedding procedures for search", lazy=True) as bar:
+        with progress_bar(not as_json and sys.stderr.isatty(),  # stderr stays as it was
+                          "embedding procedures for search", lazy=True) as bar:
             learned = asdict(mem.learn(progress=bar))
     if as_json:
         emit({"import": imported, "learn": learned})
