@@ -47,6 +47,7 @@ from .search_index import (
     add_vectors,
     build_index,
     dump_index,
+    embed_procedures,
     load_index,
     refresh_index,
 )
@@ -298,13 +299,31 @@ class SearchMixin:
             progress: Called as ``progress(done, total)`` while texts are embedded.
 
         Returns:
-            As :meth:`reindex`; ``embedded`` counts the texts embedded by this
-            memory object so far.
+            As :meth:`reindex`; ``embedded`` counts the texts embedded while this
+            memory object built and refreshed its index (texts that :meth:`learn`
+            and :meth:`put_procedure` embedded come from the store: not counted).
 
         Raises:
             EmbeddingError: The embedder failed.
         """
         return self._index_info(self._search_index(progress))
+
+    def _embed_new(self, names: Sequence[str], progress: Progress | None = None) -> int:
+        """Embed now the search texts of the current versions of ``names`` that have no
+        stored vector (the hook of :meth:`Memory.learn` and :meth:`Memory.put_procedure`),
+        so the first search after learning embeds only its query. Nothing without an
+        embedder; the index itself is brought up to date by the next search.
+
+        Returns:
+            The number of texts embedded.
+
+        Raises:
+            EmbeddingError: The embedder failed.
+        """
+        if not names or self.embedder is None:
+            return 0
+        procs = [self.store.get_procedure(name) for name in dict.fromkeys(names)]
+        return embed_procedures(self.store, self.embedder, procs, progress=progress)
 
     def _index_info(self, index: SearchIndex) -> dict[str, Any]:
         model = index.model_id

@@ -1,6 +1,6 @@
 """The REST API: a thin FastAPI adapter over :class:`procmem.Memory`.
 
-``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli_rest`)
+``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli.rest`)
 runs it with uvicorn. The OpenAPI document is served at ``/openapi.json`` (the
 interactive docs at ``/docs``). Endpoints:
 
