@@ -336,8 +336,10 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             traces: Traces to add first.
             namespace: The namespace of the procedures this call creates (default
                 ``"default"``); a new version keeps its procedure's namespace.
-            progress: Called as ``progress(done, total)``, counted in texts, while
-                the new procedures' search texts are embedded.
+            progress: Called as ``progress(done, total)``: first counted in groups
+                of traces as they are learned, then in texts while the new
+                procedures' search texts are embedded (``total`` changes between
+                the two phases).
 
         Returns:
             A :class:`LearnReport`.
