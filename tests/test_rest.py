@@ -334,7 +334,7 @@ def test_serve_prints_the_docs_url_and_runs_uvicorn(monkeypatch: pytest.MonkeyPa
     assert isinstance(seen["app"], FastAPI) and (seen["host"], seen["port"]) == ("127.0.0.1",
                                                                                  9001)
     assert (tmp_path / "served.db").exists()
-    assert seen["app"].state.memory._index is not None  # the search index was made ready first
+    assert seen["app"].state.memory.searcher.index is not None  # made ready first
     # a fresh memory gets a key, printed once with how to use it (two lines)
     key = re.search(r"pmk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", result.output)
     assert key and f"Authorization: Bearer {key[0]}" in result.output
