@@ -156,12 +156,12 @@ class Memory:
     store = Setting[Store](*_ALL)
     policy = Setting[PromotionPolicy]("learning", "statistics")
     stats_window = Setting[int]("statistics")
-    reranker = Setting["Reranker | None"]("searcher")
+    reranker = Setting[Reranker | None]("searcher")
     save_index = Setting[bool]("searcher")
-    search_budget_s = Setting["float | None"]("searcher")
+    search_budget_s = Setting[float | None]("searcher")
     """Wall time one search may spend binding params (seconds; ``None``: no limit; 2.0)."""
     lease_s = Setting[float]("executions")
-    secrets = Setting["SecretProvider | None"]("executions")
+    secrets = Setting[SecretProvider | None]("executions")
     limits = Setting[Limits]("traces", "procedures")
     redactor = Setting[Redactor]("traces", "procedures")
 
