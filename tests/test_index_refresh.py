@@ -205,7 +205,7 @@ def test_vector_update_fills_an_empty_index() -> None:
 
 
 def test_new_procedures_and_versions_update_the_index_in_place(mem: Memory, path: Path) -> None:
-    index = mem._index
+    index = mem.searcher.index
     embedder = mem.embedder
     assert isinstance(embedder, CountingEmbedder)
     before = len(embedder.seen)
@@ -217,7 +217,7 @@ def test_new_procedures_and_versions_update_the_index_in_place(mem: Memory, path
     assert new_texts[-1] == "follow" and len(new_texts) == 7
     assert all(t.lower().count("track") + t.lower().count("cancel") for t in new_texts[:-1])
     assert_same_as_fresh(mem, path)
-    assert mem._index is index  # updated, not rebuilt
+    assert mem.searcher.index is index  # updated, not rebuilt
     assert index is not None and index.vectors is not None and index.vectors.removed > 0
     found = mem.search("track order #W1234567", retriever="hybrid")
     assert "track_order" in [h.procedure.name for h in found]
@@ -225,12 +225,12 @@ def test_new_procedures_and_versions_update_the_index_in_place(mem: Memory, path
 
 
 def test_status_changes_and_deletions_update_the_index_in_place(mem: Memory, path: Path) -> None:
-    index = mem._index
+    index = mem.searcher.index
     mem.store.set_status("cancel_order", 1, "deprecated")
     mem.store.delete_procedure("return_order")
     assert_same_as_fresh(mem, path)
     assert_same_as_fresh(mem, path, status=None)
-    assert mem._index is index
+    assert mem.searcher.index is index
     names = {h.procedure.name for h in mem.search("cancel return order", status=None, limit=10)}
     assert "return_order" not in names and "cancel_order" in names
     active = {h.procedure.name for h in mem.search("cancel return order", limit=10)}
@@ -238,41 +238,41 @@ def test_status_changes_and_deletions_update_the_index_in_place(mem: Memory, pat
 
 
 def test_many_changes_or_a_tool_schema_change_rebuild_the_index(mem: Memory, path: Path) -> None:
-    index = mem._index
+    index = mem.searcher.index
     mem.learn([t for verb in VERBS for t in traces(verb, 2, start=20)] * 1)
     mem.search("cancel", retriever="hybrid")
-    assert mem._index is index  # 8 names changed: under the in-place limit
+    assert mem.searcher.index is index  # 8 names changed: under the in-place limit
     for i in range(60):  # 60 new names: more than the in-place limit of 50
         mem.learn(traces(f"verb{i}", 1))
     mem.search("cancel", retriever="hybrid")
-    assert mem._index is not index
+    assert mem.searcher.index is not index
     assert_same_as_fresh(mem, path)
-    rebuilt = mem._index
+    rebuilt = mem.searcher.index
     mem.store.put_tool_schema("cancel_order", {"description": "Cancel a pending order"})
     assert_same_as_fresh(mem, path)
-    assert mem._index is not rebuilt
+    assert mem.searcher.index is not rebuilt
 
 
 def test_keyword_only_index_updates_and_gets_its_vectors_later(path: Path) -> None:
     mem = Memory(path, embedder=CountingEmbedder())
     mem.learn(traces("cancel", 2) + traces("return", 2))
     mem.search("cancel", retriever="bm25")
-    index = mem._index
+    index = mem.searcher.index
     assert index is not None and index.vectors is None
     mem.learn(traces("track", 2))
     assert_same_as_fresh(mem, path)  # the hybrid searches there add the vectors
-    assert mem._index is index and index.vectors is not None
+    assert mem.searcher.index is index and index.vectors is not None
 
 
 def test_filters_see_a_new_version_s_tags_after_an_in_place_update(path: Path) -> None:
     mem = Memory(path, embedder=None)
     mem.learn(traces("cancel", 2) + traces("return", 2))
     assert mem.search("cancel order", tags=["urgent"]) == []
-    index = mem._index
+    index = mem.searcher.index
     current = mem.get_procedure("cancel_order")
     mem.put_procedure(current.model_copy(update={"tags": ["urgent"]}))
     hits = mem.search("cancel order", tags=["urgent"])
-    assert mem._index is index  # updated in place, keyword-only
+    assert mem.searcher.index is index  # updated in place, keyword-only
     assert [h.procedure.name for h in hits] == ["cancel_order"]
     assert hits[0].procedure.version == 2 and hits[0].procedure.tags == ["urgent"]
 
@@ -284,18 +284,18 @@ def test_whole_procedures_are_cached_for_hits_only_up_to_a_bound(
     mem.learn([t for verb in VERBS for t in traces(verb, 2)])
     for q in QUERIES:
         mem.search(q, retriever="hybrid")
-    assert len(mem._procs) == 3  # bounded, least recently used dropped
-    assert len(mem._views) == len(VERBS)  # a rank view per procedure
+    assert len(mem.searcher._procs) == 3  # bounded, least recently used dropped
+    assert len(mem.searcher._views) == len(VERBS)  # a rank view per procedure
     assert_same_as_fresh(mem, path)
 
 
 def test_changes_made_by_another_memory_on_the_same_file_update_the_index(
         mem: Memory, path: Path) -> None:
-    index = mem._index
+    index = mem.searcher.index
     other = Memory(path, embedder=CountingEmbedder())  # another process, say a CLI call
     other.learn(traces("track", 2))
     other.store.set_status("cancel_order", 1, "deprecated")
     other.close()
     assert_same_as_fresh(mem, path)
-    assert mem._index is index  # updated in place from the store's log
+    assert mem.searcher.index is index  # updated in place from the store's log
     assert "track_order" in {h.procedure.name for h in mem.search("track order", limit=10)}

@@ -236,7 +236,7 @@ def test_load_index_refuses_another_format_and_another_model(path: Path) -> None
     store = SQLiteStore(path)
     with Memory(path, embedder=CountingEmbedder()) as mem:
         mem.warm_index()
-        index = mem._index
+        index = mem.searcher.index
         assert index is not None
     data = dump_index(index)
     assert load_index(data, store, CountingEmbedder()).keyword.keys == index.keyword.keys

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from embedders import CountingEmbedder
 from procmem.memory import Memory
+from procmem.memory_search import Searcher
 from procmem.model import Procedure, Step, Trace, TraceStep
 from procmem.search_index import vector_rows
 from procmem.traceio import read_traces
@@ -65,7 +66,7 @@ def test_search_finds_the_same_hits_as_when_the_first_search_embedded(
     with Memory(tmp_path / "now.db", embedder=CountingEmbedder()) as mem:
         mem.learn(TRACES)
         now = hits(mem)
-    monkeypatch.setattr(Memory, "_embed_new", lambda self, names, progress=None: 0)
+    monkeypatch.setattr(Searcher, "embed_new", lambda self, names, progress=None: 0)
     with Memory(tmp_path / "later.db", embedder=CountingEmbedder()) as mem:
         mem.learn(TRACES)
         assert mem.store.count_embeddings() == {}  # the old way: nothing embedded yet

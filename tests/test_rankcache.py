@@ -62,20 +62,20 @@ def test_search_results_equal_the_exhaustive_path(db: Path, tau_sample: list[Tra
     tasks = queries(tau_sample)
     fast_mem = Memory(db, embedder=None)
     fast = results(fast_mem, tasks)
-    views = [fast_mem._views[n] for n in sorted(fast_mem._views)]
+    views = [fast_mem.searcher._views[n] for n in sorted(fast_mem.searcher._views)]
     fast_mem.close()
     # not vacuous: candidates shared specs, and their views came from stored JSON
     assert len({id(v.params) for v in views}) < len(views) / 2
-    assert fast_mem._procs.keys() < fast_mem._views.keys()
+    assert fast_mem.searcher._procs.keys() < fast_mem.searcher._views.keys()
 
     with monkeypatch.context() as m:
         m.setattr(retrieval, "bind_all",
                   lambda vs, task: [bind_params(v.params, task) for v in vs])
         m.setattr(retrieval, "intern_specs", lambda specs: specs)
-        m.setattr(memory_search.SearchMixin, "_load_views", lambda self, names: {})
+        m.setattr(memory_search.Searcher, "_load_views", lambda self, names: {})
         slow_mem = Memory(db, embedder=None)
         slow = results(slow_mem, tasks)
-        slow_views = list(slow_mem._views.values())
+        slow_views = list(slow_mem.searcher._views.values())
         slow_mem.close()
     assert len({id(v.params) for v in slow_views}) == len(slow_views)
     assert sum(len(r) for r in fast) > len(tasks)

@@ -261,6 +261,28 @@ def test_concurrent_clients_each_finish_their_execution(learned: TestClient) -> 
     assert len(learned.get("/executions", params={"procedure": CANCEL}).json()) == 12
 
 
+def test_racing_results_for_one_call_advance_it_once_without_a_server_lock(
+        learned: TestClient) -> None:
+    """The app holds no lock around its memory: the memory's own keeps one result."""
+    task = "Cancel order #W3000001 because no longer needed."
+    turn = learned.post("/executions", json={"procedure": CANCEL, "task": task}).json()
+    barrier, codes = threading.Barrier(6), []
+
+    def post() -> None:
+        barrier.wait()
+        codes.append(learned.post(f"/executions/{turn['execution_id']}/results",
+                                  json={"step_id": "s1", "output": "{}"}).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [200] + [409] * 5
+    ex = learned.get(f"/executions/{turn['execution_id']}").json()
+    assert ex["status"] == "succeeded" and len(ex["step_runs"]) == 1
+
+
 # ------------------------------------------------------------------ errors and document
 
 
@@ -334,7 +356,7 @@ def test_serve_prints_the_docs_url_and_runs_uvicorn(monkeypatch: pytest.MonkeyPa
     assert isinstance(seen["app"], FastAPI) and (seen["host"], seen["port"]) == ("127.0.0.1",
                                                                                  9001)
     assert (tmp_path / "served.db").exists()
-    assert seen["app"].state.memory._index is not None  # the search index was made ready first
+    assert seen["app"].state.memory.searcher.index is not None  # made ready first
     # a fresh memory gets a key, printed once with how to use it (two lines)
     key = re.search(r"pmk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", result.output)
     assert key and f"Authorization: Bearer {key[0]}" in result.output

@@ -90,7 +90,7 @@ def test_hits_carry_ranks_explanation_and_reliability(memory: Memory) -> None:
     assert all(r >= 1 for h in hits for r in h.ranks.values())
     terms = best.explanation["matched_terms"]
     assert "cancel" in terms and 0 < len(terms) <= 12
-    index = memory._search_index().keyword
+    index = memory.searcher._search_index().keyword
     assert [index.document_frequency(t) for t in terms] == sorted(
         index.document_frequency(t) for t in terms)  # rarest (most telling) first
     assert best.explanation["nearest_demonstration"]  # the closest vector row's text

@@ -22,8 +22,9 @@ Tools (spec: https://modelcontextprotocol.io/specification/2025-11-25/server/too
   next turn, until the execution ends.
 
 Invariants:
-    * All behaviour goes through :class:`procmem.Memory`; its calls run one at
-      a time in a worker thread (the event loop never blocks on the store).
+    * All behaviour goes through :class:`procmem.Memory`; its calls run in worker
+      threads (the event loop never blocks on the store), without a lock of the
+      server's own: a ``Memory`` is safe to share between threads.
     * A tool never raises to the SDK: a :class:`~procmem.errors.ProcmemError`
       becomes an error result (``isError: true``, its ``code`` and message);
       any other exception is logged with its traceback and becomes an error
@@ -44,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -153,7 +153,6 @@ class ProcmemServer(Server[Any]):
         self._extra = extra_tools
         self._run_procedure = run_procedure
         self._prefix = tool_prefix
-        self._lock = threading.Lock()
         self._recordings: dict[str, _Recording] = {}
         self._announced = memory.store.index_revision()
         self._listed: int | None = None
@@ -178,11 +177,8 @@ class ProcmemServer(Server[Any]):
     # ------------------------------------------------------------ plumbing
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call ``fn`` in a worker thread, one call at a time."""
-        def locked() -> T:
-            with self._lock:
-                return fn(*args, **kwargs)
-        return await anyio.to_thread.run_sync(locked)
+        """Call ``fn`` in a worker thread."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     def procedure_tool_names(self) -> dict[str, str]:
         """Tool name -> procedure name, as of the last listing or call."""

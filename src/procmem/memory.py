@@ -2,11 +2,11 @@
 
 ``mem = procmem.Memory("memory.db")`` opens (or creates) a store and offers the
 whole lifecycle: add traces, learn procedures, search, replay, resume, report.
-It is a facade: whole jobs live in small services it delegates to, each usable
-alone over a :class:`~procmem.store.base.Store` (:mod:`procmem.memory_learn`
-learning from traces, :mod:`procmem.memory_versions` storing and reading
-versions, :mod:`procmem.memory_replay` setting up runs, :mod:`procmem.memory_traces`,
-:mod:`procmem.planning`, :mod:`procmem.lease`). Services never import this module.
+It is a facade with no behaviour of its own: it builds small services over one
+:class:`~procmem.store.base.Store`, each usable and testable alone, and every
+public method delegates to one of them (see :class:`Memory`). Services get what
+they need through their constructors (the store, settings, other services);
+they never import this module or reach into it.
 
 Invariants:
     * Nothing below this module reads the environment or prints; this module
@@ -21,70 +21,63 @@ Invariants:
     * Statistics (``execution_count``, ``success_rate`` ...) are attached from the
       store's run counters when a procedure is read (one call per batch); they
       are never stored, and a new version starts with no runs.
+    * Safe to share between threads (see :class:`Memory`), so adapters (REST,
+      MCP) hold no lock of their own around it.
+    * Every public method has an async twin (``a`` prefix) with equal parameters.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
-from collections import OrderedDict
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from .bind import Binding, bind_task
+from .bind import Binding
+from .calibration import TARGET_PRECISION
 from .embed import Embedder, default_embedder
-from .errors import InvalidTrace, LimitExceeded, NotFound, UsageError
+from .errors import UsageError
 from .induce import MIN_CONSTANT
 from .keys import DEFAULT_TENANT, check_tenant
 from .learning.promote import PromotionPolicy
-from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
+from .learning.stats import VersionStats
+from .lease import DEFAULT_LEASE_S
 from .limits import DEFAULT_LIMITS, Limits
-from .memory_async import AsyncMixin
-from .memory_client import ClientDriveMixin
+from .memory_async import twin
+from .memory_calibrate import CalibrationReport, Calibrator
+from .memory_client import ClientDriver, Turn
+from .memory_facade import Setting, docs_from
 from .memory_learn import Learner, LearnReport
-from .memory_learning import LearningMixin
-from .memory_plans import TaskPlanMixin
-from .memory_replay import prepare, reopen, subprocedures
-from .memory_search import SearchMixin
-from .memory_tools import ToolSchemaMixin
-from .memory_traces import TraceImpact, trace_impact
-from .memory_versions import check_procedure, paged, put_version, with_stats
-from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
-from .planning import Plan, nothing_fits, plan_hit, plan_procedure
+from .memory_learning import LearningLoop, OptimizeReport
+from .memory_plans import Plans
+from .memory_procedures import Procedures
+from .memory_replay import Executions
+from .memory_search import Progress, Searcher
+from .memory_stats import Statistics
+from .memory_tools import ToolSchemas
+from .memory_traces import ImportReport, TraceImpact, Traces
+from .model import NAME_PATTERN, Evidence, Execution, Hit, Need, Procedure, Trace
+from .multiplan import PlanRun, TaskPlan
+from .planning import Plan
 from .record import Recorder
-from .redaction import Redactor, default_redactor
-from .replay import Core, ToolCall, adrive, drive, replay_core
+from .redaction import Redactor
 from .rerank import Reranker
-from .retrieval import RankView
-from .search_index import SearchIndex
-from .secret_params import EnvSecrets, SecretProvider, secretize
+from .retrieval import Retriever
+from .secret_params import EnvSecrets, SecretProvider
 from .store import open_store
 from .store.base import Store
-from .traceio import read_traces
 
 __all__ = ["ImportReport", "LearnReport", "Memory", "check_namespace"]
 
 Tools = Mapping[str, Callable[..., Any]]
 Resolver = Callable[[Need], Any]
+_ALL = ("traces", "procedures", "tool_schemas", "statistics", "learning", "searcher",
+        "executions")  # the services that hold the store
 
 
-@dataclass
-class ImportReport:
-    """What :meth:`Memory.import_traces` did: lines ``read``, new traces ``stored``, errors."""
-
-    read: int = 0
-    stored: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-_PROC_FIELDS = ("description", "steps", "params", "tags")
-
-
-class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, TaskPlanMixin,
-             AsyncMixin):
+class Memory:
     """Procedural memory backed by one store.
 
     Args:
@@ -132,11 +125,46 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             (:class:`procmem.secret_params.SecretProvider`); default
             :class:`~procmem.secret_params.EnvSecrets` (``PROCMEM_SECRET_<NAME>``).
 
+    Services: the public methods delegate to services, each built with what it
+    needs and usable alone (see their modules): :attr:`traces`
+    (:class:`~procmem.memory_traces.Traces`), :attr:`procedures`
+    (:class:`~procmem.memory_procedures.Procedures`), :attr:`learner`
+    (:class:`~procmem.memory_learn.Learner`, induction), :attr:`learning`
+    (:class:`~procmem.memory_learning.LearningLoop`: evidence, review, optimize,
+    decay, history), :attr:`statistics` (:class:`~procmem.memory_stats.Statistics`),
+    :attr:`searcher` (:class:`~procmem.memory_search.Searcher`: index, caches,
+    snapshots), :attr:`executions` (:class:`~procmem.memory_replay.Executions`:
+    replay, resume, start, advance), :attr:`plans`
+    (:class:`~procmem.memory_plans.Plans`), :attr:`tool_schemas`
+    (:class:`~procmem.memory_tools.ToolSchemas`), :attr:`calibrator`
+    (:class:`~procmem.memory_calibrate.Calibrator`). Settings such as ``store``,
+    ``policy``, ``reranker`` or ``lease_s`` can be set on the memory; they are
+    set on every service that uses them.
+
+    A memory may be shared by threads: each service guards its own state with
+    its own lock, and writes of procedure versions and statuses (learn, put,
+    report and review, decay, optimize, rollback, tool-schema imports) share one
+    lock; the store serializes its connection. A replay or resume holds no lock
+    while its tools run (the execution's lease in the store keeps runs apart).
+    Every public method ``m`` has an async twin ``am`` with the same parameters.
+
     Raises:
         StoreUnavailable: The store cannot be opened.
         MissingExtra: The URL needs an optional backend that is not installed.
         UsageError: ``tenant`` is not a valid tenant name.
     """
+
+    store = Setting[Store](*_ALL)
+    policy = Setting[PromotionPolicy]("learning", "statistics")
+    stats_window = Setting[int]("statistics")
+    reranker = Setting[Reranker | None]("searcher")
+    save_index = Setting[bool]("searcher")
+    search_budget_s = Setting[float | None]("searcher")
+    """Wall time one search may spend binding params (seconds; ``None``: no limit; 2.0)."""
+    lease_s = Setting[float]("executions")
+    secrets = Setting[SecretProvider | None]("executions")
+    limits = Setting[Limits]("traces", "procedures")
+    redactor = Setting[Redactor]("traces", "procedures", "learning", "executions")
 
     def __init__(self, location: str | os.PathLike[str] = "procmem.db", *,
                  store: Store | None = None, policy: PromotionPolicy | None = None,
@@ -149,42 +177,39 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                  secrets: SecretProvider | None = None) -> None:
         if not lease_s > 0:
             raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
-        self.lease_s = lease_s
-        self.redactor = redactor if redactor is not None else default_redactor()
-        self.limits = limits if limits is not None else DEFAULT_LIMITS
-        self.secrets: SecretProvider | None = secrets if secrets is not None else EnvSecrets()
         self.location = os.fsdecode(location) if store is None else store.location
         self.tenant = check_tenant(tenant)
-        self.store: Store = store if store is not None else open_store(location, tenant=tenant)
-        self.reranker = reranker
-        self.policy = policy or PromotionPolicy()
-        self.stats_window = stats_window
-        self._rng = random.Random(seed)
-        self._rejected: set[str] = set()
-        self._live: dict[str, tuple[Core, ToolCall]] = {}
-        if isinstance(embedder, str) and embedder != "default":
-            raise UsageError(f"embedder must be 'default', an Embedder or None, got {embedder!r}")
-        self._embedder: Embedder | str | None = embedder  # "default" is resolved on first use
-        self._index: SearchIndex | None = None
-        self._index_revision = -1
-        self._snapshot_revision = -1  # index revision of the index last saved or loaded
-        self.save_index = save_index
-        # procmem.memory_learn: the trace fold kept between learns
-        self._learner = Learner(min_constant, self.limits.max_procedures)
-        self._procs: OrderedDict[str, Procedure] = OrderedDict()
-        self._views: dict[str, RankView] = {}
-        self._status: dict[str, str] = {}
+        store = store if store is not None else open_store(location, tenant=tenant)
+        policy = policy or PromotionPolicy()
+        writes = threading.RLock()  # writes of versions and statuses, one thread at a time
+        self._writes = writes
+        self.statistics = Statistics(store, stats_window=stats_window, policy=policy)
+        self.searcher = Searcher(store, self.statistics, embedder=embedder, reranker=reranker,
+                                 resolve_default=lambda: default_embedder(),
+                                 save_index=save_index)
+        self.learner = Learner(min_constant, (limits or DEFAULT_LIMITS).max_procedures)
+        self.traces = Traces(store, limits=limits, redactor=redactor, forget=self.learner.reset)
+        self.tool_schemas = ToolSchemas(store, lock=writes)
+        self.procedures = Procedures(store, self.statistics, self.tool_schemas,
+                                     limits=self.traces.limits, redactor=self.traces.redactor,
+                                     lock=writes)
+        self.learning = LearningLoop(store, self.statistics, policy=policy, seed=seed,
+                                     lock=writes, redactor=self.traces.redactor)
+        self.executions = Executions(store, lease_s=lease_s,
+                                     secrets=secrets if secrets is not None else EnvSecrets(),
+                                     choose_version=self.learning.choose_version,
+                                     redactor=self.traces.redactor)
+        self.plans = Plans(self.searcher, self.executions)
+        self.calibrator = Calibrator(self.searcher)
 
     @property
     def embedder(self) -> Embedder | None:
         """The embedding model of hybrid search, or ``None`` (BM25 only).
 
-        ``"default"`` is resolved here, on first use, so commands that neither learn,
-        store a procedure nor search with vectors never load the model's runtime.
+        ``"default"`` is resolved here, on first use, so commands that never search
+        never load the model's runtime.
         """
-        if isinstance(self._embedder, str):
-            self._embedder = default_embedder()
-        return self._embedder
+        return self.searcher.embedder
 
     def for_tenant(self, tenant: str) -> Memory:
         """A new memory over ``tenant``'s store at this memory's location, with the
@@ -196,9 +221,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             StoreUnavailable: The tenant's store cannot be opened.
         """
         return Memory(self.location, policy=self.policy, stats_window=self.stats_window,
-                      embedder=self._embedder, reranker=self.reranker,
+                      embedder=self.searcher.embedder_choice, reranker=self.reranker,
                       save_index=self.save_index, lease_s=self.lease_s, tenant=tenant,
-                      min_constant=self._learner.min_constant, redactor=self.redactor,
+                      min_constant=self.learner.min_constant, redactor=self.redactor,
                       limits=self.limits, secrets=self.secrets)
 
     def __enter__(self) -> Memory:
@@ -211,106 +236,44 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         """Close the store."""
         self.store.close()
 
-    # ------------------------------------------------------------------ traces
+    # ------------------------------------------------------- traces (memory_traces)
 
+    @docs_from(Traces.add_traces)
     def add_traces(self, traces: Iterable[Trace]) -> int:
-        """Store traces in one transaction; returns how many were new.
+        return self.traces.add_traces(traces)
 
-        Every trace is checked against :attr:`limits` and redacted by
-        :attr:`redactor` first (:mod:`procmem.redaction`): this is the one step
-        every ingest path (import, learn, REST, MCP, recorder, proxy) goes through.
-
-        Raises:
-            Conflict: A trace id exists with different content (nothing is stored).
-            LimitExceeded: A trace is over a size limit (nothing is stored).
-        """
-        return self.store.put_traces([self.admit_trace(t) for t in traces])
-
+    @docs_from(Traces.admit_trace)
     def admit_trace(self, trace: Trace) -> Trace:
-        """``trace`` as it may be stored: checked against :attr:`limits`, then redacted.
+        return self.traces.admit_trace(trace)
 
-        Raises:
-            LimitExceeded: The trace is over a size limit.
-        """
-        self.limits.check_trace(trace)
-        return self.redactor.trace(trace)[0]
-
+    @docs_from(Traces.import_traces)
     def import_traces(self, path: str | os.PathLike[str], *,
                       skip_invalid: bool = False) -> ImportReport:
-        """Read a trace JSONL file and store its traces in one transaction.
+        return self.traces.import_traces(path, skip_invalid=skip_invalid)
 
-        Args:
-            path: procmem trace JSONL (``data/tau-retail/README.md``) or a JSON array.
-            skip_invalid: Store the valid lines and report the others instead
-                of failing on the first bad line.
-
-        Raises:
-            InvalidTrace: A bad line (file, line, field named) when not skipping;
-                nothing is stored then.
-            UsageError: The file cannot be read.
-        """
-        traces, errors = read_traces(Path(path), skip_invalid=skip_invalid)
-        if not skip_invalid:
-            stored = self.add_traces(traces)
-            return ImportReport(read=len(traces), stored=stored, errors=[str(e) for e in errors])
-        admitted = []  # a trace over a limit is reported like a bad line
-        for t in traces:
-            try:
-                admitted.append(self.admit_trace(t))  # checked and redacted once
-            except LimitExceeded as err:
-                errors.append(InvalidTrace(str(err), source=str(path)))
-        stored = self.store.put_traces(admitted)
-        return ImportReport(read=len(admitted), stored=stored, errors=[str(e) for e in errors])
-
+    @docs_from(Traces.get_trace)
     def get_trace(self, trace_id: str) -> Trace:
-        """One trace; raises ``NotFound``."""
-        return self.store.get_trace(trace_id)
+        return self.traces.get_trace(trace_id)
 
+    @docs_from(Traces.list_traces)
     def list_traces(self, *, limit: int = 100, offset: int = 0) -> list[Trace]:
-        """Traces in insertion order."""
-        return self.store.list_traces(limit=limit, offset=offset)
+        return self.traces.list_traces(limit=limit, offset=offset)
 
-    # Deleting traces: what it changes is in procmem.memory_traces.
+    @docs_from(Traces.delete_trace)
     def delete_trace(self, trace_id: str) -> bool:
-        """Delete one stored trace; False if there was none.
+        return self.traces.delete_trace(trace_id)
 
-        Procedure versions learned from it are kept as they are; see
-        :meth:`trace_impact` for what the deletion changes.
-        """
-        self._learner.reset()
-        return self.store.delete_trace(trace_id)
-
+    @docs_from(Traces.trace_impact)
     def trace_impact(self, trace_id: str) -> TraceImpact:
-        """What deleting a trace would change: the procedure versions learned from it.
+        return self.traces.trace_impact(trace_id)
 
-        Raises:
-            NotFound: No trace has this id.
-        """
-        return trace_impact(self.store, trace_id)
-
-    def _all_traces(self) -> list[Trace]:
-        """Every stored trace, in insertion order (read page by page)."""
-        return paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
-
-    def _all_procedures(self) -> list[Procedure]:
-        """The current version of every procedure (no statistics), by name."""
-        return paged(lambda limit, offset: self.store.list_procedures(limit=limit,
-                                                                       offset=offset))
-
+    @docs_from(Traces.record)
     def record(self, task: str, *, source: str | None = None,
                metadata: dict[str, Any] | None = None, redact_secrets: bool = True) -> Recorder:
-        """A recorder whose trace is stored when its ``with`` block exits.
+        return self.traces.record(task, source=source, metadata=metadata,
+                                  redact_secrets=redact_secrets)
 
-        Example::
-
-            with mem.record("cancel order #W1") as rec:
-                tools = rec.wrap_tools(tools)
-                tools["cancel_pending_order"](order_id="#W1", reason="no longer needed")
-        """
-        return Recorder(task, on_finish=lambda t: self.add_traces([t]), source=source,
-                        metadata=metadata, redact_secrets=redact_secrets)
-
-    # ---------------------------------------------------------------- learning
+    # -------------------------------------------------------------------- learning
 
     def learn(self, traces: Iterable[Trace] | None = None, *,
               namespace: str | None = None,
@@ -328,10 +291,6 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         procmem's tree or an invalid model) is skipped and listed under
         ``failed_groups``; the other groups are learned.
 
-        With an embedder, the search texts of the created and updated procedures
-        are embedded and stored now (in batches), so the first search embeds only
-        its query.
-
         Args:
             traces: Traces to add first.
             namespace: The namespace of the procedures this call creates (default
@@ -340,6 +299,10 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                 of traces as they are learned, then in texts while the new
                 procedures' search texts are embedded (``total`` changes between
                 the two phases).
+
+        With an embedder, the search texts of the created and updated procedures
+        are embedded and stored now (in batches), so the first search embeds only
+        its query.
 
         Returns:
             A :class:`LearnReport`.
@@ -353,228 +316,272 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             check_namespace(namespace)
         if traces is not None:
             self.add_traces(traces)
-        report = self._learner.learn(self.store, namespace, progress)  # procmem.memory_learn
-        self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
-        self._embed_new(report.created + report.updated, progress)  # procmem.memory_search
+        with self._writes:  # versions are numbered from what is stored: one writer at a time
+            report = self.learner.learn(self.store, namespace, progress)  # procmem.memory_learn
+            self.tool_schemas.flag_learned(report.created + report.updated)
+        self.searcher.embed_new(report.created + report.updated, progress)  # no lock held
         return report
 
-    # -------------------------------------------------------------- procedures
+    # ------------------------------------------------ procedures (memory_procedures)
 
+    @docs_from(Procedures.put_procedure)
     def put_procedure(self, procedure: Procedure) -> Procedure:
-        """Store a procedure written by hand (or edited) as a new version.
-
-        A procedure equal in content to the current version is not stored
-        again. Otherwise it is stored as the next version number.
-
-        With an embedder, its search texts are embedded and stored now, so the
-        first search embeds only its query.
-
-        Raises:
-            InvalidProcedure: A template reference does not validate, a param's
-                extractor is not a valid regex, or a step's args break its tool's
-                stored schema (:meth:`import_tool_schemas`).
-            LimitExceeded: Too large, or a new name beyond ``limits.max_procedures``.
-            EmbeddingError: The embedder failed to embed its search texts (it is
-                stored; the next search embeds them).
-        """
-        self.limits.check_procedure(procedure)  # sizes (procmem.limits)
-        if (self.find_procedure(procedure.name) is None
-                and (n := self.store.count_procedures()) >= self.limits.max_procedures):
-            raise LimitExceeded("procedures in this store (one tenant)", n + 1,
-                                self.limits.max_procedures, where=f"procedure {procedure.name!r}",
-                                setting="Limits.max_procedures")
-        procedure = secretize(self.redactor.model(procedure, _PROC_FIELDS)[0])
-        check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
-        self._check_tool_args(procedure)  # refuses args that break a stored tool schema
-        stored = put_version(self.store, procedure)
-        self._embed_new([stored.name])  # procmem.memory_search
+        stored = self.procedures.put_procedure(procedure)
+        self.searcher.embed_new([stored.name])  # the first search embeds only its query
         return stored
 
+    @docs_from(Procedures.get_procedure)
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
-        """One procedure version with its statistics (current version by default).
+        return self.procedures.get_procedure(name, version)
 
-        Raises:
-            NotFound: No such procedure or version.
-        """
-        return self._with_stats([self.store.get_procedure(name, version)])[0]
-
+    @docs_from(Procedures.find_procedure)
     def find_procedure(self, name: str) -> Procedure | None:
-        """The current version, or ``None``."""
-        try:
-            return self.get_procedure(name)
-        except NotFound:
-            return None
+        return self.procedures.find_procedure(name)
 
+    @docs_from(Procedures.list_procedures)
     def list_procedures(self, *, status: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Procedure]:
-        """Current versions by name, with statistics."""
-        procs = self.store.list_procedures(status=status, limit=limit, offset=offset)
-        return self._with_stats(procs)
+        return self.procedures.list_procedures(status=status, limit=limit, offset=offset)
 
+    @docs_from(Procedures.list_versions)
     def list_versions(self, name: str) -> list[Procedure]:
-        """Every version of one procedure, oldest first, each with its own statistics.
+        return self.procedures.list_versions(name)
 
-        Raises:
-            NotFound: No version of ``name``.
-        """
-        return self._with_stats(self.store.list_versions(name))
-
-    def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]:
-        return with_stats(self.store, procs)  # one store call per batch
-
-    # ------------------------------------------------------------------ search
-
+    @docs_from(Procedures.bind)
     def bind(self, procedure: Procedure | str, task: str) -> Binding:
-        """What the built-in binder fills from ``task`` (see :mod:`procmem.bind`)."""
-        proc = procedure if isinstance(procedure, Procedure) else self.get_procedure(procedure)
-        return bind_task(proc, task)
+        return self.procedures.bind(procedure, task)
 
+    # ---------------------------------------------------------- search (memory_search)
+
+    @docs_from(Searcher.search)
+    def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
+               tags: Sequence[str] = (), status: str | None = "active",
+               namespace: str | None = None, confident_only: bool = False,
+               rerank: bool = True) -> list[Hit]:
+        return self.searcher.search(task, limit=limit, retriever=retriever, tags=tags,
+                                    status=status, namespace=namespace,
+                                    confident_only=confident_only, rerank=rerank)
+
+    @docs_from(Searcher.reindex)
+    def reindex(self, *, force: bool = False, progress: Progress | None = None
+                ) -> dict[str, Any]:
+        return self.searcher.reindex(force=force, progress=progress)
+
+    @docs_from(Searcher.warm_index)
+    def warm_index(self, *, progress: Progress | None = None) -> dict[str, Any]:
+        return self.searcher.warm_index(progress=progress)
+
+    @docs_from(Calibrator.calibrate)
+    def calibrate(self, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
+                  retrievers: Sequence[str] | None = None,
+                  progress: Progress | None = None) -> CalibrationReport:
+        return self.calibrator.calibrate(folds=folds, target_precision=target_precision,
+                                         retrievers=retrievers, progress=progress)
+
+    # ------------------------------------------------------------ plans (memory_plans)
+
+    @docs_from(Plans.plan)
     def plan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
              version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
-        """What a replay for ``task`` would do, without calling any tool (:mod:`procmem.planning`).
+        return self.plans.plan(task, procedure=procedure, version=version, params=params)
 
-        Args:
-            task: The task in plain words (may be empty when ``procedure`` is given).
-            procedure: The top search hit by default; else a hit (planned with its
-                confidence, no search), a procedure or a name (its current version, or
-                ``version``; confident only as its hit among the top 10). A replay by
-                name may pick a verified candidate: replay ``plan.version`` to match.
-            version: With a name: plan this version.
-            params: Param values by name, as :meth:`replay` takes them.
+    @docs_from(Plans.plan_task)
+    def plan_task(self, task: str) -> TaskPlan:
+        return self.plans.plan_task(task)
 
-        Returns:
-            A :class:`~procmem.planning.Plan`; one without procedure when nothing fits.
+    @docs_from(Plans.replay_plan)
+    def replay_plan(self, plan: TaskPlan, *, tools: Tools, resolver: Resolver | None = None,
+                    partial: bool = False) -> PlanRun:
+        return self.plans.replay_plan(plan, tools=tools, resolver=resolver, partial=partial)
 
-        Raises:
-            NotFound: No such procedure, version or sub-procedure.
-            UsageError: ``task`` is empty and no procedure is named.
-            ParamError / CycleError: As :meth:`replay` raises them.
-        """
-        if procedure is None:
-            hits = self.search(task, limit=1)
-            if not hits:
-                return nothing_fits(task)
-            procedure = hits[0]
-        if isinstance(procedure, Hit):
-            subs = self._subprocedures(procedure.procedure)
-            return plan_hit(procedure, task, params=params, procedures=subs)
-        proc = procedure if isinstance(procedure, Procedure) else \
-            self.store.get_procedure(procedure, version)
-        hit = next((h for h in (self.search(task, limit=10) if task.strip() else [])
-                    if h.procedure.key == proc.key), None)
-        return plan_procedure(proc, task, params=params, procedures=self._subprocedures(proc),
-                              hit=hit)
+    @docs_from(Plans.areplay_plan)
+    async def areplay_plan(self, plan: TaskPlan, *, tools: Tools,
+                           resolver: Callable[[Need], Any | Awaitable[Any]] | None = None,
+                           partial: bool = False) -> PlanRun:
+        return await self.plans.areplay_plan(plan, tools=tools, resolver=resolver,
+                                             partial=partial)
 
-    # ------------------------------------------------------------------ replay
+    # ---------------------------------------------------- executions (memory_replay)
 
-    # Setting up a run (binding, sub-procedures, reopening) is procmem.memory_replay.
-    def _prepare(
-        self, procedure: Procedure | str, tools: Tools, task: str | None,
-        params: Mapping[str, Any] | None, *, provider: bool = True,
-    ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
-        proc = procedure if isinstance(procedure, Procedure) else self.choose_version(procedure)
-        return prepare(self.store, proc, tools, task, params,
-                       self.secrets if provider else None)
-
-    def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
-        return subprocedures(self.store, proc)
-
+    @docs_from(Executions.replay)
     def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                params: Mapping[str, Any] | None = None,
                resolver: Resolver | None = None) -> Execution:
-        """Run a procedure against real tools, recording every step run durably.
+        return self.executions.replay(procedure, tools=tools, task=task, params=params,
+                                      resolver=resolver)
 
-        Params come from ``params`` first, then from ``task`` through the
-        built-in binder; what is still missing, and every ``$ask`` hole, becomes
-        a :class:`~procmem.model.Need` for ``resolver(need) -> value`` (``None``
-        = cannot answer). Unanswered needs pause the execution; continue it
-        with :meth:`resume`.
-
-        Args:
-            procedure: A procedure, or the name of one: then the current version
-                runs, or a verified candidate competing with it, chosen by
-                Thompson sampling (:meth:`choose_version`).
-            tools: Tool callables by action name, called as ``tool(**args)``; a
-                tool with a parameter named ``idempotency_key`` also gets the call's
-                key (see :mod:`procmem.replay`).
-            task: The new task's text, used to bind params.
-            params: Param values by name (they win over values from ``task``).
-            resolver: Answers needs; without one the execution pauses on a need.
-
-        Returns:
-            The execution: ``succeeded``, ``failed`` or ``paused`` (see ``needs``).
-
-        Raises:
-            NotFound: No such procedure (or sub-procedure).
-            UnknownTool: A step's action has no tool (before anything runs).
-            ParamError: A param is unknown or of the wrong JSON type.
-            CycleError: Sub-procedures call each other in a cycle.
-            ExecutionBusy: The run lost the execution's lease (a call outlasted
-                ``lease_s`` and another run resumed it); it stops before writing.
-        """
-        proc, ex, subs = self._prepare(procedure, tools, task, params)
-        with LeaseKeeper(self.store, new_owner(), self.lease_s, redactor=self.redactor) as keeper:
-            return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
-
+    @docs_from(Executions.areplay)
     async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
                       params: Mapping[str, Any] | None = None,
                       resolver: Callable[[Need], Any | Awaitable[Any]] | None = None
                       ) -> Execution:
-        """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
-        proc, ex, subs = self._prepare(procedure, tools, task, params)
-        with LeaseKeeper(self.store, new_owner(), self.lease_s, redactor=self.redactor) as keeper:
-            return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
+        return await self.executions.areplay(procedure, tools=tools, task=task, params=params,
+                                             resolver=resolver)
 
-    def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
-                tools: Tools) -> tuple[Core, LeaseKeeper]:
-        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets,
-                      self.redactor)
-
+    @docs_from(Executions.resume)
     def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                tools: Tools, resolver: Resolver | None = None) -> Execution:
-        """Continue a paused (or interrupted, or failed) execution.
+        return self.executions.resume(execution_id, answers, tools=tools, resolver=resolver)
 
-        The run takes the execution's lease first (see ``lease_s``), so an
-        execution running in another process is never resumed twice.
-
-        Args:
-            execution_id: The execution to continue.
-            answers: Values by need key (``param:NAME``, ``ask:STEP:POINTER``, ...).
-            tools: Tool callables by action name.
-            resolver: Answers further needs.
-
-        Returns:
-            The execution; finished steps are never called again. A failed step
-            is tried again as a new attempt (the failed one stays in its step
-            run's ``history``); a call the stopped run had sent without storing
-            its result is sent again with the same idempotency key, and kept in
-            the history as ``unknown``.
-
-        Raises:
-            NotFound: No such execution.
-            ReplayError: The execution already succeeded.
-            ExecutionBusy: Another run holds the execution's live lease (it is
-                running elsewhere); nothing is called.
-        """
-        core, keeper = self._reopen(execution_id, answers, tools)
-        with keeper:
-            return drive(core, tools, resolver, keeper)
-
+    @docs_from(Executions.aresume)
     async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
                       tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
-        """Async twin of :meth:`resume`."""
-        core, keeper = self._reopen(execution_id, answers, tools)
-        with keeper:
-            return await adrive(core, tools, resolver, keeper)
+        return await self.executions.aresume(execution_id, answers, tools=tools,
+                                             resolver=resolver)
 
+    @docs_from(ClientDriver.start)
+    def start(self, procedure: Procedure | str, *, task: str | None = None,
+              params: Mapping[str, Any] | None = None) -> Turn:
+        return self.executions.start(procedure, task=task, params=params)
+
+    @docs_from(ClientDriver.advance)
+    def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
+                error: str | None = None, duration_ms: float = 0.0,
+                answers: Mapping[str, Any] | None = None) -> Turn:
+        return self.executions.advance(execution_id, step_id=step_id, output=output,
+                                       error=error, duration_ms=duration_ms, answers=answers)
+
+    @docs_from(Executions.get_execution)
     def get_execution(self, execution_id: str) -> Execution:
-        """One execution with its step runs; raises ``NotFound``."""
-        return self.store.get_execution(execution_id)
+        return self.executions.get_execution(execution_id)
 
+    @docs_from(Executions.list_executions)
     def list_executions(self, *, procedure: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Execution]:
-        """Executions, newest first."""
-        return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)
+        return self.executions.list_executions(procedure=procedure, limit=limit, offset=offset)
+
+    # ----------------------------------------------- learning over time (memory_learning)
+
+    @docs_from(LearningLoop.report)
+    def report(self, execution_id: str, *, reward: float, source: str = "user",
+               note: str = "") -> Evidence:
+        return self.learning.report(execution_id, reward=reward, source=source, note=note)
+
+    @docs_from(LearningLoop.version_stats)
+    def version_stats(self, name: str, version: int | None = None) -> VersionStats:
+        return self.learning.version_stats(name, version)
+
+    @docs_from(LearningLoop.stats)
+    def stats(self, name: str | None = None) -> list[VersionStats]:
+        return self.learning.stats(name)
+
+    @docs_from(LearningLoop.choose_version)
+    def choose_version(self, name: str) -> Procedure:
+        return self.learning.choose_version(name)
+
+    @docs_from(LearningLoop.review)
+    def review(self, name: str) -> list[dict[str, Any]]:
+        return self.learning.review(name)
+
+    @docs_from(LearningLoop.decay)
+    def decay(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
+        return self.learning.decay(now=now)
+
+    @docs_from(LearningLoop.optimize)
+    def optimize(self, name: str | None = None, *,
+                 progress: Callable[[int, int], None] | None = None) -> OptimizeReport:
+        return self.learning.optimize(name, progress=progress)
+
+    @docs_from(LearningLoop.history)
+    def history(self, name: str) -> list[dict[str, Any]]:
+        return self.learning.history(name)
+
+    @docs_from(LearningLoop.diff)
+    def diff(self, name: str, v1: int, v2: int) -> list[str]:
+        return self.learning.diff(name, v1, v2)
+
+    @docs_from(LearningLoop.rollback)
+    def rollback(self, name: str, version: int) -> Procedure:
+        return self.learning.rollback(name, version)
+
+    @docs_from(LearningLoop.pin)
+    def pin(self, name: str, pinned: bool = True) -> None:
+        self.learning.pin(name, pinned)
+
+    @docs_from(LearningLoop.delete_procedure)
+    def delete_procedure(self, name: str) -> bool:
+        return self.learning.delete_procedure(name)
+
+    # --------------------------------------------------- tool schemas (memory_tools)
+
+    @docs_from(ToolSchemas.import_tool_schemas)
+    def import_tool_schemas(
+        self, source: str | os.PathLike[str] | list[Any] | Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self.tool_schemas.import_tool_schemas(source)
+
+    @docs_from(ToolSchemas.list_tool_schemas)
+    def list_tool_schemas(self) -> dict[str, dict[str, Any]]:
+        return self.tool_schemas.list_tool_schemas()
+
+    @docs_from(ToolSchemas.get_tool_schema)
+    def get_tool_schema(self, name: str) -> dict[str, Any]:
+        return self.tool_schemas.get_tool_schema(name)
+
+    @docs_from(ToolSchemas.check_procedure)
+    def check_procedure(self, name: str, version: int | None = None) -> dict[str, list[str]]:
+        return self.tool_schemas.check_procedure(name, version)
+
+    @docs_from(ToolSchemas.check_procedures)
+    def check_procedures(self) -> dict[str, dict[str, list[str]]]:
+        return self.tool_schemas.check_procedures()
+
+    @docs_from(ToolSchemas.tool_flags)
+    def tool_flags(self, name: str | None = None) -> list[dict[str, Any]]:
+        return self.tool_schemas.tool_flags(name)
+
+    @docs_from(ToolSchemas.clear_tool_flags)
+    def clear_tool_flags(self, name: str | None = None) -> int:
+        return self.tool_schemas.clear_tool_flags(name)
+
+    # ------------------------------------------- async twins (memory_async; areplay,
+    # aresume and areplay_plan are above): one per public method, same parameters
+    aadd_traces = twin(add_traces)
+    aadmit_trace = twin(admit_trace)
+    aimport_traces = twin(import_traces)
+    aget_trace = twin(get_trace)
+    alist_traces = twin(list_traces)
+    adelete_trace = twin(delete_trace)
+    atrace_impact = twin(trace_impact)
+    arecord = twin(record)
+    alearn = twin(learn)
+    aput_procedure = twin(put_procedure)
+    aget_procedure = twin(get_procedure)
+    afind_procedure = twin(find_procedure)
+    alist_procedures = twin(list_procedures)
+    alist_versions = twin(list_versions)
+    abind = twin(bind)
+    asearch = twin(search)
+    areindex = twin(reindex)
+    awarm_index = twin(warm_index)
+    acalibrate = twin(calibrate)
+    aplan = twin(plan)
+    aplan_task = twin(plan_task)
+    astart = twin(start)
+    aadvance = twin(advance)
+    aget_execution = twin(get_execution)
+    alist_executions = twin(list_executions)
+    areport = twin(report)
+    aversion_stats = twin(version_stats)
+    astats = twin(stats)
+    achoose_version = twin(choose_version)
+    areview = twin(review)
+    adecay = twin(decay)
+    aoptimize = twin(optimize)
+    ahistory = twin(history)
+    adiff = twin(diff)
+    arollback = twin(rollback)
+    apin = twin(pin)
+    adelete_procedure = twin(delete_procedure)
+    aimport_tool_schemas = twin(import_tool_schemas)
+    alist_tool_schemas = twin(list_tool_schemas)
+    aget_tool_schema = twin(get_tool_schema)
+    acheck_procedure = twin(check_procedure)
+    acheck_procedures = twin(check_procedures)
+    atool_flags = twin(tool_flags)
+    aclear_tool_flags = twin(clear_tool_flags)
+    afor_tenant = twin(for_tenant)
+    aclose = twin(close)
 
 
 def check_namespace(namespace: str) -> None:

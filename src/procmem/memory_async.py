@@ -1,92 +1,53 @@
 """Async twins of :class:`procmem.Memory` methods, for async agent frameworks.
 
-``areplay`` / ``aresume`` drive the replay core with the async driver (tools and
-resolvers may be coroutines). The other twins (``asearch``, ``alearn`` ...) run
-the sync method in a worker thread (:func:`asyncio.to_thread`), so the event
-loop never blocks on SQLite or on learning.
+``areplay``, ``aresume`` and ``areplay_plan`` drive the replay core with the async
+driver (tools and resolvers may be coroutines); they are written in
+:mod:`procmem.memory_replay` and :mod:`procmem.memory_plans`. Every other public
+method ``m`` has a twin ``am`` made by :func:`twin`: it runs ``m`` in a worker
+thread (:func:`asyncio.to_thread`), so the event loop never blocks on the store
+or on learning.
 
-Invariants: a twin returns exactly what its sync method returns for the same
-arguments (``tests/test_memory_async.py`` checks parity); calls through the
-twins of one Memory run one at a time (an ``asyncio.Lock``), so its caches are
-never updated by two threads at once.
+Invariants:
+    * Every public method of ``Memory`` has a twin whose parameters (names,
+      kinds, defaults) equal its own (``tests/test_memory_async.py`` checks it).
+    * A twin returns exactly what its sync method returns for the same arguments.
+    * Twins hold no lock of their own: ``Memory`` is safe to share between threads
+      (each service guards its own state), so concurrent twins are safe.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from .model import Evidence, Execution, Hit, Procedure, Trace
-from .planning import Plan
+__all__ = ["twin"]
 
-if TYPE_CHECKING:
-    from .multiplan import TaskPlan
-
-__all__ = ["AsyncMixin"]
-
-T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S")
 
 
-class AsyncMixin:
-    """``a``-prefixed twins of :class:`procmem.Memory` methods."""
+def twin(method: Callable[Concatenate[S, P], R]
+         ) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """The async twin of ``method``: same parameters, runs it in a worker thread.
 
-    _alock: asyncio.Lock | None = None
+    The twin looks the method up on the instance at call time, so a subclass's
+    override (or a test's patch) is the one that runs.
 
-    async def _in_thread(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        if self._alock is None:
-            self._alock = asyncio.Lock()
-        async with self._alock:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+    Example (in a class body)::
 
-    async def asearch(self, task: str, *, limit: int = 5) -> list[Hit]:
-        """Async twin of :meth:`procmem.Memory.search`."""
-        return await self._in_thread(self.search, task, limit=limit)  # type: ignore[attr-defined]
+        asearch = twin(search)
+    """
+    name = method.__name__
 
-    async def aplan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
-                    version: int | None = None,
-                    params: Mapping[str, Any] | None = None) -> Plan:
-        """Async twin of :meth:`procmem.Memory.plan`."""
-        return await self._in_thread(self.plan, task,  # type: ignore[attr-defined]
-                                     procedure=procedure, version=version, params=params)
+    @functools.wraps(method)
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        fn: Callable[P, R] = getattr(self, name)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
-    async def aplan_task(self, task: str) -> TaskPlan:
-        """Async twin of :meth:`procmem.Memory.plan_task`."""
-        return await self._in_thread(self.plan_task, task)  # type: ignore[attr-defined]
-
-    async def alearn(self, traces: Iterable[Trace] | None = None) -> Any:
-        """Async twin of :meth:`procmem.Memory.learn`."""
-        items = list(traces) if traces is not None else None
-        return await self._in_thread(self.learn, items)  # type: ignore[attr-defined]
-
-    async def aadd_traces(self, traces: Iterable[Trace]) -> int:
-        """Async twin of :meth:`procmem.Memory.add_traces`."""
-        return await self._in_thread(self.add_traces, list(traces))  # type: ignore[attr-defined]
-
-    async def aget_procedure(self, name: str, version: int | None = None) -> Procedure:
-        """Async twin of :meth:`procmem.Memory.get_procedure`."""
-        return await self._in_thread(self.get_procedure, name, version)  # type: ignore[attr-defined]
-
-    async def areport(self, execution_id: str, *, reward: float, source: str = "user",
-                      note: str = "") -> Evidence:
-        """Async twin of :meth:`procmem.Memory.report`."""
-        return await self._in_thread(self.report, execution_id,  # type: ignore[attr-defined]
-                                     reward=reward, source=source, note=note)
-
-    async def aoptimize(self, name: str | None = None) -> Any:
-        """Async twin of :meth:`procmem.Memory.optimize`."""
-        return await self._in_thread(self.optimize, name)  # type: ignore[attr-defined]
-
-    async def astart(self, procedure: Procedure | str, *, task: str | None = None,
-                     params: Mapping[str, Any] | None = None) -> Any:
-        """Async twin of :meth:`procmem.Memory.start`."""
-        return await self._in_thread(self.start, procedure,  # type: ignore[attr-defined]
-                                     task=task, params=params)
-
-    async def aadvance(self, execution_id: str, **kwargs: Any) -> Any:
-        """Async twin of :meth:`procmem.Memory.advance` (same keyword arguments)."""
-        return await self._in_thread(self.advance, execution_id, **kwargs)  # type: ignore[attr-defined]
-
-    async def aget_execution(self, execution_id: str) -> Execution:
-        """Async twin of :meth:`procmem.Memory.get_execution`."""
-        return await self._in_thread(self.get_execution, execution_id)  # type: ignore[attr-defined]
+    run.__name__ = f"a{name}"
+    run.__qualname__ = f"{method.__qualname__.rpartition('.')[0]}.a{name}".lstrip(".")
+    run.__doc__ = f"Async twin of :meth:`{name}` (runs it in a worker thread)."
+    return run

@@ -1,7 +1,7 @@
 """Calibrating a memory's search confidence on cross-validation folds of its own traces.
 
-A service of :class:`procmem.Memory` (``Memory.calibrate`` delegates here); the
-model and the fitting are in :mod:`procmem.calibration`.
+A service of :class:`procmem.Memory` (``Memory.calibrate`` delegates to
+:class:`Calibrator`); the model and the fitting are in :mod:`procmem.calibration`.
 
 Folds are assigned by a hash of each trace's id (SHA-256), so the same traces
 always give the same folds, whatever their order. Each fold's memory is a new
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -32,14 +32,14 @@ from .calibration import (
     choose_threshold,
     fit_logistic,
 )
+from .embed import Embedder
 from .errors import UsageError
 from .induce import group_key
 from .model import Trace
+from .retrieval import Retriever
+from .store.base import Store
 
-if TYPE_CHECKING:
-    from .memory import Memory
-
-__all__ = ["CalibrationReport", "calibrate", "cross_validate"]
+__all__ = ["CalibrationReport", "Calibrator", "Source", "calibrate", "cross_validate"]
 
 Progress = Callable[[int, int], None]
 
@@ -61,11 +61,22 @@ class CalibrationReport:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
+class Source(Protocol):
+    """Where calibration reads traces and writes calibrations, and its embedder
+    (a :class:`~procmem.memory_search.Searcher` or a :class:`~procmem.Memory`)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def embedder(self) -> Embedder | None: ...
+
+
 def _fold(trace_id: str, folds: int) -> int:
     return int.from_bytes(hashlib.sha256(trace_id.encode()).digest()[:4], "big") % folds
 
 
-def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
+def cross_validate(memory: Source, traces: Sequence[Trace], *, folds: int,
                    retrievers: Sequence[str], progress: Progress | None = None
                    ) -> dict[str, tuple[list[list[float]], list[int]]]:
     """Features and right/wrong labels of each held-out trace's top hit, per retriever.
@@ -99,7 +110,7 @@ def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
             fold.learn(train)
             for t in held:
                 for r in retrievers:
-                    hits = fold.search(t.task, limit=2, retriever=r)  # type: ignore[arg-type]
+                    hits = fold.search(t.task, limit=2, retriever=cast(Retriever, r))
                     if not hits:
                         continue
                     top = hits[0]
@@ -113,7 +124,7 @@ def cross_validate(memory: Memory, traces: Sequence[Trace], *, folds: int,
     return out
 
 
-def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
+def calibrate(memory: Source, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
               retrievers: Sequence[str] | None = None,
               progress: Progress | None = None) -> CalibrationReport:
     """Fit and save the confidence calibration of every retriever the memory can use.
@@ -168,3 +179,46 @@ def calibrate(memory: Memory, *, folds: int = 5, target_precision: float = TARGE
         memory.store.put_calibration(key, cal.to_json())
         report.calibrations[r] = cal
     return report
+
+
+class Calibrator:
+    """Calibrates the search confidence of one store's memory.
+
+    Args:
+        source: Gives the store (traces in, calibrations out) and the embedder.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def calibrate(self, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
+                  retrievers: Sequence[str] | None = None,
+                  progress: Progress | None = None) -> CalibrationReport:
+        """Calibrate search confidence on cross-validation folds of the stored traces.
+
+        For each of ``folds`` folds, learn from the other folds in a new
+        in-memory memory, search every held-out task, and record whether the top
+        hit and every value it bound were right; fit a logistic model of that
+        on the hit's features and choose the threshold at which the
+        cross-validated confident hits are right ``target_precision`` of the
+        time (see :mod:`procmem.calibration`). The calibrations are saved in the
+        store: from then on every hit has a ``confidence`` probability and
+        ``confident`` means it clears the threshold.
+
+        Args:
+            folds: K, 2-20.
+            target_precision: 0.5-1 (default 0.99).
+            retrievers: First stages to calibrate (default ``bm25``, and
+                ``hybrid`` with an embedder).
+            progress: ``progress(done, total)`` per held-out trace.
+
+        Returns:
+            A :class:`CalibrationReport` (a retriever
+            with too few cross-validated hits is listed in ``skipped``).
+
+        Raises:
+            UsageError: ``folds`` or ``target_precision`` is out of range, or a
+                retriever other than ``bm25`` without an embedder.
+        """
+        return calibrate(self.source, folds=folds, target_precision=target_precision,
+                         retrievers=retrievers, progress=progress)

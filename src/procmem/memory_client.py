@@ -2,8 +2,8 @@
 
 procmem cannot call an agent's tools when it is reached over a protocol, so
 the replay core (:func:`procmem.replay.replay_core`) is driven one turn at a
-time: :meth:`ClientDriveMixin.start` returns the first tool call to make (with
-its bound args) or the needs to answer; :meth:`ClientDriveMixin.advance` takes
+time: :meth:`ClientDriver.start` returns the first tool call to make (with
+its bound args) or the needs to answer; :meth:`ClientDriver.advance` takes
 the tool's result (or the answers) and returns the next turn, until the
 execution ends. This is the same core ``replay()`` drives, with a third driver.
 
@@ -25,24 +25,28 @@ Invariants:
       continued by the process that started it while a call is outstanding.
     * A result must answer the outstanding call (same step id and action);
       anything else is a ``UsageError`` and changes nothing.
+    * A :class:`ClientDriver` may be shared by threads: ``start`` and ``advance``
+      hold its ``lock`` (the live cores are changed one turn at a time).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .drivers import Core, NeedValues, Persist, Sleep, ToolCall, ToolResult
 from .errors import ReplayError, UsageError
 from .lease import LeaseKeeper, client_owner
+from .memory_facade import synchronized
 from .model import Execution, Need, Procedure
 from .redaction import Redactor
 from .replay import replay_core
 from .secret_params import fill_secrets
 from .store.base import Store
 
-__all__ = ["ClientDriveMixin", "Turn"]
+__all__ = ["ClientDriver", "Runs", "Turn"]
 
 
 @dataclass
@@ -88,22 +92,57 @@ class Turn:
         return out
 
 
-class ClientDriveMixin:
-    """``start`` / ``advance`` for :class:`procmem.Memory`."""
+class Runs(Protocol):
+    """What a :class:`ClientDriver` needs to set up runs
+    (:class:`procmem.memory_replay.Executions` is one)."""
 
-    store: Store
-    redactor: Redactor
-    lease_s: float
-    _live: dict[str, tuple[Core, ToolCall]]
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def lease_s(self) -> float: ...
+
+    @property
+    def redactor(self) -> Redactor: ...
+
+    def prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
+                params: Mapping[str, Any] | None, *, provider: bool = True
+                ) -> tuple[Procedure, Execution, dict[str, Procedure]]: ...
+
+    def subprocedures(self, proc: Procedure) -> dict[str, Procedure]: ...
+
+
+class ClientDriver:
+    """``start`` / ``advance``: client-driven executions, one turn at a time.
+
+    Args:
+        runs: Sets up runs and gives the store and the lease length (seconds).
+    """
+
+    def __init__(self, runs: Runs) -> None:
+        self.runs = runs
+        self.lock = threading.RLock()
+        self._live: dict[str, tuple[Core, ToolCall]] = {}
+
+    @property
+    def store(self) -> Store:
+        """The store of :attr:`runs`."""
+        return self.runs.store
+
+    @property
+    def lease_s(self) -> float:
+        """How long a turn holds the execution's lease (seconds), as :attr:`runs` says."""
+        return self.runs.lease_s
 
     def _prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
                  params: Mapping[str, Any] | None, *, provider: bool = True
                  ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
-        raise NotImplementedError  # provided by Memory
+        return self.runs.prepare(procedure, tools, task, params, provider=provider)
 
     def _subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
-        raise NotImplementedError  # provided by Memory
+        return self.runs.subprocedures(proc)
 
+    @synchronized
     def start(self, procedure: Procedure | str, *, task: str | None = None,
               params: Mapping[str, Any] | None = None) -> Turn:
         """Start an execution whose tool calls the caller makes.
@@ -122,9 +161,10 @@ class ClientDriveMixin:
         # the client makes the calls: the server's secrets are not handed to it
         proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params, provider=False)
         keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s,
-                             redactor=self.redactor)
+                             redactor=self.runs.redactor)
         return self._turn(ex.id, replay_core(proc, ex, subs), None, {}, keeper)
 
+    @synchronized
     def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
                 error: str | None = None, duration_ms: float = 0.0,
                 answers: Mapping[str, Any] | None = None) -> Turn:
@@ -150,7 +190,7 @@ class ClientDriveMixin:
         """
         answers = dict(answers or {})
         keeper = LeaseKeeper(self.store, client_owner(execution_id), self.lease_s,
-                             redactor=self.redactor)
+                             redactor=self.runs.redactor)
         keeper.acquire(execution_id)
         live = self._live.get(execution_id)
         if live is not None and not _still_outstanding(self.store.get_execution(execution_id),

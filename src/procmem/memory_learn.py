@@ -18,6 +18,8 @@ Invariants:
       stored since; it starts over when the store's ``trace_deletions`` changed,
       when the store holds fewer traces or another last-folded trace (e.g. another
       store), and after :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
+    * A :class:`Learner` may be shared by threads: ``learn``, ``fold`` and ``reset``
+      hold its ``lock``, so one fold is brought up to date at a time.
     * A group that cannot be induced (an error of procmem's tree or an invalid
       model) is skipped and reported (:func:`procmem.memory_traces.group_failure`);
       the other groups are learned.
@@ -25,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +38,7 @@ from .alternatives import side_effect_of
 from .errors import Conflict, LimitExceeded, UsageError
 from .induce import MIN_CONSTANT, CorpusStats, group_key, induce, procedure_name
 from .induce_alt import MergeRejected, merge_plan
+from .memory_facade import synchronized
 from .memory_traces import group_failure
 from .memory_versions import paged, same_content, versions
 from .model import Lineage, Trace
@@ -105,15 +109,18 @@ class Learner:
             raise UsageError(f"min_constant must be at least 1, got {min_constant}")
         self.min_constant = min_constant
         self.max_procedures = max_procedures  # new names beyond it: a failed group
+        self.lock = threading.RLock()
         self._fold = self._empty()
 
     def _empty(self) -> TraceFold:
         return TraceFold(corpus=CorpusStats(min_constant=self.min_constant))
 
+    @synchronized
     def reset(self) -> None:
         """Drop the fold, so that the next :meth:`learn` reads every trace again."""
         self._fold = self._empty()
 
+    @synchronized
     def learn(self, store: Store, namespace: str | None = None,
               progress: Callable[[int, int], None] | None = None) -> LearnReport:
         """Bring the fold up to date and learn every group whose traces changed.
@@ -161,6 +168,7 @@ class Learner:
             progress(len(plan), len(plan))
         return report
 
+    @synchronized
     def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
         """The fold over every trace of ``store``, brought up to date; and the traces it just read.
 

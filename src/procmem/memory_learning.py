@@ -1,4 +1,4 @@
-"""Learning over time, as methods of :class:`procmem.Memory` (a mixin).
+"""Learning over time: the service :class:`procmem.Memory` delegates to (:class:`LearningLoop`).
 
 Evidence -> statistics -> candidates -> verification -> Thompson sampling ->
 promotion or demotion; decay; history, diff and rollback. The policies live in
@@ -10,7 +10,7 @@ Invariants:
       unverified change never competes and is never promoted.
     * Versions are immutable: promotion and demotion change statuses; a
       rollback stores a new version whose content equals the earlier one.
-    * Nothing is deleted except by :meth:`LearningMixin.delete_procedure`.
+    * Nothing is deleted except by :meth:`LearningLoop.delete_procedure`.
     * ``stats``/``version_stats`` use the last ``stats_window`` executions of a
       procedure name; decisions (Thompson sampling, promotion) and search's
       reliability use the last ``policy.window``, so that old successes do not
@@ -18,13 +18,17 @@ Invariants:
       version (edit, candidate, rollback) starts with none. The counters shown on
       a read procedure (``execution_count`` ...) cover every top-level run of
       its version (:mod:`procmem.procstats`).
+    * Every change of versions or statuses (report and review, decay, optimize,
+      rollback) holds ``lock``, shared with the other writers of versions.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,16 +40,19 @@ from .learning.candidates import Candidate, diff, factor, merge, prune, repair
 from .learning.promote import PromotionPolicy, choose, decide, should_decay
 from .learning.stats import EXTERNAL_SOURCES, VersionStats, version_stats
 from .learning.verify import Verification, verify
+from .memory_facade import synchronized
+from .memory_stats import Statistics
+from .memory_versions import paged
 from .model import Evidence, Execution, Lineage, Procedure, Trace
-from .redaction import Redactor
+from .redaction import Redactor, default_redactor
 from .store.base import Store
 
-__all__ = ["LearningMixin", "OptimizeReport"]
+__all__ = ["LearningLoop", "OptimizeReport"]
 
 
 @dataclass
 class OptimizeReport:
-    """What :meth:`LearningMixin.optimize` did.
+    """What :meth:`LearningLoop.optimize` did.
 
     ``created``: ``{"name", "version", "kind", "reason", "reproduced"}`` per stored
     candidate; ``rejected``: ``{"name", "kind", "reason", "why"}`` per candidate
@@ -57,21 +64,39 @@ class OptimizeReport:
     extra: list[str] = field(default_factory=list)
 
 
-class LearningMixin:
-    """Evidence, statistics, optimization and version history for :class:`Memory`."""
+class LearningLoop:
+    """Evidence, statistics, optimization and version history over one store.
 
-    store: Store
-    redactor: Redactor
-    policy: PromotionPolicy
-    stats_window: int
-    _rng: random.Random
-    _rejected: set[str]
+    Args:
+        store: Where versions, executions and evidence are stored.
+        statistics: Reads the runs and evidence decisions are made on.
+        policy: When candidates are promoted or demoted and procedures decay.
+        seed: Seed of the random generator behind Thompson sampling (None: random).
+        lock: Held while versions or statuses change (default: a lock of its own).
+        redactor: Redacts evidence notes before they are stored (default:
+            :func:`procmem.redaction.default_redactor`).
+    """
+
+    def __init__(self, store: Store, statistics: Statistics, *,
+                 policy: PromotionPolicy | None = None, seed: int | None = None,
+                 lock: AbstractContextManager[Any] | None = None,
+                 redactor: Redactor | None = None) -> None:
+        self.store = store
+        self.redactor = redactor if redactor is not None else default_redactor()
+        self.statistics = statistics
+        self.policy = policy or PromotionPolicy()
+        self.lock = lock if lock is not None else threading.RLock()
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._rejected: set[str] = set()  # fingerprints of candidates that failed verification
 
     def _all_traces(self) -> list[Trace]:
-        raise NotImplementedError  # provided by Memory
+        """Every stored trace, in insertion order."""
+        return paged(lambda limit, offset: self.store.list_traces(limit=limit, offset=offset))
 
     # ------------------------------------------------------------ evidence
 
+    @synchronized
     def report(self, execution_id: str, *, reward: float, source: str = "user",
                note: str = "") -> Evidence:
         """Record evidence about an execution's outcome, then review its procedure.
@@ -109,11 +134,7 @@ class LearningMixin:
 
     def _runs(self, name: str, window: int | None = None
               ) -> tuple[list[Execution], list[Evidence]]:
-        executions = self.store.list_executions(procedure=name,
-                                                limit=window or self.stats_window)
-        ids = {e.id for e in executions}
-        evidence = [e for e in self.store.list_evidence(procedure=name) if e.execution_id in ids]
-        return executions, evidence
+        return self.statistics.runs(name, window)
 
     def version_stats(self, name: str, version: int | None = None) -> VersionStats:
         """Statistics of one version (the current one by default).
@@ -170,9 +191,11 @@ class LearningMixin:
             return active
         executions, evidence = self._runs(name, self.policy.window)
         stats = {p.version: version_stats(p, executions, evidence) for p in [active, *cands]}
-        picked = choose(stats[active.version], [stats[c.version] for c in cands], self._rng)
+        with self._rng_lock:
+            picked = choose(stats[active.version], [stats[c.version] for c in cands], self._rng)
         return next(p for p in [active, *cands] if p.version == picked.version)
 
+    @synchronized
     def review(self, name: str) -> list[dict[str, Any]]:
         """Promote or demote the verified candidates of ``name`` from their posteriors.
 
@@ -201,6 +224,7 @@ class LearningMixin:
                     break
         return changes
 
+    @synchronized
     def decay(self, *, now: datetime | None = None) -> list[dict[str, Any]]:
         """Deprecate active procedures that are unused or unreliable (pinned ones are exempt).
 
@@ -224,6 +248,7 @@ class LearningMixin:
 
     # -------------------------------------------------------------- optimize
 
+    @synchronized
     def optimize(self, name: str | None = None, *,
                  progress: Callable[[int, int], None] | None = None) -> OptimizeReport:
         """Propose, verify and store candidate versions (repair, prune, merge, factor).
@@ -362,6 +387,7 @@ class LearningMixin:
         """
         return diff(self.store.get_procedure(name, v1), self.store.get_procedure(name, v2))
 
+    @synchronized
     def rollback(self, name: str, version: int) -> Procedure:
         """Make an earlier version current again, as a new version with its exact content.
 

@@ -1,37 +1,98 @@
-"""Task plans on a :class:`~procmem.memory.Memory`: several requests, one procedure each.
+"""Plans on a :class:`~procmem.memory.Memory`: what a replay would do, and task plans.
 
-A mixin of :class:`~procmem.memory.Memory` (planning in :mod:`procmem.multiplan`,
-the replay core in :mod:`procmem.replay`); it reads the memory's store, search,
-plan, lease and secret provider.
+:class:`Plans` is the service ``Memory.plan``, ``plan_task``, ``replay_plan`` and
+``areplay_plan`` delegate to. A plan of one procedure is made by
+:mod:`procmem.planning`; a task plan (several requests, one procedure each) by
+:mod:`procmem.multiplan`; its parts run through the replay core
+(:mod:`procmem.replay`). It searches with a :class:`~procmem.memory_search.Searcher`
+and runs with an :class:`~procmem.memory_replay.Executions` (store, lease, secrets).
+
+Invariants: planning never calls a tool and never writes to the store; a task
+plan's tools and procedures are all checked before its first part runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from .drivers import NeedResolver as Resolver
 from .drivers import Tools
 from .lease import LeaseKeeper, new_owner
-from .model import Execution, Need
+from .memory_replay import Executions
+from .memory_search import Searcher
+from .model import Execution, Hit, Need, Procedure
 from .multiplan import PlanRun, TaskPlan, plan_task, prepare_parts, run_result
+from .planning import Plan, nothing_fits, plan_hit, plan_procedure
 from .replay import adrive, drive, replay_core
+from .secret_params import SecretProvider
+from .store.base import Store
 
-if TYPE_CHECKING:
-    from .redaction import Redactor
-    from .secret_params import SecretProvider
-    from .store.base import Store
-
-__all__ = ["TaskPlanMixin"]
+__all__ = ["Plans"]
 
 
-class TaskPlanMixin:
-    """:meth:`plan_task`, :meth:`replay_plan` and :meth:`areplay_plan` of a Memory."""
+class Plans:
+    """Plans of one procedure or of a whole task, and task plans' replays.
 
-    store: Store
-    lease_s: float
-    secrets: SecretProvider | None
-    redactor: Redactor
+    Args:
+        searcher: Finds the procedures that fit a task.
+        executions: Gives the store, the lease length and the secret provider of runs.
+    """
+
+    def __init__(self, searcher: Searcher, executions: Executions) -> None:
+        self.searcher = searcher
+        self.executions = executions
+
+    @property
+    def store(self) -> Store:
+        """The store of :attr:`executions`."""
+        return self.executions.store
+
+    @property
+    def lease_s(self) -> float:
+        """The lease length of :attr:`executions` (seconds)."""
+        return self.executions.lease_s
+
+    @property
+    def secrets(self) -> SecretProvider | None:
+        """The secret provider of :attr:`executions`."""
+        return self.executions.secrets
+
+    def plan(self, task: str, *, procedure: Procedure | Hit | str | None = None,
+             version: int | None = None, params: Mapping[str, Any] | None = None) -> Plan:
+        """What a replay for ``task`` would do, without calling any tool (:mod:`procmem.planning`).
+
+        Args:
+            task: The task in plain words (may be empty when ``procedure`` is given).
+            procedure: The top search hit by default; else a hit (planned with its
+                confidence, no search), a procedure or a name (its current version, or
+                ``version``; confident only as its hit among the top 10). A replay by
+                name may pick a verified candidate: replay ``plan.version`` to match.
+            version: With a name: plan this version.
+            params: Param values by name, as :meth:`replay` takes them.
+
+        Returns:
+            A :class:`~procmem.planning.Plan`; one without procedure when nothing fits.
+
+        Raises:
+            NotFound: No such procedure, version or sub-procedure.
+            UsageError: ``task`` is empty and no procedure is named.
+            ParamError / CycleError: As :meth:`replay` raises them.
+        """
+        if procedure is None:
+            hits = self.searcher.search(task, limit=1)
+            if not hits:
+                return nothing_fits(task)
+            procedure = hits[0]
+        if isinstance(procedure, Hit):
+            subs = self.executions.subprocedures(procedure.procedure)
+            return plan_hit(procedure, task, params=params, procedures=subs)
+        proc = procedure if isinstance(procedure, Procedure) else \
+            self.store.get_procedure(procedure, version)
+        hit = next((h for h in (self.searcher.search(task, limit=10) if task.strip() else [])
+                    if h.procedure.key == proc.key), None)
+        return plan_procedure(proc, task, params=params,
+                              procedures=self.executions.subprocedures(proc), hit=hit)
 
     def plan_task(self, task: str) -> TaskPlan:
         """Plan a task that may hold several requests: one procedure per request when
@@ -47,9 +108,8 @@ class TaskPlanMixin:
         Raises:
             UsageError: ``task`` is empty.
         """
-        memory: Any = self  # a Memory: search (procmem.memory_search) and plan
-        return plan_task(task, search=lambda text, limit: memory.search(text, limit=limit),
-                         plan=lambda hit, text: memory.plan(text, procedure=hit))
+        return plan_task(task, search=lambda text, limit: self.searcher.search(text, limit=limit),
+                         plan=lambda hit, text: self.plan(text, procedure=hit))
 
     def replay_plan(self, plan: TaskPlan, *, tools: Tools, resolver: Resolver | None = None,
                     partial: bool = False) -> PlanRun:
@@ -83,7 +143,7 @@ class TaskPlanMixin:
         executions: list[Execution] = []
         for proc, ex, subs in ready:
             with LeaseKeeper(self.store, new_owner(), self.lease_s,
-                             redactor=self.redactor) as keeper:
+                             redactor=self.executions.redactor) as keeper:
                 executions.append(drive(replay_core(proc, ex, subs), tools, resolver, keeper))
             if executions[-1].status != "succeeded":
                 break
@@ -100,7 +160,7 @@ class TaskPlanMixin:
         executions: list[Execution] = []
         for proc, ex, subs in ready:
             with LeaseKeeper(self.store, new_owner(), self.lease_s,
-                             redactor=self.redactor) as keeper:
+                             redactor=self.executions.redactor) as keeper:
                 executions.append(await adrive(replay_core(proc, ex, subs), tools, resolver,
                                                keeper))
             if executions[-1].status != "succeeded":

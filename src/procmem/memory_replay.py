@@ -1,10 +1,12 @@
-"""Setting up a replay or a resume of a stored procedure: the I/O around the replay core.
+"""Executions: replaying, resuming and client-driving stored procedures (the I/O around the core).
 
-A small service under :class:`procmem.Memory` (whose ``replay``, ``resume``,
-``start`` and ``plan`` delegate to it): it reads the procedure and its
-sub-procedures from the store, binds params, and reopens a stored execution
-under a lease. The policy itself is :func:`procmem.replay.replay_core`; the
-drivers are :mod:`procmem.drivers`.
+:class:`Executions` is the service under :class:`procmem.Memory` (whose
+``replay``, ``resume``, ``start``, ``advance`` and their twins delegate to it): it
+reads the procedure and its sub-procedures from the store, binds params, reopens
+a stored execution under a lease, and drives the replay core with the sync or
+async driver (or, for ``start`` / ``advance``, one turn at a time through
+:class:`procmem.memory_client.ClientDriver`). The policy itself is
+:func:`procmem.replay.replay_core`; the drivers are :mod:`procmem.drivers`.
 
 Invariants:
     * Every check that can refuse a run (missing tools, sub-procedures, params)
@@ -14,24 +16,32 @@ Invariants:
     * :func:`reopen` takes the execution's lease before it touches the execution,
       and reads it again once leased, so a run elsewhere is never resumed twice
       and a run that succeeded meanwhile is never run again.
+    * ``replay`` and ``resume`` hold no lock of this process while tools run (a
+      tool may take long, or call the memory itself): the execution's lease in
+      the store keeps two runs of one execution apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .bind import bind_task
 from .drivers import Core
 from .errors import NotFound, ReplayError
-from .lease import LeaseKeeper, new_owner
-from .model import Execution, Procedure
-from .redaction import Redactor
-from .replay import check_tools, replay_core
+from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
+from .memory_client import ClientDriver, Turn
+from .memory_facade import docs_from
+from .model import Execution, Need, Procedure
+from .redaction import Redactor, default_redactor
+from .replay import adrive, check_tools, drive, replay_core
 from .secret_params import SecretProvider, fill_secrets
 from .store.base import Store
 
-__all__ = ["prepare", "reopen", "subprocedures"]
+__all__ = ["Executions", "prepare", "reopen", "subprocedures"]
+
+Tools = Mapping[str, Callable[..., Any]]
+Resolver = Callable[[Need], Any]
 
 
 def subprocedures(store: Store, proc: Procedure) -> dict[str, Procedure]:
@@ -132,3 +142,159 @@ def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
     fill_secrets(proc, ex, secrets)
     ex.status, ex.needs, ex.error, ex.finished_at = "running", [], None, None
     return replay_core(proc, ex, subs), keeper
+
+
+class Executions:
+    """Runs of the procedures of one store: replay, resume, start and advance.
+
+    Args:
+        store: Where procedures and executions are stored.
+        lease_s: How long a run holds an execution's lease unless it renews it (seconds).
+        secrets: Where secret params' values come from at replay time (``None``: nowhere).
+        choose_version: The version a run of a procedure given by name runs
+            (``Memory`` passes its learning loop's ``choose_version``); default
+            the current version.
+        redactor: Redacts what a run stores (:class:`procmem.lease.LeaseKeeper`;
+            default :func:`procmem.redaction.default_redactor`).
+    """
+
+    def __init__(self, store: Store, *, lease_s: float = DEFAULT_LEASE_S,
+                 secrets: SecretProvider | None = None,
+                 choose_version: Callable[[str], Procedure] | None = None,
+                 redactor: Redactor | None = None) -> None:
+        self.store = store
+        self.lease_s = lease_s
+        self.secrets = secrets
+        self.redactor = redactor if redactor is not None else default_redactor()
+        self.choose_version = choose_version or self._current
+        self.client = ClientDriver(self)
+
+    def _current(self, name: str) -> Procedure:
+        return self.store.get_procedure(name)
+
+    def prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
+                params: Mapping[str, Any] | None, *, provider: bool = True
+                ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
+        """A new execution of ``procedure`` (by name: :attr:`choose_version`), see :func:`prepare`.
+
+        ``provider``: fill secret params from :attr:`secrets` (not when the client
+        makes the calls).
+        """
+        proc = procedure if isinstance(procedure, Procedure) else self.choose_version(procedure)
+        return prepare(self.store, proc, tools, task, params,
+                       self.secrets if provider else None)
+
+    def subprocedures(self, proc: Procedure) -> dict[str, Procedure]:
+        """The sub-procedures ``proc`` calls, by name (:func:`subprocedures`)."""
+        return subprocedures(self.store, proc)
+
+    def replay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
+               params: Mapping[str, Any] | None = None,
+               resolver: Resolver | None = None) -> Execution:
+        """Run a procedure against real tools, recording every step run durably.
+
+        Params come from ``params`` first, then from ``task`` through the
+        built-in binder; what is still missing, and every ``$ask`` hole, becomes
+        a :class:`~procmem.model.Need` for ``resolver(need) -> value`` (``None``
+        = cannot answer). Unanswered needs pause the execution; continue it
+        with :meth:`resume`.
+
+        Args:
+            procedure: A procedure, or the name of one: then the current version
+                runs, or a verified candidate competing with it, chosen by
+                Thompson sampling (:meth:`choose_version`).
+            tools: Tool callables by action name, called as ``tool(**args)``; a
+                tool with a parameter named ``idempotency_key`` also gets the call's
+                key (see :mod:`procmem.replay`).
+            task: The new task's text, used to bind params.
+            params: Param values by name (they win over values from ``task``).
+            resolver: Answers needs; without one the execution pauses on a need.
+
+        Returns:
+            The execution: ``succeeded``, ``failed`` or ``paused`` (see ``needs``).
+
+        Raises:
+            NotFound: No such procedure (or sub-procedure).
+            UnknownTool: A step's action has no tool (before anything runs).
+            ParamError: A param is unknown or of the wrong JSON type.
+            CycleError: Sub-procedures call each other in a cycle.
+            ExecutionBusy: The run lost the execution's lease (a call outlasted
+                ``lease_s`` and another run resumed it); it stops before writing.
+        """
+        proc, ex, subs = self.prepare(procedure, tools, task, params)
+        with LeaseKeeper(self.store, new_owner(), self.lease_s,
+                         redactor=self.redactor) as keeper:
+            return drive(replay_core(proc, ex, subs), tools, resolver, keeper)
+
+    async def areplay(self, procedure: Procedure | str, *, tools: Tools, task: str | None = None,
+                      params: Mapping[str, Any] | None = None,
+                      resolver: Callable[[Need], Any | Awaitable[Any]] | None = None
+                      ) -> Execution:
+        """Async twin of :meth:`replay`: awaits coroutine tools and resolvers."""
+        proc, ex, subs = self.prepare(procedure, tools, task, params)
+        with LeaseKeeper(self.store, new_owner(), self.lease_s,
+                         redactor=self.redactor) as keeper:
+            return await adrive(replay_core(proc, ex, subs), tools, resolver, keeper)
+
+    def _reopen(self, execution_id: str, answers: Mapping[str, Any] | None,
+                tools: Tools) -> tuple[Core, LeaseKeeper]:
+        return reopen(self.store, execution_id, answers, tools, self.lease_s, self.secrets,
+                      self.redactor)
+
+    def resume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
+               tools: Tools, resolver: Resolver | None = None) -> Execution:
+        """Continue a paused (or interrupted, or failed) execution.
+
+        The run takes the execution's lease first (see ``lease_s``), so an
+        execution running in another process is never resumed twice.
+
+        Args:
+            execution_id: The execution to continue.
+            answers: Values by need key (``param:NAME``, ``ask:STEP:POINTER``, ...).
+            tools: Tool callables by action name.
+            resolver: Answers further needs.
+
+        Returns:
+            The execution; finished steps are never called again. A failed step
+            is tried again as a new attempt (the failed one stays in its step
+            run's ``history``); a call the stopped run had sent without storing
+            its result is sent again with the same idempotency key, and kept in
+            the history as ``unknown``.
+
+        Raises:
+            NotFound: No such execution.
+            ReplayError: The execution already succeeded.
+            ExecutionBusy: Another run holds the execution's live lease (it is
+                running elsewhere); nothing is called.
+        """
+        core, keeper = self._reopen(execution_id, answers, tools)
+        with keeper:
+            return drive(core, tools, resolver, keeper)
+
+    async def aresume(self, execution_id: str, answers: Mapping[str, Any] | None = None, *,
+                      tools: Tools, resolver: Callable[[Need], Any] | None = None) -> Execution:
+        """Async twin of :meth:`resume`."""
+        core, keeper = self._reopen(execution_id, answers, tools)
+        with keeper:
+            return await adrive(core, tools, resolver, keeper)
+
+    @docs_from(ClientDriver.start)
+    def start(self, procedure: Procedure | str, *, task: str | None = None,
+              params: Mapping[str, Any] | None = None) -> Turn:
+        return self.client.start(procedure, task=task, params=params)
+
+    @docs_from(ClientDriver.advance)
+    def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
+                error: str | None = None, duration_ms: float = 0.0,
+                answers: Mapping[str, Any] | None = None) -> Turn:
+        return self.client.advance(execution_id, step_id=step_id, output=output, error=error,
+                                   duration_ms=duration_ms, answers=answers)
+
+    def get_execution(self, execution_id: str) -> Execution:
+        """One execution with its step runs; raises ``NotFound``."""
+        return self.store.get_execution(execution_id)
+
+    def list_executions(self, *, procedure: str | None = None, limit: int = 100,
+                        offset: int = 0) -> list[Execution]:
+        """Executions, newest first."""
+        return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)

@@ -1,6 +1,7 @@
 """Search for :class:`procmem.Memory`: hybrid retrieval, filters, reindexing.
 
-A mixin of :class:`procmem.memory.Memory`. The index (:mod:`procmem.search_index`)
+:class:`Searcher` is the service ``Memory.search``, ``reindex`` and ``warm_index``
+delegate to; it owns the index and its caches. The index (:mod:`procmem.search_index`)
 is built on the first search and kept up to date lazily: when the store's
 ``index_revision`` has changed, the next search re-reads only the names changed
 since (``Store.index_changes``), or rebuilds the whole index when many changed.
@@ -13,25 +14,29 @@ Invariants:
       silent switch.
     * Filters apply before ranking, so ``limit`` hits are returned when enough
       procedures pass them.
+    * A :class:`Searcher` may be shared by threads: searching and (re)building
+      the index hold its ``lock``, so the index and its caches change one
+      thread at a time.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from .bm25 import tokenize
-from .calibration import TARGET_PRECISION, Calibration, calibration_key
-from .embed import Embedder
+from .calibration import Calibration, calibration_key
+from .embed import Embedder, default_embedder
 from .errors import StoreError, UsageError
-from .learning.stats import outcome_posterior
+from .memory_facade import synchronized
+from .memory_stats import Statistics
 from .model import Hit, Procedure
-from .procstats import RunOutcome
 from .rankviews import view_from_json
-from .rerank import RerankOption
+from .rerank import Reranker, RerankOption
 from .retrieval import (
     RETRIEVERS,
     Candidate,
@@ -51,15 +56,9 @@ from .search_index import (
     load_index,
     refresh_index,
 )
+from .store.base import Store
 
-if TYPE_CHECKING:
-    from .learning.promote import PromotionPolicy
-    from .memory import Memory
-    from .memory_calibrate import CalibrationReport
-    from .rerank import Reranker
-    from .store.base import Store
-
-__all__ = ["SNAPSHOT_MIN", "IndexSnapshotWarning", "SearchMixin"]
+__all__ = ["SNAPSHOT_MIN", "IndexSnapshotWarning", "Searcher"]
 
 Progress = Callable[[int, int], None]
 
@@ -81,28 +80,82 @@ class IndexSnapshotWarning(UserWarning):
     """The search index saved in the store could not be read or written (search goes on)."""
 
 
-class SearchMixin:
-    """Search methods of :class:`procmem.Memory`."""
+class Searcher:
+    """Hybrid search over the procedures of one store, with the index kept in memory.
 
-    store: Store
-    _index: SearchIndex | None
-    _index_revision: int
-    _procs: OrderedDict[str, Procedure]
-    _views: dict[str, RankView]
-    _status: dict[str, str]
-    _snapshot_revision: int
-    _embedder: Embedder | str | None
-    save_index: bool
+    Args:
+        store: Where procedures, the index log, vectors and snapshots are stored.
+        statistics: Gives hits their statistics and reliability.
+        embedder: ``"default"`` (resolved on first use by ``resolve_default``),
+            an :class:`~procmem.embed.Embedder`, or ``None`` (BM25 only).
+        resolve_default: Makes the default embedder (default
+            :func:`procmem.embed.default_embedder`).
+        reranker: Reorders the top hits of every search (``None``: no model is asked).
+        save_index: Save a large index in the store (see :data:`SNAPSHOT_MIN`).
+    """
 
-    if TYPE_CHECKING:
-        policy: PromotionPolicy
-        stats_window: int
-        reranker: Reranker | None
+    def __init__(self, store: Store, statistics: Statistics, *,
+                 embedder: Embedder | str | None = "default",
+                 resolve_default: Callable[[], Embedder | None] = default_embedder,
+                 reranker: Reranker | None = None, save_index: bool = True) -> None:
+        if isinstance(embedder, str) and embedder != "default":
+            raise UsageError(f"embedder must be 'default', an Embedder or None, got {embedder!r}")
+        self.store = store
+        self.statistics = statistics
+        self.reranker = reranker
+        self.save_index = save_index
+        self.lock = threading.RLock()
+        self._embedder: Embedder | str | None = embedder  # "default" is resolved on first use
+        self._resolve_default = resolve_default
+        self._index: SearchIndex | None = None
+        self._index_revision = -1
+        self._snapshot_revision = -1  # index revision of the index last saved or loaded
+        self._procs: OrderedDict[str, Procedure] = OrderedDict()
+        self._views: dict[str, RankView] = {}
+        self._status: dict[str, str] = {}
+        self._calibration_cache: tuple[tuple[str, str], Calibration] | None = None
 
-        @property
-        def embedder(self) -> Embedder | None: ...
+    @property
+    def embedder(self) -> Embedder | None:
+        """The embedding model of hybrid search, or ``None`` (BM25 only).
 
-        def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]: ...
+        ``"default"`` is resolved here, on first use, so commands that never search
+        never load the model's runtime.
+        """
+        with self.lock:
+            if isinstance(self._embedder, str):
+                self._embedder = self._resolve_default()
+            return self._embedder
+
+    @property
+    def embedder_choice(self) -> Embedder | str | None:
+        """The embedder as configured: ``"default"`` until it is resolved, or the model."""
+        return self._embedder
+
+    @property
+    def index(self) -> SearchIndex | None:
+        """The index in memory (``None`` until a search or ``warm_index`` makes it)."""
+        return self._index
+
+    def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]:
+        return self.statistics.with_stats(procs)  # one store call for all
+
+    def embed_new(self, names: Sequence[str], progress: Progress | None = None) -> int:
+        """Embed now the search texts of the current versions of ``names`` that have no
+        stored vector (the hook of :meth:`Memory.learn` and :meth:`Memory.put_procedure`),
+        so the first search after learning embeds only its query. Nothing without an
+        embedder; the index itself is brought up to date by the next search.
+
+        Returns:
+            The number of texts embedded.
+
+        Raises:
+            EmbeddingError: The embedder failed.
+        """
+        if not names or self.embedder is None:
+            return 0
+        procs = [self.store.get_procedure(name) for name in dict.fromkeys(names)]
+        return embed_procedures(self.store, self.embedder, procs, progress=progress)
 
     def _search_index(self, progress: Progress | None = None, *,
                       vectors: bool = True, snapshot: bool = True) -> SearchIndex:
@@ -262,6 +315,7 @@ class SearchMixin:
             view = self._views[name] = RankView.of(self._procedure(name))
         return view
 
+    @synchronized
     def reindex(self, *, force: bool = False, progress: Progress | None = None
                 ) -> dict[str, Any]:
         """Build the search index now, embedding every text that has no stored vector.
@@ -287,6 +341,7 @@ class SearchMixin:
         self._index = None
         return self._index_info(self._search_index(progress, snapshot=False))
 
+    @synchronized
     def warm_index(self, *, progress: Progress | None = None) -> dict[str, Any]:
         """Make the search index ready now, the way the next search would.
 
@@ -308,23 +363,6 @@ class SearchMixin:
         """
         return self._index_info(self._search_index(progress))
 
-    def _embed_new(self, names: Sequence[str], progress: Progress | None = None) -> int:
-        """Embed now the search texts of the current versions of ``names`` that have no
-        stored vector (the hook of :meth:`Memory.learn` and :meth:`Memory.put_procedure`),
-        so the first search after learning embeds only its query. Nothing without an
-        embedder; the index itself is brought up to date by the next search.
-
-        Returns:
-            The number of texts embedded.
-
-        Raises:
-            EmbeddingError: The embedder failed.
-        """
-        if not names or self.embedder is None:
-            return 0
-        procs = [self.store.get_procedure(name) for name in dict.fromkeys(names)]
-        return embed_procedures(self.store, self.embedder, procs, progress=progress)
-
     def _index_info(self, index: SearchIndex) -> dict[str, Any]:
         model = index.model_id
         return {
@@ -335,23 +373,6 @@ class SearchMixin:
             "stored": self.store.count_embeddings().get(model, 0) if model else 0,
         }
 
-    def _reliabilities(self, procs: Sequence[Procedure]) -> dict[tuple[str, int], float]:
-        """Posterior mean of success (0-1; 0.5: no runs) per ``(name, version)`` of ``procs``.
-
-        Over each name's last ``policy.window`` executions (the learning window,
-        :mod:`procmem.memory_learning`), this version's top-level ones: one
-        store call for the whole batch (:meth:`Store.recent_outcomes`).
-        """
-        window = self.policy.window or self.stats_window
-        runs: dict[tuple[str, int], list[RunOutcome]] = {}
-        for o in self.store.recent_outcomes([p.name for p in procs], window=window):
-            if o.parent_id is None:
-                runs.setdefault((o.procedure, o.version), []).append(o)
-        out = {}
-        for p in procs:
-            alpha, beta, _, _ = outcome_posterior(runs.get((p.name, p.version), []))
-            out[p.name, p.version] = alpha / (alpha + beta)
-        return out
 
     def _passes(self, name: str, tags: Sequence[str], status: str | None,
                 namespace: str | None) -> bool:
@@ -395,50 +416,17 @@ class SearchMixin:
         text = self.store.get_calibration(key)
         if text is None:
             return None
-        cached = getattr(self, "_calibration_cache", None)
+        cached = self._calibration_cache
         if cached is not None and cached[0] == (key, text):
-            return cast("Calibration", cached[1])
+            return cached[1]
         cal = Calibration.from_json(text)
         self._calibration_cache = ((key, text), cal)
         return cal
 
-    def calibrate(self, *, folds: int = 5, target_precision: float = TARGET_PRECISION,
-                  retrievers: Sequence[str] | None = None,
-                  progress: Progress | None = None) -> CalibrationReport:
-        """Calibrate search confidence on cross-validation folds of the stored traces.
-
-        For each of ``folds`` folds, learn from the other folds in a new
-        in-memory memory, search every held-out task, and record whether the top
-        hit and every value it bound were right; fit a logistic model of that
-        on the hit's features and choose the threshold at which the
-        cross-validated confident hits are right ``target_precision`` of the
-        time (see :mod:`procmem.calibration`). The calibrations are saved in the
-        store: from then on every hit has a ``confidence`` probability and
-        ``confident`` means it clears the threshold.
-
-        Args:
-            folds: K, 2-20.
-            target_precision: 0.5-1 (default 0.99).
-            retrievers: First stages to calibrate (default ``bm25``, and
-                ``hybrid`` with an embedder).
-            progress: ``progress(done, total)`` per held-out trace.
-
-        Returns:
-            A :class:`~procmem.memory_calibrate.CalibrationReport` (a retriever
-            with too few cross-validated hits is listed in ``skipped``).
-
-        Raises:
-            UsageError: ``folds`` or ``target_precision`` is out of range, or a
-                retriever other than ``bm25`` without an embedder.
-        """
-        from .memory_calibrate import calibrate
-        return calibrate(cast("Memory", self), folds=folds,
-                         target_precision=target_precision, retrievers=retrievers,
-                         progress=progress)
-
     search_budget_s: float | None = 2.0
     """Wall time one search may spend binding params (seconds; ``None``: no limit)."""
 
+    @synchronized
     def search(self, task: str, *, limit: int = 5, retriever: Retriever = "hybrid",
                tags: Sequence[str] = (), status: str | None = "active",
                namespace: str | None = None, confident_only: bool = False,
@@ -521,7 +509,7 @@ class SearchMixin:
                         calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []
-        reliabilities = self._reliabilities([h.procedure for h in hits])  # one call for all
+        reliabilities = self.statistics.reliabilities([h.procedure for h in hits])  # one call
         for h in hits:
             reliability = reliabilities[h.procedure.name, h.procedure.version]
             if reliability != 0.5:  # re-weight: the first ranking assumed 0.5 (factor 1)

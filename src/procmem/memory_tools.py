@@ -1,11 +1,11 @@
-"""Tool schemas, as methods of :class:`procmem.Memory` (a mixin).
+"""Tool schemas: the service :class:`procmem.Memory` delegates to (:class:`ToolSchemas`).
 
 Import OpenAI function schemas (:func:`procmem.toolschema.parse_tools`), check
 procedure steps against them (:mod:`procmem.toolschema`), and flag the
 procedures that use a tool whose schema changed.
 
 Flags are procedure notes of kind ``tool_schema`` (table ``procedure_notes``,
-append-only, deleted with their procedure or by :meth:`ToolSchemaMixin.clear_tool_flags`),
+append-only, deleted with their procedure or by :meth:`ToolSchemas.clear_tool_flags`),
 one per (procedure, tool), with the problems found then. A separate small table
 rather than a column or the verification records: a procedure may collect
 several flags over time, and verification records describe one candidate
@@ -20,7 +20,7 @@ Invariants:
       its schema are flagged (``reason: "added"``). Re-importing the same schemas
       changes nothing and flags nothing. Any change of the normalized schema
       counts, its description included.
-    * ``Memory.put_procedure`` (through :meth:`ToolSchemaMixin._check_tool_args`)
+    * ``Memory.put_procedure`` (through :meth:`ToolSchemas.check_args`)
       refuses a procedure whose args break a stored schema with a blocking
       problem (:data:`procmem.toolschema.BLOCKING`); ``Memory.learn`` never refuses
       and flags instead (``reason: "learned"``).
@@ -30,32 +30,46 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidProcedure, NotFound, UsageError
+from .memory_facade import synchronized
+from .memory_versions import paged
 from .model import Procedure
 from .store.base import Store
 from .toolschema import group_by_step, parse_tools, procedure_problems, schema_hash, tools_used
 
-__all__ = ["FLAG_KIND", "ToolSchemaMixin"]
+__all__ = ["FLAG_KIND", "ToolSchemas"]
 
 FLAG_KIND = "tool_schema"
 """The procedure-note kind of tool flags."""
 
 
+class ToolSchemas:
+    """Tool-schema import, checks and flags over one store.
 
-class ToolSchemaMixin:
-    """Tool-schema import, checks and flags for :class:`Memory`."""
+    Args:
+        store: Where schemas, procedures and flags are stored.
+        lock: Held while schemas are imported (default: a lock of its own).
+    """
 
-    store: Store
+    def __init__(self, store: Store, *, lock: AbstractContextManager[Any] | None = None
+                 ) -> None:
+        self.store = store
+        self.lock = lock if lock is not None else threading.RLock()
 
     def _all_procedures(self) -> list[Procedure]:
-        raise NotImplementedError  # provided by Memory
+        """The current version of every procedure, by name."""
+        return paged(lambda limit, offset: self.store.list_procedures(limit=limit,
+                                                                       offset=offset))
 
     # -------------------------------------------------------------- schemas
 
+    @synchronized
     def import_tool_schemas(
         self, source: str | os.PathLike[str] | list[Any] | Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -187,7 +201,7 @@ class ToolSchemaMixin:
 
     # ---------------------------------------------------------------- hooks
 
-    def _check_tool_args(self, procedure: Procedure) -> None:
+    def check_args(self, procedure: Procedure) -> None:
         """Refuse a procedure whose args break a stored tool schema (blocking problems).
 
         Raises:
@@ -200,7 +214,7 @@ class ToolSchemaMixin:
             raise InvalidProcedure(procedure.name, "args break the tool schema: "
                                    + "; ".join(p.describe() for p in blocking))
 
-    def _flag_learned(self, names: Iterable[str]) -> None:
+    def flag_learned(self, names: Iterable[str]) -> None:
         """Flag the newest version of each learned procedure whose args break a stored schema."""
         schemas = self.store.list_tool_schemas()
         if not schemas:

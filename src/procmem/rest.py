@@ -37,13 +37,14 @@ Invariants:
     * One :class:`~procmem.Memory` per tenant (:mod:`procmem.tenants`): ``mem``
       in the handlers is the memory of the request's key's tenant, so no handler
       can reach another tenant's store. Handlers are sync (FastAPI runs them
-      in a thread pool) and hold one lock while they use the memory, because
-      its caches (search index, live executions) are not thread-safe; SQLite
-      serializes writes anyway. Learn and optimize, the long work, run on their
-      own connection to the tenant's store instead, as jobs with an id and
-      progress when asked (``Prefer: respond-async``, :mod:`procmem.rest_jobs`),
-      and ``/health`` only asks the store, so neither waits behind them (an
-      in-memory store has no second connection: there they run under the lock).
+      in a thread pool) and call the memory without a lock of their own: a
+      :class:`~procmem.Memory` is safe to share between threads. Learn and
+      optimize, the long work, run on their own connection to the tenant's store
+      (so they do not hold the memory's lock on writes of versions, which
+      ``PUT /procedures`` and evidence take), as jobs with an id and progress when
+      asked (``Prefer: respond-async``, :mod:`procmem.rest_jobs`), and ``/health``
+      only asks the store, so neither waits behind them (an in-memory store has no
+      second connection: there they run on the shared memory).
     * Nothing here decides anything: each handler validates, calls one or two
       ``Memory`` methods and returns their result as the documented model.
 
@@ -54,8 +55,7 @@ it is imported when an app is created, so importing this module never fails.
 import json
 import os
 import re
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
@@ -197,12 +197,7 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
                               max_body_bytes=max_body_bytes)
     # the memory of the request's tenant, looked up on each use (fails closed)
     mem = cast(Memory, TenantMemoryProxy(tenants))
-    lock = threading.Lock()
     jobs = JobRunner()  # long work off the request path (procmem.rest_jobs)
-
-    def locked(fn: Callable[[], T]) -> T:
-        with lock:
-            return fn()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -343,19 +338,19 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         A trace whose id is already stored with the same content is skipped;
         with other content the whole batch is refused (409).
         """
-        stored = locked(lambda: mem.add_traces(traces))
+        stored = mem.add_traces(traces)
         return TracesAdded(received=len(traces), stored=stored, ids=[t.id for t in traces])
 
     @app.get("/traces", response_model=list[Trace], tags=["traces"], responses=error_responses(400))
     def list_traces(limit: int = limit_query(), offset: int = offset_query()) -> list[Trace]:
         """Stored traces, in insertion order."""
-        return locked(lambda: mem.list_traces(limit=limit, offset=offset))
+        return mem.list_traces(limit=limit, offset=offset)
 
     @app.get("/traces/{trace_id}", response_model=Trace, tags=["traces"],
              responses=error_responses(404))
     def get_trace(trace_id: str = id_path("trace")) -> Trace:
         """One trace."""
-        return locked(lambda: mem.get_trace(trace_id))
+        return mem.get_trace(trace_id)
 
     @app.delete("/traces/{trace_id}", response_model=TraceDeleted, tags=["traces"],
                 responses=error_responses(404))
@@ -365,10 +360,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         Those versions are kept as they are (immutable); the next ``POST /learn``
         re-induces the trace's group from the traces that remain.
         """
-        def delete() -> dict[str, Any]:
-            impact = mem.trace_impact(trace_id)  # 404 when there is no such trace
-            return deletion_json(impact, mem.delete_trace(trace_id))
-        return TraceDeleted.model_validate(locked(delete))
+        impact = mem.trace_impact(trace_id)  # 404 when there is no such trace
+        return TraceDeleted.model_validate(deletion_json(impact, mem.delete_trace(trace_id)))
 
     # ------------------------------------------------------------------ procedures
 
@@ -380,14 +373,14 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         limit: int = limit_query(), offset: int = offset_query(),
     ) -> list[Procedure]:
         """Current versions, by name, with statistics."""
-        return locked(lambda: mem.list_procedures(status=status, limit=limit, offset=offset))
+        return mem.list_procedures(status=status, limit=limit, offset=offset)
 
     @app.get("/procedures/{name}", response_model=Procedure, tags=["procedures"],
              responses={200: {"description": "The current version.",
                               "links": PROCEDURE_LINKS}, **error_responses(404)})
     def get_procedure(name: str = name_path()) -> Procedure:
         """The current version of a procedure, with statistics."""
-        return locked(lambda: mem.get_procedure(name))
+        return mem.get_procedure(name)
 
     @app.put("/procedures/{name}", response_model=Procedure, tags=["procedures"],
              responses={200: {"description": "The version stored (or the equal current one).",
@@ -405,29 +398,29 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         _check_extractors(procedure)
         # the body's statistics were dropped by validation (procmem.procstats)
         fresh = procedure.model_copy(update={"created_at": utcnow()})
-        return locked(lambda: mem.put_procedure(fresh))
+        return mem.put_procedure(fresh)
 
     @app.get("/procedures/{name}/versions", response_model=list[Procedure],
              tags=["procedures"], responses=error_responses(404))
     def list_versions(name: str = name_path()) -> list[Procedure]:
         """Every version of a procedure, oldest first."""
-        return locked(lambda: mem.list_versions(name))
+        return mem.list_versions(name)
 
     @app.get("/procedures/{name}/versions/{version}", response_model=Procedure,
              tags=["procedures"], responses=error_responses(404))
     def get_version(name: str = name_path(),
                     version: int = Path(ge=1, le=_VERSION_MAX)) -> Procedure:
         """One version of a procedure, with statistics."""
-        return locked(lambda: mem.get_procedure(name, version))
+        return mem.get_procedure(name, version)
 
     @app.get("/procedures/{name}/history", response_model=list[HistoryRow],
              tags=["procedures"], responses=error_responses(404))
     def history(name: str = name_path()) -> list[HistoryRow]:
         """Every version with its status, reason, statistics and verification record."""
-        rows = locked(lambda: mem.history(name))
+        rows = mem.history(name)
         return [HistoryRow.model_validate(r) for r in rows]
 
-    add_job_routes(app, mem, tenants, jobs, locked)  # /learn, /optimize, /jobs
+    add_job_routes(app, mem, tenants, jobs)  # /learn, /optimize, /jobs
 
     # ------------------------------------------------------------------ search
 
@@ -452,12 +445,12 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
     ) -> list[Hit]:
         """The procedures that best fit a task, best first, with score, ranks, explanation
         (matched terms, nearest demonstration, params bound) and confidence."""
-        return locked(lambda: mem.search(
+        return mem.search(
             task, limit=limit, retriever=retriever, tags=tag or (),
             status=None if status == "any" else status, namespace=namespace,
-            confident_only=confident_only, rerank=rerank))
+            confident_only=confident_only, rerank=rerank)
 
-    add_plan_route(app, mem, locked, strict_body)  # POST /plan (procmem.rest_plan)
+    add_plan_route(app, mem, strict_body)  # POST /plan (procmem.rest_plan)
 
     # ------------------------------------------------------------------ executions
 
@@ -471,13 +464,11 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         Returns the first turn: ``next_call`` to make (then post its result),
         ``needs`` to answer (the execution is paused), or the end.
         """
-        def run() -> TurnOut:
-            target: Procedure | str = body.procedure
-            if body.version is not None:
-                target = mem.get_procedure(body.procedure, body.version)
-            return TurnOut.model_validate(
-                mem.start(target, task=body.task, params=body.params).to_json())
-        return locked(run)
+        target: Procedure | str = body.procedure
+        if body.version is not None:
+            target = mem.get_procedure(body.procedure, body.version)
+        return TurnOut.model_validate(
+            mem.start(target, task=body.task, params=body.params).to_json())
 
     @app.post("/executions/{execution_id}/results", response_model=TurnOut,
               tags=["executions"], operation_id="post_result",
@@ -487,9 +478,9 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
     def post_result(body: ResultRequest,
                     execution_id: str = id_path("execution")) -> TurnOut:
         """Give the result of the outstanding tool call; returns the next turn."""
-        turn = locked(lambda: mem.advance(execution_id, step_id=body.step_id,
-                                          output=body.output, error=body.error,
-                                          duration_ms=body.duration_ms))
+        turn = mem.advance(execution_id, step_id=body.step_id,
+                           output=body.output, error=body.error,
+                           duration_ms=body.duration_ms)
         return TurnOut.model_validate(turn.to_json())
 
     @app.post("/executions/{execution_id}/answers", response_model=TurnOut,
@@ -503,14 +494,14 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
 
         Answers that leave needs open return the execution paused again, with them.
         """
-        turn = locked(lambda: mem.advance(execution_id, answers=body.answers))
+        turn = mem.advance(execution_id, answers=body.answers)
         return TurnOut.model_validate(turn.to_json())
 
     @app.get("/executions/{execution_id}", response_model=Execution, tags=["executions"],
              operation_id="get_execution", responses=error_responses(404))
     def get_execution(execution_id: str = id_path("execution")) -> Execution:
         """One execution with its step runs, needs and params."""
-        return locked(lambda: mem.get_execution(execution_id))
+        return mem.get_execution(execution_id)
 
     @app.get("/executions", response_model=list[Execution], tags=["executions"],
              responses=error_responses(400))
@@ -520,8 +511,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         limit: int = limit_query(), offset: int = offset_query(),
     ) -> list[Execution]:
         """Executions, newest first."""
-        return locked(lambda: mem.list_executions(procedure=procedure, limit=limit,
-                                                  offset=offset))
+        return mem.list_executions(procedure=procedure, limit=limit,
+                                   offset=offset)
 
     @app.post("/executions/{execution_id}/evidence", response_model=Evidence, status_code=201,
               tags=["executions"], operation_id="post_evidence",
@@ -530,8 +521,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
                       execution_id: str = id_path("execution")) -> Evidence:
         """Report an execution's outcome; reliability moves on environment, test and
         user evidence (agent evidence can only lower it)."""
-        return locked(lambda: mem.report(execution_id, reward=body.reward, source=body.source,
-                                         note=body.note))
+        return mem.report(execution_id, reward=body.reward, source=body.source,
+                          note=body.note)
 
     # ------------------------------------------------------------------ statistics
 
@@ -539,19 +530,19 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
              responses=error_responses(validated=False))
     def stats() -> list[VersionStats]:
         """Statistics of every current procedure."""
-        return locked(lambda: mem.stats())
+        return mem.stats()
 
     @app.get("/stats/{name}", response_model=list[VersionStats], tags=["stats"],
              responses=error_responses(404))
     def stats_of(name: str = name_path()) -> list[VersionStats]:
         """Statistics of every version of a procedure, with per-step statistics."""
-        return locked(lambda: mem.stats(name))
+        return mem.stats(name)
 
     @app.get("/health", response_model=Health, tags=["health"],
              responses=error_responses(validated=False))
     def health() -> Health:
         """The server is up and its store answers (never waits behind learn or optimize:
-        the store's own lock covers one query at a time)."""
+        they run on their own connection)."""
         mem.store.count_traces()
         return Health(version=__version__)
 

@@ -9,9 +9,8 @@ done (200, the report), as before. ``GET /jobs`` lists the caller's tenant's job
 
 Invariants:
     * Long work never holds the server's other requests: it runs on a
-      connection of its own to the tenant's store, never under the handlers'
-      lock (an in-memory store has no second connection; there it runs under
-      the lock, and only there).
+      connection of its own to the tenant's store (an in-memory store has no
+      second connection; there it runs on the shared, thread-safe memory).
     * A job is its tenant's: another tenant's ``GET /jobs/{id}`` is 404.
     * The result of a job is the body the synchronous route would have
       answered (:class:`~procmem.rest_models.LearnOut`,
@@ -57,8 +56,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {202: {
     "headers": {"Location": {"schema": {"type": "string"}, "description": "The job's URL."}}}}
 
 
-def add_job_routes(app: FastAPI, mem: Memory, tenants: TenantMemories, jobs: JobRunner,
-                   locked: Callable[[Callable[[], Any]], Any]) -> None:
+def add_job_routes(app: FastAPI, mem: Memory, tenants: TenantMemories, jobs: JobRunner) -> None:
     """Add ``POST /learn``, ``POST /optimize``, ``GET /jobs`` and ``GET /jobs/{id}``.
 
     Args:
@@ -66,7 +64,6 @@ def add_job_routes(app: FastAPI, mem: Memory, tenants: TenantMemories, jobs: Job
         mem: The request's tenant's memory (a :class:`~procmem.tenants.TenantMemoryProxy`).
         tenants: The tenants' memories (a job looks its tenant's up there).
         jobs: Where jobs run.
-        locked: Runs a callable under the handlers' lock.
     """
     from fastapi import Header, Path, Query
     from fastapi.responses import JSONResponse
@@ -77,8 +74,8 @@ def add_job_routes(app: FastAPI, mem: Memory, tenants: TenantMemories, jobs: Job
         target = tenants.get(tenant)
 
         def on_own_connection(progress: Progress | None) -> dict[str, Any]:
-            if target.location == ":memory:":
-                return locked(lambda: work(target, progress))  # type: ignore[no-any-return]
+            if target.location == ":memory:":  # no second connection: the shared memory
+                return work(target, progress)
             with target.for_tenant(tenant) as own:
                 return work(own, progress)
 

@@ -2,7 +2,7 @@
 ``POST /plan/task`` (one procedure per request, :meth:`procmem.Memory.plan_task`).
 
 :func:`add_plan_route` adds it to the app :func:`procmem.rest.create_app` builds,
-with that app's lock and strict body validation, so it follows the invariants of
+with that app's strict body validation, so it follows the invariants of
 :mod:`procmem.rest` (one error shape, JSON types checked as JSON Schema would).
 
 Invariants:
@@ -67,14 +67,12 @@ class TaskPlanRequest(BaseModel):
     task: str = Field(min_length=1, max_length=20_000)
 
 
-def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]], Any],
-                   strict_body: Callable[[Any], Any]) -> None:
+def add_plan_route(app: Any, memory: Memory, strict_body: Callable[[Any], Any]) -> None:
     """Add ``POST /plan`` and ``POST /plan/task`` to ``app``.
 
     Args:
         app: The FastAPI app.
         memory: The app's memory.
-        locked: Runs a function while holding the app's memory lock.
         strict_body: The app's strict JSON body validation dependency factory.
     """
 
@@ -87,9 +85,9 @@ def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]
         source (and span in the task), what would pause it, and the confidence."""
         if body.version is not None and body.procedure is None:
             raise UsageError("version needs procedure")
-        answer: dict[str, Any] = locked(lambda: memory.plan(
+        answer: dict[str, Any] = memory.plan(
             body.task, procedure=body.procedure, version=body.version,
-            params=body.params).to_json())
+            params=body.params).to_json()
         return answer
 
     @app.post("/plan/task", response_model=TaskPlan, response_model_exclude_none=True,
@@ -100,5 +98,5 @@ def add_plan_route(app: Any, memory: Memory, locked: Callable[[Callable[[], Any]
         it covers every request of the task, else one plan per request (each bound
         from its own request's text) when every request has a well-supported hit;
         requests no procedure covers are listed in ``uncovered``."""
-        answer: dict[str, Any] = locked(lambda: memory.plan_task(body.task).to_json())
+        answer: dict[str, Any] = memory.plan_task(body.task).to_json()
         return answer
