@@ -194,7 +194,9 @@ ENTRY_PATHS: dict[str, Callable[[Memory, Path], None]] = {
 }
 
 
-@pytest.mark.parametrize("path", sorted(ENTRY_PATHS))
+# the proxy runs as a process of its own: the server lane (see tests/conftest.py)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.server) if p == "proxy" else p
+                                  for p in sorted(ENTRY_PATHS)])
 def test_reserved_key_values_round_trip_through_every_entry_path(path: str,
                                                                   tmp_path: Path) -> None:
     db = tmp_path / "memory.db"

@@ -10,12 +10,14 @@ driven by the official MCP SDK client over stdio. Upstream servers:
   when node/npm or the packages are unavailable;
 * a small Python server written here (``TOY``) so that recording, learning and
   replay through the proxy are tested even without node.
+
+The tests that start the proxy are in the ``server`` lane (``python -m pytest -m
+server``, run by ``.ci/run``); the pure helpers run in the default lane.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -87,11 +89,12 @@ def _servers(prefix: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def npm_servers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def npm_servers(tmp_path_factory: pytest.TempPathFactory,
+                lane_environ: dict[str, str]) -> dict[str, Path]:
     """The entry points of the npm reference servers (installed once if needed)."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed: the npm reference MCP servers cannot run")
-    given = os.environ.get("PROCMEM_NPM_PREFIX")
+    given = lane_environ.get("PROCMEM_NPM_PREFIX")
     if given and all(p.is_file() for p in _servers(Path(given)).values()):
         return _servers(Path(given))
     npm = shutil.which("npm")
@@ -160,6 +163,7 @@ def memory_upstream(npm_servers: dict[str, Path], tmp_path: Path
     return ["node", str(npm_servers["memory"])], {"MEMORY_FILE_PATH": str(graph)}, graph
 
 
+@pytest.mark.server
 def test_proxy_offers_the_upstream_tools_unchanged(memory_upstream: Any, tmp_path: Path) -> None:
     cmd, env, _ = memory_upstream
 
@@ -183,6 +187,7 @@ def test_proxy_offers_the_upstream_tools_unchanged(memory_upstream: Any, tmp_pat
     assert set(by_name) == {t.name for t in direct} | CONTROL  # no procedures learned yet
 
 
+@pytest.mark.server
 def test_proxy_forwards_calls_and_records_one_trace(memory_upstream: Any, tmp_path: Path) -> None:
     cmd, env, graph = memory_upstream
     db = tmp_path / "m.db"
@@ -232,6 +237,7 @@ def test_proxy_forwards_calls_and_records_one_trace(memory_upstream: Any, tmp_pa
         assert trace.metadata["upstream"]["name"] == "memory-server"
 
 
+@pytest.mark.server
 def test_recordings_split_by_task_and_close_at_shutdown(memory_upstream: Any,
                                                          tmp_path: Path) -> None:
     cmd, env, _ = memory_upstream
@@ -255,6 +261,7 @@ def test_recordings_split_by_task_and_close_at_shutdown(memory_upstream: Any,
     assert first.outcome == second.outcome == "unknown"
 
 
+@pytest.mark.server
 def test_learned_procedure_pauses_and_resumes_against_server_memory(
         memory_upstream: Any, tmp_path: Path) -> None:
     cmd, env, graph = memory_upstream
@@ -310,6 +317,7 @@ def test_learned_procedure_pauses_and_resumes_against_server_memory(
 # --------------------------------------------------- npm: server-filesystem
 
 
+@pytest.mark.server
 def test_learned_procedure_replays_against_server_filesystem(
         npm_servers: dict[str, Path], tmp_path: Path) -> None:
     """The must-show: record through the proxy, learn, replay a procedure tool through it."""
@@ -380,6 +388,7 @@ def toy(tmp_path: Path) -> list[str]:
     return [sys.executable, str(script)]
 
 
+@pytest.mark.server
 def test_finish_with_learn_offers_the_procedure_at_once(toy: list[str], tmp_path: Path) -> None:
     db = tmp_path / "m.db"
     seen: list[Any] = []
@@ -420,6 +429,7 @@ def test_finish_with_learn_offers_the_procedure_at_once(toy: list[str], tmp_path
     assert got == "round"  # the upstream's state changed
 
 
+@pytest.mark.server
 def test_control_tool_errors_are_error_results(toy: list[str], tmp_path: Path) -> None:
     async def scenario() -> list[types.CallToolResult]:
         async with proxy(tmp_path / "m.db", toy) as s:

@@ -3,7 +3,8 @@
 In-process connections (``mcp.Client(server)``) run both protocol eras: the
 handshake era (``mode="legacy"``, JSON-RPC over memory streams) and the
 2026-07-28 era (``mode="auto"``). The stdio and HTTP tests start the real
-``procmem mcp`` command.
+``procmem mcp`` command, and the Inspector test runs ``scripts/mcp_inspector.sh``:
+those are in the ``server`` lane (``python -m pytest -m server``).
 """
 
 from __future__ import annotations
@@ -431,6 +432,7 @@ async def test_a_text_only_procedure_answers_with_its_how_to(mem: Memory) -> Non
 # --------------------------------------------------- real transports (CLI)
 
 
+@pytest.mark.server
 async def test_procmem_mcp_over_stdio(learned_db: Path, tmp_path: Path) -> None:
     db = Path(shutil.copyfile(learned_db, tmp_path / "served.db"))
     params = StdioServerParameters(command=sys.executable,
@@ -469,6 +471,7 @@ async def http_server(db: Path) -> AsyncIterator[str]:
         proc.communicate(timeout=10)  # reaps it and closes the stderr pipe
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("mode", MODES)
 async def test_procmem_mcp_over_streamable_http(learned_db: Path, tmp_path: Path,
                                                 mode: str) -> None:
@@ -494,9 +497,11 @@ def test_procmem_mcp_help_names_the_tools() -> None:
     assert "--http" in out.output and "continue_execution" in out.output
 
 
+@pytest.mark.server
 @pytest.mark.skipif(shutil.which("npx") is None, reason="the MCP Inspector needs node/npx")
-def test_the_mcp_inspector_cli_lists_and_calls_procmem_tools() -> None:
-    env = {**os.environ, "PYTHON": sys.executable}
+def test_the_mcp_inspector_cli_lists_and_calls_procmem_tools(
+        lane_environ: dict[str, str]) -> None:
+    env = {**os.environ, **lane_environ, "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(ROOT / "scripts" / "mcp_inspector.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

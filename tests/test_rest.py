@@ -3,7 +3,8 @@
 Learning through POST /traces + POST /learn, search, a learned procedure run step
 by step by a client that answers with the tool outputs recorded in a trace, pause
 on a missing param and resume with answers, the one error shape, the OpenAPI
-document, and ``procmem serve``.
+document, and ``procmem serve`` (the loopback test that starts it is in the
+``server`` lane: ``python -m pytest -m server``).
 """
 
 from __future__ import annotations
@@ -379,6 +380,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.server
 def test_procmem_serve_answers_over_loopback(tmp_path: Path, tau_sample_path: Path) -> None:
     port = free_port()
     made = CliRunner().invoke(main, ["--db", str(tmp_path / "m.db"), "keys", "create", "--json"])

@@ -5,16 +5,19 @@ invalid; each response must pass schemathesis's checks. The memory is seeded
 with procedures learned from the τ-retail sample, a finished execution with
 evidence and a paused one, so that generated requests also reach real records.
 The same run against a live server is ``scripts/schemathesis.sh``.
+
+The whole module is the ``server`` lane (``python -m pytest -m server``): it
+drives every operation of the API, which takes minutes, not seconds.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -23,6 +26,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from procmem.errors import NotFound
 from procmem.keys import SCOPES
@@ -36,14 +40,25 @@ CONFIG = ROOT / "scripts" / "schemathesis.toml"  # shared with scripts/schemathe
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
+pytestmark = pytest.mark.server
+
+
+def api_schema(app: FastAPI, key: str) -> OpenApiSchema:
+    """The app's OpenAPI schema for schemathesis, sending ``key`` as the bearer.
+
+    ``scripts/schemathesis.toml`` reads the key from ``$PROCMEM_KEY`` when it is
+    loaded; it is set only for that moment, so no other test sees it."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PROCMEM_KEY", key)
+        return schemathesis.openapi.from_asgi("/openapi.json", app,
+                                              config=schemathesis.Config.from_path(CONFIG))
+
 
 # The schema is read at import time (from the app, not from the memory); the
 # memory is seeded by the module fixture before the first generated request.
 APP = create_app(Memory(":memory:"), allow_hosts=("testserver",))  # the ASGI client's Host
 _, KEY = APP.state.tenants.keyring().create(scopes=SCOPES, name="schemathesis")
-os.environ["PROCMEM_KEY"] = KEY  # scripts/schemathesis.toml sends it as the bearer scheme
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP,
-                                        config=schemathesis.Config.from_path(CONFIG))
+schema = api_schema(APP, KEY)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -91,7 +106,7 @@ def test_the_checks_catch_an_undocumented_status(monkeypatch: pytest.MonkeyPatch
         case.call_and_validate()
 
 
-def test_linked_operations_conform_in_sequence(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_linked_operations_conform_in_sequence() -> None:
     """Stateful: sequences that follow the document's links (explicit and inferred), e.g.
     POST /executions then its results and answers, pass every check.
 
@@ -99,10 +114,8 @@ def test_linked_operations_conform_in_sequence(monkeypatch: pytest.MonkeyPatch) 
     server's answers, so they must not depend on what the tests before it changed."""
     app = create_app(Memory(":memory:"), allow_hosts=("testserver",))
     _, key = app.state.tenants.keyring().create(scopes=SCOPES, name="schemathesis")
-    monkeypatch.setenv("PROCMEM_KEY", key)
     _seed(app.state.memory)
-    fresh = schemathesis.openapi.from_asgi("/openapi.json", app,
-                                           config=schemathesis.Config.from_path(CONFIG))
+    fresh = api_schema(app, key)
     fresh.as_state_machine().run(settings=settings(
         max_examples=20, stateful_step_count=6, deadline=None, derandomize=True,
         suppress_health_check=list(HealthCheck)))

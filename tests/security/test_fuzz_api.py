@@ -8,15 +8,14 @@ no HTTP 5xx, an error in our shape (``{"error": {"code", "message"}}`` for REST,
 JSON-RPC error or a tool result with ``isError`` for MCP), and nothing stored half:
 a refused ``POST /traces`` or ``PUT /procedures`` leaves the store as it was.
 
-With :mod:`tests.security.test_fuzz_ingest` (2,000 files) the slow lane
-(``PROCMEM_SLOW=1 pytest -m slow tests/security``) sends 1,000 REST bodies and 600
-MCP calls: 3,600 hostile inputs in all. The default lane runs a smaller sample.
+With :mod:`tests.security.test_fuzz_ingest` (2,000 files) the ``slow`` lane
+(``python -m pytest -m slow``) sends 1,000 REST bodies and 600 MCP calls: 3,600
+hostile inputs in all. The default lane runs 60 REST bodies and 40 MCP calls.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,8 @@ from procmem.rest_security import guard_settings
 from procmem.tenants import TenantMemories
 
 SAMPLE = Path(__file__).parent.parent / "data" / "tau_retail_sample.jsonl"
-FULL = os.environ.get("PROCMEM_SLOW") == "1"
-REST_EXAMPLES = 1000 if FULL else 60
-MCP_EXAMPLES = 600 if FULL else 40
+REST_EXAMPLES = [60, pytest.param(1000, marks=pytest.mark.slow)]
+MCP_EXAMPLES = [40, pytest.param(600, marks=pytest.mark.slow)]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=12) | st.sampled_from(["\ud800", "", "-1", "1e400"])
@@ -96,11 +94,12 @@ def _counts(mem: Memory) -> tuple[int, int]:
                                          for p in mem.list_procedures(limit=10_000))
 
 
-@pytest.mark.slow
-def test_hostile_rest_bodies_get_our_errors_and_store_nothing_half(seeded: Path) -> None:
+@pytest.mark.parametrize("examples", REST_EXAMPLES)
+def test_hostile_rest_bodies_get_our_errors_and_store_nothing_half(seeded: Path,
+                                                                   examples: int) -> None:
     with Memory(seeded, embedder=None) as mem, rest_client(mem) as client:
 
-        @settings(max_examples=REST_EXAMPLES, deadline=None, derandomize=True,
+        @settings(max_examples=examples, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(route=ROUTES, body=raw_bodies)
         def run(route: tuple[str, str], body: bytes) -> None:
@@ -162,13 +161,13 @@ calls = st.one_of(
     raw_bodies.map(lambda b: {"raw": b}))
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("examples", MCP_EXAMPLES)
 def test_hostile_mcp_calls_get_json_rpc_errors_never_a_5xx(
-        mcp: tuple[TestClient, str, str]) -> None:
+        mcp: tuple[TestClient, str, str], examples: int) -> None:
     client, key, session = mcp
     seq = iter(range(10, 10**9))
 
-    @settings(max_examples=MCP_EXAMPLES, deadline=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(call=calls)
     def run(call: dict[str, Any]) -> None:

@@ -7,15 +7,13 @@ and non-UTF-8 lines. Each goes through the importer (``import_transcripts``,
 The only exceptions allowed are :class:`procmem.errors.ProcmemError`; when
 ``add_traces`` refuses a batch, the store holds exactly what it held before.
 
-The full run (2,000 files, about 40 s) is the slow lane:
-``PROCMEM_SLOW=1 pytest -m slow tests/security``; the default lane runs 50
-examples per format.
+The full run (2,000 files, about 40 s) is the ``slow`` lane:
+``python -m pytest -m slow``; the default lane runs 50 examples per format.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,8 @@ from procmem.errors import ProcmemError
 from procmem.importers import import_transcripts
 
 FORMATS = ["procmem", "openai-chat", "openai-responses", "anthropic"]
-FULL = os.environ.get("PROCMEM_SLOW") == "1"
-EXAMPLES = 500 if FULL else 50  # per format: 2,000 files in all in the slow lane
+# examples per format: 50 in the default lane, 500 (2,000 files in all) in the slow lane
+EXAMPLES = [50, pytest.param(500, marks=pytest.mark.slow)]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=12))
@@ -76,13 +74,13 @@ def _ingest(mem: Memory, path: Path, fmt: str) -> None:
             assert mem.store.count_traces() == before  # nothing stored half
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("examples", EXAMPLES)
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_hostile_files_get_our_errors(fmt: str) -> None:
+def test_hostile_files_get_our_errors(fmt: str, examples: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, Memory(":memory:", embedder=None) as mem:
         path = Path(tmp) / "hostile.jsonl"
 
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+        @settings(max_examples=examples, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(text=files, raw=st.booleans())
         def run(text: str, raw: bool) -> None:

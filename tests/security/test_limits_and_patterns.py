@@ -228,6 +228,7 @@ def test_import_skill_never_replaces_silently(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ MCP stdio
 
 
+@pytest.mark.server
 def test_mcp_stdio_answers_a_parse_error(tmp_path: Path) -> None:
     pytest.importorskip("mcp")
     done = subprocess.run([sys.executable, "-m", "procmem", "--db",
