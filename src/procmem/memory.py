@@ -291,6 +291,10 @@ class Memory:
         procmem's tree or an invalid model) is skipped and listed under
         ``failed_groups``; the other groups are learned.
 
+        With an embedder, the search texts of the created and updated procedures
+        are embedded and stored now (in batches), so the first search embeds only
+        its query.
+
         Args:
             traces: Traces to add first.
             namespace: The namespace of the procedures this call creates (default
@@ -299,10 +303,6 @@ class Memory:
                 of traces as they are learned, then in texts while the new
                 procedures' search texts are embedded (``total`` changes between
                 the two phases).
-
-        With an embedder, the search texts of the created and updated procedures
-        are embedded and stored now (in batches), so the first search embeds only
-        its query.
 
         Returns:
             A :class:`LearnReport`.
