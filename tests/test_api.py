@@ -22,7 +22,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     }
     assert sorted(procmem.__all__) == sorted(public)
     assert len(procmem.__all__) == len(set(procmem.__all__))
-    assert 20 <= len(procmem.__all__) <= 30
+    assert 20 <= len(procmem.__all__) <= 70  # tests/test_public_surface.py says which
 
 
 def test_every_public_name_has_its_own_docstring() -> None:

@@ -22,21 +22,41 @@ import typing as _typing
 from .errors import (
     Conflict,
     CycleError,
+    EmbeddingError,
+    ExecutionBusy,
+    Forbidden,
     InvalidProcedure,
+    InvalidTemplate,
     InvalidTrace,
+    LimitExceeded,
     MissingExtra,
+    ModelError,
     NotFound,
     ParamError,
     ProcmemError,
     ReplayError,
+    RerankError,
+    StoreError,
     StoreUnavailable,
+    Unauthorized,
     UnknownTool,
+    UnsafePattern,
     UsageError,
 )
 
 if _typing.TYPE_CHECKING:
-    from .evaluate import evaluate
+    from .bind import Binding
+    from .embed import Embedder
+    from .evaluate import EvalReport, evaluate
+    from .learning.promote import PromotionPolicy
+    from .learning.stats import VersionStats
+    from .limits import Limits
     from .memory import Memory
+    from .memory_calibrate import CalibrationReport
+    from .memory_client import Turn
+    from .memory_learn import LearnReport
+    from .memory_learning import OptimizeReport
+    from .memory_traces import ImportReport, TraceImpact
     from .model import (
         Check,
         Evidence,
@@ -51,7 +71,13 @@ if _typing.TYPE_CHECKING:
         Trace,
         TraceStep,
     )
+    from .multiplan import PlanRun, TaskPlan
     from .planning import Plan
+    from .record import Recorder
+    from .redaction import Redactor
+    from .rerank import Reranker
+    from .secret_params import SecretProvider
+    from .store.base import Store
     from .traceio import read_traces, write_traces
 
     __version__: str
@@ -61,6 +87,25 @@ if _typing.TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "evaluate": "evaluate", "Memory": "memory", "Plan": "planning",
     "read_traces": "traceio", "write_traces": "traceio",
+    "Binding": "bind",
+    "CalibrationReport": "memory_calibrate",
+    "Embedder": "embed",
+    "EvalReport": "evaluate",
+    "ImportReport": "memory_traces",
+    "LearnReport": "memory_learn",
+    "Limits": "limits",
+    "OptimizeReport": "memory_learning",
+    "PlanRun": "multiplan",
+    "PromotionPolicy": "learning.promote",
+    "Recorder": "record",
+    "Redactor": "redaction",
+    "Reranker": "rerank",
+    "SecretProvider": "secret_params",
+    "Store": "store.base",
+    "TaskPlan": "multiplan",
+    "TraceImpact": "memory_traces",
+    "Turn": "memory_client",
+    "VersionStats": "learning.stats",
     **{name: "model" for name in ("Check", "Evidence", "Execution", "Hit", "Need", "OnError",
                                   "Param", "Procedure", "Step", "StepRun", "Trace",
                                   "TraceStep")},
@@ -105,32 +150,61 @@ _sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
+    "Binding",
+    "CalibrationReport",
     "Check",
     "Conflict",
     "CycleError",
+    "Embedder",
+    "EmbeddingError",
+    "EvalReport",
     "Evidence",
     "Execution",
+    "ExecutionBusy",
+    "Forbidden",
     "Hit",
+    "ImportReport",
     "InvalidProcedure",
+    "InvalidTemplate",
     "InvalidTrace",
+    "LearnReport",
+    "LimitExceeded",
+    "Limits",
     "Memory",
     "MissingExtra",
+    "ModelError",
     "Need",
     "NotFound",
     "OnError",
+    "OptimizeReport",
     "Param",
     "ParamError",
     "Plan",
+    "PlanRun",
     "Procedure",
     "ProcmemError",
+    "PromotionPolicy",
+    "Recorder",
+    "Redactor",
     "ReplayError",
+    "RerankError",
+    "Reranker",
+    "SecretProvider",
     "Step",
     "StepRun",
+    "Store",
+    "StoreError",
     "StoreUnavailable",
+    "TaskPlan",
     "Trace",
+    "TraceImpact",
     "TraceStep",
+    "Turn",
+    "Unauthorized",
     "UnknownTool",
+    "UnsafePattern",
     "UsageError",
+    "VersionStats",
     "evaluate",
     "read_traces",
     "write_traces",

@@ -288,6 +288,7 @@ class ModelError(ProcmemError):
         reason: What went wrong, in a few words.
     """
 
+    code = "model_error"
     role: ClassVar[str] = "model"
 
     def __init__(self, model_id: str, reason: str) -> None:

@@ -59,7 +59,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthorized": 401, "forbidden": 403,
     "not_found": 404, "conflict": 409, "execution_busy": 409, "replay_error": 409, "cycle": 409,
     "store_error": 503, "store_unavailable": 503, "embedding_error": 503,
-    "rerank_error": 503,
+    "rerank_error": 503, "model_error": 503,
     "missing_extra": 500, "internal": 500,
 }
 """HTTP status by procmem error code; any other ``UsageError`` code is 400, the rest 500."""

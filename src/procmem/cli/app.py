@@ -61,7 +61,7 @@ EXIT_CODES: dict[str, int] = {
     "usage": 2, "invalid_trace": 2, "invalid_template": 2, "invalid_procedure": 2,
     "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4, "execution_busy": 4,
     "embedding_error": 5,
-    "rerank_error": 5,
+    "rerank_error": 5, "model_error": 5,
 }
 """Exit code by error code; a code not listed exits with 1 (2 for any UsageError)."""
 
