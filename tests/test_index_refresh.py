@@ -89,10 +89,10 @@ def test_a_tool_schema_change_makes_the_changes_unlistable(path: Path) -> None:
     mem = Memory(path, embedder=None)
     mem.learn(traces("cancel", 2))
     since = mem.store.index_revision()
-    mem.store.put_tool_schema("cancel_order", {"description": "Cancel an order"})
+    mem.store.put_tool_schemas({"cancel_order": {"description": "Cancel an order"}})
     assert mem.store.index_changes(since) is None  # every card may have changed
     again = mem.store.index_revision()
-    mem.store.put_tool_schema("cancel_order", {"description": "Cancel an order"})
+    mem.store.put_tool_schemas({"cancel_order": {"description": "Cancel an order"}})
     assert mem.store.index_revision() == again  # unchanged schema: nothing logged
 
 
@@ -248,7 +248,7 @@ def test_many_changes_or_a_tool_schema_change_rebuild_the_index(mem: Memory, pat
     assert mem._index is not index
     assert_same_as_fresh(mem, path)
     rebuilt = mem._index
-    mem.store.put_tool_schema("cancel_order", {"description": "Cancel a pending order"})
+    mem.store.put_tool_schemas({"cancel_order": {"description": "Cancel a pending order"}})
     assert_same_as_fresh(mem, path)
     assert mem._index is not rebuilt
 

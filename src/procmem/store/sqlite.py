@@ -26,7 +26,12 @@ Invariants:
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
       search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
       execution leases in :mod:`procmem.store.lease_sql`, API keys in
-      :mod:`procmem.store.keys_sql` (mixins).
+      :mod:`procmem.store.keys_sql`, the trace change feed in
+      :mod:`procmem.store.feed_sql` (mixins).
+    * A few methods serve tests, benchmarks and ``procmem redact`` and are not
+      part of :class:`~procmem.store.base.Store`: ``search_text`` (FTS5 BM25),
+      ``put_tool_schema``, ``list_tool_schema_history``, ``find_lease``,
+      ``trace_deletions``.
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -46,6 +51,7 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
+from .feed_sql import TraceFeedSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
@@ -66,7 +72,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -270,11 +276,6 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
             for (name,) in conn.execute(_NAMES_BY_TRACE, (trace_id,)).fetchall():
                 self._reindex(conn, name)
         return True
-
-    def trace_deletions(self) -> int:
-        """How many trace deletions this store has seen (see the protocol)."""
-        rows = self._rows("SELECT value FROM meta WHERE key = 'trace_deletions'")
-        return int(rows[0][0]) if rows else 0
 
     def list_versions_by_trace(self, trace_id: str) -> list[Procedure]:
         """Every version whose lineage lists ``trace_id``, by name then version."""

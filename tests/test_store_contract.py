@@ -1,0 +1,92 @@
+"""The store contract suite, run against the chosen backend (SQLite by default).
+
+``pytest --store-backend module:factory`` (or ``PROCMEM_TEST_STORE``) picks the
+backend; see ``tests/storebackend.py``. The tests themselves live in
+``tests/storecontract/`` (one class per record protocol). This module also checks
+that every protocol method has a contract test, and that the suite fails
+deliberately broken backends (``tests/brokenstores.py``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import storebackend
+from brokenstores import BROKEN
+from procmem.store import RECORD_PROTOCOLS, SQLiteStore, Store, protocol_methods
+from storecontract import CONTRACTS, StoreContract
+
+
+class TestStoreContract(StoreContract):
+    """The contract on the chosen backend, at a fresh in-memory and a fresh file location."""
+
+    @pytest.fixture(params=[":memory:", "file"])
+    def store(self, request: pytest.FixtureRequest, tmp_path: Path,
+              store_factory: storebackend.Factory) -> Iterator[Store]:
+        location = ":memory:" if request.param == ":memory:" else str(tmp_path / "m.db")
+        store = store_factory(location)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def _contract_tests(klass: type) -> dict[str, Callable[..., None]]:
+    return {name: fn for name, fn in vars(klass).items()
+            if name.startswith("test_") and callable(fn)}
+
+
+def test_every_protocol_method_has_a_contract_test() -> None:
+    """Each method of each record protocol is called by a test of that protocol's contract."""
+    assert len(CONTRACTS) == len(RECORD_PROTOCOLS)
+    missing = []
+    for protocol, contract in zip(RECORD_PROTOCOLS, CONTRACTS, strict=True):
+        sources = [inspect.getsource(fn) for fn in _contract_tests(contract).values()]
+        for name in protocol_methods(protocol):
+            if not any(f".{name}(" in source for source in sources):
+                missing.append(f"{protocol.__name__}.{name} (in {contract.__name__})")
+    assert missing == [], "protocol methods without a contract test: " + ", ".join(missing)
+    covered = {n for p in RECORD_PROTOCOLS for n in protocol_methods(p)}
+    assert covered == set(protocol_methods(Store))  # Store is the union, nothing more
+
+
+def test_the_protocols_split_the_store_without_overlap() -> None:
+    seen: dict[str, str] = {}
+    for protocol in RECORD_PROTOCOLS:
+        for name in protocol_methods(protocol):
+            assert name not in seen, f"{name} in {seen.get(name)} and {protocol.__name__}"
+            seen[name] = protocol.__name__
+
+
+def _run_contract(factory: Callable[[str], Store]) -> dict[str, str]:
+    """Run every example-based contract test on a fresh in-memory store; ``{test: error}``."""
+    failed = {}
+    for klass in CONTRACTS:
+        for name, fn in _contract_tests(klass).items():
+            if hasattr(fn, "hypothesis"):
+                continue  # property tests: covered by the real run above
+            store = factory(":memory:")
+            try:
+                fn(klass(), store)
+            except (AssertionError, pytest.fail.Exception) as err:
+                failed[name] = str(err).splitlines()[0] if str(err) else "AssertionError"
+            except Exception as err:  # a broken backend may fail loudly, too
+                failed[name] = f"{type(err).__name__}: {err}"
+            finally:
+                store.close()
+    return failed
+
+
+def test_the_contract_passes_sqlite_when_run_by_hand() -> None:
+    assert _run_contract(SQLiteStore) == {}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN), ids=lambda k: k.__name__)
+def test_the_contract_fails_a_broken_backend(broken: type[SQLiteStore]) -> None:
+    failed = _run_contract(broken)
+    assert failed, f"the contract suite passes the broken {broken.__name__}"
+    assert set(BROKEN[broken]) <= set(failed), failed
