@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,11 @@ def store_factory(pytestconfig: pytest.Config) -> storebackend.Factory:
     return storebackend.load_factory(_backend_spec(pytestconfig))
 
 
-@pytest.fixture(autouse=True)
-def _store_backend(store_factory: storebackend.Factory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make :func:`procmem.store.open_store` open embedded locations with the chosen backend."""
-    if store_factory is not SQLiteStore:
-        monkeypatch.setattr(procmem.store, "_open_embedded", store_factory)
+@pytest.fixture(scope="session", autouse=True)
+def _store_backend(store_factory: storebackend.Factory) -> Iterator[None]:
+    """Make :func:`procmem.store.open_store` open embedded locations with the chosen backend
+    (for the whole session, so module- and session-scoped fixtures use it too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if store_factory is not SQLiteStore:
+            patch.setattr(procmem.store, "_open_embedded", store_factory)
+        yield

@@ -6,6 +6,7 @@ The same path must give the same data each time it is opened (tests reopen files
 to see what another process wrote); ``":memory:"`` a fresh, private store each call.
 The default is ``procmem.store.sqlite:SQLiteStore``.
 
+    pytest --store-backend dictstore:DictStore       # the dict backend in tests/
     pytest --store-backend mypackage.pgtest:open_store_for_tests
     PROCMEM_TEST_STORE=mypackage.pgtest:open_store_for_tests pytest
 

@@ -3,8 +3,9 @@
 ``pytest --store-backend module:factory`` (or ``PROCMEM_TEST_STORE``) picks the
 backend; see ``tests/storebackend.py``. The tests themselves live in
 ``tests/storecontract/`` (one class per record protocol). This module also checks
-that every protocol method has a contract test, and that the suite fails
-deliberately broken backends (``tests/brokenstores.py``).
+that every protocol method has a contract test, that a second backend made of
+plain dicts (``tests/dictstore.py``) passes it, and that it fails deliberately
+broken backends (``tests/brokenstores.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 import storebackend
 from brokenstores import BROKEN
+from dictstore import DictStore
 from procmem.store import RECORD_PROTOCOLS, SQLiteStore, Store, protocol_methods
 from storecontract import CONTRACTS, StoreContract
 
@@ -81,8 +83,9 @@ def _run_contract(factory: Callable[[str], Store]) -> dict[str, str]:
     return failed
 
 
-def test_the_contract_passes_sqlite_when_run_by_hand() -> None:
-    assert _run_contract(SQLiteStore) == {}
+@pytest.mark.parametrize("backend", [SQLiteStore, DictStore], ids=lambda k: k.__name__)
+def test_the_contract_passes_both_backends_when_run_by_hand(backend: type[Store]) -> None:
+    assert _run_contract(backend) == {}
 
 
 @pytest.mark.parametrize("broken", list(BROKEN), ids=lambda k: k.__name__)

@@ -187,6 +187,7 @@ class SearchIndexContract:
         assert store.put_procedure(store.get_procedure("proc_b")) is False
         assert store.index_revision() == rev
         assert store.index_changes(rev) == []
+        assert store.index_changes(-1) is None  # before any revision: the log cannot tell
         store.put_procedure(proc("proc_c"))
         store.put_procedure(proc("proc_a", 2, "candidate"))
         assert store.index_changes(rev) == ["proc_a", "proc_c"]

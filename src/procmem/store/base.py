@@ -381,7 +381,8 @@ class SearchIndexRecords(Protocol):
     def index_changes(self, since: int) -> list[str] | None:
         """Names whose search document changed after revision ``since``, by name;
         ``None`` when they cannot be listed (the log no longer reaches back to
-        ``since``, or a change touched every document): rebuild everything."""
+        ``since``, e.g. any ``since`` < 0, or a change touched every document):
+        rebuild everything."""
         ...
 
     def index_entries(self, names: Sequence[str]) -> dict[str, tuple[str, str]]:
