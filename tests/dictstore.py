@@ -42,10 +42,12 @@ from procmem.errors import (
 )
 from procmem.keys import ApiKey
 from procmem.model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
+from procmem.procstats import ProcedureStats, RunOutcome
 from procmem.store import TraceChanges, index_text
 from procmem.store.common import (
     check_page,
     check_status,
+    procedure_json,
     timestamp,
     trace_content,
     version_content,
@@ -288,7 +290,7 @@ class DictStore:
                     raise Conflict("procedure", procedure.key,
                                    "version already stored with different content")
                 return False
-            s.procedures[key] = procedure.model_dump_json(by_alias=True)
+            s.procedures[key] = procedure_json(procedure)
             self._reindex(procedure.name)
         return True
 
@@ -306,7 +308,7 @@ class DictStore:
     def get_procedures_json(self, names: Sequence[str]) -> dict[str, str]:
         with self._read():
             found = {n: _current(self._versions(n)) for n in dict.fromkeys(names)}
-        return {n: p.model_dump_json(by_alias=True) for n, p in found.items() if p is not None}
+        return {n: procedure_json(p) for n, p in found.items() if p is not None}
 
     def count_procedures(self) -> int:
         with self._read() as s:
@@ -339,8 +341,7 @@ class DictStore:
             if (name, version) not in s.procedures:
                 raise NotFound("procedure", f"{name}@{version}")
             p = Procedure.model_validate_json(s.procedures[(name, version)])
-            s.procedures[(name, version)] = p.model_copy(
-                update={"status": status}).model_dump_json(by_alias=True)
+            s.procedures[(name, version)] = procedure_json(p.model_copy(update={"status": status}))
             self._reindex(name)
 
     def delete_procedure(self, name: str) -> bool:
@@ -630,3 +631,37 @@ class DictStore:
                 return False
             s.keys[key_id] = key.model_copy(update={"revoked_at": utcnow()})
             return True
+
+    # ------------------------------------------------------------- statistics
+
+    def procedure_stats(self, names: Sequence[str]) -> dict[tuple[str, int], ProcedureStats]:
+        """Counters recomputed from the executions on each read (a test backend may)."""
+        out: dict[tuple[str, int], ProcedureStats] = {}
+        with self._read() as s:
+            runs = [Execution.model_validate_json(h) for _, h in s.executions.values()]
+        wanted = set(names)
+        for e in runs:
+            if e.procedure not in wanted or e.parent_id is not None:
+                continue
+            key = (e.procedure, e.version)
+            old = out.get(key, ProcedureStats())
+            done = e.status in ("succeeded", "failed")
+            last = old.last_executed_at
+            out[key] = ProcedureStats(
+                runs=old.runs + 1, finished=old.finished + done,
+                succeeded=old.succeeded + (e.status == "succeeded"),
+                duration_ms=old.duration_ms + (e.duration_ms or 0.0 if done else 0.0),
+                last_executed_at=e.started_at if last is None else max(last, e.started_at))
+        return out
+
+    def recent_outcomes(self, names: Sequence[str], *, window: int) -> list[RunOutcome]:
+        if window < 1:
+            raise UsageError(f"window must be >= 1, got {window}")
+        out: list[RunOutcome] = []
+        for name in sorted(set(names)):
+            for e in self.list_executions(procedure=name, limit=window):
+                evidence = tuple((ev.source, float(ev.reward))
+                                 for ev in self.list_evidence(e.id))
+                out.append(RunOutcome(e.id, e.procedure, e.version, e.status, e.parent_id,
+                                      evidence))
+        return out

@@ -19,6 +19,11 @@ Invariants:
       (an exception stopped the run), so a resume can continue at once. A run
       killed outright keeps its lease until it expires: ``lease_s`` should exceed
       the longest tool call.
+    * What it writes passes the redactor first (:mod:`procmem.redaction`): a
+      secret in the task, a param, an answer or a tool's output is stored as
+      ``[REDACTED:kind]``, never in clear. The run itself keeps the clear values;
+      a resume that reads a marker back asks for the value again
+      (:mod:`procmem.replay`), it never sends the marker.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import uuid
 
 from .errors import NotFound, ProcmemError
 from .model import Execution, StepRun
+from .redaction import Redactor, default_redactor
 from .secret_params import scrub_execution, scrub_step_run, secret_names
 from .store.base import Store
 
@@ -37,6 +43,9 @@ __all__ = ["DEFAULT_LEASE_S", "LeaseKeeper", "client_owner", "new_owner"]
 
 DEFAULT_LEASE_S = 60.0
 """How long a lease lasts unless renewed (s): a run killed mid-call blocks a resume this long."""
+
+_EXECUTION_FIELDS = ("task", "params", "answers", "needs", "error", "in_flight")
+_RUN_FIELDS = ("args", "output", "error", "history")
 
 
 def new_owner() -> str:
@@ -64,8 +73,10 @@ class LeaseKeeper:
         lease_s: Lease duration in seconds (> 0).
     """
 
-    def __init__(self, store: Store, owner: str, lease_s: float) -> None:
+    def __init__(self, store: Store, owner: str, lease_s: float, *,
+                 redactor: Redactor | None = None) -> None:
         self.store, self.owner, self.lease_s = store, owner, lease_s
+        self.redactor = redactor if redactor is not None else default_redactor()
         self._renewed: dict[str, float] = {}  # execution id -> monotonic time of the last renewal
         self._secrets: dict[tuple[str, int], set[str]] = {}  # (procedure, version) -> names
 
@@ -99,6 +110,11 @@ class LeaseKeeper:
             if step_run is not None:
                 step_run = scrub_step_run(execution, step_run, names)
             execution = scrub_execution(execution, names)
+        # any other secret (in the task, an answer, a tool's output) is redacted too
+        if step_run is not None:
+            step_run = self.redactor.model(step_run, _RUN_FIELDS)[0]
+        else:
+            execution = self.redactor.model(execution, _EXECUTION_FIELDS)[0]
         if step_run is not None:
             self._renew(ex_id)
             self.store.put_step_run(ex_id, step_run)

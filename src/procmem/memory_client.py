@@ -37,6 +37,7 @@ from .drivers import Core, NeedValues, Persist, Sleep, ToolCall, ToolResult
 from .errors import ReplayError, UsageError
 from .lease import LeaseKeeper, client_owner
 from .model import Execution, Need, Procedure
+from .redaction import Redactor
 from .replay import replay_core
 from .secret_params import fill_secrets
 from .store.base import Store
@@ -91,6 +92,7 @@ class ClientDriveMixin:
     """``start`` / ``advance`` for :class:`procmem.Memory`."""
 
     store: Store
+    redactor: Redactor
     lease_s: float
     _live: dict[str, tuple[Core, ToolCall]]
 
@@ -119,7 +121,8 @@ class ClientDriveMixin:
         """
         # the client makes the calls: the server's secrets are not handed to it
         proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params, provider=False)
-        keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s)
+        keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s,
+                             redactor=self.redactor)
         return self._turn(ex.id, replay_core(proc, ex, subs), None, {}, keeper)
 
     def advance(self, execution_id: str, *, step_id: str | None = None, output: Any = None,
@@ -146,7 +149,8 @@ class ClientDriveMixin:
             ExecutionBusy: A ``resume`` with tools holds the execution's lease.
         """
         answers = dict(answers or {})
-        keeper = LeaseKeeper(self.store, client_owner(execution_id), self.lease_s)
+        keeper = LeaseKeeper(self.store, client_owner(execution_id), self.lease_s,
+                             redactor=self.redactor)
         keeper.acquire(execution_id)
         live = self._live.get(execution_id)
         if live is not None and not _still_outstanding(self.store.get_execution(execution_id),

@@ -25,6 +25,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,8 @@ class Learner:
         """Drop the fold, so that the next :meth:`learn` reads every trace again."""
         self._fold = self._empty()
 
-    def learn(self, store: Store, namespace: str | None = None) -> LearnReport:
+    def learn(self, store: Store, namespace: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> LearnReport:
         """Bring the fold up to date and learn every group whose traces changed.
 
         Args:
@@ -120,6 +122,8 @@ class Learner:
             namespace: The namespace of new procedures (``None``: the model's
                 default); a new version keeps its procedure's namespace. It is
                 not checked here (see :func:`procmem.memory.check_namespace`).
+            progress: Called as ``progress(done, total)`` in groups (of traces
+                with one action sequence, merged where they share their writes).
 
         Returns:
             A :class:`LearnReport`.
@@ -130,7 +134,10 @@ class Learner:
         effects = {name: side_effect_of(name, schema)
                    for name, schema in store.list_tool_schemas().items()}
         sigs = list(state.groups)
-        for together in merge_plan(sigs, [len(state.groups[s]) for s in sigs], effects):
+        plan = list(merge_plan(sigs, [len(state.groups[s]) for s in sigs], effects))
+        for done, together in enumerate(plan):
+            if progress is not None:
+                progress(done, len(plan))
             ids = [i for sig in together for i in state.groups[sig]]
             try:
                 _learn_group(store, together[0], ids, parsed, state.corpus, report, namespace,
@@ -149,6 +156,8 @@ class Learner:
                 except (UsageError, Conflict, ValidationError) as err:
                     report.failed_groups.append(
                         group_failure(procedure_name(sig), sig, state.groups[sig], err))
+        if progress is not None:
+            progress(len(plan), len(plan))
         return report
 
     def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:

@@ -11,15 +11,20 @@ Invariants:
     * Versions are immutable: promotion and demotion change statuses; a
       rollback stores a new version whose content equals the earlier one.
     * Nothing is deleted except by :meth:`LearningMixin.delete_procedure`.
-    * Statistics shown use the last ``stats_window`` executions of a procedure
-      name; decisions (Thompson sampling, promotion) use the last
-      ``policy.window``, so that old successes do not hide a change in the world.
+    * ``stats``/``version_stats`` use the last ``stats_window`` executions of a
+      procedure name; decisions (Thompson sampling, promotion) and search's
+      reliability use the last ``policy.window``, so that old successes do not
+      hide a change in the world. A version's own runs count for it alone: a new
+      version (edit, candidate, rollback) starts with none. The counters shown on
+      a read procedure (``execution_count`` ...) cover every top-level run of
+      its version (:mod:`procmem.procstats`).
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +37,7 @@ from .learning.promote import PromotionPolicy, choose, decide, should_decay
 from .learning.stats import EXTERNAL_SOURCES, VersionStats, version_stats
 from .learning.verify import Verification, verify
 from .model import Evidence, Execution, Lineage, Procedure, Trace
+from .redaction import Redactor
 from .store.base import Store
 
 __all__ = ["LearningMixin", "OptimizeReport"]
@@ -55,6 +61,7 @@ class LearningMixin:
     """Evidence, statistics, optimization and version history for :class:`Memory`."""
 
     store: Store
+    redactor: Redactor
     policy: PromotionPolicy
     stats_window: int
     _rng: random.Random
@@ -92,6 +99,7 @@ class LearningMixin:
             first = err.errors()[0]
             raise UsageError(f"bad evidence: {first['msg']} "
                              f"({'.'.join(map(str, first['loc']))})") from err
+        ev = self.redactor.model(ev, ("note",))[0]  # a secret in the note is not stored
         self.store.put_evidence(ev)
         if ev.source in EXTERNAL_SOURCES or ev.reward < 1:
             self.review(ex.procedure)
@@ -218,7 +226,8 @@ class LearningMixin:
 
     # -------------------------------------------------------------- optimize
 
-    def optimize(self, name: str | None = None) -> OptimizeReport:
+    def optimize(self, name: str | None = None, *,
+                 progress: Callable[[int, int], None] | None = None) -> OptimizeReport:
         """Propose, verify and store candidate versions (repair, prune, merge, factor).
 
         Each candidate is replayed against recorded environments built from
@@ -229,6 +238,8 @@ class LearningMixin:
 
         Args:
             name: Only this procedure (merge and factor look at all procedures).
+            progress: Called as ``progress(done, total)``, counted in procedures
+                looked at, then one more unit for merge and factor together.
 
         Returns:
             An :class:`OptimizeReport`.
@@ -241,7 +252,9 @@ class LearningMixin:
                       if isinstance(t.metadata.get("recovers"), str)}
         cands: list[Candidate] = []
         reliability: dict[str, float] = {}
-        for proc in scope:
+        for done, proc in enumerate(scope):
+            if progress is not None:
+                progress(done, len(scope) + 1)
             executions, evidence = self._runs(proc.name)
             mine = [e for e in executions if e.version == proc.version and e.parent_id is None]
             reliability[proc.name] = version_stats(proc, executions, evidence).reliability
@@ -252,13 +265,18 @@ class LearningMixin:
                         cands.append(c)
             ok_ids = _succeeded_by_evidence(mine, evidence)
             cands.extend(prune(proc, mine, ok_ids))
+        if progress is not None:
+            progress(len(scope), len(scope) + 1)
         for proc in procs:
             reliability.setdefault(proc.name, 0.5)
         cands.extend(c for c in merge(procs, reliability, demos)
                      if name is None or c.procedure.name == name)
         cands.extend(c for c in factor(procs, demos)
                      if name is None or c.procedure.name == name)
-        return self._store_candidates(cands, {p.name: p for p in procs})
+        report = self._store_candidates(cands, {p.name: p for p in procs})
+        if progress is not None:
+            progress(len(scope) + 1, len(scope) + 1)
+        return report
 
     def _store_candidates(self, cands: list[Candidate], current: dict[str, Procedure]
                           ) -> OptimizeReport:

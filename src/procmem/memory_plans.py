@@ -18,6 +18,7 @@ from .multiplan import PlanRun, TaskPlan, plan_task, prepare_parts, run_result
 from .replay import adrive, drive, replay_core
 
 if TYPE_CHECKING:
+    from .redaction import Redactor
     from .secret_params import SecretProvider
     from .store.base import Store
 
@@ -30,6 +31,7 @@ class TaskPlanMixin:
     store: Store
     lease_s: float
     secrets: SecretProvider | None
+    redactor: Redactor
 
     def plan_task(self, task: str) -> TaskPlan:
         """Plan a task that may hold several requests: one procedure per request when
@@ -80,7 +82,8 @@ class TaskPlanMixin:
             return ready
         executions: list[Execution] = []
         for proc, ex, subs in ready:
-            with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+            with LeaseKeeper(self.store, new_owner(), self.lease_s,
+                             redactor=self.redactor) as keeper:
                 executions.append(drive(replay_core(proc, ex, subs), tools, resolver, keeper))
             if executions[-1].status != "succeeded":
                 break
@@ -96,7 +99,8 @@ class TaskPlanMixin:
             return ready
         executions: list[Execution] = []
         for proc, ex, subs in ready:
-            with LeaseKeeper(self.store, new_owner(), self.lease_s) as keeper:
+            with LeaseKeeper(self.store, new_owner(), self.lease_s,
+                             redactor=self.redactor) as keeper:
                 executions.append(await adrive(replay_core(proc, ex, subs), tools, resolver,
                                                keeper))
             if executions[-1].status != "succeeded":

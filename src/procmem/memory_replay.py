@@ -26,6 +26,7 @@ from .drivers import Core
 from .errors import NotFound, ReplayError
 from .lease import LeaseKeeper, new_owner
 from .model import Execution, Procedure
+from .redaction import Redactor
 from .replay import check_tools, replay_core
 from .secret_params import SecretProvider, fill_secrets
 from .store.base import Store
@@ -91,7 +92,8 @@ def prepare(store: Store, proc: Procedure, tools: Mapping[str, Any], task: str |
 
 def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
            tools: Mapping[str, Any], lease_s: float,
-           secrets: SecretProvider | None = None) -> tuple[Core, LeaseKeeper]:
+           secrets: SecretProvider | None = None, redactor: Redactor | None = None
+           ) -> tuple[Core, LeaseKeeper]:
     """The core that continues a stored execution, and the lease it now holds.
 
     Args:
@@ -120,7 +122,7 @@ def reopen(store: Store, execution_id: str, answers: Mapping[str, Any] | None,
     proc = store.get_procedure(ex.procedure, ex.version)
     subs = subprocedures(store, proc)
     check_tools(proc, subs, tools)
-    keeper = LeaseKeeper(store, new_owner(), lease_s)
+    keeper = LeaseKeeper(store, new_owner(), lease_s, redactor=redactor)
     keeper.acquire(execution_id)  # ExecutionBusy while another run holds it
     ex = store.get_execution(execution_id)  # as stored once leased
     if ex.status == "succeeded":

@@ -58,6 +58,9 @@ Invariants:
       ``s2/param:order_id``), both when yielded and when paused; a paused child's
       execution snapshot is kept in ``answers["child:S"]`` so resume continues it.
     * Stored outputs are JSON values (copied); anything else is stored as ``str()``.
+    * A value holding a redaction marker (``[REDACTED:kind]``: a secret redacted
+      when the execution was stored, :mod:`procmem.lease`) is never sent: a param,
+      a ``$step`` value, a selection or an answer holding one becomes a need again.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ from .replay_parts import OMIT, strip_omitted
 from .replay_parts import as_attempt as _as_attempt
 from .replay_parts import relay as _relay
 from .replay_parts import storable as _storable
+from .secret_params import contains_marker
 from .template import (
     bind,
     join_pointer,
@@ -242,9 +246,15 @@ class _Run:
             if p.name not in ex.params and "default" in p.schema_:
                 ex.params[p.name] = copy.deepcopy(p.schema_["default"])
                 ex.param_sources[p.name] = "default"
+        # a value redacted when the execution was stored is no value: ask for it again
+        redacted = {name for name, v in ex.params.items() if contains_marker(v)}
+        for name in redacted:
+            del ex.params[name]
+            ex.param_sources.pop(name, None)
         later = conditional_params(proc)  # asked for by gate() when their step runs
         missing = [p for p in proc.params
-                   if p.required and p.name not in ex.params and p.name not in later]
+                   if (p.required or p.name in redacted) and p.name not in ex.params
+                   and p.name not in later]
         if not missing:
             return []
         open_needs = yield from self._exchange([self._param_need(p) for p in missing])
@@ -436,17 +446,29 @@ class _Run:
                 omitted.append(pointer)
                 return _OMIT, ""
             raise _BindFailure(f"param {name!r} has no value")
-        if "$step" in node:
-            return self._step_value(node), f"step:{node['$step']}#{node.get('path', '')}"
         key = f"ask:{step.id}:{pointer}"
-        if key in ex.answers:
+        redacted = ""  # why a value found must be asked for instead
+        if "$step" in node:
+            value = self._step_value(node)
+            if not contains_marker(value):
+                return value, f"step:{node['$step']}#{node.get('path', '')}"
+            redacted = (f"the output of step {node['$step']!r} at {node.get('path', '') or '/'} "
+                        "was redacted when stored (a secret)")
+        if key in ex.answers and not contains_marker(ex.answers[key]):
             return ex.answers[key], "ask"
+        if redacted:
+            asks.append(Need(key=key, kind="ask", step_id=step.id, action=step.action,
+                             arg_path=pointer, context=self._context(),
+                             prompt=f"{pointer[1:] or 'args'} for {step.action}: {redacted}; "
+                                    "supply the value"))
+            return None, "ask"
         candidates, context, prompt = None, self._context(), str(node.get("$ask", ""))
         src = node.get("from", node)
         if "$select" in src:
             matches, everything = self._select(src)
             candidates = [m[0] for m in matches] or everything
-            if src is node and matches and all(json_equal(m[1], matches[0][1]) for m in matches):
+            if (src is node and matches and all(json_equal(m[1], matches[0][1]) for m in matches)
+                    and not contains_marker(matches[0][1])):
                 at = node["$select"]
                 return matches[0][1], f"select:{at['$step']}#{at.get('path', '')}"
             if src is node:

@@ -1,6 +1,6 @@
 """The REST API: a thin FastAPI adapter over :class:`procmem.Memory`.
 
-``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli_rest`)
+``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli.rest`)
 runs it with uvicorn. The OpenAPI document is served at ``/openapi.json`` (the
 interactive docs at ``/docs``). Endpoints:
 
@@ -40,9 +40,10 @@ Invariants:
       in a thread pool) and hold one lock while they use the memory, because
       its caches (search index, live executions) are not thread-safe; SQLite
       serializes writes anyway. Learn and optimize, the long work, run on their
-      own connection to the tenant's store instead, and ``/health`` only asks
-      the store, so neither waits behind them (an in-memory store has no
-      second connection: there they run under the lock).
+      own connection to the tenant's store instead, as jobs with an id and
+      progress when asked (``Prefer: respond-async``, :mod:`procmem.rest_jobs`),
+      and ``/health`` only asks the store, so neither waits behind them (an
+      in-memory store has no second connection: there they run under the lock).
     * Nothing here decides anything: each handler validates, calls one or two
       ``Memory`` methods and returns their result as the documented model.
 
@@ -56,7 +57,6 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -64,10 +64,12 @@ from pydantic import Field, TypeAdapter, ValidationError
 from .errors import InvalidProcedure, MissingExtra, ProcmemError, UnsafePattern, UsageError
 from .extract import find_all
 from .http_guard import DEFAULT_MAX_BODY_BYTES
+from .jobs import JobRunner
 from .learning.stats import VersionStats
 from .memory import Memory
 from .memory_traces import deletion_json
 from .model import Evidence, Execution, Hit, Procedure, Trace, utcnow
+from .rest_jobs import add_job_routes
 from .rest_models import (
     NAME_PATTERN,
     PROCEDURE_LINKS,
@@ -79,8 +81,6 @@ from .rest_models import (
     EvidenceRequest,
     Health,
     HistoryRow,
-    LearnOut,
-    OptimizeOut,
     ResultRequest,
     StartRequest,
     TraceDeleted,
@@ -198,23 +198,16 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
     # the memory of the request's tenant, looked up on each use (fails closed)
     mem = cast(Memory, TenantMemoryProxy(tenants))
     lock = threading.Lock()
+    jobs = JobRunner()  # long work off the request path (procmem.rest_jobs)
 
     def locked(fn: Callable[[], T]) -> T:
         with lock:
             return fn()
 
-    def off_lock(fn: Callable[[Memory], T]) -> T:
-        """Long work (learn, optimize) on its own connection to the tenant's store, so
-        the other requests (``/health`` included) do not wait behind it; an
-        in-memory store has no second connection and runs under the lock."""
-        if mem.location == ":memory:":
-            return locked(lambda: fn(mem))
-        with mem.for_tenant(mem.tenant) as own:
-            return fn(own)
-
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        jobs.close()
         tenants.close()
         if owned:
             root.close()
@@ -410,9 +403,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         if procedure.name != name:
             raise UsageError(f"the body names procedure {procedure.name!r}, the path {name!r}")
         _check_extractors(procedure)
-        fresh = procedure.model_copy(update={
-            "created_at": utcnow(), "last_executed_at": None, "execution_count": 0,
-            "success_rate": None, "avg_duration_ms": None})
+        # the body's statistics were dropped by validation (procmem.procstats)
+        fresh = procedure.model_copy(update={"created_at": utcnow()})
         return locked(lambda: mem.put_procedure(fresh))
 
     @app.get("/procedures/{name}/versions", response_model=list[Procedure],
@@ -435,18 +427,7 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         rows = locked(lambda: mem.history(name))
         return [HistoryRow.model_validate(r) for r in rows]
 
-    @app.post("/learn", response_model=LearnOut, tags=["procedures"],
-              responses=error_responses(400, validated=False))
-    def learn() -> LearnOut:
-        """Induce procedures from the stored traces (idempotent)."""
-        return LearnOut(**asdict(off_lock(lambda m: m.learn())))
-
-    @app.post("/optimize", response_model=OptimizeOut, tags=["procedures"],
-              responses=error_responses(400, 404))
-    def optimize(name: str | None = Query(None, pattern=NAME_PATTERN, max_length=200,
-                                          description="Only this procedure.")) -> OptimizeOut:
-        """Propose, verify and store candidate versions (repair, prune, merge, factor)."""
-        return OptimizeOut(**asdict(off_lock(lambda m: m.optimize(name))))
+    add_job_routes(app, mem, tenants, jobs, locked)  # /learn, /optimize, /jobs
 
     # ------------------------------------------------------------------ search
 

@@ -27,8 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from .model import Execution, Param, Procedure, StepRun
 
-__all__ = ["SECRET_MARKER", "EnvSecrets", "SecretProvider", "fill_secrets", "holds_marker",
-           "is_secret", "scrub_execution", "scrub_step_run", "secret_names", "secretize"]
+__all__ = ["SECRET_MARKER", "EnvSecrets", "SecretProvider", "contains_marker", "fill_secrets",
+           "holds_marker", "is_secret", "scrub_execution", "scrub_step_run", "secret_names",
+           "secretize"]
 
 SECRET_MARKER = "[REDACTED:secret_param]"
 _MARKER = re.compile(r"\[REDACTED(?::[a-z0-9_]+)?\]")
@@ -61,6 +62,23 @@ class EnvSecrets:
 def holds_marker(value: Any) -> bool:
     """Whether ``value`` is a string holding a redaction marker (``[REDACTED:kind]``)."""
     return isinstance(value, str) and _MARKER.search(value) is not None
+
+
+def contains_marker(value: Any) -> bool:
+    """Whether a JSON-like ``value`` holds a redaction marker anywhere (strings inside
+    lists and dicts, keys included): a value that was redacted when it was stored."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _MARKER.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return False
 
 
 def is_secret(param: Param) -> bool:

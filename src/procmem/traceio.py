@@ -12,8 +12,9 @@ Invariants:
     * Trace ids are unique within a file; a repeated id is an error on the
       later record.
     * A record without an ``id`` gets a deterministic one,
-      ``"tr_" + sha256(canonical JSON of the record)[:16]``, so importing the
-      same file twice yields the same ids.
+      ``"tr_" + sha256(canonical JSON of the record, secrets redacted)[:16]``, so
+      importing the same file twice yields the same ids, and an id tells nothing
+      of a secret the record held (its hash is of the redacted record).
     * ``write_traces`` then ``read_traces`` returns equal traces.
     * Nothing here prints or reads the environment.
 """
@@ -46,9 +47,14 @@ def trace_id_for(record: dict[str, Any]) -> str:
 
     Returns:
         ``"tr_"`` + the first 16 hex chars of the SHA-256 of the record's
-        canonical JSON (sorted keys, no spaces, UTF-8), e.g. ``"tr_9f86d081884c7d65"``.
+        canonical JSON (sorted keys, no spaces, UTF-8) after the default
+        redaction (:func:`procmem.redaction.default_redactor`), e.g.
+        ``"tr_9f86d081884c7d65"``.
     """
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    from procmem.redaction import default_redactor  # lazy: detect-secrets loads on use
+
+    canonical = json.dumps(default_redactor().redact(record), sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
     return "tr_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 

@@ -52,3 +52,125 @@ def test_health_and_reads_answer_while_learn_or_optimize_runs(
             release.set()
             worker.join(30)
         assert done["r"].status_code == 200, done["r"].text
+
+
+# ---------------------------------------------------------------- jobs (Prefer: respond-async)
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def _finished(client: Any, url: str) -> dict[str, Any]:
+    for _ in range(1500):  # generous: a loaded 2-core machine
+        job = client.get(url)
+        assert job.status_code == 200, job.text
+        if job.json()["status"] in ("succeeded", "failed"):
+            return dict(job.json())
+        threading.Event().wait(0.02)
+    raise AssertionError(f"job {url} never finished")
+
+
+@pytest.mark.parametrize("route", ["/learn", "/optimize"])
+def test_long_work_as_a_job_answers_202_then_reports_progress_and_result(
+        route: str, tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with Memory(db, embedder=None) as seed:
+        seed.add_traces(_traces())
+    with rest_client(Memory(db, embedder=None)) as client:
+        accepted = client.post(route, headers=ASYNC)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.headers["Preference-Applied"] == "respond-async"
+        job = accepted.json()
+        assert accepted.headers["Location"] == f"/jobs/{job['id']}"
+        assert job["kind"] == route.strip("/") and job["tenant"] == "default"
+        done = _finished(client, accepted.headers["Location"])
+        assert done["status"] == "succeeded", done
+        assert done["progress"]["total"] is not None
+        assert done["progress"]["done"] == done["progress"]["total"] >= 1
+        # the job's result has the shape of the synchronous route's body
+        assert set(done["result"]) == set(client.post(route).json())
+        assert [j["id"] for j in client.get("/jobs").json()] == [job["id"]]
+
+
+def test_a_learn_job_learns_what_the_synchronous_route_would(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    with Memory(db, embedder=None) as seed:
+        seed.add_traces(_traces())
+    with rest_client(Memory(db, embedder=None)) as client:
+        done = _finished(client, client.post("/learn", headers=ASYNC).headers["Location"])
+        assert done["result"]["created"] == ["cancel_pending_order"]
+        assert [p["name"] for p in client.get("/procedures").json()] == ["cancel_pending_order"]
+
+
+def test_health_answers_while_a_job_runs_and_the_job_is_its_tenants_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "m.db"
+    with Memory(db, embedder=None) as seed:
+        seed.add_traces(_traces())
+    started, release = threading.Event(), threading.Event()
+    original = Memory.learn
+
+    def held(self: Memory, *args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(30), "the test never released the long work"
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Memory, "learn", held)
+    with rest_client(Memory(db, embedder=None)) as client:
+        _, other = client.app.state.tenants.keyring().create(tenant="acme", scopes=("read",))
+        try:
+            accepted = client.post("/learn", headers=ASYNC)
+            assert accepted.status_code == 202  # answered before the work ran
+            assert started.wait(30)
+            assert client.get("/health").status_code == 200
+            running = client.get(accepted.headers["Location"]).json()
+            assert running["status"] == "running"
+            foreign = {"Authorization": f"Bearer {other}"}
+            assert client.get(accepted.headers["Location"], headers=foreign).status_code == 404
+            assert client.get("/jobs", headers=foreign).json() == []
+        finally:
+            release.set()
+        assert _finished(client, accepted.headers["Location"])["status"] == "succeeded"
+
+
+def test_a_failing_job_ends_failed_with_our_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from procmem.errors import LimitExceeded
+
+    def refuse(self: Memory, *args: Any, **kwargs: Any) -> Any:
+        raise LimitExceeded("procedures in this store (one tenant)", 2, 1)
+
+    monkeypatch.setattr(Memory, "learn", refuse)
+    with rest_client(tmp_path / "m.db") as client:
+        done = _finished(client, client.post("/learn", headers=ASYNC).headers["Location"])
+        assert done["status"] == "failed" and done["result"] is None
+        assert done["error"]["code"] == "limit_exceeded", done
+        assert client.get("/jobs/" + "0" * 32).status_code == 404
+
+
+def test_prefer_header_parsing_follows_rfc_7240() -> None:
+    from procmem.rest_jobs import respond_async
+    assert respond_async("respond-async")
+    assert respond_async("return=minimal, Respond-Async; foo=1")
+    assert respond_async("wait=10, respond-async")
+    assert not respond_async(None) and not respond_async("")
+    assert not respond_async("respond-asynchronously") and not respond_async("return=minimal")
+
+
+def test_the_job_runner_runs_in_order_and_forgets_old_finished_jobs() -> None:
+    from procmem.errors import NotFound
+    from procmem.jobs import JobRunner
+    runner = JobRunner(keep=2)
+    seen: list[int] = []
+    try:
+        ids = [runner.submit("k", "t", lambda p, n=n: (seen.append(n), {"n": n})[1]).id
+               for n in range(4)]
+        last = runner.wait("t", ids[-1], timeout=30)
+        assert last.status == "succeeded" and last.result == {"n": 3}
+        assert seen == [0, 1, 2, 3]
+        runner.submit("k", "t", lambda p: {})  # submitting forgets beyond `keep`
+        with pytest.raises(NotFound):
+            runner.get("t", ids[0])
+        with pytest.raises(NotFound):
+            runner.get("other", ids[-1])
+    finally:
+        runner.close()

@@ -9,6 +9,8 @@ default) and checks that every protocol method has a contract test.
 
 from __future__ import annotations
 
+from test_store_stats import StatsContract  # the stats lane's contract
+
 from .helpers import lease_of
 from .more import (
     EmbeddingContract,
@@ -26,7 +28,7 @@ __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
 
 class StoreContract(UnitOfWorkContract, TraceContract, ProcedureContract, ExecutionContract,
                     LeaseContract, SearchIndexContract, EmbeddingContract, ToolSchemaContract,
-                    KeyContract):
+                    KeyContract, StatsContract):
     """Every contract test; subclasses provide a ``store`` fixture (a fresh, empty store)."""
 
 

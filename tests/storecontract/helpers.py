@@ -92,8 +92,6 @@ procedures = st.builds(
                       parent_version=st.none() | st.integers(min_value=1, max_value=9),
                       reason=st.text(max_size=20)),
     created_at=moments,
-    execution_count=st.integers(min_value=0, max_value=1000),
-    success_rate=st.none() | st.floats(min_value=0, max_value=1),
 )
 
 

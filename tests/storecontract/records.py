@@ -11,6 +11,7 @@ from hypothesis import given
 
 from procmem.errors import Conflict, NotFound, UsageError
 from procmem.model import Procedure, Trace
+from procmem.procstats import ProcedureStats
 from procmem.store import Store
 
 from .helpers import NAMES, T0, fixture_ok, proc, procedures, traces, unique
@@ -197,7 +198,7 @@ class ProcedureContract:
         p = proc("refund", description="refund an item")
         assert store.put_procedure(p) is True
         assert store.put_procedure(p) is False
-        same_content = p.model_copy(update={"created_at": T0, "execution_count": 7})
+        same_content = p.model_copy(update={"created_at": T0}).with_stats(ProcedureStats(runs=7))
         assert store.put_procedure(same_content) is False
         with pytest.raises(Conflict):
             store.put_procedure(p.model_copy(update={"description": "something else"}))

@@ -34,6 +34,7 @@ from .base import (
     LeaseRecords,
     ProcedureRecords,
     SearchIndexRecords,
+    StatsRecords,
     Store,
     ToolSchemaRecords,
     TraceChanges,
@@ -45,7 +46,8 @@ from .base import (
 from .sqlite import SQLiteStore
 
 __all__ = ["RECORD_PROTOCOLS", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
-           "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "Store",
+           "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
+           "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",
            "open_store", "protocol_methods", "tenant_location"]
 

@@ -26,8 +26,8 @@ Invariants:
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
       search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
       execution leases in :mod:`procmem.store.lease_sql`, API keys in
-      :mod:`procmem.store.keys_sql`, the trace change feed in
-      :mod:`procmem.store.feed_sql` (mixins).
+      :mod:`procmem.store.keys_sql`, run statistics in :mod:`procmem.store.stats_sql`,
+      the trace change feed in :mod:`procmem.store.feed_sql` (mixins).
     * A few methods serve tests, benchmarks and ``procmem redact`` and are not
       part of :class:`~procmem.store.base.Store`: ``search_text`` (FTS5 BM25),
       ``put_tool_schema``, ``list_tool_schema_history``, ``find_lease``,
@@ -51,11 +51,13 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
+from .common import procedure_json as _procedure_json
 from .feed_sql import TraceFeedSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
 from .search_sql import SearchSQL, log_index_change
+from .stats_sql import StatsSQL
 from .tools_sql import ToolSchemaSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
@@ -72,7 +74,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -315,7 +317,7 @@ class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
                 "INSERT INTO procedures (name, version, status, json, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (procedure.name, procedure.version, procedure.status,
-                 procedure.model_dump_json(by_alias=True), timestamp(procedure.created_at)),
+                 _procedure_json(procedure), timestamp(procedure.created_at)),
             )
             self._reindex(conn, procedure.name)
         return True
@@ -423,7 +425,7 @@ class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
             updated = Procedure.model_validate_json(row[0]).model_copy(update={"status": status})
             conn.execute(
                 "UPDATE procedures SET status = ?, json = ? WHERE name = ? AND version = ?",
-                (status, updated.model_dump_json(by_alias=True), name, version),
+                (status, _procedure_json(updated), name, version),
             )
             self._reindex(conn, name)
 
