@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import procmem.store
+import storebackend
 from procmem.model import Trace
+from procmem.store import SQLiteStore
 from procmem.traceio import read_traces
 
 DATA = Path(__file__).parent / "data"
@@ -94,3 +98,38 @@ def tau_sample() -> list[Trace]:
     assert not problems
     assert len(traces) == 120
     return traces
+
+
+# ------------------------------------------------------------------ the store backend
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        storebackend.OPTION, default=None, metavar="MODULE:FACTORY",
+        help="run the store contract suite and every Memory-level test against this store "
+             f"factory (default: ${storebackend.ENV}, else {storebackend.DEFAULT})")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"store backend: {_backend_spec(config)}"
+
+
+def _backend_spec(config: pytest.Config) -> str:
+    return (config.getoption(storebackend.OPTION) or os.environ.get(storebackend.ENV)
+            or storebackend.DEFAULT)
+
+
+@pytest.fixture(scope="session")
+def store_factory(pytestconfig: pytest.Config) -> storebackend.Factory:
+    """The chosen backend: ``factory(location) -> Store`` (see ``tests/storebackend.py``)."""
+    return storebackend.load_factory(_backend_spec(pytestconfig))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_backend(store_factory: storebackend.Factory) -> Iterator[None]:
+    """Make :func:`procmem.store.open_store` open embedded locations with the chosen backend
+    (for the whole session, so module- and session-scoped fixtures use it too)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if store_factory is not SQLiteStore:
+            patch.setattr(procmem.store, "_open_embedded", store_factory)
+        yield

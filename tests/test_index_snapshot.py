@@ -17,7 +17,7 @@ from procmem.errors import UsageError
 from procmem.memory import Memory
 from procmem.memory_search import IndexSnapshotWarning
 from procmem.search_index import dump_index, load_index
-from procmem.store.sqlite import SQLiteStore
+from procmem.store import open_store
 from procmem.vectors import VectorIndex
 from test_index_refresh import QUERIES, VERBS, summary, traces
 
@@ -59,7 +59,7 @@ def no_build(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_built_index_is_saved_and_the_next_memory_loads_it(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     saved = store.get_index_snapshot(KEY)
     assert saved is not None and saved[0] == store.index_revision()
     want = fresh_answers(path)
@@ -79,8 +79,8 @@ def test_a_loaded_index_is_brought_up_to_date_with_the_changes_since(
         writer.put_procedure(current.model_copy(update={"description": "Cancel an order now"}))
         writer.store.set_status("return_order", writer.get_procedure("return_order").version,
                                 "deprecated")
-    old = SQLiteStore(path).get_index_snapshot(KEY)
-    assert old is not None and old[0] < SQLiteStore(path).index_revision()
+    old = open_store(path).get_index_snapshot(KEY)
+    assert old is not None and old[0] < open_store(path).index_revision()
     want = fresh_answers(path, status=None), fresh_answers(path)
     no_build(monkeypatch)
     with Memory(path, embedder=CountingEmbedder()) as mem:
@@ -88,7 +88,7 @@ def test_a_loaded_index_is_brought_up_to_date_with_the_changes_since(
 
 
 def test_an_unreadable_snapshot_warns_and_is_built_and_saved_again(path: Path) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     revision = store.index_revision()
     store.put_index_snapshot(KEY, revision, b"not an index")
     want = fresh_answers(path)
@@ -102,7 +102,7 @@ def test_an_unreadable_snapshot_warns_and_is_built_and_saved_again(path: Path) -
 
 
 def test_a_snapshot_whose_vectors_are_gone_is_not_used(path: Path) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     store.delete_embeddings(KEY)  # e.g. deleted by hand: the snapshot names vectors no longer there
     with Memory(path, embedder=CountingEmbedder()) as mem:
         with pytest.warns(IndexSnapshotWarning, match="no longer stored"):
@@ -115,7 +115,7 @@ def test_each_embedder_has_its_own_snapshot(path: Path) -> None:
     with Memory(path, embedder=other) as mem:
         mem.warm_index()
         assert other.seen  # nothing of test:bow was used: its own vectors were embedded
-    store = SQLiteStore(path)
+    store = open_store(path)
     assert store.get_index_snapshot("test:other") is not None
     assert store.get_index_snapshot(KEY) is not None
     with Memory(path, embedder=None) as mem:
@@ -134,7 +134,7 @@ def test_a_keyword_only_search_loads_a_snapshot_with_vectors(
 
 def test_snapshots_outside_the_log_or_ahead_of_the_store_are_ignored(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     saved = store.get_index_snapshot(KEY)
     assert saved is not None
     store.put_index_snapshot(KEY, store.index_revision() + 5, saved[1])  # from another store?
@@ -158,7 +158,7 @@ def test_snapshots_outside_the_log_or_ahead_of_the_store_are_ignored(
 
 def test_save_index_false_saves_nothing_and_still_loads(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     before = store.get_index_snapshot(KEY)
     with Memory(path, embedder=CountingEmbedder(), save_index=False) as mem:
         mem.learn(traces("track", 2))
@@ -193,7 +193,7 @@ def test_reindex_builds_anew_and_force_drops_the_snapshot(
         monkeypatch.setattr(mem.store, "delete_index_snapshots", spy)
         assert mem.reindex(force=True)["embedded"] > 0
     assert deleted == [KEY]
-    assert SQLiteStore(path).get_index_snapshot(KEY) is not None  # the new build was saved
+    assert open_store(path).get_index_snapshot(KEY) is not None  # the new build was saved
 
 
 def test_a_refreshed_index_is_saved_again_after_many_revisions(
@@ -233,7 +233,7 @@ def test_a_snapshot_that_cannot_be_saved_warns_and_search_goes_on(
 
 
 def test_load_index_refuses_another_format_and_another_model(path: Path) -> None:
-    store = SQLiteStore(path)
+    store = open_store(path)
     with Memory(path, embedder=CountingEmbedder()) as mem:
         mem.warm_index()
         index = mem.searcher.index
@@ -280,7 +280,7 @@ def test_vector_from_state_refuses_parts_that_do_not_fit() -> None:
 
 
 def test_store_snapshots_are_replaced_and_deleted(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+    store = open_store(tmp_path / "s.db")
     assert store.get_index_snapshot("m") is None
     store.put_index_snapshot("m", 3, b"one")
     store.put_index_snapshot("m", 4, b"two")
@@ -301,7 +301,7 @@ def test_keyword_only_searches_never_resolve_the_default_model(
                         lambda: calls.append(1) or CountingEmbedder())
     with Memory(path) as mem:
         first = summary(mem.search("cancel my order", retriever="bm25"))
-    assert calls == [] and SQLiteStore(path).get_index_snapshot("bm25") is not None
+    assert calls == [] and open_store(path).get_index_snapshot("bm25") is not None
     no_build(monkeypatch)
     with Memory(path) as mem:
         assert summary(mem.search("cancel my order", retriever="bm25")) == first

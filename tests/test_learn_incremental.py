@@ -12,6 +12,7 @@ import pytest
 from procmem.induce import CorpusStats
 from procmem.memory import Memory
 from procmem.model import Trace
+from procmem.store import TraceChanges
 from procmem.store.sqlite import SQLiteStore
 
 
@@ -92,16 +93,27 @@ def test_a_later_learn_reads_only_the_new_traces(tmp_path: Path, tau_sample: lis
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     mem = Memory(tmp_path / "m.db", embedder=None)
     mem.learn(tau_sample[:100])
-    read: list[int] = []
-    real = mem.store.list_traces
+    read: list[tuple[int, bool]] = []
+    real_feed, real_list = mem.store.traces_since, mem.store.list_traces
 
-    def counting(*, limit: int = 100, offset: int = 0) -> list[Trace]:
-        page = real(limit=limit, offset=offset)
-        read.append(len(page))
+    def counting(token: str | None, *, limit: int = 1000) -> TraceChanges:
+        page = real_feed(token, limit=limit)
+        read.append((len(page.traces), page.reset))
         return page
-    monkeypatch.setattr(mem.store, "list_traces", counting)
+
+    def no_paging(*, limit: int = 100, offset: int = 0) -> list[Trace]:
+        raise AssertionError("the fold reads the change feed, not pages by offset")
+
+    monkeypatch.setattr(mem.store, "traces_since", counting)
+    monkeypatch.setattr(mem.store, "list_traces", no_paging)
     mem.learn(tau_sample[100:103])
-    assert sum(read) <= 1 + 3  # the last trace folded (a check), then the 3 new ones
+    assert read == [(3, False)]  # the 3 new ones, in one read of the feed
+    monkeypatch.setattr(mem.store, "list_traces", real_list)
+    mem.delete_trace(tau_sample[0].id)
+    read.clear()
+    report = mem.learn()
+    assert read == [(102, True)]  # a deletion starts the feed, and the fold, over
+    assert report.traces == 102
     mem.close()
 
 

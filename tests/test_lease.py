@@ -21,6 +21,7 @@ from procmem.errors import ExecutionBusy, UsageError
 from procmem.lease import client_owner
 from procmem.memory import Memory
 from procmem.model import Execution, Procedure, Step, utcnow
+from storecontract import lease_of
 
 PAY = Procedure(name="pay", steps=[Step(id="s1", action="charge"),
                                    Step(id="s2", action="notify")])
@@ -100,7 +101,7 @@ def test_a_running_execution_cannot_be_resumed_twice_two_processes(tmp_path: Pat
     first = ex.step_runs[0]
     assert [(a.attempt, a.status) for a in first.history] == [(1, "unknown")]
     assert (first.attempt, first.attempts, first.status) == (1, 2, "succeeded")
-    assert mem.store.find_lease(ex_id) is None  # a finished execution has no lease
+    assert lease_of(mem.store, ex_id) is None  # a finished execution has no lease
 
 
 def test_resume_takes_the_lease_and_gives_it_back(tmp_path: Path) -> None:
@@ -110,14 +111,14 @@ def test_resume_takes_the_lease_and_gives_it_back(tmp_path: Path) -> None:
         raise OSError("down")
 
     ex = mem.replay("pay", tools={"charge": down, "notify": lambda: "sent"})
-    assert ex.status == "failed" and mem.store.find_lease(ex.id) is None
+    assert ex.status == "failed" and lease_of(mem.store, ex.id) is None
     other = Memory(tmp_path / "m.db", embedder=None)
     other.store.acquire_lease(ex.id, "someone-else", lease_s=60)  # e.g. a resume elsewhere
     with pytest.raises(ExecutionBusy):
         mem.resume(ex.id, tools=Tools().tools())
     other.store.release_lease(ex.id, "someone-else")
     assert mem.resume(ex.id, tools=Tools().tools()).status == "succeeded"
-    assert mem.store.find_lease(ex.id) is None
+    assert lease_of(mem.store, ex.id) is None
 
 
 def test_an_interrupted_run_releases_its_lease_and_resume_repeats_the_call_with_its_key(
@@ -136,7 +137,7 @@ def test_an_interrupted_run_releases_its_lease_and_resume_repeats_the_call_with_
     (ex,) = mem.list_executions()
     assert ex.status == "running" and ex.in_flight is not None
     assert (ex.in_flight.step_id, ex.in_flight.attempt) == ("s1", 1) and ex.step_runs == []
-    assert mem.store.find_lease(ex.id) is None  # the run stopped: no need to wait
+    assert lease_of(mem.store, ex.id) is None  # the run stopped: no need to wait
     done = mem.resume(ex.id, tools={"charge": charge, "notify": lambda: "sent"})
     assert done.status == "succeeded" and keys == [f"{ex.id}/s1/1"] * 2
     stored = mem.get_execution(ex.id)
@@ -179,8 +180,8 @@ def test_a_client_driven_execution_holds_its_lease_for_any_process(tmp_path: Pat
     ex_id = turn.execution.id
     nxt = turn.to_json()["next_call"]
     assert nxt["idempotency_key"] == f"{ex_id}/s1/1" and nxt["attempt"] == 1
-    assert mem.store.find_lease(ex_id) is not None
-    assert mem.store.find_lease(ex_id)[0] == client_owner(ex_id)  # type: ignore[index]
+    assert lease_of(mem.store, ex_id) is not None
+    assert lease_of(mem.store, ex_id)[0] == client_owner(ex_id)  # type: ignore[index]
     other = Memory(tmp_path / "m.db", embedder=None)  # another process
     with pytest.raises(ExecutionBusy):  # a resume with tools would call s1 a second time
         other.resume(ex_id, tools=Tools().tools())
@@ -191,7 +192,7 @@ def test_a_client_driven_execution_holds_its_lease_for_any_process(tmp_path: Pat
     assert turn.execution.status == "succeeded"
     stored = mem.get_execution(ex_id)
     assert [r.history for r in stored.step_runs] == [[], []]  # no call was unknown
-    assert mem.store.find_lease(ex_id) is None
+    assert lease_of(mem.store, ex_id) is None
 
 
 def test_advance_is_refused_while_a_resume_with_tools_holds_the_lease(tmp_path: Path) -> None:

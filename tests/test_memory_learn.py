@@ -46,7 +46,7 @@ def test_the_fold_starts_over_after_a_deletion_a_reset_or_on_another_store() -> 
     assert len(new) == 4
     assert learner.fold(store)[1] == []  # nothing stored since
     store.delete_trace("t-cancel_order-#W0")
-    state, new = learner.fold(store)  # the store's trace_deletions changed
+    state, new = learner.fold(store)  # the store's change feed started over
     assert len(new) == 3 and state.count == 3
     learner.reset()
     assert len(learner.fold(store)[1]) == 3

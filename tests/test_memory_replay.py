@@ -11,6 +11,7 @@ from procmem.memory_replay import prepare, reopen, subprocedures
 from procmem.model import Execution, Extractor, Param, Procedure, Step
 from procmem.store import open_store
 from procmem.store.base import Store
+from storecontract import lease_of
 
 
 def calls(name: str, *actions: str) -> Procedure:
@@ -64,9 +65,9 @@ def test_reopen_takes_the_lease_and_refuses_a_finished_or_busy_execution() -> No
 
     core, keeper = reopen(store, paused.id, {"param:order_id": "#W1"}, TOOLS, 60)
     with keeper:
-        lease = store.find_lease(paused.id)
+        lease = lease_of(store, paused.id)
         assert lease is not None and lease[0] == keeper.owner
         with pytest.raises(ExecutionBusy):
             reopen(store, paused.id, None, TOOLS, 60)
         core.close()
-    assert store.find_lease(paused.id) is None  # released by the keeper
+    assert lease_of(store, paused.id) is None  # released by the keeper

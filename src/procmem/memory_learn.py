@@ -15,9 +15,9 @@ Invariants:
       current version does other actions, e.g. after a repair).
     * The fold (grouping and :class:`~procmem.induce.CorpusStats` over every
       stored trace) is kept between calls and brought up to date with the traces
-      stored since; it starts over when the store's ``trace_deletions`` changed,
-      when the store holds fewer traces or another last-folded trace (e.g. another
-      store), and after :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
+      stored since, read from the store's change feed (``traces_since``); it
+      starts over when the feed does (a trace deleted, another store) and after
+      :meth:`Learner.reset`. A fold interrupted by an error is dropped whole.
     * A :class:`Learner` may be shared by threads: ``learn``, ``fold`` and ``reset``
       hold its ``lock``, so one fold is brought up to date at a time.
     * A group that cannot be induced (an error of procmem's tree or an invalid
@@ -40,7 +40,7 @@ from .induce import MIN_CONSTANT, CorpusStats, group_key, induce, procedure_name
 from .induce_alt import MergeRejected, merge_plan
 from .memory_facade import synchronized
 from .memory_traces import group_failure
-from .memory_versions import paged, same_content, versions
+from .memory_versions import PAGE, same_content, versions
 from .model import Lineage, Trace
 from .secret_params import secretize
 from .store.base import Store
@@ -80,8 +80,8 @@ class TraceFold:
 
     Attributes:
         count: Traces folded.
-        deletions: The store's ``trace_deletions`` when they were folded.
-        last_id: The id of the last trace folded.
+        token: The store's change-feed token after the last trace folded
+            (:meth:`procmem.store.base.TraceRecords.traces_since`).
         corpus: :class:`~procmem.induce.CorpusStats` over all of them.
         groups: The trace ids of each :func:`procmem.induce.group_traces` group,
             by signature, in order of first appearance.
@@ -89,8 +89,7 @@ class TraceFold:
     """
 
     count: int = 0
-    deletions: int = 0
-    last_id: str | None = None
+    token: str | None = None
     corpus: CorpusStats = field(default_factory=CorpusStats)
     groups: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
     skipped: int = 0
@@ -172,19 +171,21 @@ class Learner:
     def fold(self, store: Store) -> tuple[TraceFold, list[Trace]]:
         """The fold over every trace of ``store``, brought up to date; and the traces it just read.
 
-        Traces are append-only, so only the ones stored since the last call are
-        read (the fold starts over when the store is not the one folded so far).
+        Only the traces committed since the last call are read, from the store's
+        change feed; the fold starts over when the feed does.
         """
         state = self._fold
-        deletions = store.trace_deletions()
-        if state.count and (deletions != state.deletions or store.count_traces() < state.count
-                            or [t.id for t in store.list_traces(limit=1, offset=state.count - 1)]
-                            != [state.last_id]):
-            state = self._empty()
-        new = paged(lambda limit, offset: store.list_traces(limit=limit,
-                                                            offset=state.count + offset))
+        token, new = state.token, list[Trace]()
+        while True:  # the store's change feed of traces (procmem.store.base.TraceRecords)
+            page = store.traces_since(token, limit=PAGE)
+            if page.reset:  # first read, another store, or a trace deleted: start over
+                state, new = self._empty(), []
+            new.extend(page.traces)
+            token = page.token
+            if len(page.traces) < PAGE:
+                break
         self._fold = self._empty()  # until the fold below is whole
-        state.deletions = deletions
+        state.token = token
         state.corpus.add(new)
         for t in new:
             sig = group_key(t)
@@ -192,9 +193,7 @@ class Learner:
                 state.skipped += 1
             else:
                 state.groups.setdefault(sig, []).append(t.id)
-        if new:
-            state.count += len(new)
-            state.last_id = new[-1].id
+        state.count += len(new)
         self._fold = state
         return state, new
 

@@ -214,8 +214,9 @@ class LearningLoop:
         for cand in cands:
             decision = decide(a_stats, version_stats(cand, executions, evidence), self.policy)
             if decision == "promote":
-                self.store.set_status(name, cand.version, "active")
-                self.store.set_status(name, active.version, "deprecated")
+                with self.store.transaction():  # both statuses, or neither
+                    self.store.set_status(name, cand.version, "active")
+                    self.store.set_status(name, active.version, "deprecated")
             elif decision == "demote":
                 self.store.set_status(name, cand.version, "deprecated")
             if decision:
@@ -240,9 +241,10 @@ class LearningLoop:
                                unused_days=self.policy.unused_days, now=now)
             why = should_decay(st, self.policy)
             if why:
-                for v in self.store.list_versions(proc.name):
-                    if v.status == "active":
-                        self.store.set_status(proc.name, v.version, "deprecated")
+                with self.store.transaction():  # every active version of the name, or none
+                    for v in self.store.list_versions(proc.name):
+                        if v.status == "active":
+                            self.store.set_status(proc.name, v.version, "deprecated")
                 out.append({"name": proc.name, "version": proc.version, "why": why})
         return out
 
@@ -323,9 +325,6 @@ class LearningLoop:
                 why = "; ".join(f"{k}: {v}" for k, v in list(result.failed.items())[:3])
                 report.rejected.append({**row, "why": why or "covers no recorded run"})
                 continue
-            for extra in cand.extra:
-                if self.store.put_procedure(extra.model_copy(update={"status": "active"})):
-                    report.extra.append(extra.name)
             version = max(v.version for v in versions) + 1
             lineage = Lineage(traces=cand.procedure.lineage.traces,
                               parent_version=cand.procedure.lineage.parent_version,
@@ -338,12 +337,16 @@ class LearningLoop:
             stored = cand.procedure.model_copy(update={
                 "version": version, "status": "active" if at_once else "candidate",
                 "lineage": lineage})
-            self.store.put_procedure(stored)
             record = result.model_dump(mode="json")
             record.update(version=version, kind=cand.kind, diff=cand.diff)
-            self.store.put_verification(stored.name, version, record)
-            if at_once:
-                self._retire_merged(stored, current)
+            with self.store.transaction():  # the candidate, its extras and record, or none
+                for extra in cand.extra:
+                    if self.store.put_procedure(extra.model_copy(update={"status": "active"})):
+                        report.extra.append(extra.name)
+                self.store.put_procedure(stored)
+                self.store.put_verification(stored.name, version, record)
+                if at_once:
+                    self._retire_merged(stored, current)
             report.created.append({**row, "version": version, "reproduced": result.reproduced,
                                    "status": stored.status})
         return report
@@ -403,10 +406,11 @@ class LearningLoop:
             "lineage": Lineage(traces=old.lineage.traces, parent_version=version,
                                reason=f"rollback to version {version}"),
         })
-        self.store.put_procedure(restored)
-        for v in self.store.list_versions(name):
-            if v.status == "active" and v.version != restored.version:
-                self.store.set_status(name, v.version, "deprecated")
+        with self.store.transaction():  # the restored version and the demotions, or none
+            self.store.put_procedure(restored)
+            for v in self.store.list_versions(name):
+                if v.status == "active" and v.version != restored.version:
+                    self.store.set_status(name, v.version, "deprecated")
         return restored
 
     def pin(self, name: str, pinned: bool = True) -> None:

@@ -336,8 +336,9 @@ class Searcher:
                 failure stay stored).
         """
         if force and self.embedder is not None:
-            self.store.delete_embeddings(self.embedder.model_id)
-            self.store.delete_index_snapshots(self.embedder.model_id)
+            with self.store.transaction():  # no snapshot left over vectors that are gone
+                self.store.delete_embeddings(self.embedder.model_id)
+                self.store.delete_index_snapshots(self.embedder.model_id)
         self._index = None
         return self._index_info(self._search_index(progress, snapshot=False))
 

@@ -219,15 +219,16 @@ class ToolSchemas:
         schemas = self.store.list_tool_schemas()
         if not schemas:
             return
-        for name in names:
-            proc = self.store.list_versions(name)[-1]
-            for tool in tools_used(proc):
-                problems = group_by_step(procedure_problems(proc, schemas, tools=[tool]))
-                if problems:
-                    self.store.add_procedure_note(name, FLAG_KIND, {
-                        "tool": tool, "reason": "learned", "version": proc.version,
-                        "hash": schema_hash(schemas[tool]), "previous_hash": None,
-                        "problems": problems})
+        with self.store.transaction():  # every flag of this learn, or none
+            for name in names:
+                proc = self.store.list_versions(name)[-1]
+                for tool in tools_used(proc):
+                    problems = group_by_step(procedure_problems(proc, schemas, tools=[tool]))
+                    if problems:
+                        self.store.add_procedure_note(name, FLAG_KIND, {
+                            "tool": tool, "reason": "learned", "version": proc.version,
+                            "hash": schema_hash(schemas[tool]), "previous_hash": None,
+                            "problems": problems})
 
     def _schemas_for(self, procedure: Procedure) -> dict[str, dict[str, Any]]:
         found = {tool: self.store.find_tool_schema(tool) for tool in tools_used(procedure)}

@@ -16,7 +16,8 @@ Invariants:
       when the result differs; a group left with no trace keeps its procedure).
     * The learn fold (:meth:`procmem.Memory.learn` caches grouping and corpus
       statistics over the stored traces) starts over after any deletion: the
-      store's :meth:`procmem.store.base.Store.trace_deletions` grows with each.
+      store's trace change feed (:meth:`procmem.store.base.TraceRecords.traces_since`)
+      starts over then.
     * A group that cannot be induced is reported by :func:`group_failure` with
       its error's stable ``code``; it never stops the other groups.
 """

@@ -90,12 +90,13 @@ def put_version(store: Store, procedure: Procedure) -> Procedure:
         The current version when equal in content (nothing is stored), else the
         procedure as stored, numbered one past the last version (1 for a new name).
     """
-    known = versions(store, procedure.name)
-    if known and same_content(known[-1], procedure):
-        return known[-1]
-    stored = procedure.model_copy(update={"version": known[-1].version + 1 if known else 1})
-    stored = stored.with_stats(None)  # a new version has no runs of its own
-    store.put_procedure(stored)
+    with store.transaction():  # numbered and stored at once: two writers never share a number
+        known = versions(store, procedure.name)
+        if known and same_content(known[-1], procedure):
+            return known[-1]
+        stored = procedure.model_copy(update={"version": known[-1].version + 1 if known else 1})
+        stored = stored.with_stats(None)  # a new version has no runs of its own
+        store.put_procedure(stored)
     return stored
 
 

@@ -152,7 +152,8 @@ def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], replace: bool
                 raise Conflict("procedure", proc.name,
                                f"exists (v{current.version}) with other content than {folder}; "
                                "pass --replace to store the skill as its next version")
-    rows = [_import_row(mem, folder, proc) for folder, proc in procs]
+    with mem.store.transaction():  # every skill, or none
+        rows = [_import_row(mem, folder, proc) for folder, proc in procs]
     if as_json:
         emit(rows)
         return

@@ -1,9 +1,15 @@
-"""Storage backends behind one protocol (:class:`procmem.store.base.Store`).
+"""Storage backends behind one protocol (:class:`procmem.store.base.Store`, the union
+of small record protocols: traces, procedures, executions, leases, search index,
+embeddings, tool schemas, keys, and the unit of work).
 
 Invariants:
     * :func:`open_store` is the only place that maps a location (path or URL) to
       a backend; everything above the store sees only the ``Store`` protocol.
     * A missing optional backend raises ``MissingExtra`` naming the install command.
+    * Embedded locations (a file path or ``":memory:"``) are opened by the module
+      attribute ``_open_embedded`` (``SQLiteStore``). The test suite replaces it
+      (``pytest --store-backend module:factory``, see ``tests/conftest.py``) to run
+      every test, ``Memory`` level included, against another backend.
     * Tenants are kept apart by storage, not by a filter: the ``default`` tenant
       is the location itself (existing data, the embedded library); tenant ``t``
       of a SQLite file ``PATH`` is the file ``PATH.tenants/t.db``
@@ -16,13 +22,37 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from ..errors import MissingExtra, UsageError
 from ..keys import DEFAULT_TENANT, check_tenant
-from .base import Store, index_text
+from .base import (
+    RECORD_PROTOCOLS,
+    EmbeddingRecords,
+    ExecutionRecords,
+    KeyRecords,
+    LeaseRecords,
+    ProcedureRecords,
+    SearchIndexRecords,
+    StatsRecords,
+    Store,
+    ToolSchemaRecords,
+    TraceChanges,
+    TraceRecords,
+    UnitOfWork,
+    index_text,
+    protocol_methods,
+)
 from .sqlite import SQLiteStore
 
-__all__ = ["SQLiteStore", "Store", "index_text", "open_store", "tenant_location"]
+__all__ = ["RECORD_PROTOCOLS", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
+           "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
+           "Store",
+           "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",
+           "open_store", "protocol_methods", "tenant_location"]
+
+_open_embedded: Callable[[str], Store] = SQLiteStore
+"""Opens an embedded location (a path or ``":memory:"``); tests may swap the backend."""
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _KNOWN_SCHEME = re.compile(r"^(sqlite|postgres|postgresql):(?!//)", re.IGNORECASE)
@@ -74,15 +104,15 @@ def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT
     if match is None:
         if _KNOWN_SCHEME.match(text):
             raise UsageError(f"malformed store URL {text!r}: expected scheme://...")
-        return SQLiteStore(tenant_location(text, tenant))
+        return _open_embedded(tenant_location(text, tenant))
     scheme = match[1].lower()
     if scheme == "sqlite":
         rest = text[match.end():]
         if rest in ("", "/:memory:"):
-            return SQLiteStore(tenant_location(":memory:", tenant))
+            return _open_embedded(tenant_location(":memory:", tenant))
         if not rest.startswith("/") or rest == "/":
             raise UsageError(f"SQLite URL must look like sqlite:///path (got {text!r})")
-        return SQLiteStore(tenant_location(rest[1:], tenant))
+        return _open_embedded(tenant_location(rest[1:], tenant))
     if scheme in ("postgresql", "postgres"):
         raise MissingExtra("PostgreSQL storage", "postgres")
     raise UsageError(

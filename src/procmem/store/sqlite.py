@@ -25,8 +25,13 @@ Invariants:
       is put or changes status, and ``meta.index_revision`` is bumped then.
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
       search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
-      leases in :mod:`procmem.store.lease_sql`, API keys in :mod:`procmem.store.keys_sql`,
-      run statistics in :mod:`procmem.store.stats_sql` (mixins).
+      execution leases in :mod:`procmem.store.lease_sql`, API keys in
+      :mod:`procmem.store.keys_sql`, run statistics in :mod:`procmem.store.stats_sql`,
+      the trace change feed in :mod:`procmem.store.feed_sql` (mixins).
+    * A few methods serve tests, benchmarks and ``procmem redact`` and are not
+      part of :class:`~procmem.store.base.Store`: ``search_text`` (FTS5 BM25),
+      ``put_tool_schema``, ``list_tool_schema_history``, ``find_lease``,
+      ``trace_deletions``.
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -47,6 +52,7 @@ from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .common import procedure_json as _procedure_json
+from .feed_sql import TraceFeedSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
@@ -68,7 +74,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -272,11 +278,6 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
             for (name,) in conn.execute(_NAMES_BY_TRACE, (trace_id,)).fetchall():
                 self._reindex(conn, name)
         return True
-
-    def trace_deletions(self) -> int:
-        """How many trace deletions this store has seen (see the protocol)."""
-        rows = self._rows("SELECT value FROM meta WHERE key = 'trace_deletions'")
-        return int(rows[0][0]) if rows else 0
 
     def list_versions_by_trace(self, trace_id: str) -> list[Procedure]:
         """Every version whose lineage lists ``trace_id``, by name then version."""
