@@ -90,7 +90,8 @@ def add_ui_routes(app: "FastAPI", mem: Memory, locked: Callable[[Callable[[], An
     Raises:
         MissingExtra: Jinja2 is not installed (``procedural-memory[server]``).
     """
-    from fastapi import Body, Path as PathParam, Query, Request
+    from fastapi import Path as PathParam
+    from fastapi import Query, Request
     from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -215,27 +216,27 @@ def add_ui_routes(app: "FastAPI", mem: Memory, locked: Callable[[Callable[[], An
     base = f"{UI_PREFIX}/api/procedures/{{name}}"
 
     @app.post(f"{base}/pin", include_in_schema=False)
-    def do_pin(body: _Pin = Body(...), name: str = name_path()) -> dict[str, Any]:
+    def do_pin(body: _Pin, name: str = name_path()) -> dict[str, Any]:
         return dict(locked(lambda: actions.pin(mem, name, body.pinned)))
 
     @app.post(f"{base}/rollback", include_in_schema=False)
-    def do_rollback(body: _Version = Body(...), name: str = name_path()) -> dict[str, Any]:
+    def do_rollback(body: _Version, name: str = name_path()) -> dict[str, Any]:
         return dict(locked(lambda: actions.rollback(mem, name, body.version)))
 
     @app.post(f"{base}/promote", include_in_schema=False)
-    def do_promote(body: _Version = Body(...), name: str = name_path()) -> dict[str, Any]:
+    def do_promote(body: _Version, name: str = name_path()) -> dict[str, Any]:
         return dict(locked(lambda: actions.promote(mem, name, body.version)))
 
     @app.post(f"{base}/reject", include_in_schema=False)
-    def do_reject(body: _Version = Body(...), name: str = name_path()) -> dict[str, Any]:
+    def do_reject(body: _Version, name: str = name_path()) -> dict[str, Any]:
         return dict(locked(lambda: actions.reject(mem, name, body.version)))
 
     @app.post(f"{base}/delete", include_in_schema=False)
-    def do_delete(body: _Delete = Body(...), name: str = name_path()) -> dict[str, Any]:
+    def do_delete(body: _Delete, name: str = name_path()) -> dict[str, Any]:
         return dict(locked(lambda: actions.delete(mem, name, body.confirm)))
 
     @app.post(f"{UI_PREFIX}/api/executions/{{execution_id}}/evidence", include_in_schema=False)
-    def do_evidence(body: _Evidence = Body(...), execution_id: str = id_path()
+    def do_evidence(body: _Evidence, execution_id: str = id_path()
                     ) -> dict[str, Any]:
         return dict(locked(lambda: actions.report(mem, execution_id, body.reward,
                                                   body.source, body.note)))

@@ -45,6 +45,11 @@ class Flow:
     edges: list[Edge] = field(default_factory=list)
 
 
+def _num(value: float) -> str:
+    """A figure for a label: whole numbers from 10 up, else up to 2 decimals."""
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
@@ -173,7 +178,8 @@ def bar_chart(rows: Sequence[tuple[str, float | None]], *, unit: str = "",
             continue
         w = max(1.0, bar_w * value / top)
         out.append(f'<rect class="bar" x="{label_w}" y="{y + 2}" width="{w:.1f}" height="14"/>'
-                   f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{value:g}{escape(unit)}</text>')
+                   f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{_num(value)}{escape(unit)}'
+                   '</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -202,7 +208,8 @@ def line_chart(points: Sequence[tuple[str, float, float, float]], *, title: str 
     band = [xy(i, p[3]) for i, p in enumerate(points)] + \
         [xy(i, p[2]) for i, p in reversed(list(enumerate(points)))]
     out.append(f'<polygon class="band" points="{" ".join(band)}"/>')
-    out.append(f'<polyline class="line" points="{" ".join(xy(i, p[1]) for i, p in enumerate(points))}"/>')
+    line = " ".join(xy(i, p[1]) for i, p in enumerate(points))
+    out.append(f'<polyline class="line" points="{line}"/>')
     for i, p in enumerate(points):
         out.append(f'<circle class="dot" cx="{xy(i, p[1]).split(",")[0]}" '
                    f'cy="{xy(i, p[1]).split(",")[1]}" r="2.5"><title>{escape(p[0])}: '

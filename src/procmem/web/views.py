@@ -187,7 +187,8 @@ def execution_view(mem: Memory, execution_id: str) -> dict[str, Any]:
         NotFound: No such execution.
     """
     ex = mem.get_execution(execution_id)
-    bars, runs = [], []
+    bars: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for run in ex.step_runs:
         for att in run.history:
             bars.append({"label": f"{run.step_id} try {att.attempt}",
