@@ -361,3 +361,36 @@ def test_no_auth_server_needs_no_sign_in(mem: Memory) -> None:
     assert post(c, f"/ui/api/procedures/{FLOW}/pin", {"pinned": True}).status_code == 200
     assert post(c, f"/ui/api/procedures/{FLOW}/pin", {"pinned": False},
                 csrf=False).status_code == 403
+
+
+def test_templates_and_static_files_are_package_data() -> None:
+    from importlib.resources import files
+
+    from procmem.web.paths import STATIC_FILES
+
+    web = files("procmem.web")
+    for name in STATIC_FILES:
+        assert web.joinpath("static", name).is_file()
+    for name in ("base.html", "login.html", "procedures.html", "procedure.html",
+                 "execution.html", "executions.html", "trace.html", "error.html"):
+        assert web.joinpath("templates", name).is_file()
+
+
+def test_versions_show_their_verification_record(mem: Memory) -> None:
+    mem.store.put_verification(FLOW, 2, {"name": FLOW, "version": 2, "ok": True,
+                                         "reproduced": ["tr_a", "tr_b"], "failed": {}})
+    page = text(client(mem).get(f"/ui/procedures/{FLOW}").text)
+    assert "verified: 2 of 2 recorded runs reproduced" in page
+
+
+def test_stored_text_is_escaped_in_pages_and_diagrams(mem: Memory) -> None:
+    evil = "<script>alert(1)</script>"
+    proc = mem.get_procedure(FLOW)
+    steps = [s.model_copy(update={"action": evil}) if s.id == "s2" else s for s in proc.steps]
+    mem.put_procedure(proc.model_copy(update={"description": evil, "steps": steps,
+                                              "status": "active"}))
+    c = client(mem)
+    for path in ("/ui/", f"/ui/procedures/{FLOW}", "/ui/?text=script"):
+        html = c.get(path).text
+        assert "<script>alert" not in html, path
+        assert "&lt;script&gt;alert(1)" in html, path
