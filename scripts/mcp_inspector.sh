@@ -41,7 +41,7 @@ trap 'rm -rf "$work"' EXIT
 db="$work/memory.db"
 
 step "learn the τ-retail sample into $db"
-"$python" -m procmem.cli_mcp --db "$db" learn --json "$root/tests/data/tau_retail_sample.jsonl" \
+"$python" -m procmem --db "$db" learn --json "$root/tests/data/tau_retail_sample.jsonl" \
     > "$work/learn.json"
 "$python" - "$work/learn.json" <<'EOF'
 import json, sys
@@ -49,10 +49,10 @@ data = json.load(open(sys.argv[1]))
 print(f"{data['import']['stored']} traces stored, {len(data['learn']['created'])} procedures learned")
 EOF
 
-# The Inspector starts the server itself: `<python> -m procmem.cli_mcp --db DB mcp` (stdio).
+# The Inspector starts the server itself: `<python> -m procmem --db DB mcp` (stdio).
 inspect() {
     (cd "$node_dir" && npx --no-install @modelcontextprotocol/inspector --cli \
-        "$python" -m procmem.cli_mcp --db "$db" mcp "$@")
+        "$python" -m procmem --db "$db" mcp "$@")
 }
 
 # check.py NAME FILE: assert what the Inspector printed for one call.

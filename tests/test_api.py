@@ -14,6 +14,8 @@ import procmem
 
 
 def test_all_lists_exactly_the_public_names() -> None:
+    for name in procmem.__all__:  # most are imported on first use (PEP 562)
+        getattr(procmem, name)
     public = {
         name for name, value in vars(procmem).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)

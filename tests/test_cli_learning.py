@@ -1,4 +1,4 @@
-"""Tests for the learning commands of the ``procmem`` CLI (procmem.cli_learning),
+"""Tests for the learning commands of the ``procmem`` CLI (procmem.cli.learning),
 through the real entry point (procmem.cli.main) with ``--db`` under ``tmp_path``.
 
 The memory is built through the Python API on the same file: a procedure
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from procmem import cli_render_learning as render
 from procmem.cli import main
+from procmem.cli import render_learning as render
 from procmem.memory import Memory
 from procmem.model import Trace, TraceStep
 from shipping import ship_trace

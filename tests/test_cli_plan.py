@@ -1,4 +1,4 @@
-"""Tests for ``procmem plan`` (procmem.cli_plan), through the real entry point
+"""Tests for ``procmem plan`` (procmem.cli.plan), through the real entry point
 (procmem.cli.main), on the bundled τ-retail sample (MIT, see tests/data) learned
 into a store under ``tmp_path``.
 """

@@ -26,7 +26,7 @@ from mcp import Client
 from rich.console import Console
 
 from keyed import rest_client
-from procmem.cli_render import procedure_view
+from procmem.cli.render import procedure_view
 from procmem.export import to_markdown
 from procmem.importers import import_transcripts
 from procmem.induce import CorpusStats, induce

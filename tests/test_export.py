@@ -1,5 +1,5 @@
 """Tests for procmem.export (Markdown how-to, JSON, SKILL.md text) and the
-``export`` / ``import-skill`` commands of procmem.cli_export, through the real
+``export`` / ``import-skill`` commands of procmem.cli.export, through the real
 CLI entry point with ``--db`` under ``tmp_path``.
 
 Procedures come from the real τ-retail sample (tests/data/tau_retail_sample.jsonl)
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from procmem import cli_export  # noqa: F401  (registers export / import-skill on main)
 from procmem.cli import main
 from procmem.export import (
     MAX_DESCRIPTION,

@@ -42,13 +42,14 @@ def mem(tmp_path: Path) -> Memory:
 
 def test_every_distinct_text_is_embedded_once_and_reused_across_instances(
         mem: Memory, tmp_path: Path) -> None:
-    first = mem.reindex()
     emb = mem.embedder
     assert isinstance(emb, CountingEmbedder)
-    # a card per procedure plus each distinct demonstration task
-    assert first == {"model_id": "test:bow", "procedures": 2, "rows": 6, "embedded": 6,
-                     "stored": 6}
+    # learn embedded a card per procedure plus each distinct demonstration task
     assert len(emb.seen) == len(set(emb.seen)) == 6
+    first = mem.reindex()  # the vectors come from the store: nothing embedded again
+    assert first == {"model_id": "test:bow", "procedures": 2, "rows": 6, "embedded": 0,
+                     "stored": 6}
+    assert len(emb.seen) == 6
     mem.close()
     again = Memory(tmp_path / "m.db", embedder=CountingEmbedder())
     assert again.reindex()["embedded"] == 0  # all six vectors come from the store
@@ -226,21 +227,23 @@ def test_reliability_from_evidence_reorders_near_ties(tmp_path: Path) -> None:
     assert failing.score < before[0].score
 
 
-def test_keyword_searches_never_embed(tmp_path: Path) -> None:
+def test_learning_embeds_the_new_texts_and_searches_only_their_query(tmp_path: Path) -> None:
     emb = CountingEmbedder()
     m = Memory(tmp_path / "lazy.db", embedder=emb)
     m.learn(TRACES)
+    assert len(emb.seen) == 6  # learn embedded the rows
     assert m.search("cancel order #W1234567", retriever="bm25")[0].procedure.name == "cancel_order"
-    assert emb.seen == []  # no vector built, no query embedded
-    m.search("cancel order #W1234567")  # hybrid: the rows, then the query
-    assert len(emb.seen) == 6 + 1
+    assert len(emb.seen) == 6  # a keyword search embeds nothing, not even its query
+    m.search("cancel order #W1234567")  # hybrid: the query only
+    assert emb.seen[6:] == ["cancel order #W1234567"]
     m.learn([_trace("c3", "Cancel order #W1000003 because no longer needed", "cancel_order",
                     {"order_id": "#W1000003"})])
-    m.search("cancel order #W1234567")  # the store changed: only new texts are embedded
-    new = emb.seen[7:]
-    assert len(new) == 3 and new[-1] == "cancel order #W1234567"  # then the query
+    new = emb.seen[7:]  # learn embedded only the new texts
+    assert len(new) == 2
     assert "Cancel order #W1000003 because no longer needed" in new  # the new demonstration
     assert any("Learned from 3 demonstrations" in t for t in new)  # the new version's card
+    m.search("cancel order #W1234567")  # the store changed: the index reads stored vectors
+    assert emb.seen[9:] == ["cancel order #W1234567"]
 
 
 def test_learn_namespace_sticks_to_new_procedures_and_versions(tmp_path: Path) -> None:
@@ -287,9 +290,10 @@ def test_the_default_embedder_is_resolved_on_first_use_only(monkeypatch: pytest.
     monkeypatch.setattr(memory_module, "default_embedder",
                         lambda: calls.append(1) or CountingEmbedder())
     m = Memory(tmp_path / "lazy2.db")
-    m.learn(TRACES)
+    m.add_traces(TRACES)
     m.list_procedures()
     m.search("cancel order", retriever="bm25")
     assert calls == []  # nothing that does not need vectors resolves the model
+    m.learn()  # learning embeds the new procedures' texts: it resolves the model once
     assert isinstance(m.embedder, CountingEmbedder) and m.embedder is m.embedder
     assert calls == [1]

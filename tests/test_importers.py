@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import procmem.cli_import  # noqa: F401  (registers `procmem import` on main)
 from procmem.cli import main
 from procmem.errors import InvalidTrace, UsageError
 from procmem.importers import (

@@ -34,7 +34,6 @@ import mcp_types as types  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
-import procmem.cli_proxy  # noqa: E402, F401  (registers `proxy` on procmem.cli.main)
 from procmem.cli import main  # noqa: E402
 from procmem.mcp_proxy import (  # noqa: E402
     PROCEDURE_PREFIX,
@@ -47,7 +46,7 @@ from procmem.memory import Memory  # noqa: E402
 from procmem.model import Execution, Need, Param, Procedure, Step  # noqa: E402
 
 NPM_PACKAGES = ("@modelcontextprotocol/server-memory", "@modelcontextprotocol/server-filesystem")
-PROXY = [sys.executable, "-c", "import procmem.cli_proxy; from procmem.cli import main; main()",
+PROXY = [sys.executable, "-c", "from procmem.cli import main; main()",
          "proxy"]
 CONTROL = {"procmem_task", "procmem_finish", "procmem_resume"}
 TIMEOUT_S = 120

@@ -30,7 +30,6 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 
-import procmem.cli_mcp  # noqa: F401  (registers `procmem mcp` on procmem.cli.main)
 from procmem.cli import main
 from procmem.mcp_server import ProcmemServer, build_server
 from procmem.mcp_tools import FIXED_TOOLS, json_result, tool_name
@@ -435,7 +434,7 @@ async def test_a_text_only_procedure_answers_with_its_how_to(mem: Memory) -> Non
 async def test_procmem_mcp_over_stdio(learned_db: Path, tmp_path: Path) -> None:
     db = Path(shutil.copyfile(learned_db, tmp_path / "served.db"))
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "procmem.cli_mcp", "--db", str(db), "mcp"])
+                                   args=["-m", "procmem", "--db", str(db), "mcp"])
     async with Client(params) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         turn = await call(client, "cancel_pending_order",
@@ -452,7 +451,7 @@ async def http_server(db: Path) -> AsyncIterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "procmem.cli_mcp", "--db", str(db), "mcp",
+    proc = subprocess.Popen([sys.executable, "-m", "procmem", "--db", str(db), "mcp",
                              "--http", "--port", str(port)], stderr=subprocess.PIPE)
     try:
         with anyio.fail_after(30):

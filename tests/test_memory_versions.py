@@ -57,7 +57,8 @@ def test_check_procedure_names_a_bad_extractor() -> None:
 def test_with_stats_derives_from_top_level_runs_of_the_version() -> None:
     store = open_store(":memory:")
     stored = mv.put_version(store, proc())
-    assert mv.with_stats(store, stored) is stored  # never ran
+    assert mv.with_stats(store, [stored]) == [stored]  # never ran
+    assert mv.with_stats(store, [stored])[0].execution_count == 0
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     runs = [
         Execution(procedure="cancel", version=1, status="succeeded", duration_ms=10.0,
@@ -72,7 +73,8 @@ def test_with_stats_derives_from_top_level_runs_of_the_version() -> None:
     ]
     for ex in runs:
         store.put_execution(ex)
-    got = mv.with_stats(store, stored)
+    got, other = mv.with_stats(store, [stored, stored.model_copy(update={"version": 2})])
+    assert other.execution_count == 1 and other.success_rate == 1.0  # each version its own
     assert got.execution_count == 3
     assert got.success_rate == 0.5
     assert got.avg_duration_ms == 20.0

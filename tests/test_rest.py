@@ -26,7 +26,6 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-import procmem.cli_rest  # noqa: F401  (registers `serve` on the CLI group)
 from keyed import rest_client
 from procmem.cli import main
 from procmem.errors import MissingExtra
@@ -362,7 +361,7 @@ def test_procmem_serve_answers_over_loopback(tmp_path: Path, tau_sample_path: Pa
     port = free_port()
     made = CliRunner().invoke(main, ["--db", str(tmp_path / "m.db"), "keys", "create", "--json"])
     auth = {"Authorization": f"Bearer {json.loads(made.stdout)['key']}"}
-    code = "import procmem.cli_rest; from procmem.cli import main; main()"
+    code = "from procmem.cli import main; main()"
     server = subprocess.Popen(
         [sys.executable, "-c", code, "--db", str(tmp_path / "m.db"), "serve", "--port",
          str(port), "--log-level", "warning"],

@@ -17,6 +17,7 @@ from procmem.errors import Conflict, InvalidProcedure, UsageError
 from procmem.export import to_markdown
 from procmem.memory import Memory
 from procmem.model import Procedure, Step
+from procmem.procstats import ProcedureStats
 from procmem.skills import (
     TEXT_ONLY_TAG,
     export_skill,
@@ -87,7 +88,8 @@ def test_written_front_matter_reads_the_same_with_pyyaml(learned: list[Procedure
 def test_round_trip_through_a_memory_keeps_the_content(learned: list[Procedure],
                                                        tmp_path: Path) -> None:
     proc = max(learned, key=lambda p: len(p.steps))
-    stats = proc.model_copy(update={"execution_count": 7, "success_rate": 0.5})
+    stats = proc.with_stats(ProcedureStats(runs=7, finished=2, succeeded=1))
+    assert "execution_count" in (export_skill(stats, tmp_path / "x") / "procedure.json").read_text()
     folder = export_skill(stats, tmp_path)
     imported = import_skill(folder)
     assert imported.execution_count == 0 and imported.success_rate is None  # not ours

@@ -40,6 +40,7 @@ from procmem.model import (
     Trace,
     TraceStep,
 )
+from procmem.procstats import ProcedureStats
 from procmem.store import SQLiteStore, Store, index_text, open_store
 from procmem.store.sqlite import Migration, apply_migrations, load_migrations
 
@@ -114,8 +115,6 @@ procedures = st.builds(
                       parent_version=st.none() | st.integers(min_value=1, max_value=9),
                       reason=st.text(max_size=20)),
     created_at=moments,
-    execution_count=st.integers(min_value=0, max_value=1000),
-    success_rate=st.none() | st.floats(min_value=0, max_value=1),
 )
 
 fixture_ok = settings(
@@ -263,7 +262,7 @@ class StoreContract:
         p = proc("refund", description="refund an item")
         assert store.put_procedure(p) is True
         assert store.put_procedure(p) is False
-        same_content = p.model_copy(update={"created_at": T0, "execution_count": 7})
+        same_content = p.model_copy(update={"created_at": T0}).with_stats(ProcedureStats(runs=7))
         assert store.put_procedure(same_content) is False
         with pytest.raises(Conflict):
             store.put_procedure(p.model_copy(update={"description": "something else"}))

@@ -1,4 +1,4 @@
-"""Tool schemas (procmem.toolschema, procmem.memory_tools, procmem.cli_tools).
+"""Tool schemas (procmem.toolschema, procmem.memory_tools, procmem.cli.tools).
 
 Real data: the 16 τ-retail tools (``tests/data/tau-retail-tools.json``, MIT, see
 ``tests/data/README.md``) and procedures learned from the bundled τ-retail sample.
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import procmem.cli_tools  # noqa: F401  (registers `procmem tools` on main)
 from procmem.cli import main
 from procmem.errors import InvalidProcedure, UsageError
 from procmem.memory import Memory

@@ -15,7 +15,9 @@ replay it against real tools with the new task's values::
 The names below are the whole public API; every other module is internal.
 """
 
-from importlib import metadata as _metadata
+import sys as _sys
+import types as _types
+import typing as _typing
 
 from .errors import (
     Conflict,
@@ -31,29 +33,76 @@ from .errors import (
     UnknownTool,
     UsageError,
 )
-from .evaluate import evaluate
-from .memory import Memory
-from .model import (
-    Check,
-    Evidence,
-    Execution,
-    Hit,
-    Need,
-    OnError,
-    Param,
-    Procedure,
-    Step,
-    StepRun,
-    Trace,
-    TraceStep,
-)
-from .planning import Plan
-from .traceio import read_traces, write_traces
 
-try:
-    __version__ = _metadata.version("procedural-memory")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+if _typing.TYPE_CHECKING:
+    from .evaluate import evaluate
+    from .memory import Memory
+    from .model import (
+        Check,
+        Evidence,
+        Execution,
+        Hit,
+        Need,
+        OnError,
+        Param,
+        Procedure,
+        Step,
+        StepRun,
+        Trace,
+        TraceStep,
+    )
+    from .planning import Plan
+    from .traceio import read_traces, write_traces
+
+    __version__: str
+
+# Loaded on first use (PEP 562), so that importing procmem (e.g. for
+# ``procmem --version``) does not import numpy, pydantic or the evaluator.
+_LAZY: dict[str, str] = {
+    "evaluate": "evaluate", "Memory": "memory", "Plan": "planning",
+    "read_traces": "traceio", "write_traces": "traceio",
+    **{name: "model" for name in ("Check", "Evidence", "Execution", "Hit", "Need", "OnError",
+                                  "Param", "Procedure", "Step", "StepRun", "Trace",
+                                  "TraceStep")},
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Import a public name (or ``__version__``) on first use and keep it."""
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            value: _typing.Any = metadata.version("procedural-memory")
+        except metadata.PackageNotFoundError:  # a source tree that is not installed
+            value = "0.0.0+unknown"
+    elif name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "__version__"})
+
+
+class _Package(_types.ModuleType):
+    """This package's module type: importing the submodule ``procmem.evaluate`` binds
+    the attribute ``evaluate`` to the submodule; here it stays the function of that
+    name, as the eager ``from .evaluate import evaluate`` once left it."""
+
+    def __setattr__(self, name: str, value: _typing.Any) -> None:
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "Check",

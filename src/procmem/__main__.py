@@ -1,4 +1,7 @@
-"""``python -m procmem``: the ``procmem`` command line."""
+"""``python -m procmem``: the ``procmem`` command line (:data:`procmem.cli.main`).
+
+The one module entry point; the ``procmem`` console script runs the same group.
+"""
 
 from .cli import main
 

@@ -207,7 +207,7 @@ class _Fold:
                  retriever: Retriever, embed_progress: Progress | None = None, *,
                  calibrate: bool = True) -> None:
         self.mem, self.scratch, self.retriever = mem, scratch, retriever
-        mem.learn(train)
+        mem.learn(train, progress=embed_progress)  # embeds the procedures' search texts
         mem.reindex(progress=embed_progress)
         if calibrate:  # on cross-validation folds of the train traces only
             mem.calibrate(retrievers=[retriever if mem.embedder is not None else "bm25"])

@@ -39,7 +39,7 @@ Invariants:
       as in procmem's MCP server); they never end the session. A replay that
       fails is a result with ``isError`` and the execution summary.
     * This module does not read the environment or print; the CLI
-      (:mod:`procmem.cli_proxy`) passes in the upstream command and environment.
+      (:mod:`procmem.cli.proxy`) passes in the upstream command and environment.
 """
 
 from __future__ import annotations

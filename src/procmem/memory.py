@@ -18,8 +18,9 @@ Invariants:
     * Every step run of a replay is committed as soon as it finishes, and every
       tool call is stored as started before it is sent; a replay or resume holds
       the execution's lease in the store meanwhile (:mod:`procmem.lease`).
-    * Statistics (``execution_count``, ``success_rate`` ...) are derived from the
-      stored executions when a procedure is read; they are never stored.
+    * Statistics (``execution_count``, ``success_rate`` ...) are attached from the
+      store's run counters when a procedure is read (one call per batch); they
+      are never stored, and a new version starts with no runs.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import os
 import random
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,8 +179,8 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
     def embedder(self) -> Embedder | None:
         """The embedding model of hybrid search, or ``None`` (BM25 only).
 
-        ``"default"`` is resolved here, on first use, so commands that never search
-        never load the model's runtime.
+        ``"default"`` is resolved here, on first use, so commands that neither learn,
+        store a procedure nor search with vectors never load the model's runtime.
         """
         if isinstance(self._embedder, str):
             self._embedder = default_embedder()
@@ -327,16 +328,26 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         procmem's tree or an invalid model) is skipped and listed under
         ``failed_groups``; the other groups are learned.
 
+        With an embedder, the search texts of the created and updated procedures
+        are embedded and stored now (in batches), so the first search embeds only
+        its query.
+
         Args:
             traces: Traces to add first.
             namespace: The namespace of the procedures this call creates (default
                 ``"default"``); a new version keeps its procedure's namespace.
+            progress: Called as ``progress(done, total)``: first counted in groups
+                of traces as they are learned, then in texts while the new
+                procedures' search texts are embedded (``total`` changes between
+                the two phases).
 
         Returns:
             A :class:`LearnReport`.
 
         Raises:
             UsageError: ``namespace`` is not a valid name.
+            EmbeddingError: The embedder failed; the procedures are learned and
+                stored, and the texts left are embedded by the next search.
         """
         if namespace is not None:
             check_namespace(namespace)
@@ -344,6 +355,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
             self.add_traces(traces)
         report = self._learner.learn(self.store, namespace, progress)  # procmem.memory_learn
         self._flag_learned(report.created + report.updated)  # flags args that break tool schemas
+        self._embed_new(report.created + report.updated, progress)  # procmem.memory_search
         return report
 
     # -------------------------------------------------------------- procedures
@@ -354,11 +366,16 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         A procedure equal in content to the current version is not stored
         again. Otherwise it is stored as the next version number.
 
+        With an embedder, its search texts are embedded and stored now, so the
+        first search embeds only its query.
+
         Raises:
             InvalidProcedure: A template reference does not validate, a param's
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
             LimitExceeded: Too large, or a new name beyond ``limits.max_procedures``.
+            EmbeddingError: The embedder failed to embed its search texts (it is
+                stored; the next search embeds them).
         """
         self.limits.check_procedure(procedure)  # sizes (procmem.limits)
         if (self.find_procedure(procedure.name) is None
@@ -369,7 +386,9 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         procedure = secretize(self.redactor.model(procedure, _PROC_FIELDS)[0])
         check_procedure(procedure)  # templates and extractors (procmem.memory_versions)
         self._check_tool_args(procedure)  # refuses args that break a stored tool schema
-        return put_version(self.store, procedure)
+        stored = put_version(self.store, procedure)
+        self._embed_new([stored.name])  # procmem.memory_search
+        return stored
 
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
         """One procedure version with its statistics (current version by default).
@@ -377,7 +396,7 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
         Raises:
             NotFound: No such procedure or version.
         """
-        return self._with_stats(self.store.get_procedure(name, version))
+        return self._with_stats([self.store.get_procedure(name, version)])[0]
 
     def find_procedure(self, name: str) -> Procedure | None:
         """The current version, or ``None``."""
@@ -390,14 +409,18 @@ class Memory(SearchMixin, LearningMixin, ClientDriveMixin, ToolSchemaMixin, Task
                         offset: int = 0) -> list[Procedure]:
         """Current versions by name, with statistics."""
         procs = self.store.list_procedures(status=status, limit=limit, offset=offset)
-        return [self._with_stats(p) for p in procs]
+        return self._with_stats(procs)
 
     def list_versions(self, name: str) -> list[Procedure]:
-        """Every version of one procedure, oldest first (``NotFound`` if none)."""
-        return self.store.list_versions(name)
+        """Every version of one procedure, oldest first, each with its own statistics.
 
-    def _with_stats(self, proc: Procedure) -> Procedure:
-        return with_stats(self.store, proc)
+        Raises:
+            NotFound: No version of ``name``.
+        """
+        return self._with_stats(self.store.list_versions(name))
+
+    def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]:
+        return with_stats(self.store, procs)  # one store call per batch
 
     # ------------------------------------------------------------------ search
 

@@ -11,9 +11,13 @@ Invariants:
     * Versions are immutable: promotion and demotion change statuses; a
       rollback stores a new version whose content equals the earlier one.
     * Nothing is deleted except by :meth:`LearningMixin.delete_procedure`.
-    * Statistics shown use the last ``stats_window`` executions of a procedure
-      name; decisions (Thompson sampling, promotion) use the last
-      ``policy.window``, so that old successes do not hide a change in the world.
+    * ``stats``/``version_stats`` use the last ``stats_window`` executions of a
+      procedure name; decisions (Thompson sampling, promotion) and search's
+      reliability use the last ``policy.window``, so that old successes do not
+      hide a change in the world. A version's own runs count for it alone: a new
+      version (edit, candidate, rollback) starts with none. The counters shown on
+      a read procedure (``execution_count`` ...) cover every top-level run of
+      its version (:mod:`procmem.procstats`).
 """
 
 from __future__ import annotations

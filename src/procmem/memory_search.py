@@ -27,8 +27,9 @@ from .bm25 import tokenize
 from .calibration import TARGET_PRECISION, Calibration, calibration_key
 from .embed import Embedder
 from .errors import StoreError, UsageError
-from .learning.stats import posterior
+from .learning.stats import outcome_posterior
 from .model import Hit, Procedure
+from .procstats import RunOutcome
 from .rankviews import view_from_json
 from .rerank import RerankOption
 from .retrieval import (
@@ -46,6 +47,7 @@ from .search_index import (
     add_vectors,
     build_index,
     dump_index,
+    embed_procedures,
     load_index,
     refresh_index,
 )
@@ -54,7 +56,6 @@ if TYPE_CHECKING:
     from .learning.promote import PromotionPolicy
     from .memory import Memory
     from .memory_calibrate import CalibrationReport
-    from .model import Evidence, Execution
     from .rerank import Reranker
     from .store.base import Store
 
@@ -95,15 +96,13 @@ class SearchMixin:
 
     if TYPE_CHECKING:
         policy: PromotionPolicy
+        stats_window: int
         reranker: Reranker | None
 
         @property
         def embedder(self) -> Embedder | None: ...
 
-        def _with_stats(self, proc: Procedure) -> Procedure: ...
-
-        def _runs(self, name: str, window: int | None = None
-                  ) -> tuple[list[Execution], list[Evidence]]: ...
+        def _with_stats(self, procs: Sequence[Procedure]) -> list[Procedure]: ...
 
     def _search_index(self, progress: Progress | None = None, *,
                       vectors: bool = True, snapshot: bool = True) -> SearchIndex:
@@ -300,13 +299,31 @@ class SearchMixin:
             progress: Called as ``progress(done, total)`` while texts are embedded.
 
         Returns:
-            As :meth:`reindex`; ``embedded`` counts the texts embedded by this
-            memory object so far.
+            As :meth:`reindex`; ``embedded`` counts the texts embedded while this
+            memory object built and refreshed its index (texts that :meth:`learn`
+            and :meth:`put_procedure` embedded come from the store: not counted).
 
         Raises:
             EmbeddingError: The embedder failed.
         """
         return self._index_info(self._search_index(progress))
+
+    def _embed_new(self, names: Sequence[str], progress: Progress | None = None) -> int:
+        """Embed now the search texts of the current versions of ``names`` that have no
+        stored vector (the hook of :meth:`Memory.learn` and :meth:`Memory.put_procedure`),
+        so the first search after learning embeds only its query. Nothing without an
+        embedder; the index itself is brought up to date by the next search.
+
+        Returns:
+            The number of texts embedded.
+
+        Raises:
+            EmbeddingError: The embedder failed.
+        """
+        if not names or self.embedder is None:
+            return 0
+        procs = [self.store.get_procedure(name) for name in dict.fromkeys(names)]
+        return embed_procedures(self.store, self.embedder, procs, progress=progress)
 
     def _index_info(self, index: SearchIndex) -> dict[str, Any]:
         model = index.model_id
@@ -318,12 +335,23 @@ class SearchMixin:
             "stored": self.store.count_embeddings().get(model, 0) if model else 0,
         }
 
-    def _reliability(self, proc: Procedure) -> float:
-        """Posterior mean of success of this version over the learning window (0.5: no runs)."""
-        executions, evidence = self._runs(proc.name, self.policy.window)
-        mine = [e for e in executions if e.version == proc.version and e.parent_id is None]
-        alpha, beta, _, _ = posterior(mine, evidence)
-        return alpha / (alpha + beta)
+    def _reliabilities(self, procs: Sequence[Procedure]) -> dict[tuple[str, int], float]:
+        """Posterior mean of success (0-1; 0.5: no runs) per ``(name, version)`` of ``procs``.
+
+        Over each name's last ``policy.window`` executions (the learning window,
+        :mod:`procmem.memory_learning`), this version's top-level ones: one
+        store call for the whole batch (:meth:`Store.recent_outcomes`).
+        """
+        window = self.policy.window or self.stats_window
+        runs: dict[tuple[str, int], list[RunOutcome]] = {}
+        for o in self.store.recent_outcomes([p.name for p in procs], window=window):
+            if o.parent_id is None:
+                runs.setdefault((o.procedure, o.version), []).append(o)
+        out = {}
+        for p in procs:
+            alpha, beta, _, _ = outcome_posterior(runs.get((p.name, p.version), []))
+            out[p.name, p.version] = alpha / (alpha + beta)
+        return out
 
     def _passes(self, name: str, tags: Sequence[str], status: str | None,
                 namespace: str | None) -> bool:
@@ -493,8 +521,9 @@ class SearchMixin:
                         calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []
+        reliabilities = self._reliabilities([h.procedure for h in hits])  # one call for all
         for h in hits:
-            reliability = self._reliability(h.procedure)
+            reliability = reliabilities[h.procedure.name, h.procedure.version]
             if reliability != 0.5:  # re-weight: the first ranking assumed 0.5 (factor 1)
                 h = h.model_copy(update={
                     "score": round(h.score * reliability_factor(reliability), 6),
@@ -511,5 +540,6 @@ class SearchMixin:
             out = self._rerank(task, out)
         if confident_only:
             out = [h for h in out if h.confident]
-        return [h.model_copy(update={"procedure": self._with_stats(h.procedure)})
-                for h in out[:limit]]
+        top = out[:limit]
+        procs = self._with_stats([h.procedure for h in top])  # one call for all
+        return [h.model_copy(update={"procedure": p}) for h, p in zip(top, procs, strict=True)]

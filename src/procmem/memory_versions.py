@@ -9,13 +9,14 @@ Invariants:
       in content to the current version (ignoring ``version``, ``status`` and
       the lineage's ``parent_version`` and ``reason``) is never stored again.
     * Statistics (``execution_count``, ``success_rate``, ``last_executed_at``,
-      ``avg_duration_ms``) are derived on read from the version's top-level
-      executions; they are never stored.
+      ``avg_duration_ms``) are attached on read from the store's counters of the
+      version's top-level executions (one call per batch); they are never
+      stored, and a new version (an edit, a rollback) starts with no runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from .checks import check_templates
@@ -30,9 +31,8 @@ __all__ = ["PAGE", "check_procedure", "paged", "put_version", "same_content", "v
 PAGE = 1000
 """Rows read from the store per call by :func:`paged`."""
 
-_STATS_RUNS = 10_000  # executions of a name read to derive a version's statistics
-
 T = TypeVar("T")
+P = TypeVar("P", bound=Procedure)
 
 
 def paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
@@ -94,29 +94,25 @@ def put_version(store: Store, procedure: Procedure) -> Procedure:
     if known and same_content(known[-1], procedure):
         return known[-1]
     stored = procedure.model_copy(update={"version": known[-1].version + 1 if known else 1})
+    stored = stored.with_stats(None)  # a new version has no runs of its own
     store.put_procedure(stored)
     return stored
 
 
-def with_stats(store: Store, proc: Procedure) -> Procedure:
-    """``proc`` with statistics derived from its version's top-level executions.
+def with_stats(store: Store, procs: Sequence[P]) -> list[P]:
+    """``procs`` with the run statistics of their own versions attached.
+
+    One store call for the whole batch (:meth:`Store.procedure_stats`, counters
+    kept on write): cost does not grow with the number of executions.
 
     Returns:
-        ``proc`` itself when it never ran; else a copy with ``execution_count``
-        (runs, finished or not), ``last_executed_at`` (UTC), ``success_rate``
-        (0-1, over finished runs) and ``avg_duration_ms`` (finished runs); the
-        last two are ``None`` while no run has finished.
+        Copies of ``procs``, in order, each with the
+        :class:`~procmem.procstats.ProcedureStats` of its ``(name, version)``
+        (top-level executions: ``execution_count`` counts runs finished or
+        not; ``success_rate`` (0-1) and ``avg_duration_ms`` are over finished
+        runs, ``None`` while none finished); a version never run reads 0 runs.
     """
-    runs = [e for e in store.list_executions(procedure=proc.name, limit=_STATS_RUNS)
-            if e.version == proc.version and e.parent_id is None]
-    finished = [e for e in runs if e.done]
-    if not runs:
-        return proc
-    ok = sum(1 for e in finished if e.status == "succeeded")
-    return proc.model_copy(update={
-        "execution_count": len(runs),
-        "last_executed_at": max(e.started_at for e in runs),
-        "success_rate": ok / len(finished) if finished else None,
-        "avg_duration_ms": (sum(e.duration_ms for e in finished) / len(finished)
-                            if finished else None),
-    })
+    if not procs:
+        return []
+    stats = store.procedure_stats([p.name for p in procs])
+    return [p.with_stats(stats.get((p.name, p.version))) for p in procs]

@@ -22,11 +22,14 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
+
+from .procstats import STATS_FIELDS, WithStats
 
 __all__ = [
     "Attempt",
@@ -62,6 +65,19 @@ def _as_utc(moment: datetime) -> datetime:
 
 UTCDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 """A timezone-aware UTC datetime (naive input is taken as UTC)."""
+
+
+def _iso_text(value: Any) -> Any:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return value  # not ISO 8601: pydantic's own parsing decides (and reports)
+
+
+_StrictUTCDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
+""":data:`UTCDateTime` that takes ISO 8601 text in strict mode too: a model with a
+``mode="before"`` model validator (:class:`Procedure`) has its fields validated
+as Python data, also when strict JSON (REST bodies) is validated."""
 
 
 def new_id(prefix: str) -> str:
@@ -261,13 +277,16 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 """What a procedure name and a namespace look like."""
 
 
-class Procedure(_Model):
+class Procedure(WithStats, _Model):
     """A reusable, parameterized recipe; one immutable version of it.
 
-    The statistics fields (``execution_count`` ...) are derived from executions
-    by :class:`procmem.Memory` when a procedure is read; they are not part of the
-    stored version's identity. ``namespace`` groups procedures for search filters
-    (``Memory.search(namespace=...)``); names stay unique across namespaces.
+    The statistics (``execution_count``, ``success_rate``, ``avg_duration_ms``,
+    ``last_executed_at``) are not fields: read-only properties over the
+    :class:`~procmem.procstats.ProcedureStats` that :class:`procmem.Memory`
+    attaches when it reads a version (see :mod:`procmem.procstats`); dumps carry
+    them, validation ignores them, storage never holds them. ``namespace``
+    groups procedures for search filters (``Memory.search(namespace=...)``);
+    names stay unique across namespaces.
     """
 
     name: str = Field(pattern=NAME_PATTERN, max_length=200)
@@ -279,12 +298,7 @@ class Procedure(_Model):
     namespace: str = Field(default="default", pattern=NAME_PATTERN, max_length=100)
     status: Literal["candidate", "active", "deprecated"] = "active"
     lineage: Lineage = Field(default_factory=Lineage)
-    created_at: UTCDateTime = Field(default_factory=utcnow)
-    # derived bookkeeping
-    last_executed_at: UTCDateTime | None = None
-    execution_count: int = Field(default=0, ge=0)
-    success_rate: float | None = Field(default=None, ge=0, le=1)
-    avg_duration_ms: float | None = Field(default=None, ge=0)
+    created_at: _StrictUTCDateTime = Field(default_factory=utcnow)
 
     @field_validator("steps")
     @classmethod
@@ -324,13 +338,7 @@ class Procedure(_Model):
         return self.model_dump(
             mode="json",
             by_alias=True,
-            exclude={
-                "created_at",
-                "last_executed_at",
-                "execution_count",
-                "success_rate",
-                "avg_duration_ms",
-            },
+            exclude={"created_at", *STATS_FIELDS},
         )
 
 

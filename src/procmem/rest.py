@@ -1,6 +1,6 @@
 """The REST API: a thin FastAPI adapter over :class:`procmem.Memory`.
 
-``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli_rest`)
+``create_app(memory)`` builds the app; ``procmem serve`` (:mod:`procmem.cli.rest`)
 runs it with uvicorn. The OpenAPI document is served at ``/openapi.json`` (the
 interactive docs at ``/docs``). Endpoints:
 
@@ -407,9 +407,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         if procedure.name != name:
             raise UsageError(f"the body names procedure {procedure.name!r}, the path {name!r}")
         _check_extractors(procedure)
-        fresh = procedure.model_copy(update={
-            "created_at": utcnow(), "last_executed_at": None, "execution_count": 0,
-            "success_rate": None, "avg_duration_ms": None})
+        # the body's statistics were dropped by validation (procmem.procstats)
+        fresh = procedure.model_copy(update={"created_at": utcnow()})
         return locked(lambda: mem.put_procedure(fresh))
 
     @app.get("/procedures/{name}/versions", response_model=list[Procedure],

@@ -39,7 +39,7 @@ from .vectors import VectorIndex
 
 __all__ = [
     "SNAPSHOT_FORMAT", "IndexRow", "SearchIndex", "add_vectors", "build_index", "card_text",
-    "dump_index", "load_index", "refresh_index",
+    "dump_index", "embed_procedures", "load_index", "refresh_index",
 ]
 
 Progress = Callable[[int, int], None]
@@ -175,6 +175,22 @@ def embed_rows(store: Store, embedder: Embedder, texts: list[str], *,
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32), 0
     return np.vstack([stored[h] for h in hashes]).astype(np.float32), len(todo)
+
+
+def embed_procedures(store: Store, embedder: Embedder, procedures: list[Procedure], *,
+                     progress: Progress | None = None) -> int:
+    """Embed and store the vectors of ``procedures``' rows (:func:`vector_rows`) that
+    the store has none of for ``embedder``, in batches (:func:`embed_rows`), so that
+    the index built or refreshed later reads them instead of embedding.
+
+    Returns:
+        The number of texts embedded now (0 when every vector was stored).
+
+    Raises:
+        EmbeddingError: The embedder failed (the batches before stay stored).
+    """
+    rows = vector_rows(store, procedures)
+    return embed_rows(store, embedder, [r.text for r in rows], progress=progress)[1]
 
 
 def build_index(store: Store, procedure: Callable[[str], Procedure], *,

@@ -89,8 +89,6 @@ ALLOWED_FIELDS = ("name", "description", "license", "compatibility", "metadata",
 """Front-matter fields the Agent Skills specification defines."""
 
 MAX_COMPATIBILITY = 500
-_STATS_RESET = {"execution_count": 0, "success_rate": None, "last_executed_at": None,
-                "avg_duration_ms": None}
 
 
 @dataclass(frozen=True)
@@ -468,7 +466,7 @@ def _load_procedure(path: Path, skill: str) -> Procedure:
     except InvalidTemplate as err:
         k = next((i for i, s in enumerate(proc.steps) if s.id == err.step_id), 0)
         raise InvalidProcedure(skill, f"{path}: field 'steps.{k}.args': {err}") from err
-    return proc.model_copy(update=_STATS_RESET)
+    return proc  # run statistics in the file are not ours: validation drops them
 
 
 # --------------------------------------------------------------------- export

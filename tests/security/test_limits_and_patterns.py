@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import procmem.cli_export  # noqa: F401  (registers import-skill)
 from procmem import Memory
 from procmem.cli import main
 from procmem.errors import InvalidProcedure, InvalidTrace, LimitExceeded, UsageError
@@ -231,7 +230,7 @@ def test_import_skill_never_replaces_silently(tmp_path: Path) -> None:
 
 def test_mcp_stdio_answers_a_parse_error(tmp_path: Path) -> None:
     pytest.importorskip("mcp")
-    done = subprocess.run([sys.executable, "-m", "procmem.cli_mcp", "--db",
+    done = subprocess.run([sys.executable, "-m", "procmem", "--db",
                            str(tmp_path / "m.db"), "mcp"],
                           input="this is not json\n{\"no\": \"method\"}\n", text=True,
                           capture_output=True, timeout=60)

@@ -25,8 +25,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import procmem.cli_export  # noqa: F401  (registers export/show commands)
-import procmem.cli_import  # noqa: F401  (registers `procmem import`)
 from procmem import Memory
 from procmem.cli import main
 from procmem.model import Trace

@@ -18,13 +18,14 @@ milliseconds; percentiles use the nearest-rank method.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
 from pydantic import BaseModel, Field
 
 from ..model import Attempt, Evidence, Execution, Procedure, StepRun, utcnow
+from ..procstats import RunOutcome
 
 __all__ = [
     "EXTERNAL_SOURCES",
@@ -32,6 +33,7 @@ __all__ = [
     "StepStats",
     "VersionStats",
     "beta_quantile",
+    "outcome_posterior",
     "p_better",
     "percentile",
     "posterior",
@@ -127,25 +129,38 @@ def posterior(executions: Sequence[Execution], evidence: Sequence[Evidence]
 
     See the module docstring for how each kind of evidence counts.
     """
-    by_ex: dict[str, list[Evidence]] = {}
+    by_ex: dict[str, list[tuple[str, float]]] = {}
     for ev in evidence:
-        by_ex.setdefault(ev.execution_id, []).append(ev)
+        by_ex.setdefault(ev.execution_id, []).append((ev.source, ev.reward))
+    return _posterior((ex.status, by_ex.get(ex.id, [])) for ex in executions)
+
+
+def outcome_posterior(outcomes: Iterable[RunOutcome]) -> tuple[float, float, int, int]:
+    """:func:`posterior` of executions read as :class:`~procmem.procstats.RunOutcome` rows.
+
+    Equal to ``posterior`` of the same executions and evidence (same order, same sums).
+    """
+    return _posterior((o.status, o.evidence) for o in outcomes)
+
+
+def _posterior(runs: Iterable[tuple[str, Sequence[tuple[str, float]]]]
+               ) -> tuple[float, float, int, int]:
+    """The posterior over ``(status, [(evidence source, reward), ...])`` per execution."""
     alpha = beta = 1.0
     successes = failures = 0
-    for ex in executions:
-        evs = by_ex.get(ex.id, [])
-        external = [e for e in evs if e.source in EXTERNAL_SOURCES]
-        for e in evs:
-            if e.source in EXTERNAL_SOURCES:
-                alpha += e.reward
-                beta += 1 - e.reward
+    for status, evs in runs:
+        external = [reward for source, reward in evs if source in EXTERNAL_SOURCES]
+        for source, reward in evs:
+            if source in EXTERNAL_SOURCES:
+                alpha += reward
+                beta += 1 - reward
             else:
-                beta += 1 - e.reward
+                beta += 1 - reward
         if external:
-            mean = sum(e.reward for e in external) / len(external)
+            mean = sum(external) / len(external)
             successes += mean >= 0.5
             failures += mean < 0.5
-        elif ex.status == "failed":
+        elif status == "failed":
             beta += 1
             failures += 1
     return alpha, beta, successes, failures

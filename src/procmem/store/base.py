@@ -50,12 +50,44 @@ import numpy as np
 
 from ..keys import ApiKey
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
+from ..procstats import ProcedureStats, RunOutcome
 
-__all__ = ["SEPARATORS", "Store", "index_text"]
+__all__ = ["SEPARATORS", "StatsRecords", "Store", "index_text"]
+
+
+# ------------------------------------------------------------ run statistics
 
 
 @runtime_checkable
-class Store(Protocol):
+class StatsRecords(Protocol):
+    """Run statistics read in batches (statistics themselves live above the store).
+
+    Rules (checked by ``tests/test_store_stats.py``):
+        * ``procedure_stats`` equals the aggregate of the stored executions: per
+          ``(name, version)``, the top-level executions (``parent_id`` null) —
+          ``runs``, ``finished`` (succeeded or failed), ``succeeded``,
+          ``duration_ms`` (sum over finished) and ``last_executed_at`` (latest
+          ``started_at``) — after every ``put_execution``, in the same
+          transaction. Versions that never ran are absent, so a new version
+          starts with none.
+        * ``recent_outcomes`` gives, per name, exactly the executions
+          ``list_executions(procedure=name, limit=window)`` lists, in that order,
+          each with its evidence as ``list_evidence`` orders it.
+        * Both answer for a whole batch of names in one call; neither reads
+          step runs.
+    """
+
+    def procedure_stats(self, names: Sequence[str]) -> dict[tuple[str, int], ProcedureStats]:
+        """Run counters of every version of ``names`` with a top-level execution."""
+        ...
+
+    def recent_outcomes(self, names: Sequence[str], *, window: int) -> list[RunOutcome]:
+        """The last ``window`` executions of each name (any version), with their evidence."""
+        ...
+
+
+@runtime_checkable
+class Store(StatsRecords, Protocol):
     """A narrow persistence interface for procmem records."""
 
     location: str

@@ -11,9 +11,10 @@ from typing import Any
 
 from ..errors import UsageError
 from ..model import Procedure, Trace
+from ..procstats import STATS_FIELDS
 
-__all__ = ["CURRENT_ORDER", "STATUSES", "check_page", "check_status", "timestamp", "trace_content",
-           "version_content"]
+__all__ = ["CURRENT_ORDER", "STATUSES", "check_page", "check_status", "procedure_json",
+           "timestamp", "trace_content", "version_content"]
 
 STATUSES = ("candidate", "active", "deprecated")
 CURRENT_ORDER = "(status = 'active') DESC, (status = 'deprecated') DESC, version DESC"
@@ -41,6 +42,11 @@ def version_content(procedure: Procedure) -> dict[str, Any]:
     content = procedure.content()
     content.pop("status", None)
     return content
+
+
+def procedure_json(procedure: Procedure) -> str:
+    """The stored record of a version: its JSON without the run statistics (never stored)."""
+    return procedure.model_dump_json(by_alias=True, exclude=set(STATS_FIELDS))
 
 
 def check_page(limit: int, offset: int = 0) -> None:

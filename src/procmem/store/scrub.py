@@ -28,6 +28,7 @@ from typing import Any
 from ..model import Procedure, Trace
 from ..redaction import Redactor
 from ..secret_params import secretize
+from .common import procedure_json
 from .sqlite import SQLiteStore
 
 __all__ = ["ScrubReport", "scrub_sqlite"]
@@ -118,7 +119,7 @@ def _procedures(conn: sqlite3.Connection, r: Redactor, rep: ScrubReport, dry: bo
             rep._note("procedures", f"{name} v{version}", [f.kind for f in found])
             if not dry:
                 conn.execute("UPDATE procedures SET json = ? WHERE name = ? AND version = ?",
-                             (cleaned.model_dump_json(by_alias=True), name, version))
+                             (procedure_json(cleaned), name, version))
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

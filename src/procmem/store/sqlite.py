@@ -25,8 +25,8 @@ Invariants:
       is put or changes status, and ``meta.index_revision`` is bumped then.
     * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
       search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
-      execution leases in :mod:`procmem.store.lease_sql`, API keys in
-      :mod:`procmem.store.keys_sql` (mixins).
+      leases in :mod:`procmem.store.lease_sql`, API keys in :mod:`procmem.store.keys_sql`,
+      run statistics in :mod:`procmem.store.stats_sql` (mixins).
     * No ``sqlite3`` exception escapes a public method: opening failures become
       ``StoreUnavailable``, other failures ``StoreError``.
 """
@@ -46,10 +46,12 @@ from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
+from .common import procedure_json as _procedure_json
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
 from .search_sql import SearchSQL, log_index_change
+from .stats_sql import StatsSQL
 from .tools_sql import ToolSchemaSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
@@ -66,7 +68,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
+class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
@@ -314,7 +316,7 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
                 "INSERT INTO procedures (name, version, status, json, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (procedure.name, procedure.version, procedure.status,
-                 procedure.model_dump_json(by_alias=True), timestamp(procedure.created_at)),
+                 _procedure_json(procedure), timestamp(procedure.created_at)),
             )
             self._reindex(conn, procedure.name)
         return True
@@ -422,7 +424,7 @@ class SQLiteStore(ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL):
             updated = Procedure.model_validate_json(row[0]).model_copy(update={"status": status})
             conn.execute(
                 "UPDATE procedures SET status = ?, json = ? WHERE name = ? AND version = ?",
-                (status, updated.model_dump_json(by_alias=True), name, version),
+                (status, _procedure_json(updated), name, version),
             )
             self._reindex(conn, name)
 

@@ -28,18 +28,18 @@ Invariants:
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import _all_procedures, _emit, _memory, json_option, main
-from .errors import Conflict, NotFound, UsageError
-from .export import to_json, to_markdown
-from .memory import Memory
-from .memory_versions import same_content
-from .model import Procedure
-from .skills import export_skill, export_skills, find_skill_folders, import_skill, is_text_only
+from ..errors import Conflict, NotFound, UsageError
+from .app import all_procedures, emit, json_option, main, open_memory
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..memory import Memory
+    from ..model import Procedure
 
 __all__ = ["FORMATS"]
 
@@ -51,6 +51,8 @@ def _write(out: str | None, text: str) -> None:
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
+    from pathlib import Path
+
     try:
         Path(out).write_text(text, encoding="utf-8")
     except OSError as err:
@@ -77,17 +79,20 @@ def _write(out: str | None, text: str) -> None:
 def export_cmd(ctx: click.Context, name: str | None, version: int | None, fmt: str,
                out: str | None, all_: bool, status: str, overwrite: bool) -> None:
     """Export procedure NAME (or --all) as Markdown, JSON or an Agent Skills folder."""
+    from ..export import to_json, to_markdown
+    from ..skills import export_skill, export_skills
+
     if (name is None) == (not all_):
         raise click.UsageError("give exactly one of NAME or --all")
     if all_ and version is not None:
         raise click.UsageError("--version applies to one procedure, not to --all")
     if fmt == "skill" and out is None:
         raise click.UsageError("--format skill needs --out DIR (the folder to write skills into)")
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     if name is not None:
         procs = [mem.get_procedure(name, version)]
     else:
-        procs = _all_procedures(mem, None if status == "any" else status)
+        procs = all_procedures(mem, None if status == "any" else status)
         if not procs:
             raise NotFound("procedure with status", status)
     if fmt == "skill":
@@ -105,6 +110,8 @@ def export_cmd(ctx: click.Context, name: str | None, version: int | None, fmt: s
 
 
 def _import_row(mem: Memory, folder: Path, proc: Procedure) -> dict[str, Any]:
+    from ..skills import is_text_only
+
     try:
         before = {v.version for v in mem.list_versions(proc.name)}
     except NotFound:
@@ -132,9 +139,12 @@ def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], replace: bool
     exists with other content is refused unless --replace is given (then the
     skill becomes its next version); the same content is left unchanged.
     """
+    from ..memory_versions import same_content
+    from ..skills import find_skill_folders, import_skill
+
     skills = [folder for arg in folders for folder in find_skill_folders(arg)]
     procs = [(folder, import_skill(folder)) for folder in skills]
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     if not replace:
         for folder, proc in procs:
             current = mem.find_procedure(proc.name)
@@ -144,7 +154,7 @@ def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], replace: bool
                                "pass --replace to store the skill as its next version")
     rows = [_import_row(mem, folder, proc) for folder, proc in procs]
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     for row in rows:
         what = "imported" if row["stored"] else "unchanged"

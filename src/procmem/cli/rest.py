@@ -1,7 +1,7 @@
 """``procmem serve``: run the REST API (:mod:`procmem.rest`) with uvicorn.
 
-The command registers on :data:`procmem.cli.main` when this module is imported
-(:mod:`procmem.cli` imports it last).
+The command registers on :data:`procmem.cli.app.main` when this module is imported
+(the package :mod:`procmem.cli` imports it).
 
 Invariants:
     * Settings are read as in :mod:`procmem.cli`: ``serve --db PATH``, else the
@@ -9,7 +9,7 @@ Invariants:
       and closes it when it stops.
     * It listens on 127.0.0.1 unless ``--host`` says otherwise, and requires an
       API key (:mod:`procmem.rest_security`); a fresh memory with no key gets one,
-      printed once with how to use it (:func:`procmem.cli_keys.ensure_key`).
+      printed once with how to use it (:func:`procmem.cli.keys.ensure_key`).
       ``--no-auth`` exists only on 127.0.0.1 and warns loudly.
     * Without the ``server`` extra it fails with ``error[missing_extra]`` naming
       ``pip install 'procedural-memory[server]'`` (exit code 1), before binding.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import click
 
-from .cli import _progress, main
-from .cli_keys import ensure_key, security_options, warn_no_auth
-from .errors import MissingExtra
+from ..errors import MissingExtra
+from .app import main, progress_bar
+from .keys import ensure_key, security_options, warn_no_auth
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "serve"]
 
@@ -53,7 +53,7 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
         import uvicorn
     except ImportError as err:
         raise MissingExtra("the REST server", "server") from err
-    from .rest import create_app
+    from ..rest import create_app
 
     location = db or ctx.obj["db"]
     if no_auth:
@@ -63,7 +63,7 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
                      max_body_bytes=int(max_body_mb * 1024 * 1024))
     # the search index is made ready now, not on the first request (it is loaded from
     # the store when saved there, else built: embedding what has no vector yet)
-    with _progress(True, "embedding procedures for search", lazy=True) as progress:
+    with progress_bar(True, "embedding procedures for search", lazy=True) as progress:
         app.state.memory.warm_index(progress=progress)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import click
 
-from .cli import _emit, _memory, json_option, main
-from .errors import UsageError
-from .redaction import Redactor
-from .store.scrub import scrub_sqlite
-from .store.sqlite import SQLiteStore
+from ..errors import UsageError
+from .app import emit, json_option, main, open_memory
 
 __all__ = ["redact"]
 
@@ -33,20 +30,24 @@ def redact(ctx: click.Context, dry_run: bool, patterns: tuple[str, ...], as_json
     Rewrites the changed records in place, rebuilds the search index and
     compacts the database file (VACUUM) so no old copy stays in it.
     """
+    from ..redaction import Redactor
+    from ..store.scrub import scrub_sqlite
+    from ..store.sqlite import SQLiteStore
+
     extra: dict[str, str] = {}
     for p in patterns:
         name, sep, rx = p.partition("=")
         if not sep or not name or not rx:
             raise UsageError(f"--pattern must be NAME=REGEX, got {p!r}")
         extra[name] = rx
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     if not isinstance(mem.store, SQLiteStore):
         raise UsageError("procmem redact works on SQLite stores")
     redactor = Redactor(keys=mem.redactor.keys, patterns={**mem.redactor.pattern_sources,
                                                           **extra})
     report = scrub_sqlite(mem.store, redactor, dry_run=dry_run)
     if as_json:
-        _emit(report.to_json())
+        emit(report.to_json())
         return
     verb = "would change" if dry_run else "changed"
     total = sum(report.changed.values())

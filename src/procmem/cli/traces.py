@@ -1,7 +1,7 @@
 """The ``procmem traces`` commands: list, show and delete stored traces.
 
-They register on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported (it
-imports this module last).
+They register on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it).
 
 Invariants:
     * Thin adapters over :meth:`procmem.Memory.list_traces`, :meth:`~procmem.Memory.get_trace`,
@@ -19,17 +19,17 @@ Invariants:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
-from .cli import _emit, _memory, _out, json_option, main
-from .errors import UsageError
-from .memory_traces import deletion_json, trace_summary
-from .model import Trace
+from ..errors import UsageError
+from .app import console, emit, json_option, main, open_memory
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from ..model import Trace
 
 __all__: list[str] = []
 
@@ -51,9 +51,13 @@ def traces() -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, limit: int, offset: int, as_json: bool) -> None:
     """List stored traces, oldest first (insertion order)."""
-    rows = [trace_summary(t) for t in _memory(ctx).list_traces(limit=limit, offset=offset)]
+    from rich.table import Table
+
+    from ..memory_traces import trace_summary
+
+    rows = [trace_summary(t) for t in open_memory(ctx).list_traces(limit=limit, offset=offset)]
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
     if not rows:
         click.echo("no traces")
@@ -64,7 +68,7 @@ def list_cmd(ctx: click.Context, limit: int, offset: int, as_json: bool) -> None
     for row in rows:
         table.add_row(row["id"], row["created_at"][:19].replace("T", " "), row["outcome"],
                       str(row["steps"]), _cut(row["task"], 80))
-    _out().print(table)
+    console().print(table)
 
 
 @traces.command("show")
@@ -73,13 +77,13 @@ def list_cmd(ctx: click.Context, limit: int, offset: int, as_json: bool) -> None
 @click.pass_context
 def show(ctx: click.Context, trace_id: str, as_json: bool) -> None:
     """Show one trace: its task, outcome and every tool call (args, output, error)."""
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     trace = mem.get_trace(trace_id)
     if as_json:
-        _emit(trace.model_dump(mode="json"))
+        emit(trace.model_dump(mode="json"))
         return
     learned = mem.trace_impact(trace_id).learned_from
-    _out().print(_trace_view(trace, learned))
+    console().print(_trace_view(trace, learned))
 
 
 @traces.command("rm")
@@ -93,14 +97,16 @@ def rm(ctx: click.Context, trace_id: str, yes: bool, as_json: bool) -> None:
     Procedure versions are immutable and kept; the next `procmem learn`
     re-induces the trace's group from the traces that remain.
     """
-    mem = _memory(ctx)
+    from ..memory_traces import deletion_json
+
+    mem = open_memory(ctx)
     impact = mem.trace_impact(trace_id)  # NotFound (exit 3) before anything else
     if not yes:
         raise UsageError(f"rm deletes trace {trace_id!r} for good. {impact.effect} "
                          "Pass --yes to confirm")
     data = deletion_json(impact, mem.delete_trace(trace_id))
     if as_json:
-        _emit(data)
+        emit(data)
         return
     click.echo(f"deleted trace {trace_id}" if data["deleted"] else
                f"trace {trace_id} was already gone")
@@ -120,6 +126,9 @@ def _value(value: Any) -> str:
 
 
 def _trace_view(trace: Trace, learned: list[dict[str, Any]]) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     parts: list[RenderableType] = [
         Text(f"trace {trace.id}", style="bold"),
         Text(f"task: {_cut(trace.task)}"),

@@ -1,6 +1,7 @@
 """``procmem keys create|list|revoke``, and the security options of the HTTP servers.
 
-Registers on :data:`procmem.cli.main` when imported (:mod:`procmem.cli` imports it).
+Registers on :data:`procmem.cli.app.main` when imported (the package :mod:`procmem.cli`
+imports it).
 
 Invariants:
     * Keys live in the memory file's main store (``--db``) for every tenant
@@ -15,15 +16,15 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .cli import _emit, json_option, main
-from .errors import UsageError
-from .keys import DEFAULT_TENANT, SCOPES, ApiKey, KeyRing
-from .rest_security import LOOPBACK
-from .store import open_store
+from ..errors import UsageError
+from .app import DEFAULT_TENANT, SCOPES, emit, json_option, main
+
+if TYPE_CHECKING:
+    from ..keys import ApiKey, KeyRing
 
 __all__ = ["ensure_key", "keys", "security_options", "warn_no_auth"]
 
@@ -35,6 +36,9 @@ def _record(key: ApiKey) -> dict[str, Any]:
 
 
 def _keyring(ctx: click.Context) -> KeyRing:
+    from ..keys import KeyRing
+    from ..store import open_store
+
     store = open_store(ctx.obj["db"])
     ctx.call_on_close(store.close)
     return KeyRing(store)
@@ -59,7 +63,7 @@ def create(ctx: click.Context, tenant: str, scopes: tuple[str, ...], name: str,
     record, text = _keyring(ctx).create(tenant=tenant, scopes=scopes or ("read", "write", "run"),
                                         name=name)
     if as_json:
-        _emit({"key": text, **_record(record)})
+        emit({"key": text, **_record(record)})
         return
     click.echo(text)
     click.echo(f"key {record.id}: tenant {record.tenant}, scopes {', '.join(record.scopes)} "
@@ -74,7 +78,7 @@ def list_keys(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
     """List keys (ids, tenants, scopes, dates; never secrets)."""
     found = _keyring(ctx).list(tenant)
     if as_json:
-        _emit([_record(k) for k in found])
+        emit([_record(k) for k in found])
         return
     if not found:
         click.echo("no API keys (procmem keys create makes one)")
@@ -91,7 +95,7 @@ def revoke(ctx: click.Context, key_id: str, as_json: bool) -> None:
     """Revoke a key by its id (see keys list); idempotent."""
     record = _keyring(ctx).revoke(key_id)
     if as_json:
-        _emit(_record(record))
+        emit(_record(record))
         return
     click.echo(f"revoked key {record.id} (tenant {record.tenant})")
 
@@ -122,6 +126,8 @@ def security_options(fn: F) -> F:
 
 def warn_no_auth(host: str) -> None:
     """Refuse ``--no-auth`` off loopback; else warn loudly on stderr."""
+    from ..rest_security import LOOPBACK
+
     if host not in LOOPBACK:
         raise UsageError(f"--no-auth is only allowed with --host 127.0.0.1 (got {host!r})")
     click.secho("WARNING: --no-auth: authentication is OFF. Any program or user on this "
@@ -134,6 +140,9 @@ def ensure_key(location: str, usage: Callable[[str], str]) -> None:
 
     Prints two lines (like Jupyter's token): the key, and ``usage(key)``.
     """
+    from ..keys import KeyRing
+    from ..store import open_store
+
     store = open_store(location)
     try:
         ring = KeyRing(store)

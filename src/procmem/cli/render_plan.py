@@ -1,78 +1,25 @@
-"""The ``procmem plan`` command: what a replay would do for a task, without calling any tool.
+"""Rich rendering of plans (:mod:`procmem.planning`) for ``procmem plan``.
 
-It registers on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported (it
-imports this module last).
-
-Invariants:
-    * A thin adapter over :meth:`procmem.Memory.plan`; settings, errors and exit
-      codes are those of :mod:`procmem.cli`. It never loads or calls a tool.
-    * ``--json`` prints :meth:`procmem.planning.Plan.to_json` (the shape REST and
-      MCP serve too) and nothing else on stdout; with ``--multi``,
-      :meth:`procmem.multiplan.TaskPlan.to_json` (one plan per request when one
-      procedure does not cover the task). Exit code 0 whether or not the plan would
-      pause, and when nothing fits (the plan says so).
+Invariants: nothing here opens a store, reads the environment or decides exit
+codes; values from tasks and traces are wrapped in :class:`rich.text.Text`,
+never parsed as console markup.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import click
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .cli import JSON_OBJECT, _emit, _memory, _out, json_option, main
-from .cli_render import short, task_panel
-from .multiplan import TaskPlan
-from .planning import Plan, PlanStep, PlanValue
+from ..multiplan import TaskPlan
+from ..planning import Plan, PlanStep, PlanValue
+from .render import short, task_panel
 
 __all__ = ["plan_view", "task_plan_view"]
 
 _SOURCE_STYLE = {"param": "cyan", "given": "green", "default": "green", "literal": "",
                  "step": "blue", "selection": "blue", "ask": "yellow", "missing": "bold yellow",
                  "secret": "magenta", "omitted": "dim"}
-
-
-@main.command()
-@click.argument("task")
-@click.option("--procedure", metavar="NAME",
-              help="Plan this procedure instead of the top search hit.")
-@click.option("--version", type=click.IntRange(min=1), help="With --procedure: this version.")
-@click.option("--params", type=JSON_OBJECT, help="Param values, a JSON object (as for replay).")
-@click.option("--multi", is_flag=True,
-              help="Split TASK into its requests and plan one procedure per request when "
-                   "the top hit does not cover them all (lists requests nothing covers).")
-@json_option
-@click.pass_context
-def plan(ctx: click.Context, task: str, procedure: str | None, version: int | None,
-         params: dict[str, Any] | None, multi: bool, as_json: bool) -> None:
-    """Show what replaying a procedure for TASK would do, without calling any tool.
-
-    For each step: every argument with the value it would send and where that
-    value comes from (the task text with its span, --params, a default, an earlier
-    step's output, a question); then what would pause the replay, and how
-    confident search is that the procedure fits. With --multi, a task holding
-    several requests ("cancel #W1 ... Also, return #W2 ...") gets one plan per
-    request when no single procedure covers them all.
-    """
-    if version is not None and procedure is None:
-        raise click.UsageError("--version needs --procedure")
-    if multi:
-        if procedure is not None or params is not None:
-            raise click.UsageError("--multi plans the procedures search finds: "
-                                   "no --procedure or --params with it")
-        task_plan = _memory(ctx).plan_task(task)
-        if as_json:
-            _emit(task_plan.to_json())
-        else:
-            _out().print(task_plan_view(task_plan))
-        return
-    result = _memory(ctx).plan(task, procedure=procedure, version=version, params=params)
-    if as_json:
-        _emit(result.to_json())
-        return
-    _out().print(plan_view(result))
 
 
 def _value_text(v: PlanValue) -> Text:

@@ -1,7 +1,7 @@
 """Rich rendering for the learning commands: stats, report, optimize, history, diff, decay.
 
 Every function here turns statistics, reports and histories into a rich
-renderable; the commands in :mod:`procmem.cli_learning` decide what to print.
+renderable; the commands in :mod:`procmem.cli.learning` decide what to print.
 
 Invariants:
     * Nothing here opens a store, reads the environment or decides exit codes.
@@ -25,7 +25,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .learning.stats import StepStats, VersionStats
+from ..learning.stats import StepStats, VersionStats
 
 __all__ = [
     "FLAGS",
@@ -231,7 +231,7 @@ def steps_table(stats: VersionStats) -> Table:
 def report_view(data: Mapping[str, Any]) -> RenderableType:
     """What ``procmem report`` did: the evidence, reliability before → after, status changes.
 
-    ``data`` is the command's JSON record (see :func:`procmem.cli_learning.report`).
+    ``data`` is the command's JSON record (see :func:`procmem.cli.learning.report`).
     """
     ev = data["evidence"]
     head = Text("evidence stored: ", style="bold")
@@ -284,7 +284,7 @@ def diff_text(lines: Sequence[str]) -> Text:
 def optimize_view(data: Mapping[str, Any]) -> RenderableType:
     """What ``procmem optimize`` did: candidates created (with their diffs), rejected, extra.
 
-    ``data`` is the command's JSON record (see :func:`procmem.cli_learning.optimize`).
+    ``data`` is the command's JSON record (see :func:`procmem.cli.learning.optimize`).
     """
     created, rejected, extra = data["created"], data["rejected"], data["extra"]
     if not (created or rejected or extra):

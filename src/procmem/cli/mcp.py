@@ -1,7 +1,7 @@
 """``procmem mcp``: serve the memory over MCP (stdio, or streamable HTTP with ``--http``).
 
-Registers on :data:`procmem.cli.main` when imported (``procmem.cli`` imports
-this module last). The server itself is :mod:`procmem.mcp_server`.
+Registers on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it). The server itself is :mod:`procmem.mcp_server`.
 
 Invariants:
     * The ``mcp`` SDK is imported only when the command runs; without it the
@@ -14,12 +14,10 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from .cli import _memory, main
-from .cli_keys import ensure_key, security_options, warn_no_auth
+from .app import main, open_memory
+from .keys import ensure_key, security_options, warn_no_auth
 
 __all__ = ["mcp"]
 
@@ -46,18 +44,20 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
     Over --http every request needs Authorization: Bearer <key> (procmem keys
     create), each key reaching its own tenant's memory.
     """
-    from . import mcp_server  # raises MissingExtra without the mcp SDK
+    import logging
+
+    from .. import mcp_server  # raises MissingExtra without the mcp SDK
 
     logging.basicConfig(level=logging.WARNING, format="procmem mcp: %(levelname)s %(message)s")
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     mem.warm_index()  # ready before the first request (loaded from the store when saved there)
     try:
         if not use_http:
             mcp_server.run(mcp_server.build_server(mem, tool_prefix=tool_prefix))
             return
-        from .mcp_http import tenant_mcp_app
-        from .rest_security import guard_settings
-        from .tenants import TenantMemories
+        from ..mcp_http import tenant_mcp_app
+        from ..rest_security import guard_settings
+        from ..tenants import TenantMemories
 
         if no_auth:
             warn_no_auth(host)
@@ -78,7 +78,3 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
         mcp_server.run(http_app=app, host=host, port=port)
     except KeyboardInterrupt:
         click.echo("procmem mcp: stopped", err=True)
-
-
-if __name__ == "__main__":  # `python -m procmem.cli_mcp --db memory.db mcp`
-    main()

@@ -1,8 +1,8 @@
 """The ``procmem eval`` command: how well procedural memory fits a set of traces.
 
-It registers on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported (it
-imports this module last); the figures are rendered by :mod:`procmem.cli_render`
-and :mod:`procmem.cli_render_eval`.
+It registers on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it); the figures are rendered by :mod:`procmem.cli.render`
+and :mod:`procmem.cli.render_eval`.
 
 Invariant: a thin adapter over :func:`procmem.evaluate.evaluate` and
 :func:`procmem.evaluate.leave_one_out`; nothing is written to ``--db``.
@@ -10,13 +10,23 @@ Invariant: a thin adapter over :func:`procmem.evaluate.evaluate` and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from . import cli_render as render
-from .cli import _embedder, _emit, _out, _progress, _reranker, json_option, main
-from .evaluate import evaluate, split_holdout
-from .retrieval import RETRIEVERS, Retriever
-from .traceio import read_traces
+from .app import (
+    RETRIEVERS,
+    console,
+    emit,
+    json_option,
+    main,
+    make_embedder,
+    make_reranker,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from ..retrieval import Retriever
 
 __all__: list[str] = []
 
@@ -51,16 +61,17 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
     errors, confident precision and coverage, reliability). Nothing is written
     to --db.
     """
-    from . import cli_render_eval
-    from .evaluate import leave_one_out
+    from ..evaluate import evaluate, leave_one_out, split_holdout
+    from ..traceio import read_traces
+    from . import render, render_eval
 
     if sum((test_path is not None, holdout is not None, loo)) != 1:
         raise click.UsageError("give exactly one of --test FILE, --holdout N or --loo")
     train, _ = read_traces(train_path)
-    embedder = _embedder(ctx.obj.get("embedder"))
-    reranker = _reranker(ctx.obj.get("reranker"))
+    embedder = make_embedder(ctx.obj.get("embedder"))
+    reranker = make_reranker(ctx.obj.get("reranker"))
     if loo:
-        with _progress(not as_json, "leave-one-out: learning and replaying each trace") as fold:
+        with progress_bar(not as_json, "leave-one-out: learning and replaying each trace") as fold:
             report = leave_one_out(train, retriever=retriever, embedder=embedder,
                                    reranker=reranker, progress=fold, calibrate=calibrate)
     else:
@@ -69,15 +80,15 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
         else:
             assert test_path is not None
             test, _ = read_traces(test_path)
-        with _progress(not as_json, "learning, embedding, then replaying held-out traces",
+        with progress_bar(not as_json, "learning, embedding, then replaying held-out traces",
                        "replaying held-out traces") as (embedded, replayed):
             report = evaluate(train, test, retriever=retriever, embedder=embedder,
                               reranker=reranker, progress=replayed, embed_progress=embedded,
                               calibrate=calibrate)
     if as_json:
-        _emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())
+        emit(dict(report.figures(), cases=report.cases) if show_cases else report.figures())
         return
     if show_cases:
-        _out().print(render.cases_table(report.cases))
-    _out().print(render.figures_table(report.figures(), title=f"procmem eval: {train_path}"))
-    _out().print(cli_render_eval.safety_view(report.figures()))
+        console().print(render.cases_table(report.cases))
+    console().print(render.figures_table(report.figures(), title=f"procmem eval: {train_path}"))
+    console().print(render_eval.safety_view(report.figures()))

@@ -1,7 +1,7 @@
 """Rich rendering for the ``procmem`` CLI: procedures, hits, executions, figures.
 
 Every function here turns procmem objects into a rich renderable; the commands
-in :mod:`procmem.cli` decide what to print and where.
+in the command modules of :mod:`procmem.cli` decide what to print and where.
 
 Invariants:
     * Nothing here opens a store, reads the environment or decides exit codes.
@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .model import Execution, Hit, Need, Procedure, StepRun
-from .template import is_ref, join_pointer
+from ..model import Execution, Hit, Need, Procedure, StepRun
+from ..template import is_ref, join_pointer
 
 __all__ = [
     "FIGURES",

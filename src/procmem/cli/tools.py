@@ -2,8 +2,8 @@
 
 Tool schemas are OpenAI function schemas (e.g. ``data/tau-retail/tools.json``);
 see :mod:`procmem.toolschema` for the format and the checks. The commands
-register on :data:`procmem.cli.main` when this module is imported (``procmem.cli``
-imports it last).
+register on :data:`procmem.cli.app.main` when this module is imported (the package
+:mod:`procmem.cli` imports it).
 
 Invariants:
     * Thin adapters over :class:`procmem.Memory` (``import_tool_schemas``,
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import _emit, _memory, json_option, main
+from .app import emit, json_option, main, open_memory
 
 __all__ = ["tools"]
 
@@ -44,9 +44,9 @@ def import_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
     {...}}), bare function objects, or {"tools": [...]}. Procedures that call a
     tool whose schema changed are flagged with what the re-check found.
     """
-    report = _memory(ctx).import_tool_schemas(file)
+    report = open_memory(ctx).import_tool_schemas(file)
     if as_json:
-        _emit(report)
+        emit(report)
         return
     counts = {k: len(report[k]) for k in ("added", "changed", "unchanged")}
     total = sum(counts.values())
@@ -71,9 +71,9 @@ def import_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """The stored tool schemas: name, args (* = required) and description."""
-    schemas = _memory(ctx).list_tool_schemas()
+    schemas = open_memory(ctx).list_tool_schemas()
     if as_json:
-        _emit(list(schemas.values()))
+        emit(list(schemas.values()))
         return
     if not schemas:
         click.echo("no tool schemas yet: import some with `procmem tools import tools.json`")
@@ -95,14 +95,14 @@ def check_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
     With NAME: that procedure's current version; without: every procedure.
     """
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     if name is not None:
         problems = {name: mem.check_procedure(name)}
         problems = {k: v for k, v in problems.items() if v}
     else:
         problems = mem.check_procedures()
     if as_json:
-        _emit({"tools": len(mem.list_tool_schemas()), "problems": problems})
+        emit({"tools": len(mem.list_tool_schemas()), "problems": problems})
     elif not mem.list_tool_schemas():
         click.echo("no tool schemas to check against: import some with "
                    "`procmem tools import tools.json`")
@@ -124,12 +124,12 @@ def check_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_context
 def flags_cmd(ctx: click.Context, name: str | None, clear: bool, as_json: bool) -> None:
     """Procedures flagged because a tool they use changed (or their args break it)."""
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     flags = mem.tool_flags(name)
     if clear:
         mem.clear_tool_flags(name)
     if as_json:
-        _emit(flags)
+        emit(flags)
         return
     if not flags:
         click.echo("no tool flags")

@@ -1,6 +1,6 @@
 """Rich rendering of the ``procmem eval`` safety figures (see :mod:`procmem.evaluate`).
 
-The retrieval and replay figures are drawn by :func:`procmem.cli_render.figures_table`;
+The retrieval and replay figures are drawn by :func:`procmem.cli.render.figures_table`;
 this module draws what an agent trusting procmem would risk: silent errors,
 confident precision and coverage, the baselines, the precision of supplied values
 by source and the reliability table.

@@ -1,8 +1,8 @@
 """The learning commands of the ``procmem`` CLI: stats, report, optimize, history,
 diff, rollback, pin, unpin, decay, delete.
 
-They register on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported
-(it imports this module last); rendering lives in :mod:`procmem.cli_render_learning`.
+They register on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it); rendering lives in :mod:`procmem.cli.render_learning`.
 
 Invariants:
     * Thin adapters over the learning methods of :class:`procmem.Memory`; the
@@ -17,16 +17,16 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import cli_render_learning as render
-from .cli import _emit, _memory, _out, json_option, main
-from .errors import NotFound, UsageError
-from .learning.stats import VersionStats
-from .memory import Memory
-from .model import utcnow
+from ..errors import NotFound, UsageError
+from .app import console, emit, json_option, main, open_memory
+
+if TYPE_CHECKING:
+    from ..learning.stats import VersionStats
+    from ..memory import Memory
 
 __all__ = ["SOURCES"]
 
@@ -37,9 +37,11 @@ _NAME = click.argument("name")
 
 
 def _legend(flags: set[str]) -> None:
+    from . import render_learning as render
+
     legend = render.flags_legend(flags)
     if legend is not None:
-        _out().print(legend)
+        console().print(legend)
 
 
 def _flags(stats: list[VersionStats], *, steps: bool = False) -> set[str]:
@@ -60,12 +62,15 @@ def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
     With NAME: every version of NAME, then each step of its current version
     (runs, failures by error kind, p50/p95 duration, flags such as slow or failing).
     """
-    mem = _memory(ctx)
+    from ..model import utcnow
+    from . import render_learning as render
+
+    mem = open_memory(ctx)
     rows = mem.stats(name)
     if as_json:
-        _emit([s.model_dump(mode="json") for s in rows])
+        emit([s.model_dump(mode="json") for s in rows])
         return
-    now, out = utcnow(), _out()
+    now, out = utcnow(), console()
     if name is None:
         if not rows:
             click.echo("no procedures yet: learn some with `procmem learn FILE.jsonl`")
@@ -119,7 +124,9 @@ def report(ctx: click.Context, execution_id: str, reward: float, source: str, no
     Reliability moves on evidence; a candidate competing with the active
     version may be promoted or demoted by it. Prints what changed.
     """
-    mem = _memory(ctx)
+    from . import render_learning as render
+
+    mem = open_memory(ctx)
     ex = mem.get_execution(execution_id)
     before_status = _statuses(mem, ex.procedure)
     before = _headline(mem, ex.procedure, ex.version)
@@ -133,9 +140,9 @@ def report(ctx: click.Context, execution_id: str, reward: float, source: str, no
             "version": ex.version, "before": before,
             "after": _headline(mem, ex.procedure, ex.version), "changes": changes}
     if as_json:
-        _emit(data)
+        emit(data)
         return
-    _out().print(render.report_view(data))
+    console().print(render.report_view(data))
 
 
 @main.command()
@@ -150,7 +157,9 @@ def optimize(ctx: click.Context, name: str | None, as_json: bool) -> None:
     evidence promotes or demotes it. With NAME, only that procedure is repaired
     or pruned (merge and factor still look at all procedures).
     """
-    mem = _memory(ctx)
+    from . import render_learning as render
+
+    mem = open_memory(ctx)
     if name is not None:
         mem.list_versions(name)  # NotFound before doing anything
     data = asdict(mem.optimize(name))
@@ -162,9 +171,9 @@ def optimize(ctx: click.Context, name: str | None, as_json: bool) -> None:
             parent, lines = None, []
         c.update(parent_version=parent, diff=lines)
     if as_json:
-        _emit(data)
+        emit(data)
         return
-    _out().print(render.optimize_view(data))
+    console().print(render.optimize_view(data))
 
 
 @main.command()
@@ -173,11 +182,14 @@ def optimize(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_context
 def history(ctx: click.Context, name: str, as_json: bool) -> None:
     """Every version of NAME: status, origin, verification, runs and reliability."""
-    rows = _memory(ctx).history(name)
+    from ..model import utcnow
+    from . import render_learning as render
+
+    rows = open_memory(ctx).history(name)
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
-    _out().print(render.history_table(name, rows, now=utcnow()))
+    console().print(render.history_table(name, rows, now=utcnow()))
 
 
 @main.command()
@@ -188,14 +200,16 @@ def history(ctx: click.Context, name: str, as_json: bool) -> None:
 @click.pass_context
 def diff(ctx: click.Context, name: str, v1: int, v2: int, as_json: bool) -> None:
     """What changed from version V1 to V2 of NAME (+ added, - removed, ~ changed)."""
-    lines = _memory(ctx).diff(name, v1, v2)
+    from . import render_learning as render
+
+    lines = open_memory(ctx).diff(name, v1, v2)
     if as_json:
-        _emit({"name": name, "from": v1, "to": v2, "lines": lines})
+        emit({"name": name, "from": v1, "to": v2, "lines": lines})
         return
     if not lines:
         click.echo(f"{name}: v{v1} and v{v2} have the same steps and params")
         return
-    out = _out()
+    out = console()
     out.print(f"[bold]{name}[/] v{v1} → v{v2}")
     out.print(render.diff_text(lines))
 
@@ -207,9 +221,9 @@ def diff(ctx: click.Context, name: str, v1: int, v2: int, as_json: bool) -> None
 @click.pass_context
 def rollback(ctx: click.Context, name: str, version: int, as_json: bool) -> None:
     """Make VERSION of NAME current again, as a new version with its exact content."""
-    restored = _memory(ctx).rollback(name, version)
+    restored = open_memory(ctx).rollback(name, version)
     if as_json:
-        _emit({"name": name, "version": restored.version, "restores": version,
+        emit({"name": name, "version": restored.version, "restores": version,
                "status": restored.status})
         return
     click.echo(f"{name} v{restored.version} is now current: it restores v{version} "
@@ -221,7 +235,7 @@ def rollback(ctx: click.Context, name: str, version: int, as_json: bool) -> None
 @click.pass_context
 def pin(ctx: click.Context, name: str) -> None:
     """Pin NAME: it never decays (is never deprecated by `procmem decay`)."""
-    _memory(ctx).pin(name)
+    open_memory(ctx).pin(name)
     click.echo(f"pinned {name}: exempt from decay (`procmem unpin {name}` to undo)")
 
 
@@ -230,7 +244,7 @@ def pin(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def unpin(ctx: click.Context, name: str) -> None:
     """Unpin NAME: it decays again when unused or unreliable."""
-    _memory(ctx).pin(name, False)
+    open_memory(ctx).pin(name, False)
     click.echo(f"unpinned {name}: `procmem decay` may deprecate it when unused or unreliable")
 
 
@@ -242,11 +256,13 @@ def decay(ctx: click.Context, as_json: bool) -> None:
 
     Deprecated procedures leave search; nothing is deleted.
     """
-    rows = _memory(ctx).decay()
+    from . import render_learning as render
+
+    rows = open_memory(ctx).decay()
     if as_json:
-        _emit(rows)
+        emit(rows)
         return
-    _out().print(render.decay_view(rows))
+    console().print(render.decay_view(rows))
 
 
 @main.command()
@@ -259,7 +275,7 @@ def delete(ctx: click.Context, name: str, yes: bool) -> None:
     The only command that deletes; it needs --yes. `procmem decay` only
     deprecates (takes out of search) and `procmem rollback` restores.
     """
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     versions = mem.list_versions(name)
     if not yes:
         raise UsageError(f"delete removes all {len(versions)} version(s) of {name!r} for good "

@@ -1,7 +1,7 @@
 """The search commands of the ``procmem`` CLI: search, reindex and calibrate.
 
-They register on :data:`procmem.cli.main` when :mod:`procmem.cli` is imported (it
-imports this module last); the hit table lives in :mod:`procmem.cli_render`.
+They register on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it); the hit table lives in :mod:`procmem.cli.render`.
 
 Invariants:
     * Thin adapters over :meth:`procmem.Memory.search` and :meth:`procmem.Memory.reindex`;
@@ -11,13 +11,24 @@ Invariants:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from . import cli_render as render
-from .calibration import TARGET_PRECISION
-from .cli import _emit, _memory, _out, _progress, hit_json, json_option, main
-from .retrieval import RETRIEVERS, Retriever
-from .serialize import calibration_record
+from .app import (
+    RETRIEVERS,
+    TARGET_PRECISION,
+    console,
+    emit,
+    hit_json,
+    json_option,
+    main,
+    open_memory,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from ..retrieval import Retriever
 
 __all__: list[str] = []
 
@@ -44,22 +55,25 @@ def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
     Each hit says why: its BM25 and vector ranks, the matched terms, the nearest
     demonstration task, the params bound from TASK, and whether it is confident.
     """
-    mem = _memory(ctx)
+    from . import render
+
+    mem = open_memory(ctx)
     if 1 <= limit <= 100 and retriever != "bm25" and mem.embedder is not None:
         # the index is built now in any case; texts embedded for the first time (a new
         # model, procedures learned without one) get a progress bar
-        with _progress(not as_json, "embedding procedures for search", lazy=True) as progress:
+        with progress_bar(not as_json, "embedding procedures for search",
+                          lazy=True) as progress:
             mem.warm_index(progress=progress)
     hits = mem.search(task, limit=limit, retriever=retriever, tags=tags,
                       status=None if status == "any" else status,
                       namespace=namespace, confident_only=confident_only)
     if as_json:
-        _emit([hit_json(i, h) for i, h in enumerate(hits, 1)])
+        emit([hit_json(i, h) for i, h in enumerate(hits, 1)])
         return
     if not hits:
         click.echo("no procedure fits this task")
         return
-    out = _out()
+    out = console()
     out.print(render.hits_table(hits))
     out.print(render.hits_evidence(hits))
 
@@ -71,11 +85,11 @@ def search(ctx: click.Context, task: str, limit: int, retriever: Retriever,
 @click.pass_context
 def reindex(ctx: click.Context, force: bool, as_json: bool) -> None:
     """Compute the vectors of hybrid search for texts that have none (e.g. a new model)."""
-    mem = _memory(ctx)
-    with _progress(not as_json, "embedding procedures for search") as progress:
+    mem = open_memory(ctx)
+    with progress_bar(not as_json, "embedding procedures for search") as progress:
         report = mem.reindex(force=force, progress=progress)
     if as_json:
-        _emit(report)
+        emit(report)
         return
     if report["model_id"] is None:
         click.echo(f"{report['procedures']} procedure(s) indexed for BM25 only: no embedder")
@@ -103,13 +117,17 @@ def calibrate(ctx: click.Context, folds: int, target_precision: float,
     value it bound are right, and ``confident`` means it clears the threshold at
     which the cross-validated hits were right --target of the time.
     """
-    mem = _memory(ctx)
-    with _progress(not as_json, "cross-validating: learning each fold, searching the rest") as bar:
+    from ..serialize import calibration_record
+    from . import render
+
+    mem = open_memory(ctx)
+    with progress_bar(not as_json,
+                      "cross-validating: learning each fold, searching the rest") as bar:
         report = mem.calibrate(folds=folds, target_precision=target_precision,
                                retrievers=list(retrievers) or None, progress=bar)
     record = calibration_record(report)
     if as_json:
-        _emit(record)
+        emit(record)
         return
-    out = _out()
+    out = console()
     out.print(render.calibration_table(record))

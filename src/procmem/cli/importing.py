@@ -1,6 +1,7 @@
 """The ``procmem import`` command: agent transcripts -> stored traces (-> procedures).
 
-It registers on :data:`procmem.cli.main` when imported (``procmem.cli`` imports it).
+It registers on :data:`procmem.cli.app.main` when imported (the package
+:mod:`procmem.cli` imports it).
 
 Invariants:
     * Parsing is :func:`procmem.importers.import_transcripts`; storing is one
@@ -14,26 +15,33 @@ Invariants:
       ``{"import": {"format", "file", "read", "stored", "errors"}, "learn": {...} | null}``
       (``read``: traces parsed; ``stored``: of those, new ones; ``learn``: the
       fields of :class:`procmem.memory.LearnReport`).
-    * Errors and exit codes are those of :mod:`procmem.cli`.
+    * Errors and exit codes are those of :mod:`procmem.cli.app`.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from typing import Any
 
 import click
 
-from . import cli_render as render
-from .cli import _emit, _memory, _out, json_option, main
-from .importers import FORMATS, import_transcripts
+from .app import (
+    TRANSCRIPT_FORMATS,
+    console,
+    emit,
+    json_option,
+    main,
+    open_memory,
+    progress_bar,
+)
 
 __all__: list[str] = []
 
 
 @main.command("import")
 @click.argument("file", metavar="FILE")
-@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
+@click.option("--format", "fmt", required=True, type=click.Choice(TRANSCRIPT_FORMATS),
               help="The transcript format of FILE.")
 @click.option("--skip-invalid", is_flag=True,
               help="Store the valid transcripts and list the invalid ones instead of failing.")
@@ -51,14 +59,21 @@ def import_cmd(ctx: click.Context, file: str, fmt: str, skip_invalid: bool, then
     "id"?, "metadata"?}. Tool calls are matched to their results by id.
     --format procmem reads procmem trace JSONL (as `procmem learn` does).
     """
+    from ..importers import import_transcripts
+    from . import render
+
     traces, problems = import_transcripts(file, fmt, skip_invalid=skip_invalid)
-    mem = _memory(ctx)
+    mem = open_memory(ctx)
     stored = mem.add_traces(traces)
     imported: dict[str, Any] = {"format": fmt, "file": file, "read": len(traces),
                                 "stored": stored, "errors": [str(p) for p in problems]}
-    learned = asdict(mem.learn()) if then_learn else None
+    learned = None
+    if then_learn:
+        with progress_bar(not as_json and sys.stderr.isatty(),  # stderr stays as it was
+                          "embedding procedures for search", lazy=True) as bar:
+            learned = asdict(mem.learn(progress=bar))
     if as_json:
-        _emit({"import": imported, "learn": learned})
+        emit({"import": imported, "learn": learned})
         return
     for error in imported["errors"]:
         click.echo(f"skipped: {error}", err=True)
@@ -68,4 +83,4 @@ def import_cmd(ctx: click.Context, file: str, fmt: str, skip_invalid: bool, then
         summary += f", {len(problems)} invalid skipped"
     click.echo(summary)
     if learned is not None:
-        _out().print(render.learn_view(None, learned))
+        console().print(render.learn_view(None, learned))

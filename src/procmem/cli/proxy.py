@@ -2,7 +2,7 @@
 
 ``procmem proxy [--db PATH] -- COMMAND [ARGS...]`` serves MCP over stdio and
 starts ``COMMAND ARGS...`` as the upstream MCP server (see
-:mod:`procmem.mcp_proxy`). It registers on :data:`procmem.cli.main` when
+:mod:`procmem.mcp_proxy`). It registers on :data:`procmem.cli.app.main` when
 imported.
 
 Invariants:
@@ -21,9 +21,8 @@ import os
 
 import click
 
-from .cli import main
-from .errors import MissingExtra
-from .memory import Memory
+from ..errors import MissingExtra
+from .app import main
 
 __all__ = ["proxy"]
 
@@ -49,9 +48,11 @@ def proxy(ctx: click.Context, db: str | None, no_redact: bool, command: tuple[st
     try:
         import anyio
 
-        from .mcp_proxy import serve_proxy
+        from ..mcp_proxy import serve_proxy
     except ImportError as err:
         raise MissingExtra("procmem proxy (MCP)", "mcp") from err
+    from ..memory import Memory
+
     mem = ctx.with_resource(Memory(db or ctx.obj["db"]))
     upstream, *args = command
     anyio.run(lambda: serve_proxy(mem, upstream, args, env=dict(os.environ),

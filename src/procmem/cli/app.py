@@ -1,0 +1,334 @@
+"""The ``procmem`` command line's app: the Click group, its options, errors and helpers.
+
+The commands live in the other modules of :mod:`procmem.cli`; each imports this
+module and registers on :data:`main`, and :mod:`procmem.cli` (the package)
+imports them all. Nothing here imports a command module, so there is no cycle.
+Rendering lives in :mod:`procmem.cli.render` (and ``render_*``).
+
+Invariants:
+    * Starting is cheap: this module and the command modules import only the
+      standard library, Click and :mod:`procmem.errors` at import time;
+      ``procmem --version`` and ``--help`` never import numpy, pydantic, rich, the
+      models or the evaluator. Commands import what they use when they run. The
+      option choices below (:data:`RETRIEVERS`, ...) are copies of the constants
+      of the modules that own them, kept here for that reason; a test asserts
+      they are equal.
+    * Settings are read here only: ``--db PATH``, else the ``PROCMEM_DB``
+      environment variable, else ``procmem.db`` in the current directory.
+      ``eval`` and ``demo`` use a temporary in-memory store and never open it.
+    * With ``--json`` a command prints plain JSON on stdout and nothing else
+      there (progress bars and warnings go to stderr).
+    * A :class:`~procmem.errors.ProcmemError` becomes one line
+      ``error[<code>]: <message>`` on stderr and an exit code chosen by its
+      code: usage errors (``usage``, ``invalid_*``, ``param_error``,
+      ``unknown_tool``) 2, ``not_found`` 3, ``conflict`` and ``execution_busy`` 4,
+      any other 1.
+      Malformed options (bad JSON in ``--params``) are Click usage errors
+      naming the option, also exit code 2. Bad input never shows a traceback.
+    * ``replay`` and ``resume`` exit 0 when the execution succeeded or paused
+      and 1 when it failed (a failed tool call is data, not an error line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from ..errors import ProcmemError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..embed import Embedder
+    from ..memory import Memory
+    from ..model import Hit, Procedure
+    from ..rerank import Reranker
+
+__all__ = [
+    "DEFAULT_TENANT", "EXIT_CODES", "JSON_OBJECT", "RETRIEVERS", "SCOPES", "TARGET_PRECISION",
+    "TRANSCRIPT_FORMATS", "all_procedures", "console", "emit", "exit_code", "fail", "hit_json",
+    "installed_version", "json_option", "main", "make_embedder", "make_reranker", "open_memory",
+    "procedure_summary", "progress_bar",
+]
+
+EXIT_CODES: dict[str, int] = {
+    "usage": 2, "invalid_trace": 2, "invalid_template": 2, "invalid_procedure": 2,
+    "param_error": 2, "unknown_tool": 2, "not_found": 3, "conflict": 4, "execution_busy": 4,
+    "embedding_error": 5,
+    "rerank_error": 5,
+}
+"""Exit code by error code; a code not listed exits with 1 (2 for any UsageError)."""
+
+# Copies of constants owned by heavier modules (tests/test_cli_startup.py checks them).
+RETRIEVERS = ("bm25", "vector", "hybrid")
+"""First stages of search (:data:`procmem.retrieval.RETRIEVERS`)."""
+TRANSCRIPT_FORMATS = ("openai-chat", "openai-responses", "anthropic", "procmem")
+"""Formats of ``procmem import`` (:data:`procmem.importers.FORMATS`)."""
+SCOPES = ("read", "write", "run", "admin")
+"""Scopes of an API key (:data:`procmem.keys.SCOPES`)."""
+DEFAULT_TENANT = "default"
+"""The tenant of ``--tenant`` when none is given (:data:`procmem.keys.DEFAULT_TENANT`)."""
+TARGET_PRECISION = 0.99
+"""Default ``calibrate --target`` (:data:`procmem.calibration.TARGET_PRECISION`)."""
+
+_PAGE = 1000
+
+
+def exit_code(err: ProcmemError) -> int:
+    """The process exit code for an error (see :data:`EXIT_CODES`)."""
+    if err.code in EXIT_CODES:
+        return EXIT_CODES[err.code]
+    return 2 if isinstance(err, UsageError) else 1
+
+
+def fail(code: str, message: str, status: int) -> NoReturn:
+    """Print ``error[<code>]: <message>`` (on one line) on stderr and exit with ``status``."""
+    click.echo(f"error[{code}]: {' '.join(message.split())}", err=True)
+    sys.exit(status)
+
+
+class _Group(click.Group):
+    """A Click group that turns procmem errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ProcmemError as err:
+            fail(err.code, str(err), exit_code(err))
+        except Exception as err:
+            # pydantic's ValidationError is pydantic_core's; when that module was never
+            # imported, no such error can have been raised (and --help stays light).
+            core = sys.modules.get("pydantic_core")
+            if core is None or not isinstance(err, core.ValidationError):
+                raise
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            fail("usage", f"{err.title}: {where}: {first['msg']}", 2)
+
+
+class _JSONObject(click.ParamType):
+    """A click option value that must be a JSON object."""
+
+    name = "JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> dict[str, Any]:
+        if isinstance(value, dict):
+            return value
+        try:
+            data = json.loads(value)
+        except ValueError as err:
+            self.fail(f"not valid JSON ({err}): {value!r}", param, ctx)
+        if not isinstance(data, dict):
+            self.fail(f"must be a JSON object, got a JSON {type(data).__name__}", param, ctx)
+        return data
+
+
+JSON_OBJECT = _JSONObject()
+"""A Click type: an option value that must be a JSON object (a dict)."""
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print machine-readable JSON on stdout.")
+"""The ``--json`` flag of every command that prints something (as ``as_json``)."""
+
+
+def console() -> Console:
+    """A rich console on stdout, for human output (no highlighting, no soft wrap)."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (non-JSON values as ``str``)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def make_reranker(spec: str | None) -> Reranker | None:
+    """The reranker of ``--reranker`` / ``PROCMEM_RERANKER`` (``OPENAI_API_KEY`` for openai:)."""
+    from ..rerank import reranker_from_spec
+
+    return reranker_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
+
+
+def make_embedder(spec: str | None) -> Embedder | str | None:
+    """The embedder of ``--embedder`` / ``PROCMEM_EMBEDDER`` (``OPENAI_API_KEY`` for openai:)."""
+    if spec is None or spec == "default":
+        return "default"
+    from ..embed import embedder_from_spec
+
+    return embedder_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
+
+
+def open_memory(ctx: click.Context) -> Memory:
+    """The memory at ``--db`` (with the group's settings), closed when the command ends."""
+    from ..memory import Memory
+
+    extra = {} if ctx.obj.get("min_constant") is None else {"min_constant":
+                                                            ctx.obj["min_constant"]}
+    return ctx.with_resource(Memory(ctx.obj["db"],
+                                    embedder=make_embedder(ctx.obj.get("embedder")),
+                                    reranker=make_reranker(ctx.obj.get("reranker")),
+                                    tenant=ctx.obj.get("tenant") or DEFAULT_TENANT, **extra))
+
+
+def all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
+    """Every procedure (current versions) of ``mem``, optionally of one ``status``, paged."""
+    out: list[Procedure] = []
+    while True:
+        page = mem.list_procedures(status=status, limit=_PAGE, offset=len(out))
+        out.extend(page)
+        if len(page) < _PAGE:
+            return out
+
+
+# ------------------------------------------------------------------ JSON shapes
+
+
+def procedure_summary(proc: Procedure) -> dict[str, Any]:
+    """The ``list --json`` record of one procedure."""
+    return {
+        "name": proc.name, "version": proc.version, "status": proc.status,
+        "description": proc.description, "tags": proc.tags,
+        "actions": list(proc.signature()), "params": [p.name for p in proc.params],
+        "demonstrations": len(proc.lineage.traces),
+        "execution_count": proc.execution_count, "success_rate": proc.success_rate,
+        "avg_duration_ms": proc.avg_duration_ms,
+        "last_executed_at": proc.last_executed_at.isoformat() if proc.last_executed_at else None,
+    }
+
+
+def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    """The ``search --json`` record of one hit (:func:`procmem.serialize.hit_record`)."""
+    from ..serialize import hit_record
+
+    return hit_record(rank, hit)
+
+
+# ------------------------------------------------------------------ progress
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str, then: str | None = None, *,
+                 lazy: bool = False) -> Iterator[Any]:
+    """A progress bar on stderr, as ``update(done, total)`` (``None`` when disabled).
+
+    With ``then``, yields two updaters: the first for ``label``, the second for a
+    next phase that relabels the same bar. With ``lazy``, the bar only appears
+    once an update has something to count (``total > 0``).
+    """
+    if not enabled:
+        yield (None, None) if then else None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        if lazy and not bar.live.is_started:
+            if total <= 0:
+                return
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    def update_then(done: int, total: int) -> None:
+        bar.update(task, description=then, completed=done, total=total)
+
+    if lazy:
+        try:
+            yield update
+        finally:
+            if bar.live.is_started:
+                bar.stop()
+        return
+    with bar:
+        yield (update, update_then) if then else update
+
+
+# ------------------------------------------------------------------ the group
+
+_DIST = "procedural-memory"
+
+
+def installed_version() -> str:
+    """The version of the installed ``procedural-memory`` distribution.
+
+    Read from the name of its ``procedural_memory-<version>.dist-info`` folder on
+    ``sys.path``, first match in path order as :mod:`importlib.metadata` searches
+    (the name format is the PyPA spec "Recording installed projects"); that keeps
+    ``procmem --version`` from importing :mod:`importlib.metadata` (about a third of
+    its start-up CPU). Falls back to :func:`importlib.metadata.version` when no
+    such folder is found (an egg, a zip), and to ``0.0.0+unknown`` when the
+    distribution is not installed at all.
+    """
+    prefix = _DIST.replace("-", "_") + "-"
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith(prefix) and name.endswith(".dist-info"):
+                return name[len(prefix):-len(".dist-info")]
+    from importlib import metadata
+
+    try:
+        return metadata.version(_DIST)
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: what :func:`click.version_option` prints, the version read lazily."""
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"{ctx.find_root().info_name}, version {installed_version()}")
+    ctx.exit()
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", default="procmem.db", envvar="PROCMEM_DB", show_default=True,
+              metavar="PATH", help="The memory file (or ':memory:'); env PROCMEM_DB.")
+@click.option("--embedder", envvar="PROCMEM_EMBEDDER", metavar="SPEC",
+              help="Embedding model of hybrid search: default (paraphrase-MiniLM-L3, "
+                   "offline), minilm-l6, none (BM25 only), st:MODEL_OR_PATH, "
+                   "openai:MODEL[@BASE_URL]; env PROCMEM_EMBEDDER.")
+@click.option("--reranker", envvar="PROCMEM_RERANKER", metavar="SPEC",
+              help="A language model that reorders the top 10 hits of every search: "
+                   "none (the default) or openai:MODEL[@BASE_URL] (OPENAI_API_KEY); "
+                   "env PROCMEM_RERANKER.")
+@click.option("--min-constant", envvar="PROCMEM_MIN_CONSTANT", type=click.IntRange(min=1),
+              metavar="N", help="Demonstrations that must agree on a value before learning "
+                                "sends it as a literal without asking (default 48; a small "
+                                "store of config-like constants may lower it); env "
+                                "PROCMEM_MIN_CONSTANT.")
+@click.option("--tenant", default=DEFAULT_TENANT, envvar="PROCMEM_TENANT", show_default=True,
+              metavar="NAME", help="Whose data to use (a tenant has its own store beside the "
+                                   "memory file; docs/security.md); env PROCMEM_TENANT.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version, help="Show the version and exit.")
+@click.pass_context
+def main(ctx: click.Context, db: str, embedder: str | None, reranker: str | None,
+         min_constant: int | None, tenant: str) -> None:
+    """procmem: procedural memory for AI agents.
+
+    Learn reusable procedures from traces of tool calls, find the right one for
+    a new task, replay it against real tools, and measure how well it fits.
+    Start with `procmem demo`.
+    """
+    ctx.obj = {"db": db, "embedder": embedder, "reranker": reranker,
+               "min_constant": min_constant, "tenant": tenant}
