@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..cli_render import source_text
 from ..errors import NotFound
 from ..memory import Memory
 from ..model import Execution, Hit
@@ -163,7 +162,9 @@ def procedure_view(mem: Memory, name: str, version: int | None = None) -> dict[s
 
 def _arg_rows(run: Any, ex: Execution) -> list[dict[str, str]]:
     """Each top-level arg of a step run with where its value came from
-    (:func:`procmem.cli_render.source_text`, the words ``procmem replay`` prints)."""
+    (:func:`procmem.cli.render.source_text`, the words ``procmem replay`` prints)."""
+    from ..cli.render import source_text  # imported on use: the CLI package is not small
+
     rows = []
     for key, value in run.args.items():
         pointer = join_pointer("", key)
