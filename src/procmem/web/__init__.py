@@ -3,8 +3,8 @@
 Mounted on the REST app by :func:`add_ui_routes` (``procmem.rest.create_app`` calls
 it): same process, same memory, same guard and API keys. Open
 ``http://127.0.0.1:8765/`` (``/`` redirects to ``/ui/``) and sign in with an API key
-(``procmem keys create --scopes read,write,run``); with ``--no-auth`` no sign-in is
-asked.
+(``procmem keys create``: scopes read, write and run); with ``--no-auth`` no sign-in
+is asked.
 
 Routes (none in the OpenAPI document):
 
