@@ -34,6 +34,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright is not installed (pip install playwright)")
+expect = sync_api.expect
 
 
 def _free_port() -> int:
@@ -132,20 +133,19 @@ def test_sign_in_browse_search_and_act(server: dict[str, Any], browser: Any, sho
     page.click("#actions button:has-text('Pin')")
     assert page.locator("dialog#confirm").is_visible()
     page.click("#confirm-cancel")
+    expect(page.locator("#flash")).to_contain_text("Cancelled: nothing changed")
     assert not mem.store.is_pinned(FLOW)
     # promote the candidate, confirmed
     page.click("#versions button:has-text('Promote')")
     assert "Promote candidate v2" in page.locator("#confirm-text").inner_text()
     page.click("#confirm-ok")
-    page.wait_for_selector("#flash.good")
-    assert "promoted" in page.locator("#flash").inner_text()
-    page.wait_for_load_state("load")
+    expect(page.locator("#flash.good")).to_contain_text("promoted")
     assert [h["status"] for h in mem.history(FLOW)] == ["deprecated", "active"]
     page.goto(f"{server['url']}/ui/procedures/{FLOW}")
     # roll back to v1, confirmed
     page.click("#versions button:has-text('Roll back to v1')")
     page.click("#confirm-ok")
-    page.wait_for_selector("#flash.good")
+    expect(page.locator("#flash.good")).to_contain_text("now current")
     assert mem.get_procedure(FLOW).lineage.reason == "rollback to version 1"
     page.goto(f"{server['url']}/ui/procedures/{FLOW}")
     shots(page, "procedure")

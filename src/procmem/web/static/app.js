@@ -5,11 +5,11 @@
 (function () {
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  function flash(text, bad) {
+  function flash(text, kind) {  // kind: "good", "bad" or "info"
     const box = document.getElementById("flash");
     if (!box) return;
     box.textContent = text;
-    box.className = "flash " + (bad ? "bad" : "good");
+    box.className = "flash " + kind;
     box.hidden = false;
   }
 
@@ -45,15 +45,15 @@
 
   async function act(url, body, text, expect) {
     const ok = await confirmDialog(text, expect);
-    if (!ok) { flash("Cancelled: nothing changed.", false); return; }
+    if (!ok) { flash("Cancelled: nothing changed.", "info"); return; }
     if (expect) body = Object.assign({}, body, {confirm: ok});
     try {
       const data = await post(url, body);
-      flash(data.message || "Done.", false);
+      flash(data.message || "Done.", "good");
       if (expect) { window.location.href = "/ui/"; return; }
       setTimeout(() => window.location.reload(), 700);
     } catch (err) {
-      flash("Refused: " + err.message, true);
+      flash("Refused: " + err.message, "bad");
     }
   }
 
