@@ -16,7 +16,9 @@ interactive docs at ``/docs``). Endpoints:
   ``POST /executions/{id}/results`` and ``POST /executions/{id}/answers`` the
   next; a paused execution returns its ``needs`` and answering them resumes it.
   ``GET /executions[/{id}]``, ``POST /executions/{id}/evidence``;
-* ``GET /stats[/{name}]``, ``GET /health``.
+* ``GET /stats[/{name}]``, ``GET /health``;
+* the web UI at ``/ui/`` (``/`` redirects there; :mod:`procmem.web`), not in the
+  OpenAPI document.
 
 Invariants:
     * Every error, from procmem, from request validation or from routing, is
@@ -55,6 +57,7 @@ it is imported when an app is created, so importing this module never fails.
 import json
 import os
 import re
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
@@ -92,6 +95,7 @@ from .rest_models import (
 from .rest_plan import add_plan_route
 from .rest_security import guard_settings, secure_app
 from .tenants import TenantMemories, TenantMemoryProxy
+from .web import add_ui_routes
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -546,4 +550,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         mem.store.count_traces()
         return Health(version=__version__)
 
+    try:  # the web UI at /ui (procmem.web), behind the same guard and keys
+        add_ui_routes(app, mem)
+    except MissingExtra as err:
+        warnings.warn(f"{err}; serving the REST API without it", stacklevel=2)
     return app

@@ -18,7 +18,8 @@ Invariants:
     * An admin key manages only its own tenant's keys and cannot make a key of
       another tenant or with a scope it does not have itself.
     * ``/health`` and the OpenAPI document (``/openapi.json``, ``/docs``,
-      ``/redoc``) are public: they show no data. Every other route needs a key.
+      ``/redoc``) are public: they show no data, as are the web UI's sign-in page,
+      static files and redirects (:mod:`procmem.web.paths`). Every other route needs a key.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .http_guard import (
 )
 from .keys import SCOPES, ApiKey, Principal
 from .tenants import TenantMemories
+from .web.paths import UI_PUBLIC_PATHS, is_ui_path, ui_scope_of
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -45,7 +47,7 @@ __all__ = ["LOOPBACK", "PUBLIC_PATHS", "KeyCreated", "NewKeyRequest", "guard_set
            "rest_scope_of", "secure_app"]
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                          "/redoc"})
+                          "/redoc"}) | UI_PUBLIC_PATHS  # the web UI's sign-in page and files
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 """Where a server may listen without authentication (``--no-auth``)."""
@@ -55,6 +57,8 @@ def rest_scope_of(method: str, path: str, body: bytes) -> str:
     """The scope a REST request needs (see the module docs)."""
     if path == "/keys" or path.startswith("/keys/"):
         return "admin"
+    if is_ui_path(path):
+        return ui_scope_of(method, path)  # the web UI (procmem.web.paths)
     if method in ("GET", "HEAD", "OPTIONS") or (method == "POST"
                                                   and path in ("/plan", "/plan/task")):
         return "read"

@@ -44,7 +44,8 @@ DEFAULT_PORT = 8765
 def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: str,
           no_auth: bool, allow_hosts: tuple[str, ...], allow_origins: tuple[str, ...],
           cors_origins: tuple[str, ...], max_body_mb: float) -> None:
-    """Serve the REST API (FastAPI) over the memory; OpenAPI document at /openapi.json.
+    """Serve the REST API (FastAPI) and the web UI (/ui/) over the memory; OpenAPI
+    document at /openapi.json.
 
     Every request needs Authorization: Bearer <key> (procmem keys create); a fresh
     memory gets a key printed at start. docs/security.md has the details.
@@ -67,7 +68,8 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
         app.state.memory.warm_index(progress=progress)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
-    click.echo(f"procmem REST API on {base}  docs: {base}/docs  OpenAPI: {base}/openapi.json")
+    click.echo(f"procmem REST API on {base}  docs: {base}/docs  OpenAPI: {base}/openapi.json"
+               f"  web UI: {base}/ui/")
     if not no_auth:
         ensure_key(app.state.memory.location,
                    lambda key: f"curl -H 'Authorization: Bearer {key}' {base}/procedures")

@@ -1,0 +1,88 @@
+"""The UI's writes: each validates its target, calls one ``Memory`` method, and says
+what changed as JSON ``{"ok": true, "message": ...}``.
+
+Promote and reject a candidate apply by hand the two decisions
+:meth:`procmem.Memory.review` takes from evidence (``promote``: the candidate becomes
+active, the active version deprecated; ``demote``: the candidate is deprecated),
+through the store's ``set_status`` as ``review`` does; they refuse a version that
+is not a candidate. Rename is not offered: ``Memory`` has no rename yet (issue 15,
+item 2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Conflict, UsageError
+from ..memory import Memory
+
+__all__ = ["delete", "pin", "promote", "reject", "report", "rollback"]
+
+
+def pin(mem: Memory, name: str, pinned: bool) -> dict[str, Any]:
+    """Pin or unpin ``name`` (:meth:`Memory.pin`). Raises ``NotFound``."""
+    mem.get_procedure(name)
+    mem.pin(name, pinned)
+    return {"ok": True, "message": f"{'pinned' if pinned else 'unpinned'} {name}"}
+
+
+def rollback(mem: Memory, name: str, version: int) -> dict[str, Any]:
+    """Make ``version`` current again as a new version (:meth:`Memory.rollback`)."""
+    restored = mem.rollback(name, version)
+    return {"ok": True, "version": restored.version,
+            "message": f"{name} v{restored.version} is now current: it restores v{version}"}
+
+
+def _candidate(mem: Memory, name: str, version: int) -> None:
+    proc = mem.get_procedure(name, version)
+    if proc.status != "candidate":
+        raise Conflict("procedure", f"{name} v{version}", f"is {proc.status}, not a candidate")
+
+
+def promote(mem: Memory, name: str, version: int) -> dict[str, Any]:
+    """Make candidate ``version`` active and deprecate the active versions.
+
+    Raises:
+        NotFound: No such version.
+        Conflict: The version is not a candidate.
+    """
+    _candidate(mem, name, version)
+    with mem.store.transaction():  # every status, or none (procmem.store.base.UnitOfWork)
+        for v in mem.list_versions(name):
+            if v.status == "active":
+                mem.store.set_status(name, v.version, "deprecated")
+        mem.store.set_status(name, version, "active")
+    return {"ok": True, "message": f"promoted {name} v{version}: it is now active"}
+
+
+def reject(mem: Memory, name: str, version: int) -> dict[str, Any]:
+    """Deprecate candidate ``version`` (it stops competing).
+
+    Raises:
+        NotFound: No such version.
+        Conflict: The version is not a candidate.
+    """
+    _candidate(mem, name, version)
+    mem.store.set_status(name, version, "deprecated")
+    return {"ok": True, "message": f"rejected {name} v{version}: deprecated"}
+
+
+def delete(mem: Memory, name: str, confirm: str) -> dict[str, Any]:
+    """Delete every version of ``name`` (:meth:`Memory.delete_procedure`).
+
+    Raises:
+        UsageError: ``confirm`` is not the name (the dialog asks to type it).
+    """
+    if confirm != name:
+        raise UsageError("to delete, type the procedure's name to confirm")
+    mem.get_procedure(name)
+    mem.delete_procedure(name)
+    return {"ok": True, "message": f"deleted every version of {name}"}
+
+
+def report(mem: Memory, execution_id: str, reward: float, source: str,
+           note: str) -> dict[str, Any]:
+    """Report evidence on an execution (:meth:`Memory.report`, which then reviews)."""
+    ev = mem.report(execution_id, reward=reward, source=source, note=note)
+    return {"ok": True, "message": f"reported reward {ev.reward:g} ({ev.source}) on "
+                                   f"{execution_id}"}
