@@ -64,7 +64,7 @@ from procmem import Memory
 from procmem.embed import MiniLMEmbedder, default_embedder
 from procmem.model import Procedure, Trace
 from procmem.search_index import card_text
-from procmem.store.search_sql import text_hash
+from procmem.texthash import text_hash
 
 TRAIN = 400
 UPDATES = 5

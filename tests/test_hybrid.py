@@ -14,7 +14,7 @@ from procmem.memory import Memory
 from procmem.model import Procedure, Step, Trace, TraceStep
 from procmem.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
 from procmem.search_index import card_text
-from procmem.store.search_sql import text_hash
+from procmem.texthash import text_hash
 
 
 def _trace(tid: str, task: str, action: str, args: dict) -> Trace:

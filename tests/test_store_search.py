@@ -14,8 +14,8 @@ from procmem.errors import UsageError
 from procmem.model import Execution, Procedure, Step, Trace, TraceStep
 from procmem.store import search_sql
 from procmem.store.migrate import apply_migrations, load_migrations
-from procmem.store.search_sql import text_hash
 from procmem.store.sqlite import SQLiteStore
+from procmem.texthash import text_hash
 
 
 @pytest.fixture

@@ -63,8 +63,8 @@ from .induce_alt import annotate, induce_merged, merge_plan
 from .model import Lineage, Param, Procedure, Step, Trace
 from .secret_params import holds_marker
 
-__all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "group_key", "group_traces",
-           "induce", "procedure_name"]
+__all__ = ["LITERAL_PRECISION", "MIN_CONSTANT", "CorpusStats", "flatten", "group_key",
+           "group_traces", "induce", "leaves", "procedure_name", "same_value", "set_pointer"]
 
 _FLATTEN_LIMIT = 5000  # max pointers indexed per step output
 
@@ -170,7 +170,7 @@ class CorpusStats:
         """
         for t in traces:
             for s in t.successful_steps():
-                for ptr, v in _leaves(s.args):
+                for ptr, v in leaves(s.args):
                     bucket = self.values[(s.action, ptr)]
                     self.counts[(s.action, ptr)] += 1
                     if len(bucket) < 3:
@@ -209,7 +209,7 @@ def _canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, ensure_ascii=False)
 
 
-def _leaves(obj: Any, base: str = "") -> Iterator[tuple[str, Any]]:
+def leaves(obj: Any, base: str = "") -> Iterator[tuple[str, Any]]:
     """(pointer, value) for every leaf: objects are descended, lists and scalars are leaves.
 
     An object with a ``$`` key (:func:`procmem.template.has_reserved_key`) is one
@@ -219,12 +219,12 @@ def _leaves(obj: Any, base: str = "") -> Iterator[tuple[str, Any]]:
     """
     if isinstance(obj, dict) and obj and not tpl.has_reserved_key(obj):
         for k, v in obj.items():
-            yield from _leaves(v, tpl.join_pointer(base, k))
+            yield from leaves(v, tpl.join_pointer(base, k))
     else:
         yield base, obj
 
 
-def _flatten(obj: Any, base: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+def flatten(obj: Any, base: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every pointer -> value of a parsed output (objects and lists descended)."""
     out = {} if out is None else out
     if len(out) >= _FLATTEN_LIMIT:
@@ -232,10 +232,10 @@ def _flatten(obj: Any, base: str = "", out: dict[str, Any] | None = None) -> dic
     out[base] = obj
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(v, tpl.join_pointer(base, k), out)
+            flatten(v, tpl.join_pointer(base, k), out)
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            _flatten(v, tpl.join_pointer(base, i), out)
+            flatten(v, tpl.join_pointer(base, i), out)
     return out
 
 
@@ -301,7 +301,7 @@ def induce(
     if any(t.signature() != sig for t in traces):  # equal writes, different reads
         merged = induce_merged(
             traces, name=name or procedure_name(sig), version=version, corpus=corpus,
-            step_args=_step_args, flatten=_flatten, parse=tpl.parse_output,
+            step_args=_step_args, flatten=flatten, parse=tpl.parse_output,
             single=lambda ts: induce(ts, corpus=corpus, effects=effects), describe=_describe,
             effects=effects)
         check_templates(merged)
@@ -313,7 +313,7 @@ def induce(
 
     def flat(j: int, i: int) -> dict[str, Any]:
         if (j, i) not in flat_cache:
-            flat_cache[(j, i)] = _flatten(outputs[j][i])
+            flat_cache[(j, i)] = flatten(outputs[j][i])
         return flat_cache[(j, i)]
 
     step_ids = [f"s{i + 1}" for i in range(len(sig))]
@@ -352,16 +352,16 @@ def _step_args(arg_dicts: list[dict[str, Any]], i: int, action: str, n: int, tas
         node = _classify(
             values, ptr, i, action, n, tasks, corpus, flat, step_ids, params, param_by_values
         )
-        _set(args, ptr, node)
+        set_pointer(args, ptr, node)
     return args
 
 
 def _common_keys(arg_dicts: list[dict[str, Any]]) -> list[str]:
     """Leaf pointers present in every demonstration (first demonstration's order)."""
-    first = [p for p, _ in _leaves(arg_dicts[0])] if arg_dicts[0] else []
+    first = [p for p, _ in leaves(arg_dicts[0])] if arg_dicts[0] else []
     common = set(first)
     for a in arg_dicts[1:]:
-        common &= {p for p, _ in _leaves(a)} if a else set()
+        common &= {p for p, _ in leaves(a)} if a else set()
     return [p for p in first if p in common and p != ""]
 
 
@@ -369,7 +369,8 @@ def _get(obj: Any, ptr: str) -> Any:
     return tpl.resolve_pointer(obj, ptr)
 
 
-def _set(obj: dict[str, Any], ptr: str, value: Any) -> None:
+def set_pointer(obj: dict[str, Any], ptr: str, value: Any) -> None:
+    """Set the value at JSON Pointer ``ptr`` (RFC 6901) in ``obj``, making objects on the way."""
     tokens = [t.replace("~1", "/").replace("~0", "~") for t in ptr.split("/")[1:]]
     cur = obj
     for t in tokens[:-1]:
@@ -407,7 +408,8 @@ def _classify(
     prompt = f"{ptr[1:].replace('/', '.') or 'args'} for {action}"
     found: list[dict[str, Any]] = []
     for k in range(i):
-        hits = [{p for p, x in flat(j, k).items() if _same(x, v)} for j, v in enumerate(values)]
+        hits = [{p for p, x in flat(j, k).items() if same_value(x, v)}
+                for j, v in enumerate(values)]
         if not all(hits):
             continue
         docs = [flat(j, k)[""] for j in range(n)]
@@ -424,7 +426,7 @@ def _classify(
 
         node = selection.infer_reference(
             values, docs, hits, step_ids[k], params=selection.param_values(param_by_values, n),
-            same=_same, prompt=prompt, new_param=new_param, min_literal=corpus.min_constant)
+            same=same_value, prompt=prompt, new_param=new_param, min_literal=corpus.min_constant)
         if node is not None:
             found.append(node)
     for node in found:  # a selection or a proven position (first earlier step first)
@@ -475,7 +477,10 @@ def _mentioned_once(values: list[Any], tasks: list[str]) -> bool:
     return all(len(locate_all(v, t)) == 1 for v, t in zip(values, tasks, strict=True))
 
 
-def _same(x: Any, v: Any) -> bool:
+def same_value(x: Any, v: Any) -> bool:
+    """Whether output value ``x`` is the demonstrated value ``v``: booleans by identity,
+    a one-character string never, lists and objects when equal and non-empty, other
+    values when equal and of the same type."""
     if isinstance(v, bool) or isinstance(x, bool):
         return x is v
     if isinstance(v, str) and len(v) < 2:

@@ -86,7 +86,6 @@ from .drivers import (
 )
 from .errors import CycleError, InvalidTemplate, ParamError, ReplayError
 from .model import (
-    Attempt,
     CallStarted,
     Execution,
     Need,
@@ -96,7 +95,7 @@ from .model import (
     StepRun,
     utcnow,
 )
-from .replay_parts import OMIT, strip_omitted
+from .replay_parts import OMIT, next_try, strip_omitted, where_predicates
 from .replay_parts import as_attempt as _as_attempt
 from .replay_parts import relay as _relay
 from .replay_parts import storable as _storable
@@ -339,28 +338,8 @@ class _Run:
 
     def _next_try(self, index: int, step: Step, prev: StepRun | None,
                   args: dict[str, Any] | None) -> StepRun:
-        """A new step run for the step's next try, keeping every earlier try in ``history``.
-
-        A failed earlier run moves into the history. A call left open by a run
-        that stopped (``ex.in_flight`` without a stored try of its number) is kept
-        as ``unknown`` and, when the args bind to the same values, tried again with
-        its number (so its idempotency key); otherwise the next number is used.
-        """
-        run = StepRun(index=index, step_id=step.id, action=step.action, attempts=0)
-        if prev is not None and prev.status == "failed":
-            run.history = [*prev.history, _as_attempt(prev, "failed")]
-            run.attempt, run.attempts = prev.attempt + 1, prev.attempts
-        open_call = self.ex.in_flight
-        if (open_call is not None and open_call.index == index
-                and (prev is None or prev.attempt < open_call.attempt)):
-            run.history.append(Attempt(
-                attempt=open_call.attempt, status="unknown", args=open_call.args,
-                started_at=open_call.started_at,
-                error="interrupted: the run stopped after sending this call and before "
-                      "storing its result; it may or may not have taken effect"))
-            run.attempts += 1
-            same = args is not None and args == open_call.args
-            run.attempt = open_call.attempt if same else open_call.attempt + 1
+        """The step's next try (:func:`procmem.replay_parts.next_try`); the open call is used."""
+        run = next_try(index, step.id, step.action, prev, args, self.ex.in_flight)
         self.ex.in_flight = None
         return run
 
@@ -490,17 +469,10 @@ class _Run:
         if candidates is None:
             raise _BindFailure(f"$select source {src.get('$step')!r} path "
                                f"{src.get('path', '')!r} is neither a list nor an object")
-        where = []
-        for pred in node.get("where", []):
-            op = "contains" if "contains" in pred else "equals"
-            want = pred[op]
-            if isinstance(want, dict) and "$param" in want:
-                if want["$param"] not in self.ex.params:
-                    raise _BindFailure(f"param {want['$param']!r} has no value")
-                want = self.ex.params[want["$param"]]
-            elif isinstance(want, dict) and "$literal" in want:
-                want = want["$literal"]
-            where.append((pred["path"], op, want))
+        try:
+            where = where_predicates(node, self.ex.params)
+        except KeyError as err:
+            raise _BindFailure(f"param {err.args[0]!r} has no value") from err
         return select_matches(candidates, where, node.get("get", "")), candidates
 
     def _step_value(self, node: Mapping[str, Any]) -> Any:

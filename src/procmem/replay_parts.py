@@ -8,12 +8,14 @@ Invariant: pure helpers, no I/O; :func:`storable` returns a copy, never the inpu
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from .drivers import Core, NeedValues
-from .model import Attempt, StepRun
+from .model import Attempt, CallStarted, StepRun
 
-__all__ = ["OMIT", "as_attempt", "is_json", "relay", "storable", "strip_omitted"]
+__all__ = ["OMIT", "as_attempt", "is_json", "next_try", "relay", "storable", "strip_omitted",
+           "where_predicates"]
 
 OMIT = object()
 """What a ``$param`` of an optional param without value binds to: the arg is left out."""
@@ -73,3 +75,52 @@ def strip_omitted(value: Any) -> Any:
     if isinstance(value, list):
         return [None if v is OMIT else strip_omitted(v) for v in value]
     return None if value is OMIT else value
+
+
+def next_try(index: int, step_id: str, action: str, prev: StepRun | None,
+             args: dict[str, Any] | None, open_call: CallStarted | None) -> StepRun:
+    """A new step run for a step's next try, keeping every earlier try in ``history``.
+
+    A failed earlier run (``prev``) moves into the history. A call left open by a
+    run that stopped (``open_call``: ``Execution.in_flight`` without a stored try
+    of its number) is kept as ``unknown`` and, when ``args`` bind to the same
+    values, tried again with its number (so its idempotency key); otherwise the
+    next number is used.
+    """
+    run = StepRun(index=index, step_id=step_id, action=action, attempts=0)
+    if prev is not None and prev.status == "failed":
+        run.history = [*prev.history, as_attempt(prev, "failed")]
+        run.attempt, run.attempts = prev.attempt + 1, prev.attempts
+    if (open_call is not None and open_call.index == index
+            and (prev is None or prev.attempt < open_call.attempt)):
+        run.history.append(Attempt(
+            attempt=open_call.attempt, status="unknown", args=open_call.args,
+            started_at=open_call.started_at,
+            error="interrupted: the run stopped after sending this call and before "
+                  "storing its result; it may or may not have taken effect"))
+        run.attempts += 1
+        same = args is not None and args == open_call.args
+        run.attempt = open_call.attempt if same else open_call.attempt + 1
+    return run
+
+
+def where_predicates(node: Mapping[str, Any], params: Mapping[str, Any]
+                     ) -> list[tuple[str, str, Any]]:
+    """A ``$select`` node's ``where`` as ``(path, "equals" | "contains", value)``, with
+    ``$param`` and ``$literal`` values resolved (see :mod:`procmem.template`).
+
+    Raises:
+        KeyError: A ``$param`` predicate names a param with no value (the key is its name).
+    """
+    where = []
+    for pred in node.get("where", []):
+        op = "contains" if "contains" in pred else "equals"
+        want = pred[op]
+        if isinstance(want, dict) and "$param" in want:
+            if want["$param"] not in params:
+                raise KeyError(want["$param"])
+            want = params[want["$param"]]
+        elif isinstance(want, dict) and "$literal" in want:
+            want = want["$literal"]
+        where.append((pred["path"], op, want))
+    return where

@@ -34,7 +34,7 @@ from .embed import Embedder
 from .errors import UsageError
 from .model import Procedure
 from .store.base import SEPARATORS, Store
-from .store.search_sql import text_hash
+from .texthash import text_hash
 from .vectors import VectorIndex
 
 __all__ = [

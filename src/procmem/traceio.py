@@ -34,7 +34,8 @@ from procmem.errors import InvalidTrace, UsageError
 from procmem.limits import READ_MAX_DEPTH, json_problem
 from procmem.model import Trace
 
-__all__ = ["iter_traces", "read_traces", "trace_id_for", "write_traces"]
+__all__ = ["iter_traces", "json_records", "read_text_file", "read_traces", "trace_id_for",
+           "write_traces"]
 
 _decoder = json.JSONDecoder()
 
@@ -58,7 +59,12 @@ def trace_id_for(record: dict[str, Any]) -> str:
     return "tr_" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path) -> str:
+    """The text of a trace or transcript file (UTF-8, a BOM dropped).
+
+    Raises:
+        UsageError: The file cannot be read or is not UTF-8.
+    """
     try:
         return path.read_bytes().decode("utf-8-sig")
     except OSError as err:
@@ -67,7 +73,7 @@ def _read_text(path: Path) -> str:
         raise UsageError(f"trace file {str(path)!r} is not UTF-8 text: {err.reason}") from err
 
 
-def _records(text: str, source: str) -> Iterator[tuple[int, Any | InvalidTrace]]:
+def json_records(text: str, source: str) -> Iterator[tuple[int, Any | InvalidTrace]]:
     """``(line, parsed JSON or InvalidTrace)`` for each record of a file's text."""
     start = len(text) - len(text.lstrip())
     if text[start : start + 1] != "[":
@@ -159,9 +165,9 @@ def iter_traces(path: str | os.PathLike[str]) -> Iterator[Trace | InvalidTrace]:
         UsageError: The file is missing, unreadable or not UTF-8.
     """
     source = str(path)
-    text = _read_text(Path(path))
+    text = read_text_file(Path(path))
     first_line: dict[str, int] = {}
-    for line, value in _records(text, source):
+    for line, value in json_records(text, source):
         if isinstance(value, InvalidTrace):
             yield value
             continue

@@ -31,8 +31,7 @@ def redact(ctx: click.Context, dry_run: bool, patterns: tuple[str, ...], as_json
     compacts the database file (VACUUM) so no old copy stays in it.
     """
     from ..redaction import Redactor
-    from ..store.scrub import scrub_sqlite
-    from ..store.sqlite import SQLiteStore
+    from ..store import scrub_store
 
     extra: dict[str, str] = {}
     for p in patterns:
@@ -41,11 +40,9 @@ def redact(ctx: click.Context, dry_run: bool, patterns: tuple[str, ...], as_json
             raise UsageError(f"--pattern must be NAME=REGEX, got {p!r}")
         extra[name] = rx
     mem = open_memory(ctx)
-    if not isinstance(mem.store, SQLiteStore):
-        raise UsageError("procmem redact works on SQLite stores")
     redactor = Redactor(keys=mem.redactor.keys, patterns={**mem.redactor.pattern_sources,
                                                           **extra})
-    report = scrub_sqlite(mem.store, redactor, dry_run=dry_run)
+    report = scrub_store(mem.store, redactor, dry_run=dry_run)
     if as_json:
         emit(report.to_json())
         return

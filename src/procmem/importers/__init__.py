@@ -42,7 +42,7 @@ from typing import Any
 from procmem.errors import InvalidTrace, UsageError
 from procmem.limits import READ_MAX_DEPTH, json_problem
 from procmem.model import Trace
-from procmem.traceio import _read_text, _records, read_traces
+from procmem.traceio import json_records, read_text_file, read_traces
 
 from ._common import LIST_KEYS, NO_RESULT, looks_like_error
 from .anthropic import parse_anthropic
@@ -106,12 +106,12 @@ def _transcripts(text: str, source: str) -> Iterator[tuple[int, Any]]:
         try:
             json.loads(head)
         except ValueError:  # a broken (pretty-printed) JSON array: say where it breaks
-            yield from _records(text, source)
+            yield from json_records(text, source)
         else:
             yield from _jsonl(text, source)
         return
     if all(_is_transcript(v) for v in whole):
-        yield from _records(text, source)
+        yield from json_records(text, source)
     else:
         yield first_line, whole
 
@@ -147,7 +147,7 @@ def import_transcripts(
     traces: list[Trace] = []
     problems: list[InvalidTrace] = []
     first_line: dict[str, int] = {}
-    for line, value in _transcripts(_read_text(Path(path)), source):
+    for line, value in _transcripts(read_text_file(Path(path)), source):
         item: Trace | InvalidTrace
         if isinstance(value, InvalidTrace):
             item = value

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import template as tpl
 from ..checks import check_templates
 from ..errors import UsageError
-from ..induce import _flatten, _leaves, _same, _set
+from ..induce import flatten, leaves, same_value, set_pointer
 from ..model import (
     Execution,
     Lineage,
@@ -219,10 +219,10 @@ def _template_leaf(value: Any, params: list[tuple[str, Any]],
     if value is None or isinstance(value, bool):
         return tpl.literal(value)
     for name, bound in params:
-        if _same(bound, value):
+        if same_value(bound, value):
             return tpl.param(name)
     for step_id, flat in reversed(outputs):
-        hits = [p for p, x in flat.items() if _same(x, value)]
+        hits = [p for p, x in flat.items() if same_value(x, value)]
         if hits:
             return tpl.step_ref(step_id, min(hits, key=lambda p: (p.count("/"), p)))
     return tpl.literal(value)
@@ -281,20 +281,20 @@ def repair(procedure: Procedure, execution: Execution, recovery: Trace) -> Candi
     before = [r for r in runs if r.index < k and r.status == "succeeded"]
     names = [p.name for p in procedure.params]
     params = [(n, execution.params[n]) for n in names if n in execution.params]
-    outputs = [(r.step_id, _flatten(tpl.parse_output(r.output))) for r in before]
+    outputs = [(r.step_id, flatten(tpl.parse_output(r.output))) for r in before]
     ids = _next_ids({s.id for s in procedure.steps})
     steps = list(procedure.steps[:k])
     for done in recovered:
         args: dict[str, Any] = {}
-        for ptr, value in _leaves(done.args):
+        for ptr, value in leaves(done.args):
             if ptr:
-                _set(args, ptr, _template_leaf(value, params, outputs))
+                set_pointer(args, ptr, _template_leaf(value, params, outputs))
             elif tpl.has_reserved_key(value):  # "$" keys at the top: the args are one datum
                 args = _template_leaf(value, params, outputs)
         step = Step(id=next(ids), action=done.action, args=args,
                     description="recovered by the agent")
         steps.append(step)
-        outputs.append((step.id, _flatten(tpl.parse_output(done.output))))
+        outputs.append((step.id, flatten(tpl.parse_output(done.output))))
     at = procedure.steps[k] if k < len(procedure.steps) else None
     where = f"step {at.id} ({at.action})" if at else "the last step"
     if execution.status == "failed":

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import MissingExtra, UsageError
 from ..keys import DEFAULT_TENANT, check_tenant
@@ -45,11 +46,15 @@ from .base import (
 )
 from .sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from ..redaction import Redactor
+    from .scrub import ScrubReport
+
 __all__ = ["RECORD_PROTOCOLS", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
            "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
            "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",
-           "open_store", "protocol_methods", "tenant_location"]
+           "open_store", "protocol_methods", "scrub_store", "tenant_location"]
 
 _open_embedded: Callable[[str], Store] = SQLiteStore
 """Opens an embedded location (a path or ``":memory:"``); tests may swap the backend."""
@@ -118,3 +123,16 @@ def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT
     raise UsageError(
         f"unsupported store location {text!r}: use a file path, sqlite:///path or postgresql://"
     )
+
+
+def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> ScrubReport:
+    """Redact every stored record of ``store`` in place (``procmem redact``); the
+    backend's own maintenance (:func:`procmem.store.scrub.scrub_sqlite` for SQLite).
+
+    Raises:
+        UsageError: The backend has no scrub.
+        StoreError: The backend failed (nothing is changed then).
+    """
+    from .scrub import scrub_sqlite
+
+    return scrub_sqlite(store, redactor, dry_run=dry_run)

@@ -25,9 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
 from ..model import Procedure, Trace
 from ..redaction import Redactor
 from ..secret_params import secretize
+from .base import Store
 from .common import procedure_json
 from .sqlite import SQLiteStore
 
@@ -126,11 +128,11 @@ def _tables(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
-def scrub_sqlite(store: SQLiteStore, redactor: Redactor, *, dry_run: bool = False) -> ScrubReport:
+def scrub_sqlite(store: Store, redactor: Redactor, *, dry_run: bool = False) -> ScrubReport:
     """Redact every stored record of a SQLite store in place.
 
     Args:
-        store: The store (``Memory.store``).
+        store: The store (``Memory.store``); a SQLite store only.
         redactor: The rules (:class:`procmem.redaction.Redactor`).
         dry_run: Report what would change; write nothing.
 
@@ -138,8 +140,11 @@ def scrub_sqlite(store: SQLiteStore, redactor: Redactor, *, dry_run: bool = Fals
         A :class:`ScrubReport`.
 
     Raises:
+        UsageError: ``store`` is not a SQLite store.
         StoreError: SQLite failed (nothing is changed then).
     """
+    if not isinstance(store, SQLiteStore):
+        raise UsageError("procmem redact works on SQLite stores")
     rep = ScrubReport(dry_run=dry_run)
     with store.transaction(), store._guard() as conn:
         conn.execute("PRAGMA secure_delete = ON")

@@ -21,7 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sqlite3
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..model import utcnow
+from ..texthash import text_hash
 from .common import CURRENT_ORDER, check_page, timestamp
 
 __all__ = ["INDEX_LOG_KEEP", "SearchSQL", "log_index_change", "text_hash"]
@@ -75,11 +75,6 @@ def log_index_change(conn: sqlite3.Connection, name: str) -> None:
         conn.execute("DELETE FROM index_log WHERE revision <= ?", (start,))
         conn.execute("UPDATE meta SET value = MAX(value, ?) WHERE key = 'index_log_start'",
                      (start,))
-
-
-def text_hash(text: str) -> str:
-    """SHA-256 hex digest of ``text`` as UTF-8: the key of its stored embedding."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class SearchSQL:
