@@ -51,8 +51,9 @@ from .evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split
 from .keys import DEFAULT_TENANT
 from .memory import Memory, check_namespace
 from .model import Execution, Hit, Procedure, Trace
+from .paging import read_all
 from .rerank import Reranker, reranker_from_spec
-from .serialize import hit_record
+from .serialize import error_line, error_of, hit_record
 from .toolspec import load_tools
 from .traceio import read_traces
 
@@ -69,8 +70,6 @@ EXIT_CODES: dict[str, int] = {
 DEMO_HOLDOUT = 30
 """The demo trains on the bundled sample except its last ``DEMO_HOLDOUT`` traces."""
 
-_PAGE = 1000
-
 
 def exit_code(err: ProcmemError) -> int:
     """The process exit code for an error (see :data:`EXIT_CODES`)."""
@@ -80,7 +79,7 @@ def exit_code(err: ProcmemError) -> int:
 
 
 def _fail(code: str, message: str, status: int) -> NoReturn:
-    click.echo(f"error[{code}]: {' '.join(message.split())}", err=True)
+    click.echo(error_line(code, message), err=True)
     sys.exit(status)
 
 
@@ -93,9 +92,7 @@ class _Group(click.Group):
         except ProcmemError as err:
             _fail(err.code, str(err), exit_code(err))
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            _fail("usage", f"{err.title}: {where}: {first['msg']}", 2)
+            _fail(*error_of(err)[:2], 2)
 
 
 class _JSONObject(click.ParamType):
@@ -151,12 +148,8 @@ def _memory(ctx: click.Context) -> Memory:
 
 
 def _all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
-    out: list[Procedure] = []
-    while True:
-        page = mem.list_procedures(status=status, limit=_PAGE, offset=len(out))
-        out.extend(page)
-        if len(page) < _PAGE:
-            return out
+    return read_all(lambda limit, offset: mem.list_procedures(status=status, limit=limit,
+                                                              offset=offset))
 
 
 # ------------------------------------------------------------------ tools

@@ -17,7 +17,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .model import Evidence, Execution, Hit, Procedure, Trace
+from .learning.changes import ReportResult
+from .model import Execution, Hit, Procedure, Trace
 from .planning import Plan
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class AsyncMixin:
         return await self._in_thread(self.get_procedure, name, version)  # type: ignore[attr-defined]
 
     async def areport(self, execution_id: str, *, reward: float, source: str = "user",
-                      note: str = "") -> Evidence:
+                      note: str = "") -> ReportResult:
         """Async twin of :meth:`procmem.Memory.report`."""
         return await self._in_thread(self.report, execution_id,  # type: ignore[attr-defined]
                                      reward=reward, source=source, note=note)

@@ -15,34 +15,18 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from .checks import check_templates
 from .errors import InvalidProcedure, NotFound, UsageError
 from .extract import check_extractor
 from .model import Procedure
+from .paging import PAGE
+from .paging import read_all as paged
 from .store.base import Store
 
 __all__ = ["PAGE", "check_procedure", "paged", "put_version", "same_content", "versions",
            "with_stats"]
 
-PAGE = 1000
-"""Rows read from the store per call by :func:`paged`."""
-
 _STATS_RUNS = 10_000  # executions of a name read to derive a version's statistics
-
-T = TypeVar("T")
-
-
-def paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
-    """Everything ``fetch(limit, offset)`` returns, read :data:`PAGE` rows at a time."""
-    out: list[T] = []
-    while True:
-        page = fetch(PAGE, len(out))
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
 
 
 def versions(store: Store, name: str) -> list[Procedure]:
