@@ -33,7 +33,8 @@ __all__ = ["Change", "ChangeKind", "ReportResult", "apply_decision", "review_can
 ChangeKind = Literal["promoted", "demoted", "replaced", "deprecated", "created", "restored"]
 """What happened to a version: ``promoted`` (candidate → active), ``demoted``
 (candidate → deprecated), ``replaced`` (active → deprecated, a newer version took
-its place), ``deprecated`` (active → deprecated by decay), ``created`` (a new
+its place); reserved for the other learning operations (which do not return
+changes yet): ``deprecated`` (active → deprecated by decay), ``created`` (a new
 version stored), ``restored`` (a rollback stored an earlier content as a new version)."""
 
 
