@@ -15,18 +15,28 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from .checks import check_templates
 from .errors import InvalidProcedure, NotFound, UsageError
 from .extract import check_extractor
 from .model import Procedure
-from .paging import PAGE
-from .paging import read_all as paged
+from .paging import PAGE, read_all
 from .store.base import Store
 
 __all__ = ["PAGE", "check_procedure", "paged", "put_version", "same_content", "versions",
            "with_stats"]
 
 _STATS_RUNS = 10_000  # executions of a name read to derive a version's statistics
+
+T = TypeVar("T")
+
+
+def paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
+    """Everything ``fetch(limit, offset)`` returns, :data:`PAGE` rows at a time
+    (:func:`procmem.paging.read_all`)."""
+    return read_all(fetch, page=PAGE)
 
 
 def versions(store: Store, name: str) -> list[Procedure]:
