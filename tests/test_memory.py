@@ -413,8 +413,9 @@ def test_report_stores_evidence_and_rejects_bad_input(mem: Memory) -> None:
     mem.learn(cancel_traces(3))
     ex = mem.replay("cancel_pending_order", tools={"cancel_pending_order": dict},
                     task="Cancel order #W7654321 because ordered by mistake.")
-    ev = mem.report(ex.id, reward=1.0, source="environment")
-    assert mem.store.list_evidence(ex.id) == [ev]
+    result = mem.report(ex.id, reward=1.0, source="environment")
+    ev = result.evidence
+    assert mem.store.list_evidence(ex.id) == [ev] and result.changes == []
     with pytest.raises(UsageError, match="reward"):
         mem.report(ex.id, reward=1.5)
     with pytest.raises(UsageError, match="source"):

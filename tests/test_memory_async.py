@@ -27,7 +27,7 @@ def test_async_twins_match_the_sync_methods(tau_sample_path: Path, tmp_path: Pat
             turn = await async_mem.astart(hits[0].procedure.name, task=task)
             done = await async_mem.aadvance(turn.execution.id, step_id=turn.call.step_id,
                                             output='{"status": "cancelled"}')
-            ev = await async_mem.areport(done.execution.id, reward=1.0, source="test")
+            ev = (await async_mem.areport(done.execution.id, reward=1.0, source="test")).evidence
             proc = await async_mem.aget_procedure(hits[0].procedure.name)
             return report, hits, hits_again, turn, done, ev, proc
 

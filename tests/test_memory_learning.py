@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from procmem.errors import NotFound
+from procmem.learning.changes import Change
 from procmem.learning.promote import PromotionPolicy
 from procmem.memory import Memory
 from procmem.model import Procedure, utcnow
@@ -87,14 +88,23 @@ def test_thompson_sampling_then_promotion_on_evidence(mem: Memory) -> None:
     fail_and_recover(mem, world, "#O2001", 150)
     mem.optimize(NAME)
     ran: list[int] = []
+    changed: list[list[Change]] = []
     for i in range(40):
         if mem.get_procedure(NAME).version == 2:
             break
         task = f"Ship order #O3{i:03d} paying 150 dollars."
         ex = mem.replay(NAME, tools=world.tools(), task=task)
         ran.append(ex.version)
-        mem.report(ex.id, reward=1.0 if ex.status == "succeeded" else 0.0, source="environment")
+        result = mem.report(ex.id, reward=1.0 if ex.status == "succeeded" else 0.0,
+                            source="environment")
+        assert result.evidence.execution_id == ex.id
+        changed.append(result.changes)
     assert 2 in ran and 1 in ran  # both competed
+    # the report that promoted says so (and only that one): the status diff, from report()
+    assert all(c == [] for c in changed[:-1])
+    assert [(c.version, c.change, c.from_status, c.to_status) for c in changed[-1]] == [
+        (2, "promoted", "candidate", "active"), (1, "replaced", "active", "deprecated")]
+    assert "P(v2 better than v1)" in changed[-1][0].reason
     current = mem.get_procedure(NAME)
     assert current.version == 2 and current.status == "active"
     assert mem.store.get_procedure(NAME, 1).status == "deprecated"

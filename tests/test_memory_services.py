@@ -128,7 +128,7 @@ def test_executions_and_learning_work_alone(store: SQLiteStore) -> None:
     assert turn.call is not None and turn.call.action == "ping"
     done = runs.advance(turn.execution.id, step_id=turn.call.step_id, output="pong")
     assert done.done and done.execution.status == "succeeded"
-    assert learning.report(ex.id, reward=1.0, source="test").execution_id == ex.id
+    assert learning.report(ex.id, reward=1.0, source="test").evidence.execution_id == ex.id
     assert stats.with_stats([store.get_procedure("ping")])[0].execution_count == 2
     assert [row["runs"] for row in learning.history("ping")] == [2]
 

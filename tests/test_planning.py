@@ -125,6 +125,22 @@ def test_an_ask_hole_is_a_pause_at_its_step(mem: Memory) -> None:
     assert tools.calls == []
 
 
+def test_args_that_are_one_reference_are_planned_whole_as_replay_binds_them() -> None:
+    # {"$ask": ...} as the whole args object: one value at pointer "" (its key is not
+    # an argument name), a pause where replay pauses, never a crash
+    asked = Procedure(name="whole", description="Do a thing.", steps=[
+        Step(id="s1", action="tool_a", args=ask("the whole arguments"))])
+    plan = plan_procedure(asked, "do a thing")
+    (value,) = plan.steps[0].values
+    assert (value.path, value.source, value.known) == ("", "ask", False)
+    assert [p.key for p in plan.pauses] == ["ask:s1:"] and plan.steps[0].args is None
+    tools = Tools(["tool_a"])
+    ex = Execution(procedure="whole", version=1, task="do a thing")
+    done = drive(replay_core(asked, ex, {}), tools, None, lambda *_: None)
+    assert done.status == "paused" and [n.key for n in done.needs] == ["ask:s1:"]
+    assert tools.calls == []
+
+
 def test_no_drift_on_every_sample_task(mem: Memory, tau_sample: list[Any]) -> None:
     """For each demonstration task: a plan that completes sends exactly its args; a
     plan that pauses pauses the replay at its first pause, with the same keys."""

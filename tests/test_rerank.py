@@ -208,9 +208,9 @@ def test_rest_search_runs_the_server_s_reranker_unless_asked_not_to(tmp_path: Pa
     with rest_client(mem) as client:
         top = client.get("/search", params={"task": TASK}).json()[0]
         plain = client.get("/search", params={"task": TASK, "rerank": "false"}).json()
-    assert top["procedure"]["name"] == "exchange_order"
-    assert top["explanation"]["rerank"] == {"model": "test:scripted", "position": 1}
-    assert "rerank" not in plain[0]["explanation"] and len(scripted.calls) == 1
+    assert top["name"] == top["procedure"]["name"] == "exchange_order"
+    assert top["rerank"] == {"model": "test:scripted", "position": 1}
+    assert plain[0]["rerank"] is None and len(scripted.calls) == 1
     (tmp_path / "f").mkdir()
     failing = memory(tmp_path / "f", Failing())
     with rest_client(failing) as client:

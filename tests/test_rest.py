@@ -104,11 +104,12 @@ def test_search_returns_hits_with_score_ranks_and_explanation(learned: TestClien
                                        "limit": 3})
     hits = r.json()
     assert r.status_code == 200 and 1 <= len(hits) <= 3
-    assert hits[0]["procedure"]["name"] == CANCEL
+    assert hits[0]["name"] == hits[0]["procedure"]["name"] == CANCEL
+    assert [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
     assert hits[0]["score"] >= hits[-1]["score"]
     assert hits[0]["ranks"] and 0 <= hits[0]["reliability"] <= 1
-    assert hits[0]["explanation"]["bound"] == {"order_id": "#W1234567",
-                                               "reason": "no longer needed"}
+    assert hits[0]["bound"] == {"order_id": "#W1234567", "reason": "no longer needed"}
+    assert hits[0]["actions"] == [s["action"] for s in hits[0]["procedure"]["steps"]]
 
 
 def test_a_put_procedure_gets_versions_and_bad_templates_are_refused(client: TestClient) -> None:
@@ -192,7 +193,8 @@ def test_a_learned_procedure_runs_step_by_step_to_the_end(learned: TestClient) -
     assert [e["id"] for e in listed] == [ex["id"]]
     ev = learned.post(f"/executions/{ex['id']}/evidence",
                       json={"reward": 1.0, "source": "test", "note": "replayed the demo"})
-    assert ev.status_code == 201 and ev.json()["execution_id"] == ex["id"]
+    assert ev.status_code == 201 and ev.json()["evidence"]["execution_id"] == ex["id"]
+    assert ev.json()["changes"] == []  # no candidate competes
     stats = learned.get(f"/stats/{TWO_STEPS}").json()
     assert (stats[0]["runs"], stats[0]["successes"], stats[0]["evidence"]) == (1, 1, 1)
     assert stats[0]["reliability"] > 0.5

@@ -48,6 +48,7 @@ if _typing.TYPE_CHECKING:
     from .bind import Binding
     from .embed import Embedder
     from .evaluate import EvalReport, evaluate
+    from .learning.changes import Change, ReportResult
     from .learning.promote import PromotionPolicy
     from .learning.stats import VersionStats
     from .limits import Limits
@@ -106,6 +107,8 @@ _LAZY: dict[str, str] = {
     "TraceImpact": "memory_traces",
     "Turn": "memory_client",
     "VersionStats": "learning.stats",
+    "ReportResult": "learning.changes",
+    "Change": "learning.changes",
     **{name: "model" for name in ("Check", "Evidence", "Execution", "Hit", "Need", "OnError",
                                   "Param", "Procedure", "Step", "StepRun", "Trace",
                                   "TraceStep")},
@@ -152,6 +155,7 @@ _sys.modules[__name__].__class__ = _Package
 __all__ = [
     "Binding",
     "CalibrationReport",
+    "Change",
     "Check",
     "Conflict",
     "CycleError",
@@ -187,6 +191,7 @@ __all__ = [
     "Recorder",
     "Redactor",
     "ReplayError",
+    "ReportResult",
     "RerankError",
     "Reranker",
     "SecretProvider",

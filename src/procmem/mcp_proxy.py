@@ -66,6 +66,7 @@ from .errors import ProcmemError, UsageError
 from .mcp_tools import error_result, json_result, task_key, tool_name
 from .memory import Memory
 from .model import Execution, Procedure, Trace, utcnow
+from .paging import aread_all_cursor, read_all
 from .record import Recorder
 
 __all__ = [
@@ -87,7 +88,6 @@ TASK_META_KEY = "procmem/task"
 CONTROL_TOOLS = ("procmem_task", "procmem_finish", "procmem_resume")
 """The proxy's own tools (an upstream tool of the same name wins)."""
 _OUTCOMES = ("success", "failure", "unknown")
-_PAGE = 1000
 
 
 class UpstreamToolError(Exception):
@@ -231,16 +231,11 @@ class Proxy:
     async def upstream_tools(self, *, refresh: bool = False) -> list[types.Tool]:
         """The upstream server's tools (every page), cached until ``refresh``."""
         if self._tools is None or refresh:
-            tools: list[types.Tool] = []
-            cursor: str | None = None
-            while True:
+            async def fetch(cursor: str | None) -> tuple[list[types.Tool], str | None]:
                 page = await self.upstream.list_tools(
                     params=types.PaginatedRequestParams(cursor=cursor) if cursor else None)
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if not cursor:
-                    break
-            self._tools = tools
+                return page.tools, page.next_cursor
+            self._tools = await aread_all_cursor(fetch)
         return self._tools
 
     def tools_changed(self) -> None:
@@ -249,12 +244,8 @@ class Proxy:
 
     def _procedures(self, upstream: set[str]) -> dict[str, Procedure]:
         """Replayable procedures by tool name: active, every action an upstream tool."""
-        procs: list[Procedure] = []
-        while True:
-            page = self.memory.list_procedures(status="active", limit=_PAGE, offset=len(procs))
-            procs.extend(page)
-            if len(page) < _PAGE:
-                break
+        procs = read_all(lambda limit, offset: self.memory.list_procedures(
+            status="active", limit=limit, offset=offset))
         ok = [p for p in procs if p.steps and all(a in upstream for a in p.signature())]
         named = {tool_name(p.name, prefix=PROCEDURE_PREFIX): p for p in ok}
         return {name: p for name, p in named.items() if name not in upstream}

@@ -73,8 +73,10 @@ from .mcp_tools import (
 )
 from .memory import Memory
 from .model import Hit, Procedure, new_id
+from .paging import read_all
 from .planning import Plan
 from .record import Recorder
+from .serialize import error_of, report_record
 
 try:
     import anyio
@@ -188,12 +190,8 @@ class ProcmemServer(Server[Any]):
         revision = self.memory.store.index_revision()
         if revision == self._listed:
             return revision, []
-        procs: list[Procedure] = []
-        while True:
-            page = self.memory.list_procedures(status="active", limit=1000, offset=len(procs))
-            procs.extend(page)
-            if len(page) < 1000:
-                return revision, procs
+        return revision, read_all(lambda limit, offset: self.memory.list_procedures(
+            status="active", limit=limit, offset=offset))
 
     async def _refresh(self) -> None:
         """Rebuild the procedure tools if the store's index revision moved."""
@@ -255,10 +253,10 @@ class ProcmemServer(Server[Any]):
         try:
             result = await self._dispatch(params.name, dict(params.arguments or {}))
         except ProcmemError as err:
-            result = error_result(err.code, str(err))
-        except Exception as err:
+            result = error_result(*error_of(err))
+        except Exception as err:  # a pydantic ValidationError is usage, anything else a bug
             logger.exception("tool %r failed", params.name)
-            result = error_result("internal", f"{type(err).__name__}: {err}")
+            result = error_result(*error_of(err))
         await self._announce(ctx)
         return result
 
@@ -374,9 +372,9 @@ class ProcmemServer(Server[Any]):
         return json_result(data)
 
     async def _tool_report_evidence(self, a: ReportEvidenceArgs) -> types.CallToolResult:
-        ev = await self._run(self.memory.report, a.execution_id, reward=a.reward,
-                             source=a.source, note=a.note)
-        return json_result({"evidence": ev.model_dump(mode="json")})
+        result = await self._run(self.memory.report, a.execution_id, reward=a.reward,
+                                 source=a.source, note=a.note)
+        return json_result(report_record(result))
 
     async def _tool_continue_execution(self, a: ContinueArgs) -> types.CallToolResult:
         turn = await self._run(self.memory.advance, a.execution_id, step_id=a.step_id,

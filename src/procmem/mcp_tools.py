@@ -35,7 +35,8 @@ from .errors import MissingExtra, UsageError
 from .memory_client import Turn
 from .model import Hit, Need, Procedure
 from .planning import Plan
-from .serialize import hit_record
+from .serialize import error_line, error_record, hit_record
+from .validation import validation_message
 
 try:
     import mcp_types as types
@@ -209,9 +210,8 @@ def parse_args(model: type[M], tool: str, arguments: dict[str, Any] | None) -> M
     try:
         return model.model_validate(arguments or {})
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "arguments"
-        raise UsageError(f"bad arguments for tool {tool!r}: {where}: {first['msg']}") from err
+        raise UsageError(validation_message(err, f"bad arguments for tool {tool!r}",
+                                            root="arguments")) from err
 
 
 # ----------------------------------------------------------------- procedure tools
@@ -293,12 +293,13 @@ def json_result(data: dict[str, Any], *, text: str | None = None) -> types.CallT
     return types.CallToolResult(content=content, structured_content=data)
 
 
-def error_result(code: str, message: str) -> types.CallToolResult:
-    """An error result (``isError: true``) carrying a procmem error code."""
-    message = " ".join(message.split())
+def error_result(code: str, message: str,
+                 details: list[dict[str, Any]] | None = None) -> types.CallToolResult:
+    """An error result (``isError: true``): the text :func:`procmem.serialize.error_line`,
+    the structured content :func:`procmem.serialize.error_record`."""
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=f"error[{code}]: {message}")],
-        structured_content={"error": {"code": code, "message": message}}, is_error=True)
+        content=[types.TextContent(type="text", text=error_line(code, message))],
+        structured_content=error_record(code, message, details), is_error=True)
 
 
 def hit_json(rank: int, hit: Hit, tool: str, plan: Plan | str | None = None

@@ -41,6 +41,7 @@ from .embed import Embedder, default_embedder
 from .errors import UsageError
 from .induce import MIN_CONSTANT
 from .keys import DEFAULT_TENANT, check_tenant
+from .learning.changes import Change, ReportResult
 from .learning.promote import PromotionPolicy
 from .learning.stats import VersionStats
 from .lease import DEFAULT_LEASE_S
@@ -58,7 +59,7 @@ from .memory_search import Progress, Searcher
 from .memory_stats import Statistics
 from .memory_tools import ToolSchemas
 from .memory_traces import ImportReport, TraceImpact, Traces
-from .model import NAME_PATTERN, Evidence, Execution, Hit, Need, Procedure, Trace
+from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
 from .multiplan import PlanRun, TaskPlan
 from .planning import Plan
 from .record import Recorder
@@ -454,7 +455,7 @@ class Memory:
 
     @docs_from(LearningLoop.report)
     def report(self, execution_id: str, *, reward: float, source: str = "user",
-               note: str = "") -> Evidence:
+               note: str = "") -> ReportResult:
         return self.learning.report(execution_id, reward=reward, source=source, note=note)
 
     @docs_from(LearningLoop.version_stats)
@@ -470,7 +471,7 @@ class Memory:
         return self.learning.choose_version(name)
 
     @docs_from(LearningLoop.review)
-    def review(self, name: str) -> list[dict[str, Any]]:
+    def review(self, name: str) -> list[Change]:
         return self.learning.review(name)
 
     @docs_from(LearningLoop.decay)

@@ -37,7 +37,8 @@ from pydantic import ValidationError
 
 from .errors import NotFound, UsageError
 from .learning.candidates import Candidate, diff, factor, merge, prune, repair
-from .learning.promote import PromotionPolicy, choose, decide, should_decay
+from .learning.changes import Change, ReportResult, review_candidates
+from .learning.promote import PromotionPolicy, choose, should_decay
 from .learning.stats import EXTERNAL_SOURCES, VersionStats, version_stats
 from .learning.verify import Verification, verify
 from .memory_facade import synchronized
@@ -46,6 +47,7 @@ from .memory_versions import paged
 from .model import Evidence, Execution, Lineage, Procedure, Trace
 from .redaction import Redactor, default_redactor
 from .store.base import Store
+from .validation import validation_message
 
 __all__ = ["LearningLoop", "OptimizeReport"]
 
@@ -98,7 +100,7 @@ class LearningLoop:
 
     @synchronized
     def report(self, execution_id: str, *, reward: float, source: str = "user",
-               note: str = "") -> Evidence:
+               note: str = "") -> ReportResult:
         """Record evidence about an execution's outcome, then review its procedure.
 
         Reliability moves on evidence from outside the agent (``environment``,
@@ -115,20 +117,24 @@ class LearningLoop:
         Raises:
             NotFound: No such execution.
             UsageError: ``reward`` or ``source`` is out of range.
+
+        Returns:
+            The evidence stored and the status changes the review made
+            (:class:`~procmem.learning.changes.ReportResult`; its ``changes``
+            are empty unless a candidate was promoted or demoted).
         """
         ex = self.store.get_execution(execution_id)
         try:
             ev = Evidence.model_validate({"execution_id": execution_id, "reward": reward,
                                           "source": source, "note": note})
         except ValidationError as err:
-            first = err.errors()[0]
-            raise UsageError(f"bad evidence: {first['msg']} "
-                             f"({'.'.join(map(str, first['loc']))})") from err
+            raise UsageError(validation_message(err, "bad evidence")) from err
         ev = self.redactor.model(ev, ("note",))[0]  # a secret in the note is not stored
         self.store.put_evidence(ev)
+        changes: list[Change] = []
         if ev.source in EXTERNAL_SOURCES or ev.reward < 1:
-            self.review(ex.procedure)
-        return ev
+            changes = self.review(ex.procedure)
+        return ReportResult(ev, changes)
 
     # ----------------------------------------------------------- statistics
 
@@ -196,11 +202,12 @@ class LearningLoop:
         return next(p for p in [active, *cands] if p.version == picked.version)
 
     @synchronized
-    def review(self, name: str) -> list[dict[str, Any]]:
-        """Promote or demote the verified candidates of ``name`` from their posteriors.
+    def review(self, name: str) -> list[Change]:
+        """Promote or demote the verified candidates of ``name`` from their posteriors
+        (:func:`procmem.learning.changes.review_candidates`).
 
         Returns:
-            ``{"name", "version", "decision"}`` for every change made.
+            Every status change made, in order (:class:`~procmem.learning.changes.Change`).
         """
         try:
             active, cands = self._competitors(name)
@@ -209,21 +216,8 @@ class LearningLoop:
         if not cands:
             return []
         executions, evidence = self._runs(name, self.policy.window)
-        a_stats = version_stats(active, executions, evidence)
-        changes = []
-        for cand in cands:
-            decision = decide(a_stats, version_stats(cand, executions, evidence), self.policy)
-            if decision == "promote":
-                with self.store.transaction():  # both statuses, or neither
-                    self.store.set_status(name, cand.version, "active")
-                    self.store.set_status(name, active.version, "deprecated")
-            elif decision == "demote":
-                self.store.set_status(name, cand.version, "deprecated")
-            if decision:
-                changes.append({"name": name, "version": cand.version, "decision": decision})
-                if decision == "promote":
-                    break
-        return changes
+        return review_candidates(self.store, active, cands,
+                                 lambda p: version_stats(p, executions, evidence), self.policy)
 
     @synchronized
     def decay(self, *, now: datetime | None = None) -> list[dict[str, Any]]:

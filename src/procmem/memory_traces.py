@@ -40,6 +40,7 @@ from .record import Recorder
 from .redaction import Redactor, default_redactor
 from .store.base import Store
 from .traceio import read_traces
+from .validation import validation_message
 
 __all__ = ["MAX_LISTED_IDS", "ImportReport", "TraceImpact", "Traces", "deletion_json",
            "group_failure", "trace_impact", "trace_summary"]
@@ -135,11 +136,13 @@ def group_failure(name: str, signature: Sequence[str], trace_ids: Sequence[str],
     Returns:
         ``{"name", "actions", "traces", "trace_count", "code", "error", "message"}``:
         ``traces`` lists the first :data:`MAX_LISTED_IDS` ids; ``code`` is the
-        error's stable code (``invalid_procedure`` for a validation error);
+        error's stable code (``invalid_procedure`` for a validation error, whose
+        message is its first problem, :func:`procmem.validation.validation_message`);
         ``error`` its class name; ``message`` at most 500 characters.
     """
     code = err.code if isinstance(err, ProcmemError) else "invalid_procedure"
-    message = " ".join(str(err).split())
+    message = " ".join((str(err) if isinstance(err, ProcmemError)
+                        else validation_message(err, f"invalid {err.title}")).split())
     if len(message) > _MAX_MESSAGE:
         message = message[:_MAX_MESSAGE - 1] + "…"
     return {"name": name, "actions": list(signature), "traces": list(trace_ids[:MAX_LISTED_IDS]),

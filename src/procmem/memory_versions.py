@@ -23,26 +23,20 @@ from .checks import check_templates
 from .errors import InvalidProcedure, NotFound, UsageError
 from .extract import check_extractor
 from .model import Procedure
+from .paging import PAGE, read_all
 from .store.base import Store
 
 __all__ = ["PAGE", "check_procedure", "paged", "put_version", "same_content", "versions",
            "with_stats"]
-
-PAGE = 1000
-"""Rows read from the store per call by :func:`paged`."""
 
 T = TypeVar("T")
 P = TypeVar("P", bound=Procedure)
 
 
 def paged(fetch: Callable[[int, int], list[T]]) -> list[T]:
-    """Everything ``fetch(limit, offset)`` returns, read :data:`PAGE` rows at a time."""
-    out: list[T] = []
-    while True:
-        page = fetch(PAGE, len(out))
-        out.extend(page)
-        if len(page) < PAGE:
-            return out
+    """Everything ``fetch(limit, offset)`` returns, :data:`PAGE` rows at a time
+    (:func:`procmem.paging.read_all`)."""
+    return read_all(fetch, page=PAGE)
 
 
 def versions(store: Store, name: str) -> list[Procedure]:

@@ -494,8 +494,11 @@ class _Planner:
 
     def _step(self, proc: Procedure, index: int, step: Step, params: dict[str, PlanValue],
               prefix: str, at: tuple[str, int]) -> PlanStep:
-        values = [v for k, arg in step.args.items()
-                  for v in _leaves(arg, params, join_pointer("", k))]
+        # args that are one reference node (``{"$ask": ...}``) are the whole arguments
+        # object, at pointer "": their keys are not argument names
+        values = (list(_leaves(step.args, params)) if is_ref(step.args)
+                  else [v for k, arg in step.args.items()
+                        for v in _leaves(arg, params, join_pointer("", k))])
         before = len(self.pauses)
         for v in values:
             if v.source == "ask":

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from procmem.errors import UsageError
 from procmem.model import Trace, TraceStep, utcnow
 from procmem.redaction import SECRET_KEYS, Redactor, default_redactor
+from procmem.validation import validation_message
 
 __all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "Recorder", "redact"]
 
@@ -221,8 +222,7 @@ class Recorder:
                 duration_ms=duration_ms,
             )
         except ValidationError as err:
-            first = err.errors()[0]
-            raise UsageError(f"bad step field {first['loc'][0]!s}: {first['msg']}") from err
+            raise UsageError(validation_message(err, "bad step field")) from err
         self._append(step)
 
     def _record(self, action: str, args: dict[str, Any], start: float, out: Any, exc: Any) -> None:

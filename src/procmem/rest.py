@@ -23,7 +23,8 @@ interactive docs at ``/docs``). Endpoints:
 Invariants:
     * Every error, from procmem, from request validation or from routing, is
       one JSON shape, ``{"error": {"code": <procmem code>, "message": "..."}}``
-      (:class:`~procmem.rest_models.ErrorResponse`), with the HTTP status of
+      (:class:`~procmem.rest_models.ErrorResponse`,
+      :func:`procmem.serialize.error_record`), with the HTTP status of
       :func:`http_status`: usage errors 400, ``not_found`` 404, ``conflict``
       and ``replay_error`` 409, store errors 503, anything else 500. A request
       that does not match the OpenAPI document is 422 (code ``usage``, with
@@ -48,7 +49,9 @@ Invariants:
       only asks the store, so neither waits behind them (an in-memory store has no
       second connection: there they run on the shared memory).
     * Nothing here decides anything: each handler validates, calls one or two
-      ``Memory`` methods and returns their result as the documented model.
+      ``Memory`` methods and returns their result as the documented model; a
+      shape the CLI and MCP give too (hit, report of changes, error) is made by
+      :mod:`procmem.serialize` (see ``docs/shapes.md``).
 
 FastAPI is an optional dependency (``pip install 'procedural-memory[server]'``);
 it is imported when an app is created, so importing this module never fails.
@@ -71,7 +74,7 @@ from .jobs import JobRunner
 from .learning.stats import VersionStats
 from .memory import Memory
 from .memory_traces import deletion_json
-from .model import Evidence, Execution, Hit, Procedure, Trace, utcnow
+from .model import Execution, Procedure, Trace, utcnow
 from .rest_jobs import add_job_routes
 from .rest_models import (
     NAME_PATTERN,
@@ -79,11 +82,11 @@ from .rest_models import (
     STATUS_BY_CODE,
     TURN_LINKS,
     AnswersRequest,
-    ErrorBody,
-    ErrorResponse,
     EvidenceRequest,
     Health,
     HistoryRow,
+    HitOut,
+    ReportOut,
     ResultRequest,
     StartRequest,
     TraceDeleted,
@@ -94,7 +97,10 @@ from .rest_models import (
 )
 from .rest_plan import add_plan_route
 from .rest_security import guard_settings, secure_app
+from .serialize import error_of, error_record, hit_record, report_record
 from .tenants import TenantMemories, TenantMemoryProxy
+from .validation import details as validation_details
+from .validation import validation_message
 from .web import add_ui_routes
 
 if TYPE_CHECKING:
@@ -131,24 +137,6 @@ def _check_extractors(procedure: Procedure) -> None:
             except (re.error, UnsafePattern) as err:
                 raise InvalidProcedure(procedure.name, f"param {p.name!r}: the extractor is "
                                        f"not a valid regular expression: {err}") from err
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _validation_details(errors: Any) -> list[dict[str, Any]]:
-    return [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
-             "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
-
-
-def _summary(details: list[dict[str, Any]], what: str = "invalid request") -> str:
-    if not details:
-        return what
-    first = details[0]
-    where = ".".join(str(p) for p in first["loc"])
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return f"{what}: {where}: {first['msg']}{more}"
 
 
 def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
@@ -222,31 +210,28 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
 
     # ------------------------------------------------------------------ errors
 
-    def error(status: int, code: str, message: str, *,
-              details: list[dict[str, Any]] | None = None,
+    def error(status: int, code: str, message: str,
+              details: list[dict[str, Any]] | None = None, *,
               headers: dict[str, str] | None = None) -> JSONResponse:
-        body = ErrorResponse(error=ErrorBody(code=code, message=_one_line(message),
-                                             details=details))
-        return JSONResponse(body.model_dump(mode="json", exclude_none=True),
+        return JSONResponse(error_record(code, message, details),
                             status_code=status, headers=headers)
 
     @app.exception_handler(ProcmemError)
     async def on_procmem_error(_: Request, err: ProcmemError) -> JSONResponse:
-        return error(http_status(err), err.code, str(err))
+        return error(http_status(err), *error_of(err))
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
-        details = _validation_details(err.errors())
-        if details and all(d["type"] == "value_error" for d in details):
-            # Only rules JSON Schema cannot state failed (unique step ids...): the
-            # request matches the document, procmem cannot use it.
-            return error(400, "usage", _summary(details), details=details)
-        return error(422, "usage", _summary(details), details=details)
+        details = validation_details(err)
+        # Only rules JSON Schema cannot state failed (unique step ids...): the
+        # request matches the document, procmem cannot use it.
+        status = 400 if details and all(d["type"] == "value_error" for d in details) else 422
+        return error(status, "usage", validation_message(err, "invalid request"),
+                     details=details)
 
     @app.exception_handler(ValidationError)
     async def on_invalid_value(_: Request, err: ValidationError) -> JSONResponse:
-        details = _validation_details(err.errors())
-        return error(400, "usage", _summary(details, f"invalid {err.title}"), details=details)
+        return error(400, *error_of(err))
 
     @app.exception_handler(ResponseValidationError)
     async def on_bad_response(_: Request, err: ResponseValidationError) -> JSONResponse:
@@ -428,7 +413,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
 
     # ------------------------------------------------------------------ search
 
-    @app.get("/search", response_model=list[Hit], tags=["search"], responses=error_responses(400))
+    @app.get("/search", response_model=list[HitOut], tags=["search"],
+             responses=error_responses(400))
     def search(
         task: str = Query(min_length=1, max_length=5000, pattern=r"\S",
                           description="The task in plain words.",
@@ -446,13 +432,16 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
                                      "threshold: empty means nothing in memory fits."),
         rerank: bool = Query(True, description="When the server has a reranker (a language "
                              "model, procmem --reranker), let it reorder the top 10 hits."),
-    ) -> list[Hit]:
-        """The procedures that best fit a task, best first, with score, ranks, explanation
-        (matched terms, nearest demonstration, params bound) and confidence."""
-        return mem.search(
+    ) -> list[dict[str, Any]]:
+        """The procedures that best fit a task, best first, with score, ranks, the
+        explanation (matched terms, nearest demonstration, params bound) and
+        confidence; the hit shape the CLI and MCP give, plus the full procedure."""
+        hits = mem.search(
             task, limit=limit, retriever=retriever, tags=tag or (),
             status=None if status == "any" else status, namespace=namespace,
             confident_only=confident_only, rerank=rerank)
+        return [dict(hit_record(i, h), procedure=h.procedure)
+                for i, h in enumerate(hits, start=1)]
 
     add_plan_route(app, mem, strict_body)  # POST /plan (procmem.rest_plan)
 
@@ -518,15 +507,16 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         return mem.list_executions(procedure=procedure, limit=limit,
                                    offset=offset)
 
-    @app.post("/executions/{execution_id}/evidence", response_model=Evidence, status_code=201,
+    @app.post("/executions/{execution_id}/evidence", response_model=ReportOut, status_code=201,
               tags=["executions"], operation_id="post_evidence",
               responses=error_responses(400, 404), dependencies=[strict_body(EvidenceRequest)])
     def post_evidence(body: EvidenceRequest,
-                      execution_id: str = id_path("execution")) -> Evidence:
+                      execution_id: str = id_path("execution")) -> dict[str, Any]:
         """Report an execution's outcome; reliability moves on environment, test and
-        user evidence (agent evidence can only lower it)."""
-        return mem.report(execution_id, reward=body.reward, source=body.source,
-                          note=body.note)
+        user evidence (agent evidence can only lower it). Returns the evidence stored
+        and the status changes it caused (a candidate promoted or demoted)."""
+        return report_record(mem.report(execution_id, reward=body.reward, source=body.source,
+                                        note=body.note))
 
     # ------------------------------------------------------------------ statistics
 

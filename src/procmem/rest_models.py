@@ -8,10 +8,13 @@ of each procmem error code in one table (:data:`STATUS_BY_CODE`).
 
 Invariants:
     * Domain objects (:class:`~procmem.model.Trace`, :class:`~procmem.model.Procedure`,
-      :class:`~procmem.model.Execution`, :class:`~procmem.model.Hit`,
-      :class:`~procmem.model.Evidence`, :class:`~procmem.learning.stats.VersionStats`)
-      are served as they are; the models here only wrap what has no model of its
-      own (reports, turns, request bodies, errors).
+      :class:`~procmem.model.Execution`, :class:`~procmem.learning.stats.VersionStats`)
+      are served as they are; the models here wrap what has no model of its own
+      (reports, turns, request bodies, errors) and describe the shapes every
+      surface shares (:mod:`procmem.serialize`): :class:`HitOut` is
+      :func:`~procmem.serialize.hit_record` plus the full ``procedure``,
+      :class:`ReportOut` is :func:`~procmem.serialize.report_record`,
+      :class:`ErrorResponse` is :func:`~procmem.serialize.error_record`.
     * :class:`TurnOut` is exactly the shape of :meth:`procmem.memory_client.Turn.to_json`
       (the turn shape every protocol adapter shares), absent keys as ``null`` / ``[]``.
     * Request bodies forbid unknown fields, so a typo is a 422, not silently ignored.
@@ -25,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ProcmemError, UsageError
-from .model import NAME_PATTERN, Need
+from .model import NAME_PATTERN, Evidence, Need, Procedure
 
 __all__ = [
     "DESCRIPTIONS",
@@ -34,16 +37,21 @@ __all__ = [
     "STATUS_BY_CODE",
     "TURN_LINKS",
     "AnswersRequest",
+    "ChangeOut",
     "ErrorBody",
     "ErrorResponse",
     "EvidenceRequest",
     "FailedGroup",
     "Health",
     "HistoryRow",
+    "HitOut",
+    "HitParam",
     "LearnOut",
     "LearnedFrom",
     "NextCall",
     "OptimizeOut",
+    "ReportOut",
+    "RerankInfo",
     "ResultRequest",
     "StartRequest",
     "StepSummary",
@@ -107,7 +115,9 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """The one error shape of every endpoint: ``{"error": {"code", "message"}}``."""
+    """The one error shape of every endpoint: ``{"error": {"code", "message"}}``
+    (:func:`procmem.serialize.error_record`, the structured content of MCP error
+    results too)."""
 
     error: ErrorBody
 
@@ -182,6 +192,81 @@ class OptimizeOut(BaseModel):
     created: list[dict[str, Any]]
     rejected: list[dict[str, Any]]
     extra: list[str]
+
+
+class HitParam(BaseModel):
+    """A param of a hit's procedure: its name and whether a replay needs it."""
+
+    name: str
+    required: bool
+
+
+class RerankInfo(BaseModel):
+    """What the reranker made of a hit: its model, and the hit's place in its order
+    (``None``: it left the hit out)."""
+
+    model: str
+    position: int | None
+
+
+class HitOut(BaseModel):
+    """A search hit (:func:`procmem.serialize.hit_record`, the shape the CLI's
+    ``search --json`` and MCP's ``search_procedures`` give too), plus the full
+    ``procedure``. See ``docs/shapes.md``."""
+
+    rank: int = Field(ge=1, description="1-based position in the answer.")
+    name: str
+    version: int = Field(ge=1)
+    namespace: str
+    status: Literal["candidate", "active", "deprecated"]
+    tags: list[str]
+    description: str
+    score: float = Field(description="Fused score, higher is better (not a probability).")
+    ranks: dict[str, int] = Field(description="1-based rank in each first-stage ranker.")
+    reliability: float = Field(ge=0, le=1, description="Posterior mean of success.")
+    confident: bool = Field(description="May be replayed without checking.")
+    confidence: float | None = Field(ge=0, le=1, description=(
+        "Calibrated probability that the hit and its bound values are right; "
+        "null without a calibration."))
+    verb_conflict: bool = Field(description="The task names an action verb the "
+                                "procedure has none of.")
+    signals: dict[str, float]
+    bound: dict[str, Any] = Field(description="Param values read from the task.")
+    anchored: list[str] = Field(description="Bound params found next to their cue word.")
+    matched_terms: list[str]
+    bm25: float | None
+    cosine: float | None
+    nearest_demonstration: str | None
+    first_stage_kept: bool
+    budget_exceeded: bool = Field(description="The extraction time budget ran out "
+                                  "(the hit is then not confident).")
+    rerank: RerankInfo | None
+    features: list[float] = Field(description="The calibration's inputs.")
+    actions: list[str] = Field(description="The procedure's tool actions, in order.")
+    params: list[HitParam]
+    procedure: Procedure = Field(description="The procedure found, in full (REST only).")
+
+
+class ChangeOut(BaseModel):
+    """A version whose status an operation moved (:func:`procmem.serialize.change_record`)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    version: int = Field(ge=1)
+    change: Literal["promoted", "demoted", "replaced", "deprecated", "created", "restored"]
+    from_: str | None = Field(alias="from", description="The status before (null: new).")
+    to: str = Field(description="The status after.")
+    reason: str
+
+
+class ReportOut(BaseModel):
+    """What ``POST /executions/{id}/evidence`` stored and changed
+    (:func:`procmem.serialize.report_record`)."""
+
+    evidence: Evidence
+    changes: list[ChangeOut] = Field(description="Status changes the review after the "
+                                     "evidence made, in order (often none).")
 
 
 class HistoryRow(BaseModel):

@@ -67,6 +67,7 @@ from .export import (
     to_json,
 )
 from .model import Lineage, Procedure
+from .validation import first_problem
 
 __all__ = [
     "ALLOWED_FIELDS",
@@ -458,9 +459,9 @@ def _load_procedure(path: Path, skill: str) -> Procedure:
     except OSError as err:
         raise InvalidProcedure(skill, f"{path}: cannot read: {err}") from err
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(document)"
-        raise InvalidProcedure(skill, f"{path}: field {where!r}: {first['msg']}") from err
+        first = first_problem(err)
+        where = first.where or "(document)"
+        raise InvalidProcedure(skill, f"{path}: field {where!r}: {first.msg}") from err
     try:
         check_templates(proc)
     except InvalidTemplate as err:

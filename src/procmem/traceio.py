@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from procmem.errors import InvalidTrace, UsageError
 from procmem.limits import READ_MAX_DEPTH, json_problem
 from procmem.model import Trace
+from procmem.validation import first_problem
 
 __all__ = ["iter_traces", "json_records", "read_text_file", "read_traces", "trace_id_for",
            "write_traces"]
@@ -147,9 +148,8 @@ def _validate(value: Any, source: str, line: int) -> Trace | InvalidTrace:
     try:
         return Trace.model_validate(value)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        return InvalidTrace(first["msg"], source=source, line=line, field=field)
+        first = first_problem(err)
+        return InvalidTrace(first.msg, source=source, line=line, field=first.where or None)
 
 
 def iter_traces(path: str | os.PathLike[str]) -> Iterator[Trace | InvalidTrace]:

@@ -77,8 +77,6 @@ DEFAULT_TENANT = "default"
 TARGET_PRECISION = 0.99
 """Default ``calibrate --target`` (:data:`procmem.calibration.TARGET_PRECISION`)."""
 
-_PAGE = 1000
-
 
 def exit_code(err: ProcmemError) -> int:
     """The process exit code for an error (see :data:`EXIT_CODES`)."""
@@ -88,8 +86,11 @@ def exit_code(err: ProcmemError) -> int:
 
 
 def fail(code: str, message: str, status: int) -> NoReturn:
-    """Print ``error[<code>]: <message>`` (on one line) on stderr and exit with ``status``."""
-    click.echo(f"error[{code}]: {' '.join(message.split())}", err=True)
+    """Print ``error[<code>]: <message>`` (on one line, :func:`procmem.serialize.error_line`)
+    on stderr and exit with ``status``."""
+    from ..serialize import error_line  # only on failure: --help stays light
+
+    click.echo(error_line(code, message), err=True)
     sys.exit(status)
 
 
@@ -107,9 +108,9 @@ class _Group(click.Group):
             core = sys.modules.get("pydantic_core")
             if core is None or not isinstance(err, core.ValidationError):
                 raise
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            fail("usage", f"{err.title}: {where}: {first['msg']}", 2)
+            from ..serialize import error_of
+
+            fail(*error_of(err)[:2], 2)
 
 
 class _JSONObject(click.ParamType):
@@ -179,12 +180,10 @@ def open_memory(ctx: click.Context) -> Memory:
 
 def all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
     """Every procedure (current versions) of ``mem``, optionally of one ``status``, paged."""
-    out: list[Procedure] = []
-    while True:
-        page = mem.list_procedures(status=status, limit=_PAGE, offset=len(out))
-        out.extend(page)
-        if len(page) < _PAGE:
-            return out
+    from ..paging import read_all
+
+    return read_all(lambda limit, offset: mem.list_procedures(status=status, limit=limit,
+                                                              offset=offset))
 
 
 # ------------------------------------------------------------------ JSON shapes

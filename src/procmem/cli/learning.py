@@ -88,13 +88,6 @@ def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
     _legend(_flags(rows) | _flags([cur], steps=True))
 
 
-def _statuses(mem: Memory, name: str) -> dict[int, str]:
-    try:
-        return {p.version: p.status for p in mem.list_versions(name)}
-    except NotFound:
-        return {}
-
-
 def _headline(mem: Memory, name: str, version: int) -> dict[str, Any] | None:
     try:
         st = mem.version_stats(name, version)
@@ -102,10 +95,6 @@ def _headline(mem: Memory, name: str, version: int) -> dict[str, Any] | None:
         return None
     return st.model_dump(include={"version", "runs", "successes", "failures", "evidence",
                                   "reliability", "reliability_lower", "reliability_upper"})
-
-
-_CHANGE = {("candidate", "active"): "promoted", ("candidate", "deprecated"): "demoted",
-           ("active", "deprecated"): "replaced"}
 
 
 @main.command()
@@ -124,21 +113,15 @@ def report(ctx: click.Context, execution_id: str, reward: float, source: str, no
     Reliability moves on evidence; a candidate competing with the active
     version may be promoted or demoted by it. Prints what changed.
     """
+    from ..serialize import report_record
     from . import render_learning as render
 
     mem = open_memory(ctx)
     ex = mem.get_execution(execution_id)
-    before_status = _statuses(mem, ex.procedure)
     before = _headline(mem, ex.procedure, ex.version)
-    ev = mem.report(execution_id, reward=reward, source=source, note=note)
-    after_status = _statuses(mem, ex.procedure)
-    changes = [{"name": ex.procedure, "version": v, "from": old, "to": after_status[v],
-                "change": _CHANGE.get((old, after_status[v]), "changed")}
-               for v, old in before_status.items()
-               if v in after_status and after_status[v] != old]
-    data = {"evidence": ev.model_dump(mode="json"), "procedure": ex.procedure,
-            "version": ex.version, "before": before,
-            "after": _headline(mem, ex.procedure, ex.version), "changes": changes}
+    data = report_record(mem.report(execution_id, reward=reward, source=source, note=note))
+    data.update(procedure=ex.procedure, version=ex.version, before=before,
+                after=_headline(mem, ex.procedure, ex.version))
     if as_json:
         emit(data)
         return

@@ -263,6 +263,8 @@ def report_view(data: Mapping[str, Any]) -> RenderableType:
         style = {"promoted": "bold green", "demoted": "bold red"}.get(change["change"], "yellow")
         line = Text(f"{change['change']}: ", style=style)
         line.append(f"{change['name']} v{change['version']} {change['from']} → {change['to']}")
+        if change.get("reason"):
+            line.append(f"  ({change['reason']})", style="dim")
         parts.append(line)
     if not data["changes"]:
         parts.append(Text("no version was promoted or demoted", style="dim"))

@@ -31,6 +31,7 @@ from procmem.errors import InvalidTrace
 from procmem.model import Trace, TraceStep
 from procmem.record import redact
 from procmem.traceio import trace_id_for
+from procmem.validation import first_problem
 
 __all__ = [
     "LIST_KEYS",
@@ -332,6 +333,5 @@ def build_trace(t: Transcript, fmt: str, first_user_text: str | None, log: CallL
         return Trace(id=trace_id, task=redact(task), steps=steps, outcome=outcome,
                      reward=t.reward, source=f"{fmt} transcript", metadata=redact(t.metadata))
     except ValidationError as err:  # not expected after the checks above
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidTrace(first["msg"], field=where) from err
+        first = first_problem(err)
+        raise InvalidTrace(first.msg, field=first.where or None) from err

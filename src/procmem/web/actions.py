@@ -83,6 +83,8 @@ def delete(mem: Memory, name: str, confirm: str) -> dict[str, Any]:
 def report(mem: Memory, execution_id: str, reward: float, source: str,
            note: str) -> dict[str, Any]:
     """Report evidence on an execution (:meth:`Memory.report`, which then reviews)."""
-    ev = mem.report(execution_id, reward=reward, source=source, note=note)
+    result = mem.report(execution_id, reward=reward, source=source, note=note)
+    ev = result.evidence
+    changed = "; ".join(f"{c.name} v{c.version} {c.change}" for c in result.changes)
     return {"ok": True, "message": f"reported reward {ev.reward:g} ({ev.source}) on "
-                                   f"{execution_id}"}
+                                   f"{execution_id}" + (f"; {changed}" if changed else "")}
