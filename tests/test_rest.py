@@ -370,7 +370,7 @@ def test_serve_without_the_extra_fails_with_the_install_command(
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
-    assert "error[missing_extra]" in result.output and "procedural-memory[server]" in \
+    assert "error[missing_extra]" in result.output and "pip install -e '.[server]'" in \
         result.output
 
 

@@ -90,7 +90,10 @@ class Memory:
         seed: Seed of the random generator behind Thompson sampling (None: random).
         embedder: The embedding model of hybrid search: ``"default"`` (the
             bundled offline MiniLM, :func:`procmem.embed.default_embedder`; BM25
-            only, with one warning, when it is not installed), an
+            only, with one warning, when it is not installed), any other spec of
+            the README's embedder table (``"none"``, ``"minilm-l6"``,
+            ``"st:MODEL_OR_PATH"``, ``"openai:MODEL[@BASE_URL]"`` with
+            ``OPENAI_API_KEY``; :func:`procmem.embed.embedder_from_spec`), an
             :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
         reranker: A language model that reorders the top hits of every search
             (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
@@ -150,8 +153,10 @@ class Memory:
 
     Raises:
         StoreUnavailable: The store cannot be opened.
-        MissingExtra: The URL needs an optional backend that is not installed.
-        UsageError: ``tenant`` is not a valid tenant name.
+        MissingExtra: The URL needs an optional backend that is not installed, or
+            ``embedder`` names a model whose packages are not installed.
+        UsageError: ``tenant`` is not a valid tenant name, or ``embedder`` is an
+            unknown spec.
     """
 
     store = Setting[Store](*_ALL)

@@ -50,7 +50,7 @@ Invariants:
     * Nothing here decides anything: each handler validates, calls one or two
       ``Memory`` methods and returns their result as the documented model.
 
-FastAPI is an optional dependency (``pip install 'procedural-memory[server]'``);
+FastAPI is an optional dependency (``pip install -e '.[server]'``);
 it is imported when an app is created, so importing this module never fails.
 """
 
@@ -179,7 +179,7 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         ``fastapi.testclient.TestClient``.
 
     Raises:
-        MissingExtra: FastAPI is not installed (``procedural-memory[server]``).
+        MissingExtra: FastAPI is not installed (``pip install -e '.[server]'``).
         StoreUnavailable: ``memory`` is a location that cannot be opened.
         UsageError: ``auth`` is off on a host that is not loopback.
     """
