@@ -256,7 +256,7 @@ def test_embedder_from_spec_all_forms() -> None:
 
 def test_embedder_from_spec_st_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(MissingExtra, match=r"procedural-memory\[st\]"):
+    with pytest.raises(MissingExtra, match=r"pip install -e .\.\[st\]."):
         embedder_from_spec("st:/models/mpnet")
 
 
