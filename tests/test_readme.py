@@ -218,3 +218,20 @@ def test_extra_packages_match_pyproject() -> None:
         "optional-dependencies"]
     assert {name: tuple(deps) for name, deps in extras.items() if name != "test"} == \
         EXTRA_PACKAGES
+
+
+def test_procmem_sample_writes_the_bundled_traces_and_their_licence(tmp_path: Path) -> None:
+    from procmem.samples import SAMPLE_NAME, sample_file
+    from procmem.traceio import read_traces
+
+    result = CliRunner().invoke(main, ["sample", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "out" / SAMPLE_NAME
+    assert result.output.split() == [str(written), str(tmp_path / "out" / "LICENSE-tau-retail")]
+    assert written.read_bytes() == sample_file().read_bytes()
+    assert len(read_traces(written)[0]) == 160
+    assert "MIT" in (tmp_path / "out" / "LICENSE-tau-retail").read_text(encoding="utf-8")
+    blocked = tmp_path / "file"
+    blocked.write_text("x", encoding="utf-8")
+    bad = CliRunner().invoke(main, ["sample", str(blocked / "sub")])
+    assert bad.exit_code == 2 and "error[usage]: cannot write the sample" in bad.output
