@@ -93,7 +93,7 @@ elif name == "cancel_pending_order":
     turn = data["structuredContent"]
     call = turn.get("next_call") or {}
     want = {"order_id": "#W6067464", "reason": "no longer needed"}
-    if data.get("isError") or turn["status"] != "awaiting_tool_result" or call.get("args") != want:
+    if data.get("isError") or turn["awaiting"] != "tool_result" or call.get("args") != want:
         fail(f"expected the call cancel_pending_order({want}), got {turn}")
     print(f"  execution {turn['execution_id']}: call {call['action']}({call['args']})")
     print(f"  {turn['instruction']}")

@@ -79,7 +79,7 @@ def test_the_app_imports_no_command_module_and_nobody_imports_a_private_name() -
 def test_every_command_module_registers_on_the_one_group() -> None:
     from procmem.cli import main
 
-    expected = {"learn", "list", "show", "replay", "resume", "demo", "eval", "search",
+    expected = {"learn", "list", "show", "replay", "resume", "demo", "sample", "eval", "search",
                 "reindex", "calibrate", "plan", "stats", "report", "optimize", "history",
                 "diff", "rollback", "pin", "unpin", "decay", "delete", "traces", "tools",
                 "import", "export", "import-skill", "redact", "keys", "serve", "mcp", "proxy"}

@@ -27,7 +27,7 @@ def test_the_client_makes_each_call_and_the_execution_is_recorded(mem: Memory) -
     assert turn.call is not None and not turn.done
     assert (turn.call.step_id, turn.call.action) == ("s1", "charge_card")
     assert turn.call.args == {"order_id": "#O2222", "amount": 75}
-    assert turn.to_json()["status"] == "awaiting_tool_result"
+    assert turn.to_json()["awaiting"] == "tool_result"
     turn = mem.advance(turn.execution.id, step_id="s1", output='{"charged": 75}')
     assert turn.call is not None and turn.call.action == "ship"
     assert turn.call.args == {"order_id": "#O2222"}

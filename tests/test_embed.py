@@ -256,7 +256,7 @@ def test_embedder_from_spec_all_forms() -> None:
 
 def test_embedder_from_spec_st_needs_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(MissingExtra, match=r"procedural-memory\[st\]"):
+    with pytest.raises(MissingExtra, match=r"pip install -e .\.\[st\]."):
         embedder_from_spec("st:/models/mpnet")
 
 
@@ -272,7 +272,7 @@ def test_sentence_transformer_embedder_without_the_package(
     with pytest.raises(MissingExtra) as info:
         SentenceTransformerEmbedder("all-MiniLM-L6-v2")
     assert info.value.extra == "st" and info.value.code == "missing_extra"
-    assert "pip install 'procedural-memory[st]'" in str(info.value)
+    assert "pip install -e '.[st]'" in str(info.value)
 
 
 # --- SentenceTransformerEmbedder against a fake sentence_transformers module ----------
@@ -492,7 +492,7 @@ def test_default_embedder_falls_back_to_bm25_with_one_warning(
         assert len(fallback) == 1
         text = str(fallback[0].message)
         assert "no embedding model is installed" in text and "BM25" in text
-        assert "pip install 'procedural-memory[embed]'" in text
+        assert "pip install -e '.[embed]'" in text and "'tokenizers>=0.15'" in text
         with pytest.raises(MissingExtra, match="embed"):
             embedder_from_spec("default")
     finally:

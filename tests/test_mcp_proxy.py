@@ -303,9 +303,9 @@ def test_learned_procedure_pauses_and_resumes_against_server_memory(
     assert turns[0]["status"] == "paused"
     assert [n["key"] for n in turns[0]["needs"]] == ["ask:s1:/entities"]
     assert turns[-1]["status"] == "succeeded"
-    assert [(s["action"], s["status"]) for s in turns[-1]["steps"]] == [
+    assert [(s["action"], s["status"]) for s in turns[-1]["step_runs"]] == [
         ("create_entities", "succeeded"), ("add_observations", "succeeded")]
-    assert turns[-1]["steps"][0]["args"] == {"entities": answers["ask:s1:/entities"]}
+    assert turns[-1]["step_runs"][0]["args"] == {"entities": answers["ask:s1:/entities"]}
     carol = next(e for e in graph_now["entities"] if e["name"] == "Carol")
     assert carol["observations"] == ["likes coffee"]
     assert "Carol" in graph.read_text()
@@ -363,10 +363,10 @@ def test_learned_procedure_replays_against_server_filesystem(
     offered, by_params, by_task, back = run(replay)
     assert offered.input_schema["properties"].keys() == {"path", "content", "task"}
     assert by_params["status"] == "succeeded"
-    assert [(s["action"], s["args"]) for s in by_params["steps"]] == [
+    assert [(s["action"], s["args"]) for s in by_params["step_runs"]] == [
         ("write_file", {"path": new_path, "content": "feed the cat"}),
         ("read_file", {"path": new_path})]
-    assert by_params["steps"][1]["output"] == "feed the cat"
+    assert by_params["step_runs"][1]["output"] == "feed the cat"
     assert (root / "dave.txt").read_text() == "feed the cat" == back
     assert by_task["status"] == "succeeded"
     assert by_task["params"] == {"path": third_path, "content": "fix the bike"}
@@ -425,7 +425,7 @@ def test_finish_with_learn_offers_the_procedure_at_once(toy: list[str], tmp_path
     assert finished["steps"] == 2 and finished["learned"]["created"] == ["put-then-get"]
     assert after == before | {PROCEDURE_PREFIX + "put-then-get"}
     assert replayed.get("status") == "succeeded", replayed
-    assert [s["output"] for s in replayed["steps"]] == ["stored shape", "round"]
+    assert [s["output"] for s in replayed["step_runs"]] == ["stored shape", "round"]
     assert got == "round"  # the upstream's state changed
 
 

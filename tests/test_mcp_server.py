@@ -183,7 +183,7 @@ async def drive(client: Client, turn: dict[str, Any], trace: Trace,
     recorded = list(trace.successful_steps())
     calls: list[tuple[str, dict[str, Any]]] = []
     answered = 0
-    while turn["status"] in ("awaiting_tool_result", "paused"):
+    while turn["awaiting"]:
         if turn["status"] == "paused":
             answers = {}
             for need in turn["needs"]:
@@ -241,7 +241,7 @@ async def test_a_need_is_answered_through_continue_execution(
         server: ProcmemServer, mode: str) -> None:
     async with Client(server, mode=mode) as client:
         turn = await call(client, "cancel_pending_order", {})  # no task, no params
-        assert turn["status"] == "paused" and "next_call" not in turn
+        assert turn["status"] == "paused" and turn["next_call"] is None
         assert sorted(n["key"] for n in turn["needs"]) == ["param:order_id", "param:reason"]
         assert "param:order_id" in turn["instruction"]
         turn = await call(client, "continue_execution", {
@@ -262,7 +262,7 @@ async def test_a_failed_tool_call_fails_the_execution_as_data(server: ProcmemSer
         turn = await call(client, "continue_execution", {
             "execution_id": turn["execution_id"], "step_id": "s1",
             "error": "Error: non-pending order cannot be cancelled"})
-    assert turn["status"] == "failed" and "non-pending" in turn["steps"][0]["error"]
+    assert turn["status"] == "failed" and "non-pending" in turn["step_runs"][0]["error"]
     assert "report_evidence" in turn["instruction"]
 
 

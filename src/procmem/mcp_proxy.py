@@ -63,6 +63,7 @@ from mcp.shared.exceptions import MCPError
 
 from . import __version__
 from .errors import ProcmemError, UsageError
+from .execution_view import execution_view
 from .mcp_tools import error_result, json_result, task_key, tool_name
 from .memory import Memory
 from .model import Execution, Procedure, Trace, utcnow
@@ -148,8 +149,8 @@ def procedure_tool(proc: Procedure, name: str) -> types.Tool:
     actions = " -> ".join(proc.signature())
     about = proc.description.strip() or f"Procedure {proc.name}."
     description = (f"{about}\n\nReplays the learned procedure {proc.key} against the upstream "
-                   f"server ({actions}). Returns the execution: status and each step's "
-                   "action, args and output; if it pauses on needs, answer them with "
+                   f"server ({actions}). Returns the execution: status and each step run's "
+                   "action, args and output (step_runs); if it pauses on needs, answer them with "
                    "procmem_resume.")
     return types.Tool(name=name, title=f"procedure {proc.name}", description=description,
                       input_schema={"type": "object", "properties": props,
@@ -157,20 +158,13 @@ def procedure_tool(proc: Procedure, name: str) -> types.Tool:
 
 
 def execution_summary(ex: Execution) -> dict[str, Any]:
-    """The JSON result of a replay tool: status, params, each step run, needs, error."""
-    out: dict[str, Any] = {
-        "execution_id": ex.id, "procedure": ex.procedure, "version": ex.version,
-        "status": ex.status, "params": ex.params, "task": ex.task,
-        "steps": [{"step_id": r.step_id, "action": r.action, "status": r.status,
-                   "args": r.args, "output": r.output, "error": r.error}
-                  for r in ex.step_runs],
-    }
+    """The JSON result of a replay tool: the one execution shape
+    (:func:`procmem.execution_view.execution_view`: ``id``, ``status``, ``params``,
+    ``step_runs``, ``needs``, ``error``, ...), plus ``resume`` (how to answer) when paused."""
+    out = execution_view(ex)
     if ex.status == "paused":
-        out["needs"] = [n.model_dump(mode="json", exclude_defaults=True) for n in ex.needs]
         out["resume"] = ("call procmem_resume with this execution_id and answers "
                          "{need key: value} for the needs listed")
-    if ex.error:
-        out["error"] = ex.error
     return out
 
 

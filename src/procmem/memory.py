@@ -39,6 +39,7 @@ from .bind import Binding
 from .calibration import TARGET_PRECISION
 from .embed import Embedder, default_embedder
 from .errors import UsageError
+from .execution_view import DEFAULT_CLIENT_TTL_S
 from .induce import MIN_CONSTANT
 from .keys import DEFAULT_TENANT, check_tenant
 from .learning.changes import Change, ReportResult
@@ -91,8 +92,9 @@ class Memory:
         seed: Seed of the random generator behind Thompson sampling (None: random).
         embedder: The embedding model of hybrid search: ``"default"`` (the
             bundled offline MiniLM, :func:`procmem.embed.default_embedder`; BM25
-            only, with one warning, when it is not installed), an
-            :class:`procmem.embed.Embedder`, or ``None`` for BM25 only.
+            only, with one warning, when it is not installed), another spec of
+            :func:`procmem.embed.embedder_from_spec` (``"none"``, ``"minilm-l6"``,
+            ``"st:…"``, ``"openai:…"``), an ``Embedder``, or ``None`` (BM25 only).
         reranker: A language model that reorders the top hits of every search
             (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
         lease_s: How long a replay or resume holds an execution's lease unless
@@ -101,6 +103,9 @@ class Memory:
             (``ExecutionBusy``). A run renews it as steps finish; a run killed
             outright blocks a resume this long, so make it longer than the
             longest tool call.
+        client_ttl_s: Seconds a client-driven execution (``start``/``advance``,
+            REST, MCP) may stay ``running`` with no turn (default 24 h; ``None``:
+            never); reading it then marks it ``failed``, ``"expired: no turn for N s"``.
         min_constant: How many demonstrations must agree on a value (with none
             disagreeing) before learning sends it as a literal without asking
             (default :data:`procmem.induce.MIN_CONSTANT`, 48: by the rule of
@@ -151,8 +156,8 @@ class Memory:
 
     Raises:
         StoreUnavailable: The store cannot be opened.
-        MissingExtra: The URL needs an optional backend that is not installed.
-        UsageError: ``tenant`` is not a valid tenant name.
+        MissingExtra: An optional backend or ``embedder`` package is not installed.
+        UsageError: A bad ``tenant``, ``embedder`` spec, ``lease_s`` or ``client_ttl_s``.
     """
 
     store = Setting[Store](*_ALL)
@@ -163,6 +168,7 @@ class Memory:
     search_budget_s = Setting[float | None]("searcher")
     """Wall time one search may spend binding params (seconds; ``None``: no limit; 2.0)."""
     lease_s = Setting[float]("executions")
+    client_ttl_s = Setting[float | None]("executions")
     secrets = Setting[SecretProvider | None]("executions")
     limits = Setting[Limits]("traces", "procedures")
     redactor = Setting[Redactor]("traces", "procedures", "learning", "executions")
@@ -174,10 +180,11 @@ class Memory:
                  reranker: Reranker | None = None, save_index: bool = True,
                  lease_s: float = DEFAULT_LEASE_S, min_constant: int = MIN_CONSTANT,
                  tenant: str = DEFAULT_TENANT, redactor: Redactor | None = None,
-                 limits: Limits | None = None,
-                 secrets: SecretProvider | None = None) -> None:
-        if not lease_s > 0:
-            raise UsageError(f"lease_s must be > 0 seconds, got {lease_s!r}")
+                 limits: Limits | None = None, secrets: SecretProvider | None = None,
+                 client_ttl_s: float | None = DEFAULT_CLIENT_TTL_S) -> None:
+        for name, value in (("lease_s", lease_s), ("client_ttl_s", client_ttl_s)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be > 0 seconds, got {value!r}")
         self.location = os.fsdecode(location) if store is None else store.location
         self.tenant = check_tenant(tenant)
         store = store if store is not None else open_store(location, tenant=tenant)
@@ -196,7 +203,7 @@ class Memory:
                                      lock=writes)
         self.learning = LearningLoop(store, self.statistics, policy=policy, seed=seed,
                                      lock=writes, redactor=self.traces.redactor)
-        self.executions = Executions(store, lease_s=lease_s,
+        self.executions = Executions(store, lease_s=lease_s, client_ttl_s=client_ttl_s,
                                      secrets=secrets if secrets is not None else EnvSecrets(),
                                      choose_version=self.learning.choose_version,
                                      redactor=self.traces.redactor)
@@ -225,7 +232,8 @@ class Memory:
                       embedder=self.searcher.embedder_choice, reranker=self.reranker,
                       save_index=self.save_index, lease_s=self.lease_s, tenant=tenant,
                       min_constant=self.learner.min_constant, redactor=self.redactor,
-                      limits=self.limits, secrets=self.secrets)
+                      limits=self.limits, secrets=self.secrets,
+                      client_ttl_s=self.client_ttl_s)
 
     def __enter__(self) -> Memory:
         return self

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from .drivers import Core, NeedValues, Persist, Sleep, ToolCall, ToolResult
 from .errors import ReplayError, UsageError
+from .execution_view import execution_view, expire_if_abandoned
 from .lease import LeaseKeeper, client_owner
 from .memory_facade import synchronized
 from .model import Execution, Need, Procedure
@@ -73,23 +74,9 @@ class Turn:
         return self.execution.done
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON object for protocol adapters: status, next call or needs, step runs."""
-        ex = self.execution
-        out: dict[str, Any] = {
-            "execution_id": ex.id, "procedure": ex.procedure, "version": ex.version,
-            "status": "awaiting_tool_result" if self.call else ex.status,
-        }
-        if self.call is not None:
-            out["next_call"] = {"step_id": self.call.step_id, "action": self.call.action,
-                                "args": self.call.args, "attempt": self.call.attempt,
-                                "idempotency_key": self.call.idempotency_key}
-        if self.needs:
-            out["needs"] = [n.model_dump(mode="json") for n in self.needs]
-        if ex.error:
-            out["error"] = ex.error
-        out["steps"] = [{"step_id": r.step_id, "action": r.action, "status": r.status,
-                         "args": r.args, "error": r.error} for r in ex.step_runs]
-        return out
+        """The one execution shape (:func:`procmem.execution_view.execution_view`):
+        the execution as JSON plus ``next_call``, ``awaiting`` and ``execution_id``."""
+        return execution_view(self.execution, self.call)
 
 
 class Runs(Protocol):
@@ -101,6 +88,9 @@ class Runs(Protocol):
 
     @property
     def lease_s(self) -> float: ...
+
+    @property
+    def client_ttl_s(self) -> float | None: ...
 
     @property
     def redactor(self) -> Redactor: ...
@@ -134,6 +124,12 @@ class ClientDriver:
         """How long a turn holds the execution's lease (seconds), as :attr:`runs` says."""
         return self.runs.lease_s
 
+    @property
+    def client_ttl_s(self) -> float | None:
+        """How long a client-driven execution may go without a turn (seconds), as
+        :attr:`runs` says (``None``: never expires)."""
+        return self.runs.client_ttl_s
+
     def _prepare(self, procedure: Procedure | str, tools: Mapping[str, Any], task: str | None,
                  params: Mapping[str, Any] | None, *, provider: bool = True
                  ) -> tuple[Procedure, Execution, dict[str, Procedure]]:
@@ -160,6 +156,7 @@ class ClientDriver:
         """
         # the client makes the calls: the server's secrets are not handed to it
         proc, ex, subs = self._prepare(procedure, _AnyTools(), task, params, provider=False)
+        ex.driver = "client"
         keeper = LeaseKeeper(self.store, client_owner(ex.id), self.lease_s,
                              redactor=self.runs.redactor)
         return self._turn(ex.id, replay_core(proc, ex, subs), None, {}, keeper)
@@ -185,12 +182,19 @@ class ClientDriver:
         Raises:
             NotFound: No such execution.
             UsageError: The result does not answer the outstanding call.
-            ReplayError: The execution already ended, or it cannot be rebuilt.
+            ReplayError: The execution already ended (also: it expired, no turn for
+                longer than ``client_ttl_s``), or it cannot be rebuilt.
             ExecutionBusy: A ``resume`` with tools holds the execution's lease.
         """
         answers = dict(answers or {})
         keeper = LeaseKeeper(self.store, client_owner(execution_id), self.lease_s,
                              redactor=self.runs.redactor)
+        stored = expire_if_abandoned(self.store, self.store.get_execution(execution_id),
+                                     self.client_ttl_s)
+        if stored.done:
+            self._live.pop(execution_id, None)
+            raise ReplayError(f"execution {execution_id!r} already {stored.status}"
+                              + (f": {stored.error}" if stored.error else ""))
         keeper.acquire(execution_id)
         live = self._live.get(execution_id)
         if live is not None and not _still_outstanding(self.store.get_execution(execution_id),

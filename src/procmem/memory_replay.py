@@ -29,6 +29,7 @@ from typing import Any
 from .bind import bind_task
 from .drivers import Core
 from .errors import NotFound, ReplayError
+from .execution_view import DEFAULT_CLIENT_TTL_S, expire_if_abandoned
 from .lease import DEFAULT_LEASE_S, LeaseKeeper, new_owner
 from .memory_client import ClientDriver, Turn
 from .memory_facade import docs_from
@@ -150,6 +151,9 @@ class Executions:
     Args:
         store: Where procedures and executions are stored.
         lease_s: How long a run holds an execution's lease unless it renews it (seconds).
+        client_ttl_s: How long a client-driven execution may stay ``running``
+            with no turn before reading it marks it failed (seconds; ``None``: never;
+            :func:`procmem.execution_view.expire_if_abandoned`).
         secrets: Where secret params' values come from at replay time (``None``: nowhere).
         choose_version: The version a run of a procedure given by name runs
             (``Memory`` passes its learning loop's ``choose_version``); default
@@ -159,11 +163,13 @@ class Executions:
     """
 
     def __init__(self, store: Store, *, lease_s: float = DEFAULT_LEASE_S,
+                 client_ttl_s: float | None = DEFAULT_CLIENT_TTL_S,
                  secrets: SecretProvider | None = None,
                  choose_version: Callable[[str], Procedure] | None = None,
                  redactor: Redactor | None = None) -> None:
         self.store = store
         self.lease_s = lease_s
+        self.client_ttl_s = client_ttl_s
         self.secrets = secrets
         self.redactor = redactor if redactor is not None else default_redactor()
         self.choose_version = choose_version or self._current
@@ -291,10 +297,18 @@ class Executions:
                                    duration_ms=duration_ms, answers=answers)
 
     def get_execution(self, execution_id: str) -> Execution:
-        """One execution with its step runs; raises ``NotFound``."""
-        return self.store.get_execution(execution_id)
+        """One execution with its step runs; raises ``NotFound``.
+
+        A client-driven execution with no turn for longer than ``client_ttl_s`` is
+        marked failed (``"expired: no turn for N s"``) as it is read.
+        """
+        return expire_if_abandoned(self.store, self.store.get_execution(execution_id),
+                                   self.client_ttl_s)
 
     def list_executions(self, *, procedure: str | None = None, limit: int = 100,
                         offset: int = 0) -> list[Execution]:
-        """Executions, newest first."""
-        return self.store.list_executions(procedure=procedure, limit=limit, offset=offset)
+        """Executions, newest first (abandoned client-driven ones expired as in
+        :meth:`get_execution`)."""
+        return [expire_if_abandoned(self.store, ex, self.client_ttl_s)
+                for ex in self.store.list_executions(procedure=procedure, limit=limit,
+                                                     offset=offset)]

@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 import zipfile
@@ -30,7 +31,7 @@ from typing import Any
 
 from .bm25 import tokenize
 from .calibration import Calibration, calibration_key
-from .embed import Embedder, default_embedder
+from .embed import Embedder, default_embedder, embedder_from_spec
 from .errors import StoreError, UsageError
 from .memory_facade import synchronized
 from .memory_stats import Statistics
@@ -87,7 +88,10 @@ class Searcher:
         store: Where procedures, the index log, vectors and snapshots are stored.
         statistics: Gives hits their statistics and reliability.
         embedder: ``"default"`` (resolved on first use by ``resolve_default``),
-            an :class:`~procmem.embed.Embedder`, or ``None`` (BM25 only).
+            another spec of :func:`procmem.embed.embedder_from_spec` (``"none"``,
+            ``"minilm-l6"``, ``"st:MODEL"``, ``"openai:MODEL[@URL]"``, built here; an
+            ``openai:`` spec reads ``OPENAI_API_KEY``), an
+            :class:`~procmem.embed.Embedder`, or ``None`` (BM25 only).
         resolve_default: Makes the default embedder (default
             :func:`procmem.embed.default_embedder`).
         reranker: Reorders the top hits of every search (``None``: no model is asked).
@@ -98,8 +102,11 @@ class Searcher:
                  embedder: Embedder | str | None = "default",
                  resolve_default: Callable[[], Embedder | None] = default_embedder,
                  reranker: Reranker | None = None, save_index: bool = True) -> None:
-        if isinstance(embedder, str) and embedder != "default":
-            raise UsageError(f"embedder must be 'default', an Embedder or None, got {embedder!r}")
+        if isinstance(embedder, str) and embedder.strip().lower() != "default":
+            # every spec of the README's embedder table: "none", "minilm-l6", "st:…", "openai:…"
+            embedder = embedder_from_spec(embedder, api_key=os.environ.get("OPENAI_API_KEY"))
+        elif isinstance(embedder, str):
+            embedder = "default"
         self.store = store
         self.statistics = statistics
         self.reranker = reranker

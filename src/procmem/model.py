@@ -522,6 +522,11 @@ class Execution(_Model):
     open while the step run at its index has no try of its number (a process that
     stopped there left it open: resume repeats the call with the same number and
     keeps the unknown outcome in the step run's history).
+
+    ``driver`` says who makes the tool calls: ``"tools"`` (procmem, in ``replay``
+    and ``resume``) or ``"client"`` (the caller, one turn at a time: ``start`` /
+    ``advance``, REST and MCP); a client-driven execution left ``running`` expires
+    (:mod:`procmem.execution_view`).
     """
 
     id: str = Field(default_factory=lambda: new_id("ex"))
@@ -540,6 +545,7 @@ class Execution(_Model):
     finished_at: UTCDateTime | None = None
     duration_ms: float = Field(default=0.0, ge=0)
     in_flight: CallStarted | None = None
+    driver: Literal["tools", "client"] = "tools"
 
     @property
     def done(self) -> bool:

@@ -15,7 +15,9 @@ interactive docs at ``/docs``). Endpoints:
   (:mod:`procmem.memory_client`): ``POST /executions`` returns the first turn,
   ``POST /executions/{id}/results`` and ``POST /executions/{id}/answers`` the
   next; a paused execution returns its ``needs`` and answering them resumes it.
-  ``GET /executions[/{id}]``, ``POST /executions/{id}/evidence``;
+  ``GET /executions[/{id}]``, ``POST /executions/{id}/evidence``. Every one of them
+  answers one execution shape (:class:`~procmem.rest_models.ExecutionOut`,
+  :mod:`procmem.execution_view`): the execution plus ``next_call`` and ``awaiting``;
 * ``GET /stats[/{name}]``, ``GET /health``;
 * the web UI at ``/ui/`` (``/`` redirects there; :mod:`procmem.web`), not in the
   OpenAPI document.
@@ -53,7 +55,7 @@ Invariants:
       shape the CLI and MCP give too (hit, report of changes, error) is made by
       :mod:`procmem.serialize` (see ``docs/shapes.md``).
 
-FastAPI is an optional dependency (``pip install 'procedural-memory[server]'``);
+FastAPI is an optional dependency (``pip install -e '.[server]'``);
 it is imported when an app is created, so importing this module never fails.
 """
 
@@ -68,13 +70,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 from pydantic import Field, TypeAdapter, ValidationError
 
 from .errors import InvalidProcedure, MissingExtra, ProcmemError, UnsafePattern, UsageError
+from .execution_view import execution_view
 from .extract import find_all
 from .http_guard import DEFAULT_MAX_BODY_BYTES
 from .jobs import JobRunner
 from .learning.stats import VersionStats
 from .memory import Memory
 from .memory_traces import deletion_json
-from .model import Execution, Procedure, Trace, utcnow
+from .model import Procedure, Trace, utcnow
 from .rest_jobs import add_job_routes
 from .rest_models import (
     NAME_PATTERN,
@@ -83,6 +86,7 @@ from .rest_models import (
     TURN_LINKS,
     AnswersRequest,
     EvidenceRequest,
+    ExecutionOut,
     Health,
     HistoryRow,
     HitOut,
@@ -91,7 +95,6 @@ from .rest_models import (
     StartRequest,
     TraceDeleted,
     TracesAdded,
-    TurnOut,
     error_responses,
     http_status,
 )
@@ -167,7 +170,7 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         ``fastapi.testclient.TestClient``.
 
     Raises:
-        MissingExtra: FastAPI is not installed (``procedural-memory[server]``).
+        MissingExtra: FastAPI is not installed (``pip install -e '.[server]'``).
         StoreUnavailable: ``memory`` is a location that cannot be opened.
         UsageError: ``auth`` is off on a host that is not loopback.
     """
@@ -447,11 +450,11 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
 
     # ------------------------------------------------------------------ executions
 
-    @app.post("/executions", response_model=TurnOut, status_code=201, tags=["executions"],
+    @app.post("/executions", response_model=ExecutionOut, status_code=201, tags=["executions"],
               operation_id="start_execution", dependencies=[strict_body(StartRequest)],
               responses={201: {"description": "The first turn.", "links": TURN_LINKS},
                          **error_responses(400, 404, 409)})
-    def start(body: StartRequest) -> TurnOut:
+    def start(body: StartRequest) -> ExecutionOut:
         """Start an execution whose tool calls the client makes.
 
         Returns the first turn: ``next_call`` to make (then post its result),
@@ -460,52 +463,53 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         target: Procedure | str = body.procedure
         if body.version is not None:
             target = mem.get_procedure(body.procedure, body.version)
-        return TurnOut.model_validate(
+        return ExecutionOut.model_validate(
             mem.start(target, task=body.task, params=body.params).to_json())
 
-    @app.post("/executions/{execution_id}/results", response_model=TurnOut,
+    @app.post("/executions/{execution_id}/results", response_model=ExecutionOut,
               tags=["executions"], operation_id="post_result",
               responses={200: {"description": "The next turn.", "links": TURN_LINKS},
                          **error_responses(400, 404, 409)},
               dependencies=[strict_body(ResultRequest)])
     def post_result(body: ResultRequest,
-                    execution_id: str = id_path("execution")) -> TurnOut:
+                    execution_id: str = id_path("execution")) -> ExecutionOut:
         """Give the result of the outstanding tool call; returns the next turn."""
         turn = mem.advance(execution_id, step_id=body.step_id,
                            output=body.output, error=body.error,
                            duration_ms=body.duration_ms)
-        return TurnOut.model_validate(turn.to_json())
+        return ExecutionOut.model_validate(turn.to_json())
 
-    @app.post("/executions/{execution_id}/answers", response_model=TurnOut,
+    @app.post("/executions/{execution_id}/answers", response_model=ExecutionOut,
               tags=["executions"], operation_id="post_answers",
               responses={200: {"description": "The next turn.", "links": TURN_LINKS},
                          **error_responses(400, 404, 409)},
               dependencies=[strict_body(AnswersRequest)])
     def post_answers(body: AnswersRequest,
-                     execution_id: str = id_path("execution")) -> TurnOut:
+                     execution_id: str = id_path("execution")) -> ExecutionOut:
         """Answer a paused execution's needs (resume it); returns the next turn.
 
         Answers that leave needs open return the execution paused again, with them.
         """
         turn = mem.advance(execution_id, answers=body.answers)
-        return TurnOut.model_validate(turn.to_json())
+        return ExecutionOut.model_validate(turn.to_json())
 
-    @app.get("/executions/{execution_id}", response_model=Execution, tags=["executions"],
+    @app.get("/executions/{execution_id}", response_model=ExecutionOut, tags=["executions"],
              operation_id="get_execution", responses=error_responses(404))
-    def get_execution(execution_id: str = id_path("execution")) -> Execution:
-        """One execution with its step runs, needs and params."""
-        return mem.get_execution(execution_id)
+    def get_execution(execution_id: str = id_path("execution")) -> ExecutionOut:
+        """One execution with its step runs, needs and params, and ``next_call`` while
+        a client-driven execution waits for a tool result (the turn shape)."""
+        return ExecutionOut.model_validate(execution_view(mem.get_execution(execution_id)))
 
-    @app.get("/executions", response_model=list[Execution], tags=["executions"],
+    @app.get("/executions", response_model=list[ExecutionOut], tags=["executions"],
              responses=error_responses(400))
     def list_executions(
         procedure: str | None = Query(None, pattern=NAME_PATTERN, max_length=200,
                                       description="Only executions of this procedure."),
         limit: int = limit_query(), offset: int = offset_query(),
-    ) -> list[Execution]:
-        """Executions, newest first."""
-        return mem.list_executions(procedure=procedure, limit=limit,
-                                   offset=offset)
+    ) -> list[ExecutionOut]:
+        """Executions, newest first, in the shape of ``GET /executions/{id}``."""
+        return [ExecutionOut.model_validate(execution_view(ex)) for ex in
+                mem.list_executions(procedure=procedure, limit=limit, offset=offset)]
 
     @app.post("/executions/{execution_id}/evidence", response_model=ReportOut, status_code=201,
               tags=["executions"], operation_id="post_evidence",

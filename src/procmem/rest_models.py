@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ProcmemError, UsageError
-from .model import NAME_PATTERN, Evidence, Need, Procedure
+from .model import NAME_PATTERN, Evidence, Execution, Procedure
 
 __all__ = [
     "DESCRIPTIONS",
@@ -41,6 +41,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "EvidenceRequest",
+    "ExecutionOut",
     "FailedGroup",
     "Health",
     "HistoryRow",
@@ -54,10 +55,8 @@ __all__ = [
     "RerankInfo",
     "ResultRequest",
     "StartRequest",
-    "StepSummary",
     "TraceDeleted",
     "TracesAdded",
-    "TurnOut",
     "error_responses",
     "http_status",
 ]
@@ -381,37 +380,24 @@ class NextCall(BaseModel):
     idempotency_key: str = ""
 
 
-class StepSummary(BaseModel):
-    """A finished step run, in a turn."""
+class ExecutionOut(Execution):
+    """The one shape of an execution (:mod:`procmem.execution_view`), from every route:
+    ``POST /executions``, ``.../results``, ``.../answers`` and ``GET /executions[/{id}]``.
 
-    step_id: str
-    action: str
-    status: Literal["succeeded", "failed", "skipped"]
-    args: dict[str, Any]
-    error: str | None = None
-
-
-class TurnOut(BaseModel):
-    """One turn of a client-driven execution (:meth:`procmem.memory_client.Turn.to_json`).
+    The stored :class:`~procmem.model.Execution` (``id``, ``status``, ``step_runs``,
+    ``needs``, ``error``, ...) plus the turn view.
 
     Attributes:
-        execution_id: The execution (``GET /executions/{id}`` for all of it).
-        status: ``awaiting_tool_result`` (make ``next_call``, then post its
-            result), ``paused`` (answer ``needs``), ``succeeded`` or ``failed``.
-        next_call: The call to make, when awaiting a tool result.
-        needs: What to answer, when paused.
-        error: Why the execution failed or paused.
-        steps: The step runs so far.
+        next_call: The call to make now (a client-driven execution ``running``
+            with a call handed out), else ``null``.
+        awaiting: ``tool_result`` (make ``next_call``, then post its result),
+            ``answers`` (paused: answer ``needs``), or ``null``.
+        execution_id: The same as ``id`` (kept for clients of the earlier turn shape).
     """
 
-    execution_id: str
-    procedure: str
-    version: int = Field(ge=1)
-    status: Literal["awaiting_tool_result", "running", "paused", "succeeded", "failed"]
     next_call: NextCall | None = None
-    needs: list[Need] = Field(default_factory=list)
-    error: str | None = None
-    steps: list[StepSummary] = Field(default_factory=list)
+    awaiting: Literal["tool_result", "answers"] | None = None
+    execution_id: str
 
 
 # ------------------------------------------------------------------ OpenAPI documentation

@@ -1,4 +1,5 @@
-"""``procmem demo``: learn, search, replay and evaluate on the bundled τ-retail sample.
+"""``procmem demo``: learn, search, replay and evaluate on the bundled τ-retail sample;
+``procmem sample``: write that sample out (:mod:`procmem.samples`).
 
 It registers on :data:`procmem.cli.app.main` when this module is imported (the
 package :mod:`procmem.cli` imports it).
@@ -32,7 +33,7 @@ from .app import (
 if TYPE_CHECKING:
     from ..model import Procedure, Trace
 
-__all__ = ["DEMO_HOLDOUT", "pick_demo_trace", "sample_traces"]
+__all__ = ["DEMO_HOLDOUT", "pick_demo_trace", "sample", "sample_traces"]
 
 DEMO_HOLDOUT = 30
 """The demo trains on the bundled sample except its last ``DEMO_HOLDOUT`` traces."""
@@ -152,3 +153,17 @@ def demo(trace_id: str | None, as_json: bool) -> None:
             "execution": ex.model_dump(mode="json") if ex else None,
             "exact": exact, "figures": report.figures(), "seconds": seconds,
         })
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False), default="procmem-sample")
+def sample(folder: str) -> None:
+    """Write the bundled τ-retail sample (160 traces, MIT licence) into FOLDER.
+
+    FOLDER defaults to ./procmem-sample. Then: procmem learn FOLDER/tau-retail-sample.jsonl,
+    or procmem eval --train FOLDER/tau-retail-sample.jsonl --holdout 40.
+    """
+    from ..samples import write_sample
+
+    for path in write_sample(folder):
+        click.echo(str(path))

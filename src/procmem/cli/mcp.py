@@ -5,8 +5,8 @@ Registers on :data:`procmem.cli.app.main` when imported (the package
 
 Invariants:
     * The ``mcp`` SDK is imported only when the command runs; without it the
-      command fails with ``error[missing_extra]`` naming ``pip install
-      'procedural-memory[mcp]'``, and the rest of the CLI works.
+      command fails with ``error[missing_extra]`` naming ``pip install -e
+      '.[mcp]'`` in a clone, and the rest of the CLI works.
     * Over stdio nothing but MCP messages is written to stdout; logs go to stderr.
     * Over HTTP every request needs an API key (:mod:`procmem.mcp_http`); a fresh
       memory gets one, printed with how to use it; ``--no-auth`` only on 127.0.0.1.

@@ -12,7 +12,7 @@ Invariants:
     * stdout belongs to the MCP protocol: nothing else is printed there; errors
       follow :mod:`procmem.cli` (one ``error[<code>]: ...`` line on stderr).
     * A missing ``mcp`` package raises :class:`~procmem.errors.MissingExtra`
-      naming ``pip install 'procedural-memory[mcp]'``.
+      naming ``pip install -e '.[mcp]'`` (in a clone).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Invariants:
       printed once with how to use it (:func:`procmem.cli.keys.ensure_key`).
       ``--no-auth`` exists only on 127.0.0.1 and warns loudly.
     * Without the ``server`` extra it fails with ``error[missing_extra]`` naming
-      ``pip install 'procedural-memory[server]'`` (exit code 1), before binding.
+      ``pip install -e '.[server]'`` (exit code 1), before binding.
 """
 
 from __future__ import annotations

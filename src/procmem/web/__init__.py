@@ -46,7 +46,7 @@ def add_ui_routes(app: FastAPI, mem: Memory) -> None:
     """Mount the UI on ``app`` (:func:`procmem.web.routes.add_ui_routes`).
 
     Raises:
-        MissingExtra: Jinja2 is not installed (``procedural-memory[server]``).
+        MissingExtra: Jinja2 is not installed (``pip install -e '.[server]'``).
     """
     from ..errors import MissingExtra
 

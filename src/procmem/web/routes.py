@@ -87,7 +87,7 @@ def add_ui_routes(app: "FastAPI", mem: Memory) -> None:
         mem: The request tenant's memory (the REST app's proxy).
 
     Raises:
-        MissingExtra: Jinja2 is not installed (``procedural-memory[server]``).
+        MissingExtra: Jinja2 is not installed (``pip install -e '.[server]'``).
     """
     from fastapi import Path as PathParam
     from fastapi import Query, Request
