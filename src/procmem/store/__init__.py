@@ -28,6 +28,7 @@ from ..errors import MissingExtra, UsageError
 from ..keys import DEFAULT_TENANT, check_tenant
 from .base import (
     RECORD_PROTOCOLS,
+    AliasRecords,
     EmbeddingRecords,
     ExecutionRecords,
     KeyRecords,
@@ -45,7 +46,7 @@ from .base import (
 )
 from .sqlite import SQLiteStore
 
-__all__ = ["RECORD_PROTOCOLS", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
+__all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
            "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
            "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",

@@ -52,6 +52,7 @@ from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .common import procedure_json as _procedure_json
+from .aliases_sql import AliasSQL
 from .feed_sql import TraceFeedSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
@@ -74,7 +75,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL, AliasSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
