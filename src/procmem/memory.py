@@ -347,6 +347,12 @@ class Memory:
     def list_versions(self, name: str) -> list[Procedure]:
         return self.procedures.list_versions(name)
 
+    @docs_from(Procedures.rename)
+    def rename(self, old: str, new: str) -> Procedure:
+        renamed = self.procedures.rename(old, new)
+        self.searcher.embed_new([renamed.name])  # its search texts name it anew
+        return renamed
+
     @docs_from(Procedures.bind)
     def bind(self, procedure: Procedure | str, task: str) -> Binding:
         return self.procedures.bind(procedure, task)
@@ -550,6 +556,7 @@ class Memory:
     afind_procedure = twin(find_procedure)
     alist_procedures = twin(list_procedures)
     alist_versions = twin(list_versions)
+    arename = twin(rename)
     abind = twin(bind)
     asearch = twin(search)
     areindex = twin(reindex)

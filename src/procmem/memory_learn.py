@@ -207,10 +207,12 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     Raises:
         LimitExceeded: A new name would make the store hold more than ``max_procedures``.
     """
-    name = procedure_name(sig)
+    base = procedure_name(sig)
+    name = store.resolve_alias(base) or base  # a renamed procedure keeps learning
     known = versions(store, name)
     if known and all(not v.matches(sig) for v in known):
-        name = f"{name}-{len(sig)}"  # the name is taken by other actions
+        name = f"{base}-{len(sig)}"  # the name is taken by other actions
+        name = store.resolve_alias(name) or name
         known = versions(store, name)
     if known and not store.get_procedure(name).matches(sig):
         report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
