@@ -24,6 +24,7 @@ from click.core import ParameterSource
 from ..toolspec import load_tools
 from .app import (
     JSON_OBJECT,
+    PAUSED_EXIT,
     all_procedures,
     console,
     emit,
@@ -131,6 +132,8 @@ def _show_execution(ctx: click.Context, ex: Execution, tools: str, as_json: bool
             out.print(render.needs_view(ex.needs, _resume_command(ctx, ex, tools)))
     if ex.status == "failed":
         ctx.exit(1)
+    if ex.status == "paused":
+        ctx.exit(PAUSED_EXIT)
 
 
 def _answers_resolver(answers: Mapping[str, Any]) -> Callable[[Any], Any]:
