@@ -78,10 +78,11 @@ def list_cmd(ctx: click.Context, procedure: str | None, status: str | None, limi
         click.echo("no executions")
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "started", "status", "procedure", "steps", "ms", "task"):
-        table.add_column(column, overflow="fold" if column == "task" else "ellipsis")
+    table.add_column("id", no_wrap=True, min_width=max(len(e.id) for e in rows))
+    for column in ("started", "status", "procedure", "steps", "ms", "task"):
+        table.add_column(column, overflow="fold")
     for e in rows:
-        table.add_row(e.id, e.started_at.isoformat(timespec="seconds")[:19].replace("T", " "),
+        table.add_row(e.id, e.started_at.isoformat(timespec="minutes")[:16].replace("T", " "),
                       e.status, f"{e.procedure}@{e.version}", str(len(e.step_runs)),
                       f"{e.duration_ms:.0f}", _cut(e.task or "", 60))
     console().print(table)
