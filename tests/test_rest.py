@@ -39,7 +39,8 @@ TWO_STEPS = "modify_pending_order_address-then-modify_pending_order_items"
 PATHS = {
     "/traces", "/traces/{trace_id}", "/procedures", "/procedures/{name}",
     "/procedures/{name}/versions", "/procedures/{name}/versions/{version}",
-    "/procedures/{name}/history", "/procedures/{name}/rename", "/learn", "/optimize", "/search", "/executions",
+    "/procedures/{name}/history", "/procedures/{name}/rename", "/learn", "/optimize",
+    "/search", "/executions",
     "/executions/{execution_id}", "/executions/{execution_id}/results",
     "/executions/{execution_id}/answers", "/executions/{execution_id}/evidence",
     "/stats", "/stats/{name}", "/health", "/plan", "/plan/task", "/keys", "/keys/{key_id}",

@@ -64,8 +64,8 @@ __all__ = [
     "DEFAULT_TENANT", "EXIT_CODES", "INTERRUPTED_EXIT", "JSON_OBJECT", "PAUSED_EXIT",
     "READ_COMMANDS", "RETRIEVERS", "SCOPES", "TARGET_PRECISION",
     "TRANSCRIPT_FORMATS", "all_procedures", "console", "emit", "exit_code", "fail", "hit_json",
-    "installed_version", "json_option", "main", "note_renamed", "make_embedder", "make_reranker", "open_memory",
-    "procedure_summary", "progress_bar",
+    "installed_version", "json_option", "main", "make_embedder", "make_reranker", "note_renamed",
+    "open_memory", "procedure_summary", "progress_bar",
 ]
 
 EXIT_CODES: dict[str, int] = {

@@ -48,11 +48,11 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
+from .aliases_sql import AliasSQL
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .common import procedure_json as _procedure_json
-from .aliases_sql import AliasSQL
 from .feed_sql import TraceFeedSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
