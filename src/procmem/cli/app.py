@@ -164,8 +164,10 @@ def _resolving(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     def run(*args: Any, **kwargs: Any) -> Any:
         name = kwargs.get("name")
-        if isinstance(name, str):
-            kwargs["name"] = note_renamed(open_memory(click.get_current_context()), name)
+        ctx = click.get_current_context()
+        db = str(ctx.obj["db"])
+        if isinstance(name, str) and (db == ":memory:" or "://" in db or os.path.isfile(db)):
+            kwargs["name"] = note_renamed(open_memory(ctx), name)  # no store: nothing renamed
         return callback(*args, **kwargs)
 
     return run
