@@ -84,6 +84,7 @@ class _State:
     notes: list[dict[str, Any]] = field(default_factory=list)
     note_id: int = 0
     keys: dict[str, ApiKey] = field(default_factory=dict)  # its dump leaves out the hash
+    aliases: dict[str, str] = field(default_factory=dict)  # old name -> new name
     store_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def snapshot(self) -> _State:
@@ -354,6 +355,39 @@ class DictStore:
             s.notes = [n for n in s.notes if n["name"] != name]
             self._reindex(name)
         return bool(keys)
+
+    def rename_procedure(self, old: str, new: str) -> int:
+        if old == new:
+            raise UsageError(f"cannot rename {old!r} to itself")
+        with self._write() as s:
+            if any(n == new for n, _ in s.procedures):
+                raise Conflict("procedure", new, "the name is taken")
+            keys = [k for k in s.procedures if k[0] == old]
+            if not keys:
+                raise NotFound("procedure", old)
+            for k in keys:
+                p = Procedure.model_validate_json(s.procedures.pop(k))
+                s.procedures[(new, k[1])] = procedure_json(p.model_copy(update={"name": new}))
+            for eid, (seq, header) in list(s.executions.items()):
+                e = Execution.model_validate_json(header)
+                if e.procedure == old:
+                    s.executions[eid] = (seq, e.model_copy(update={"procedure": new})
+                                         .model_dump_json(by_alias=True, exclude={"step_runs"}))
+            if old in s.pinned:
+                s.pinned[new] = s.pinned.pop(old)
+            s.verifications = {((new if n == old else n), v): r
+                               for (n, v), r in s.verifications.items()}
+            s.notes = [{**n, "name": new} if n["name"] == old else n for n in s.notes]
+            s.aliases.pop(new, None)
+            s.aliases = {o: (new if n == old else n) for o, n in s.aliases.items()}
+            s.aliases[old] = new
+            self._reindex(old)
+            self._reindex(new)
+        return len(keys)
+
+    def resolve_alias(self, name: str) -> str | None:
+        with self._read() as s:
+            return s.aliases.get(name)
 
     def set_pinned(self, name: str, pinned: bool) -> None:
         with self._write() as s:

@@ -234,7 +234,8 @@ def test_db_option_wins_over_environment(traces_file: Path, tmp_path: Path) -> N
     assert run("--db", str(other), "learn", str(traces_file)).exit_code == 0
     assert other.exists() and not (tmp_path / "memory.db").exists()
     assert run_json("--db", str(other), "list")
-    assert run_json("list") == []
+    assert run("list").exit_code == 3  # read commands never create a store
+    assert not (tmp_path / "memory.db").exists()
 
 
 # ---------------------------------------------------------------- replay/resume
@@ -243,8 +244,10 @@ def test_db_option_wins_over_environment(traces_file: Path, tmp_path: Path) -> N
 def test_replay_pauses_then_resume_command_finishes(learned: Path, tools_module: str,
                                                     tmp_path: Path) -> None:
     spec = f"{tools_module}:TOOLS"
-    paused = run_json("replay", "return_delivered_order_items", "--tools", spec,
-                      "--task", RETURN_TASK)
+    result = run("replay", "return_delivered_order_items", "--tools", spec, "--task", RETURN_TASK,
+                 "--json")
+    assert result.exit_code == 10, result.output  # paused: PAUSED_EXIT
+    paused = json.loads(result.stdout)
     assert paused["status"] == "paused"
     assert [n["key"] for n in paused["needs"]] == ["ask:s1:/item_ids"]
     assert paused["params"] == {"order_id": "#W1234567", "payment_method_id": "paypal_7654321"}
@@ -273,7 +276,7 @@ def test_replay_human_output_shows_needs_and_resume_command(learned: Path,
                                                             tools_module: str) -> None:
     result = run("replay", "return_delivered_order_items", "--tools", f"{tools_module}:TOOLS",
                  "--params", '{"order_id": "#W7654321"}')
-    assert result.exit_code == 0
+    assert result.exit_code == 10  # paused
     out = " ".join(result.stdout.split())
     assert "param:payment_method_id" in out  # params are needed before any step runs
     assert "e.g. credit_card_4190576" in out  # examples from the demonstrations

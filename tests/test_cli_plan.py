@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from procmem.cli import main
 from procmem.memory import Memory
 from procmem.planning import Plan
+from procmem.store import SQLiteStore
 
 SAMPLE = Path(__file__).parent / "data" / "tau_retail_sample.jsonl"
 CANCEL = "Cancel order #W1234567 because ordered by mistake."
@@ -74,6 +75,7 @@ def test_plan_errors_and_nothing_fits(db: Path, tmp_path: Path) -> None:
     bad = run("plan", CANCEL, "--procedure", "cancel_pending_order", "--params", '{"x": 1}')
     assert bad.exit_code == 2 and "error[param_error]" in bad.stderr
     assert run("plan", CANCEL, "--version", "1").exit_code == 2
+    SQLiteStore(str(tmp_path / "empty.db")).close()
     empty = run("--db", str(tmp_path / "empty.db"), "plan", CANCEL)
     assert empty.exit_code == 0 and "no procedure" in empty.stdout
     data = json.loads(run("--db", str(tmp_path / "empty.db"), "plan", CANCEL, "--json").stdout)

@@ -82,5 +82,6 @@ def test_every_command_module_registers_on_the_one_group() -> None:
     expected = {"learn", "list", "show", "replay", "resume", "demo", "sample", "eval", "search",
                 "reindex", "calibrate", "plan", "stats", "report", "optimize", "history",
                 "diff", "rollback", "pin", "unpin", "decay", "delete", "traces", "tools",
-                "import", "export", "import-skill", "redact", "keys", "serve", "mcp", "proxy"}
+                "import", "export", "import-skill", "redact", "keys", "serve", "mcp", "proxy",
+                "executions", "rename"}
     assert set(main.commands) == expected

@@ -39,7 +39,8 @@ TWO_STEPS = "modify_pending_order_address-then-modify_pending_order_items"
 PATHS = {
     "/traces", "/traces/{trace_id}", "/procedures", "/procedures/{name}",
     "/procedures/{name}/versions", "/procedures/{name}/versions/{version}",
-    "/procedures/{name}/history", "/learn", "/optimize", "/search", "/executions",
+    "/procedures/{name}/history", "/procedures/{name}/rename", "/learn", "/optimize",
+    "/search", "/executions",
     "/executions/{execution_id}", "/executions/{execution_id}/results",
     "/executions/{execution_id}/answers", "/executions/{execution_id}/evidence",
     "/stats", "/stats/{name}", "/health", "/plan", "/plan/task", "/keys", "/keys/{key_id}",
@@ -318,6 +319,27 @@ def test_errors_have_one_json_shape(learned: TestClient, tau_sample_path: Path) 
     r = learned.delete("/procedures/x")
     assert_error(r, 405, "usage")
     assert r.headers["allow"] == "GET, PUT"  # every method of the path, not the first route's
+
+
+def test_rename_moves_versions_and_runs_and_the_old_name_resolves(learned: TestClient) -> None:
+    versions = [p["version"] for p in learned.get(f"/procedures/{CANCEL}/versions").json()]
+    r = learned.post(f"/procedures/{CANCEL}/rename", json={"new_name": "cancel_order"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "cancel_order"
+    assert [p["version"] for p in
+            learned.get("/procedures/cancel_order/versions").json()] == versions
+    assert learned.get(f"/procedures/{CANCEL}").json()["name"] == "cancel_order"
+    names = [h["procedure"]["name"] for h in
+             learned.get("/search", params={"task": "cancel my pending order"}).json()]
+    assert "cancel_order" in names and CANCEL not in names
+    other = next(p["name"] for p in learned.get("/procedures").json()
+                 if p["name"] != "cancel_order")
+    assert_error(learned.post(f"/procedures/{other}/rename", json={"new_name": "cancel_order"}),
+                 409, "conflict")
+    assert_error(learned.post("/procedures/nope/rename", json={"new_name": "x"}), 404,
+                 "not_found")
+    assert learned.post(f"/procedures/{other}/rename",
+                        json={"new_name": "bad name"}).status_code == 422
 
 
 def test_the_openapi_document_lists_every_path_and_error_response(client: TestClient) -> None:

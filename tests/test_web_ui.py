@@ -348,9 +348,23 @@ def test_report_evidence(mem: Memory) -> None:
     assert bad.status_code == 422
 
 
-def test_rename_is_a_disabled_placeholder(mem: Memory) -> None:
-    html = client(mem).get(f"/ui/procedures/{FLOW}").text
-    assert re.search(r"<button[^>]*disabled[^>]*>Rename", html)
+def test_rename_asks_for_the_new_name_and_keeps_the_old_one_as_alias(mem: Memory) -> None:
+    c = client(mem)
+    html = c.get(f"/ui/procedures/{FLOW}").text
+    assert re.search(r'<button[^>]*data-action="[^"]*/rename"[^>]*data-prompt="new_name"'
+                     r'[^>]*data-confirm="Rename', html)
+    versions = [p.version for p in mem.list_versions(FLOW)]
+    r = post(c, f"/ui/api/procedures/{FLOW}/rename", {"new_name": "renamed_flow"})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "renamed_flow"
+    assert [p.version for p in mem.list_versions("renamed_flow")] == versions
+    assert mem.get_procedure(FLOW).name == "renamed_flow"
+    assert post(c, "/ui/api/procedures/renamed_flow/rename",
+                {"new_name": "bad name"}).status_code == 400
+    read_only = client(mem, scopes=("read",))
+    assert "/rename\"" not in read_only.get("/ui/procedures/renamed_flow").text
+    assert post(read_only, "/ui/api/procedures/renamed_flow/rename",
+                {"new_name": "x"}).status_code == 403
 
 
 def test_no_auth_server_needs_no_sign_in(mem: Memory) -> None:

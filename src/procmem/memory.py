@@ -29,7 +29,6 @@ Invariants:
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -51,7 +50,7 @@ from .memory_async import twin
 from .memory_calibrate import CalibrationReport, Calibrator
 from .memory_client import ClientDriver, Turn
 from .memory_facade import Setting, docs_from
-from .memory_learn import Learner, LearnReport
+from .memory_learn import Learner, LearnReport, check_namespace
 from .memory_learning import LearningLoop, OptimizeReport
 from .memory_plans import Plans
 from .memory_procedures import Procedures
@@ -60,7 +59,7 @@ from .memory_search import Progress, Searcher
 from .memory_stats import Statistics
 from .memory_tools import ToolSchemas
 from .memory_traces import ImportReport, TraceImpact, Traces
-from .model import NAME_PATTERN, Execution, Hit, Need, Procedure, Trace
+from .model import Execution, Hit, Need, Procedure, Trace
 from .multiplan import PlanRun, TaskPlan
 from .planning import Plan
 from .record import Recorder
@@ -300,9 +299,8 @@ class Memory:
         procmem's tree or an invalid model) is skipped and listed under
         ``failed_groups``; the other groups are learned.
 
-        With an embedder, the search texts of the created and updated procedures
-        are embedded and stored now (in batches), so the first search embeds only
-        its query.
+        With an embedder, the new search texts are embedded now (in batches), so
+        the first search embeds only its query.
 
         Args:
             traces: Traces to add first.
@@ -355,6 +353,12 @@ class Memory:
     @docs_from(Procedures.list_versions)
     def list_versions(self, name: str) -> list[Procedure]:
         return self.procedures.list_versions(name)
+
+    @docs_from(Procedures.rename)
+    def rename(self, old: str, new: str) -> Procedure:
+        renamed = self.procedures.rename(old, new)
+        self.searcher.embed_new([renamed.name])  # its search texts name it anew
+        return renamed
 
     @docs_from(Procedures.bind)
     def bind(self, procedure: Procedure | str, task: str) -> Binding:
@@ -559,6 +563,7 @@ class Memory:
     afind_procedure = twin(find_procedure)
     alist_procedures = twin(list_procedures)
     alist_versions = twin(list_versions)
+    arename = twin(rename)
     abind = twin(bind)
     asearch = twin(search)
     areindex = twin(reindex)
@@ -591,10 +596,3 @@ class Memory:
     aclear_tool_flags = twin(clear_tool_flags)
     afor_tenant = twin(for_tenant)
     aclose = twin(close)
-
-
-def check_namespace(namespace: str) -> None:
-    """Raise ``UsageError`` unless ``namespace`` is valid (the ``Procedure.namespace`` rule)."""
-    if len(namespace) > 100 or not re.fullmatch(NAME_PATTERN, namespace):
-        raise UsageError(f"namespace must match {NAME_PATTERN} (100 characters at most), "
-                         f"got {namespace!r}")

@@ -27,6 +27,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,11 +42,11 @@ from .induce_alt import MergeRejected, merge_plan
 from .memory_facade import synchronized
 from .memory_traces import group_failure
 from .memory_versions import PAGE, same_content, versions
-from .model import Lineage, Trace
+from .model import NAME_PATTERN, Lineage, Trace
 from .secret_params import secretize
 from .store.base import Store
 
-__all__ = ["LearnReport", "Learner", "TraceFold"]
+__all__ = ["LearnReport", "Learner", "TraceFold", "check_namespace"]
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Learner:
             store: Where traces are read and procedures written.
             namespace: The namespace of new procedures (``None``: the model's
                 default); a new version keeps its procedure's namespace. It is
-                not checked here (see :func:`procmem.memory.check_namespace`).
+                not checked here (see :func:`check_namespace`).
             progress: Called as ``progress(done, total)`` in groups (of traces
                 with one action sequence, merged where they share their writes).
 
@@ -207,10 +208,12 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
     Raises:
         LimitExceeded: A new name would make the store hold more than ``max_procedures``.
     """
-    name = procedure_name(sig)
+    base = procedure_name(sig)
+    name = store.resolve_alias(base) or base  # a renamed procedure keeps learning
     known = versions(store, name)
     if known and all(not v.matches(sig) for v in known):
-        name = f"{name}-{len(sig)}"  # the name is taken by other actions
+        name = f"{base}-{len(sig)}"  # the name is taken by other actions
+        name = store.resolve_alias(name) or name
         known = versions(store, name)
     if known and not store.get_procedure(name).matches(sig):
         report.unchanged.append(name)  # evolved (repaired, pruned...): evidence rules it now
@@ -243,3 +246,10 @@ def _learn_group(store: Store, sig: tuple[str, ...], ids: list[str], parsed: dic
             proc = proc.model_copy(update={"namespace": namespace})
         report.created.append(name)
     store.put_procedure(proc)
+
+
+def check_namespace(namespace: str) -> None:
+    """Raise ``UsageError`` unless ``namespace`` is valid (the ``Procedure.namespace`` rule)."""
+    if len(namespace) > 100 or not re.fullmatch(NAME_PATTERN, namespace):
+        raise UsageError(f"namespace must match {NAME_PATTERN} (100 characters at most), "
+                         f"got {namespace!r}")

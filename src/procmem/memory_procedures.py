@@ -11,22 +11,26 @@ Invariants:
       and the stored tool schemas' blocking checks, in that order.
     * Writes hold ``lock`` (shared with learning, so that version numbers are
       never read and written by two threads at once).
+    * A renamed procedure's old name is an alias (:meth:`Procedures.rename`): reads by
+      name (``get_procedure``, ``find_procedure``, ``list_versions``) resolve it to the
+      new name; a new procedure may not take it (``Conflict``; rename back instead).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
 from .bind import Binding, bind_task
-from .errors import LimitExceeded, NotFound
+from .errors import Conflict, InvalidProcedure, LimitExceeded, NotFound
 from .limits import DEFAULT_LIMITS, Limits
 from .memory_facade import synchronized
 from .memory_stats import Statistics
 from .memory_tools import ToolSchemas
 from .memory_versions import check_procedure, paged, put_version
-from .model import Procedure
+from .model import NAME_PATTERN, Procedure
 from .redaction import Redactor, default_redactor
 from .secret_params import secretize
 from .store.base import Store
@@ -72,10 +76,15 @@ class Procedures:
                 extractor is not a valid regex, or a step's args break its tool's
                 stored schema (:meth:`import_tool_schemas`).
             LimitExceeded: Too large, or a new name beyond ``limits.max_procedures``.
+            Conflict: The name is the old name of a renamed procedure (an alias).
             EmbeddingError: (``Memory.put_procedure``) The embedder failed to embed
                 its search texts (it is stored; the next search embeds them).
         """
         self.limits.check_procedure(procedure)  # sizes (procmem.limits)
+        if (target := self.store.resolve_alias(procedure.name)) is not None:
+            raise Conflict("procedure", procedure.name,
+                           f"it was renamed to {target!r} and is an alias now; put the "
+                           f"procedure as {target!r}, or rename {target!r} back first")
         if (self.find_procedure(procedure.name) is None
                 and (n := self.store.count_procedures()) >= self.limits.max_procedures):
             raise LimitExceeded("procedures in this store (one tenant)", n + 1,
@@ -89,10 +98,18 @@ class Procedures:
     def get_procedure(self, name: str, version: int | None = None) -> Procedure:
         """One procedure version with its statistics (current version by default).
 
+        ``name`` may be the old name of a renamed procedure (see :meth:`rename`).
+
         Raises:
             NotFound: No such procedure or version.
         """
-        return self.statistics.with_stats([self.store.get_procedure(name, version)])[0]
+        try:
+            found = self.store.get_procedure(name, version)
+        except NotFound:
+            if (target := self.store.resolve_alias(name)) is None:
+                raise
+            found = self.store.get_procedure(target, version)
+        return self.statistics.with_stats([found])[0]
 
     def find_procedure(self, name: str) -> Procedure | None:
         """The current version, or ``None``."""
@@ -111,9 +128,46 @@ class Procedures:
         """Every version of one procedure, oldest first, each with its own statistics.
 
         Raises:
-            NotFound: No version of ``name``.
+            NotFound: No version of ``name`` (nor of the name it was renamed to).
         """
-        return self.statistics.with_stats(self.store.list_versions(name))
+        return self.statistics.with_stats(self.store.list_versions(self.resolve_name(name)))
+
+    def resolve_name(self, name: str) -> str:
+        """``name``, or the name it was renamed to when it is an alias with no version."""
+        if (target := self.store.resolve_alias(name)) is None:
+            return name
+        return target
+
+    @synchronized
+    def rename(self, old: str, new: str) -> Procedure:
+        """Rename a procedure, keeping its versions, lineage, executions and statistics.
+
+        Every record keyed by the name moves to ``new`` in one store transaction
+        (:meth:`procmem.store.Store.rename_procedure`): versions, executions, run
+        statistics, the pin, verifications, notes and the search document. ``old``
+        stays an alias: reading it by name gives ``new``'s procedure, and learning
+        that induces a group named ``old`` again adds a version of ``new``.
+
+        Args:
+            old: The current name (or an alias of it).
+            new: The new name (:data:`procmem.model.NAME_PATTERN`, at most 200 characters).
+
+        Returns:
+            The current version under its new name, with statistics.
+
+        Raises:
+            NotFound: No procedure ``old``.
+            Conflict: ``new`` is taken by another procedure.
+            InvalidProcedure: ``new`` is not a valid name.
+            UsageError: ``new`` is ``old``.
+        """
+        if len(new) > 200 or not re.fullmatch(NAME_PATTERN, new):
+            raise InvalidProcedure(old, f"cannot rename it to {new!r}: a name is letters, "
+                                        f"digits, _ . - (it must match {NAME_PATTERN})")
+        old = self.resolve_name(old)
+        with self.store.transaction():
+            self.store.rename_procedure(old, new)
+        return self.get_procedure(new)
 
     def all_procedures(self) -> list[Procedure]:
         """The current version of every procedure (no statistics), by name."""

@@ -90,6 +90,7 @@ from .rest_models import (
     Health,
     HistoryRow,
     HitOut,
+    RenameRequest,
     ReportOut,
     ResultRequest,
     StartRequest,
@@ -411,6 +412,17 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         """Every version with its status, reason, statistics and verification record."""
         rows = mem.history(name)
         return [HistoryRow.model_validate(r) for r in rows]
+
+    @app.post("/procedures/{name}/rename", response_model=Procedure, tags=["procedures"],
+              operation_id="rename_procedure", dependencies=[strict_body(RenameRequest)],
+              responses=error_responses(400, 404, 409))
+    def rename(body: RenameRequest, name: str = name_path()) -> Procedure:
+        """Rename a procedure; versions, lineage, executions and statistics move with it.
+
+        The old name stays an alias: reading it gives the renamed procedure.
+        Returns the current version under the new name (409 if that name is taken).
+        """
+        return mem.rename(name, body.new_name)
 
     add_job_routes(app, mem, tenants, jobs)  # /learn, /optimize, /jobs
 

@@ -38,6 +38,7 @@ __all__ = [
     "TURN_LINKS",
     "AnswersRequest",
     "ChangeOut",
+    "RenameRequest",
     "ErrorBody",
     "ErrorResponse",
     "EvidenceRequest",
@@ -350,6 +351,17 @@ class AnswersRequest(_Body):
     ]})
 
     answers: dict[str, Any]
+
+
+class RenameRequest(_Body):
+    """``POST /procedures/{name}/rename``: the new name (see :meth:`procmem.Memory.rename`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"new_name": "cancel_order"},
+    ]})
+
+    new_name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN,
+                          description="The new name; the old one stays an alias of it.")
 
 
 class EvidenceRequest(_Body):

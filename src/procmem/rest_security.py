@@ -10,6 +10,7 @@
 
 Scopes by route (:func:`rest_scope_of`): reads (GET, ``POST /plan``, ``POST /plan/task``) need
 ``read``; ``POST /traces``, ``DELETE /traces/{id}``, ``PUT /procedures/{name}``,
+``POST /procedures/{name}/rename``,
 ``POST /learn`` and ``POST /optimize`` need ``write``; starting, continuing and
 reporting on executions (``POST /executions...``) need ``run``; ``/keys`` needs
 ``admin``. Any other write needs ``write``.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from test_store_stats import StatsContract  # the stats lane's contract
 
+from .aliases import AliasContract
 from .helpers import lease_of
 from .more import (
     EmbeddingContract,
@@ -28,7 +29,7 @@ __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
 
 class StoreContract(UnitOfWorkContract, TraceContract, ProcedureContract, ExecutionContract,
                     LeaseContract, SearchIndexContract, EmbeddingContract, ToolSchemaContract,
-                    KeyContract, StatsContract):
+                    KeyContract, StatsContract, AliasContract):
     """Every contract test; subclasses provide a ``store`` fixture (a fresh, empty store)."""
 
 

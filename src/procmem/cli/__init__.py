@@ -10,7 +10,8 @@ Layout (imports flow one way, no cycle):
   (eval), :mod:`~procmem.cli.search` (search, reindex, calibrate),
   :mod:`~procmem.cli.plan`, :mod:`~procmem.cli.learning` (stats, report,
   optimize, history, diff, rollback, pin, unpin, decay, delete),
-  :mod:`~procmem.cli.traces`, :mod:`~procmem.cli.tools`,
+  :mod:`~procmem.cli.traces`, :mod:`~procmem.cli.browse` (executions, rename),
+  :mod:`~procmem.cli.tools`,
   :mod:`~procmem.cli.importing` (import), :mod:`~procmem.cli.export` (export,
   import-skill), :mod:`~procmem.cli.redact`, :mod:`~procmem.cli.keys`,
   :mod:`~procmem.cli.rest` (serve), :mod:`~procmem.cli.mcp`,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 from ..toolspec import load_tools
 from . import (  # noqa: F401  (each registers its commands on main)
+    browse,
     commands,
     demo,
     evaluation,

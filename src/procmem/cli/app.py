@@ -23,18 +23,28 @@ Invariants:
       code: usage errors (``usage``, ``invalid_*``, ``param_error``,
       ``unknown_tool``) 2, ``not_found`` 3, ``conflict`` and ``execution_busy`` 4,
       any other 1.
-      Malformed options (bad JSON in ``--params``) are Click usage errors
-      naming the option, also exit code 2. Bad input never shows a traceback.
-    * ``replay`` and ``resume`` exit 0 when the execution succeeded or paused
-      and 1 when it failed (a failed tool call is data, not an error line).
+      Malformed options (bad JSON in ``--params``) and every Click usage error
+      (unknown command or option, missing argument) print
+      ``error[usage]: ...`` too, exit code 2. Bad input never shows a traceback.
+      Ctrl-C prints ``error[interrupted]: ...`` and exits 130
+      (:data:`INTERRUPTED_EXIT`).
+    * ``replay`` and ``resume`` exit 0 when the execution succeeded,
+      :data:`PAUSED_EXIT` (10) when it paused on a need, and 1 when it failed
+      (a failed tool call is data, not an error line).
+    * Read commands (:data:`READ_COMMANDS`) never create a store: without the
+      file they fail with ``error[not_found]: no store at PATH ...`` (exit 3).
+      A ``--db`` in a folder that does not exist is a usage error (exit 2).
+    * A procedure name argument that is the old name of a renamed procedure
+      prints ``note: OLD was renamed to NEW`` on stderr (the command uses NEW).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -51,10 +61,11 @@ if TYPE_CHECKING:
     from ..rerank import Reranker
 
 __all__ = [
-    "DEFAULT_TENANT", "EXIT_CODES", "JSON_OBJECT", "RETRIEVERS", "SCOPES", "TARGET_PRECISION",
+    "DEFAULT_TENANT", "EXIT_CODES", "INTERRUPTED_EXIT", "JSON_OBJECT", "PAUSED_EXIT",
+    "READ_COMMANDS", "RETRIEVERS", "SCOPES", "TARGET_PRECISION",
     "TRANSCRIPT_FORMATS", "all_procedures", "console", "emit", "exit_code", "fail", "hit_json",
-    "installed_version", "json_option", "main", "make_embedder", "make_reranker", "open_memory",
-    "procedure_summary", "progress_bar",
+    "installed_version", "json_option", "main", "make_embedder", "make_reranker", "note_renamed",
+    "open_memory", "procedure_summary", "progress_bar",
 ]
 
 EXIT_CODES: dict[str, int] = {
@@ -64,6 +75,15 @@ EXIT_CODES: dict[str, int] = {
     "rerank_error": 5, "model_error": 5,
 }
 """Exit code by error code; a code not listed exits with 1 (2 for any UsageError)."""
+PAUSED_EXIT = 10
+"""Exit code of ``replay``/``resume`` when the execution paused on a need (not an error)."""
+INTERRUPTED_EXIT = 130
+"""Exit code after Ctrl-C (128 + SIGINT, the shell convention)."""
+READ_COMMANDS = frozenset({
+    "list", "show", "search", "stats", "history", "diff", "plan", "export",
+    "traces list", "traces show", "executions list", "executions show",
+})
+"""Commands (paths below ``procmem``) that only read: they never create a store."""
 
 # Copies of constants owned by heavier modules (tests/test_cli_startup.py checks them).
 RETRIEVERS = ("bm25", "vector", "hybrid")
@@ -97,6 +117,33 @@ def fail(code: str, message: str, status: int) -> NoReturn:
 class _Group(click.Group):
     """A Click group that turns procmem errors into one line and an exit code."""
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register ``cmd``; a procedure ``NAME`` argument resolves renamed names."""
+        callback = cmd.callback
+        if callback is not None and any(isinstance(p, click.Argument) and p.name == "name"
+                                        for p in cmd.params):
+            cmd.callback = functools.update_wrapper(_resolving(callback), callback)
+        super().add_command(cmd, name)
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Run the command line; Click's own errors and Ctrl-C as ``error[code]: ...`` too."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as err:
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            fail("usage", err.format_message() + hint, 2)
+        except click.ClickException as err:
+            fail("file" if isinstance(err, click.FileError) else "error",
+                 err.format_message(), err.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            fail("interrupted", "interrupted (Ctrl-C); nothing after this point ran",
+                 INTERRUPTED_EXIT)
+        sys.exit(status if isinstance(status, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -111,6 +158,20 @@ class _Group(click.Group):
             from ..serialize import error_of
 
             fail(*error_of(err)[:2], 2)
+
+
+def _resolving(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback`` with its ``name`` argument resolved by :func:`note_renamed`."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("name")
+        ctx = click.get_current_context()
+        db = str(ctx.obj["db"])
+        if isinstance(name, str) and (db == ":memory:" or "://" in db or os.path.isfile(db)):
+            kwargs["name"] = note_renamed(open_memory(ctx), name)  # no store: nothing renamed
+        return callback(*args, **kwargs)
+
+    return run
 
 
 class _JSONObject(click.ParamType):
@@ -167,7 +228,18 @@ def make_embedder(spec: str | None) -> Embedder | str | None:
 
 
 def open_memory(ctx: click.Context) -> Memory:
-    """The memory at ``--db`` (with the group's settings), closed when the command ends."""
+    """The memory at ``--db`` (with the group's settings), closed when the command ends.
+
+    Opened once per command (a second call returns the same memory).
+    """
+    mem: Memory | None = ctx.meta.get("procmem.memory")
+    if mem is None:
+        _check_location(ctx)
+        mem = ctx.meta["procmem.memory"] = _open(ctx)
+    return mem
+
+
+def _open(ctx: click.Context) -> Memory:
     from ..memory import Memory
 
     extra = {} if ctx.obj.get("min_constant") is None else {"min_constant":
@@ -176,6 +248,32 @@ def open_memory(ctx: click.Context) -> Memory:
                                     embedder=make_embedder(ctx.obj.get("embedder")),
                                     reranker=make_reranker(ctx.obj.get("reranker")),
                                     tenant=ctx.obj.get("tenant") or DEFAULT_TENANT, **extra))
+
+
+def _check_location(ctx: click.Context) -> None:
+    """Refuse a ``--db`` whose folder is missing, and a missing store for a read command."""
+    db = str(ctx.obj["db"])
+    if db == ":memory:" or "://" in db:
+        return
+    folder = os.path.dirname(os.path.abspath(db))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--db {db}: the folder {folder} does not exist (create it first)")
+    names, at = [], ctx
+    while at.parent is not None:
+        names.append(at.info_name or "")
+        at = at.parent
+    command = " ".join(reversed(names))
+    if command in READ_COMMANDS and not os.path.exists(db):
+        fail("not_found", f"no store at {db} (procmem learn or procmem import creates one; "
+                          "--db PATH or PROCMEM_DB picks another)", EXIT_CODES["not_found"])
+
+
+def note_renamed(mem: Memory, name: str) -> str:
+    """``name``, or the name it was renamed to, saying so on stderr (``note: ...``)."""
+    new = mem.procedures.resolve_name(name)
+    if new != name:
+        click.echo(f"note: {name} was renamed to {new}", err=True)
+    return new
 
 
 def all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:

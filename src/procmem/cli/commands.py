@@ -24,6 +24,7 @@ from click.core import ParameterSource
 from ..toolspec import load_tools
 from .app import (
     JSON_OBJECT,
+    PAUSED_EXIT,
     all_procedures,
     console,
     emit,
@@ -51,7 +52,7 @@ __all__: list[str] = []
 def learn(ctx: click.Context, file: str, skip_invalid: bool, namespace: str | None,
           as_json: bool) -> None:
     """Import traces from FILE.jsonl (one transaction) and learn procedures from them."""
-    from ..memory import check_namespace
+    from ..memory_learn import check_namespace
     from . import render
 
     mem = open_memory(ctx)
@@ -131,6 +132,8 @@ def _show_execution(ctx: click.Context, ex: Execution, tools: str, as_json: bool
             out.print(render.needs_view(ex.needs, _resume_command(ctx, ex, tools)))
     if ex.status == "failed":
         ctx.exit(1)
+    if ex.status == "paused":
+        ctx.exit(PAUSED_EXIT)
 
 
 def _answers_resolver(answers: Mapping[str, Any]) -> Callable[[Any], Any]:

@@ -29,6 +29,7 @@ from ..errors import MissingExtra, UsageError
 from ..keys import DEFAULT_TENANT, check_tenant
 from .base import (
     RECORD_PROTOCOLS,
+    AliasRecords,
     EmbeddingRecords,
     ExecutionRecords,
     KeyRecords,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from ..redaction import Redactor
     from .scrub import ScrubReport
 
-__all__ = ["RECORD_PROTOCOLS", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
+__all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
            "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
            "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",

@@ -62,8 +62,9 @@ import numpy as np
 from ..keys import ApiKey
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from ..procstats import ProcedureStats, RunOutcome
+from .aliases import AliasRecords
 
-__all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "EmbeddingRecords", "ExecutionRecords",
+__all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
            "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
            "StatsRecords", "Store", "ToolSchemaRecords", "TraceChanges", "TraceRecords",
            "UnitOfWork", "index_text", "protocol_methods"]
@@ -533,14 +534,14 @@ class StatsRecords(Protocol):
 @runtime_checkable
 class Store(UnitOfWork, TraceRecords, ProcedureRecords, ExecutionRecords, LeaseRecords,
             SearchIndexRecords, EmbeddingRecords, ToolSchemaRecords, KeyRecords, StatsRecords,
-            Protocol):
+            AliasRecords, Protocol):
     """A whole backend: every record protocol, and the unit of work that spans them."""
 
 
 RECORD_PROTOCOLS: tuple[type, ...] = (UnitOfWork, TraceRecords, ProcedureRecords,
                                       ExecutionRecords, LeaseRecords, SearchIndexRecords,
                                       EmbeddingRecords, ToolSchemaRecords, KeyRecords,
-                                      StatsRecords)
+                                      StatsRecords, AliasRecords)
 """The protocols :class:`Store` unites, in the order of its bases."""
 
 

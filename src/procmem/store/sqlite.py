@@ -48,6 +48,7 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
+from .aliases_sql import AliasSQL
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
@@ -74,7 +75,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL, AliasSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:

@@ -5,8 +5,8 @@ Promote and reject a candidate apply by hand the two decisions
 :meth:`procmem.Memory.review` takes from evidence (``promote``: the candidate becomes
 active, the active version deprecated; ``demote``: the candidate is deprecated),
 through the store's ``set_status`` as ``review`` does; they refuse a version that
-is not a candidate. Rename is not offered: ``Memory`` has no rename yet (issue 15,
-item 2).
+is not a candidate. Rename (:meth:`procmem.Memory.rename`) asks for the new name in
+the confirmation dialog.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import Conflict, UsageError
 from ..memory import Memory
 
-__all__ = ["delete", "pin", "promote", "reject", "report", "rollback"]
+__all__ = ["delete", "pin", "promote", "reject", "rename", "report", "rollback"]
 
 
 def pin(mem: Memory, name: str, pinned: bool) -> dict[str, Any]:
@@ -78,6 +78,19 @@ def delete(mem: Memory, name: str, confirm: str) -> dict[str, Any]:
     mem.get_procedure(name)
     mem.delete_procedure(name)
     return {"ok": True, "message": f"deleted every version of {name}"}
+
+
+def rename(mem: Memory, name: str, new_name: str) -> dict[str, Any]:
+    """Rename ``name`` to ``new_name`` (:meth:`Memory.rename`); the old name stays an alias.
+
+    Raises:
+        NotFound: No procedure ``name``.
+        Conflict: ``new_name`` is taken.
+        InvalidProcedure: ``new_name`` is not a valid name.
+    """
+    renamed = mem.rename(name, new_name)
+    return {"ok": True, "name": renamed.name,
+            "message": f"renamed {name} to {renamed.name}; {name} now resolves to it"}
 
 
 def report(mem: Memory, execution_id: str, reward: float, source: str,

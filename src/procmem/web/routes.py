@@ -60,6 +60,11 @@ class _Delete(BaseModel):
     confirm: str = Field(max_length=200)
 
 
+class _Rename(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    new_name: str = Field(min_length=1, max_length=200)
+
+
 class _Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reward: float = Field(ge=0, le=1)
@@ -233,6 +238,10 @@ def add_ui_routes(app: "FastAPI", mem: Memory) -> None:
     @app.post(f"{base}/delete", include_in_schema=False)
     def do_delete(body: _Delete, name: str = name_path()) -> dict[str, Any]:
         return dict(actions.delete(mem, name, body.confirm))
+
+    @app.post(f"{base}/rename", include_in_schema=False)
+    def do_rename(body: _Rename, name: str = name_path()) -> dict[str, Any]:
+        return dict(actions.rename(mem, name, body.new_name))
 
     @app.post(f"{UI_PREFIX}/api/executions/{{execution_id}}/evidence", include_in_schema=False)
     def do_evidence(body: _Evidence, execution_id: str = id_path()

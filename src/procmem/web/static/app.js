@@ -25,32 +25,43 @@
     return data;
   }
 
-  // A confirm dialog; resolves true when confirmed (and, with expect, the text typed).
-  function confirmDialog(text, expect) {
+  // A confirm dialog; resolves true when confirmed (and, with expect, the text typed;
+  // with prompt, the value typed in the prompt field, which must not be empty).
+  function confirmDialog(text, expect, prompt) {
     const dlg = document.getElementById("confirm");
     document.getElementById("confirm-text").textContent = text;
     const field = document.getElementById("confirm-field");
     const input = document.getElementById("confirm-input");
+    const askField = document.getElementById("prompt-field");
+    const ask = document.getElementById("prompt-input");
     field.hidden = !expect;
+    askField.hidden = !prompt;
     input.value = "";
+    ask.value = "";
     document.getElementById("confirm-expect").textContent = expect || "";
     return new Promise((resolve) => {
       dlg.addEventListener("close", () => {
-        resolve(dlg.returnValue === "ok" && (!expect || input.value === expect)
-                ? (expect ? input.value : true) : false);
+        const ok = dlg.returnValue === "ok" && (!expect || input.value === expect);
+        if (!ok) { resolve(false); return; }
+        if (prompt) { resolve(ask.value.trim() || false); return; }
+        resolve(expect ? input.value : true);
       }, {once: true});
       dlg.showModal();
     });
   }
 
-  async function act(url, body, text, expect) {
-    const ok = await confirmDialog(text, expect);
+  async function act(url, body, text, expect, prompt) {
+    const ok = await confirmDialog(text, expect, prompt);
     if (!ok) { flash("Cancelled: nothing changed.", "info"); return; }
     if (expect) body = Object.assign({}, body, {confirm: ok});
+    if (prompt) body = Object.assign({}, body, {[prompt]: ok});
     try {
       const data = await post(url, body);
       flash(data.message || "Done.", "good");
       if (expect) { window.location.href = "/ui/"; return; }
+      if (prompt && data.name) {
+        window.location.href = "/ui/procedures/" + encodeURIComponent(data.name); return;
+      }
       setTimeout(() => window.location.reload(), 700);
     } catch (err) {
       flash("Refused: " + err.message, "bad");
@@ -62,7 +73,7 @@
     if (!btn) return;
     ev.preventDefault();
     act(btn.dataset.action, JSON.parse(btn.dataset.body || "{}"), btn.dataset.confirm,
-        btn.dataset.expect);
+        btn.dataset.expect, btn.dataset.prompt);
   });
 
   const evidence = document.getElementById("evidence");
