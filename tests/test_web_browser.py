@@ -150,6 +150,17 @@ def test_sign_in_browse_search_and_act(server: dict[str, Any], browser: Any, sho
     page.goto(f"{server['url']}/ui/procedures/{FLOW}")
     shots(page, "procedure")
 
+    # rename, confirmed with the new name: the page moves to it, the old name is an alias
+    renamed = f"{FLOW}_renamed"
+    page.click("#actions button:has-text('Rename')")
+    assert page.locator("dialog#confirm").is_visible()
+    page.fill("#prompt-input", renamed)
+    page.click("#confirm-ok")
+    page.wait_for_url(f"{server['url']}/ui/procedures/{renamed}")
+    assert renamed in page.locator("h1").first.inner_text()
+    assert mem.get_procedure(FLOW).name == renamed  # the old name resolves to the new one
+    assert [p.name for p in mem.list_procedures(limit=1000)].count(FLOW) == 0
+
     # an execution timeline
     ex = some_execution(mem)
     page.goto(f"{server['url']}/ui/executions/{ex.id}")
