@@ -45,9 +45,10 @@ LEAKY = re.compile(
     re.IGNORECASE)
 
 
-# Inputs of the test lanes themselves (where .ci/run installed the npm packages),
+# Inputs of the test lanes themselves (where .ci/run installed the npm packages,
+# where the browser lane saves its screenshots),
 # not settings of procmem: read once per session by :func:`lane_environ`.
-LANE_INPUTS = ("PROCMEM_NPM_PREFIX", "PROCMEM_NODE_DIR")
+LANE_INPUTS = ("PROCMEM_NPM_PREFIX", "PROCMEM_NODE_DIR", "PROCMEM_SCREENSHOTS")
 
 
 def leaky_names(environ: dict[str, str] | os._Environ[str]) -> list[str]:

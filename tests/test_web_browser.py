@@ -76,8 +76,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Any]:
-    extra = os.environ.get("PROCMEM_SCREENSHOTS")
+def shots(tmp_path: Path, lane_environ: dict[str, str]) -> Iterator[Any]:
+    extra = lane_environ.get("PROCMEM_SCREENSHOTS")  # read before clean_environ ran
 
     def take(page: Any, name: str) -> Path:
         out = tmp_path / f"{name}.png"
