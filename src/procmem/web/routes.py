@@ -246,7 +246,6 @@ def add_ui_routes(app: "FastAPI", mem: Memory) -> None:
     @app.post(f"{UI_PREFIX}/api/executions/{{execution_id}}/evidence", include_in_schema=False)
     def do_evidence(body: _Evidence, execution_id: str = id_path()
                     ) -> dict[str, Any]:
-        return dict(actions.report(mem, execution_id, body.reward,
-                                                  body.source, body.note))
+        return dict(actions.report(mem, execution_id, body.reward, body.source, body.note))
 
     app.add_middleware(UiSession)  # outermost: outside the guard (procmem.web.session)
