@@ -438,8 +438,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
         retriever: Literal["bm25", "vector", "hybrid"] = Query(
             "hybrid",
             description="First stage: BM25, dense vectors, or both fused by their scores."),
-        tag: Annotated[list[str] | None,
-                       Query(description="Only procedures with all of these tags.")] = None,
+        tag: Annotated[list[str],
+                       Query(description="Only procedures with all of these tags.")] = [],  # noqa: B006
         status: Literal["active", "candidate", "deprecated", "any"] = Query(
             "active", description="Only procedures whose current version has this status."),
         namespace: str | None = Query(None, description="Only procedures of this namespace."),
