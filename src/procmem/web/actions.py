@@ -11,9 +11,10 @@ the confirmation dialog.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import Conflict, UsageError
+from ..learning.changes import Change, apply_decision
 from ..memory import Memory
 
 __all__ = ["delete", "pin", "promote", "reject", "rename", "report", "rollback"]
@@ -33,25 +34,27 @@ def rollback(mem: Memory, name: str, version: int) -> dict[str, Any]:
             "message": f"{name} v{restored.version} is now current: it restores v{version}"}
 
 
-def _candidate(mem: Memory, name: str, version: int) -> None:
-    proc = mem.get_procedure(name, version)
-    if proc.status != "candidate":
-        raise Conflict("procedure", f"{name} v{version}", f"is {proc.status}, not a candidate")
+def _decide(mem: Memory, name: str, version: int, decision: Literal["promote", "demote"]
+            ) -> list[Change]:
+    """A decision taken by hand on candidate ``version``, written as review writes its own
+    (:func:`procmem.learning.changes.apply_decision`: a promotion in one transaction)."""
+    candidate = mem.store.get_procedure(name, version)
+    if candidate.status != "candidate":
+        raise Conflict("procedure", f"{name} v{version}",
+                       f"is {candidate.status}, not a candidate")
+    active = mem.store.get_procedure(name)  # the current version the candidate competes with
+    return apply_decision(mem.store, name, active, candidate, decision,
+                          reason="decided by hand in the web UI")
 
 
 def promote(mem: Memory, name: str, version: int) -> dict[str, Any]:
-    """Make candidate ``version`` active and deprecate the active versions.
+    """Make candidate ``version`` active and deprecate the current version.
 
     Raises:
         NotFound: No such version.
         Conflict: The version is not a candidate.
     """
-    _candidate(mem, name, version)
-    with mem.store.transaction():  # every status, or none (procmem.store.base.UnitOfWork)
-        for v in mem.list_versions(name):
-            if v.status == "active":
-                mem.store.set_status(name, v.version, "deprecated")
-        mem.store.set_status(name, version, "active")
+    _decide(mem, name, version, "promote")
     return {"ok": True, "message": f"promoted {name} v{version}: it is now active"}
 
 
@@ -62,8 +65,7 @@ def reject(mem: Memory, name: str, version: int) -> dict[str, Any]:
         NotFound: No such version.
         Conflict: The version is not a candidate.
     """
-    _candidate(mem, name, version)
-    mem.store.set_status(name, version, "deprecated")
+    _decide(mem, name, version, "demote")
     return {"ok": True, "message": f"rejected {name} v{version}: deprecated"}
 
 
