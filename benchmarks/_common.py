@@ -52,8 +52,8 @@ def data_file(split: str = "train") -> tuple[Path, bool]:
 
 
 def load(split: str = "train") -> list:
-    """Read a split's traces (``procmem.traceio.read_traces``); prints which file was used."""
-    from procmem.traceio import read_traces
+    """Read a split's traces (``formats.traceio.read_traces``); prints which file was used."""
+    from procmem.formats.traceio import read_traces
 
     path, real = data_file(split)
     traces, _ = read_traces(path)
@@ -64,7 +64,7 @@ def load(split: str = "train") -> list:
 
 def load_optional(split: str) -> list:
     """Traces of ``split`` from ``../shared`` or ``[]`` when that file is missing."""
-    from procmem.traceio import read_traces
+    from procmem.formats.traceio import read_traces
 
     real = SHARED / f"{split}.jsonl"
     if not real.is_file():

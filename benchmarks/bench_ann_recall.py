@@ -27,8 +27,8 @@ import time
 from _common import load, load_optional, machine
 from bench_retrieval_latency import Varier
 
-from procmem.embed import MiniLMEmbedder
-from procmem.vectors import VectorIndex
+from procmem.search.embed import MiniLMEmbedder
+from procmem.search.vectors import VectorIndex
 
 BASES = 400
 

@@ -3,19 +3,19 @@
 What it measures (process and wall time are both printed; on a shared machine
 the CPU time is the steadier figure):
 
-* (a) ``procmem.bind.bind_task(procedure, task)``: every procedure learned from
+* (a) ``procmem.induction.bind.bind_task(procedure, task)``: every procedure learned from
   the first 320 τ-retail train traces, for each of the 200 held-out task texts
   (the 20 dev traces and the last 180 train traces). "first" is the first call
   for a (procedure, text) pair, "repeat" a second one (the extractor matches of
-  a text are cached, see ``procmem.extract_find.find``). Per call and per task
+  a text are cached, see ``procmem.induction.extract_find.find``). Per call and per task
   (all procedures).
 * (b) the binding step of re-ranking at 10,000 procedures: the procedures of
   ``bench_search.py`` (learned ones plus generated variants, see there), their
   rank views, and per held-out task the 100 best of an in-memory BM25 index over
   their index texts; per task, ``bind_params(view.params, task)`` for each of the
-  100 (exhaustive), then ``procmem.rankcache.bind_all`` (one binding per distinct
+  100 (exhaustive), then ``procmem.search.rankcache.bind_all`` (one binding per distinct
   spec set, what ``retrieval.rank`` calls; skipped when the source tree has no
-  ``procmem.rankcache``, e.g. an older commit). Both start with the cached
+  ``procmem.search.rankcache``, e.g. an older commit). Both start with the cached
   extractor matches cleared, as for a new task.
 
 Run: ``.venv/bin/python benchmarks/bench_bind.py`` (about a minute); to compare
@@ -33,26 +33,26 @@ from typing import Any
 from _common import load, load_optional, machine, pct
 from bench_search import LEARN, QUERIES, TOTAL, Pools, make_variants
 
-from procmem.bind import bind_params, bind_task
-from procmem.bm25 import BM25Index
+from procmem.induction.bind import bind_params, bind_task
 from procmem.memory import Memory
-from procmem.retrieval import RankView
+from procmem.search.bm25 import BM25Index
+from procmem.search.retrieval import RankView
 from procmem.store.base import index_text
 
 try:
-    from procmem.rankcache import bind_all
+    from procmem.search.rankcache import bind_all
 except ImportError:  # an older source tree
     bind_all = None
 try:
-    from procmem import extract_find
-except ImportError:  # an older source tree: find lived in procmem.extract
-    from procmem import extract as extract_find  # type: ignore[no-redef]
+    from procmem.induction import extract_find
+except ImportError:  # an older source tree: find lived in procmem.induction.extract
+    from procmem.induction import extract as extract_find  # type: ignore[no-redef]
 
 CANDIDATES = 100
 
 
 def clear() -> None:
-    """Forget the cached extractor matches (``procmem.extract_find._find``), if any."""
+    """Forget the cached extractor matches (``procmem.induction.extract_find._find``), if any."""
     cache_clear = getattr(getattr(extract_find, "_find", None), "cache_clear", None)
     if cache_clear is not None:
         cache_clear()

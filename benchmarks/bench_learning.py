@@ -53,10 +53,10 @@ from typing import Any
 
 from _common import machine
 
-from procmem.errors import ProcmemError
+from procmem.core.errors import ProcmemError
+from procmem.core.model import Trace
+from procmem.formats.record import Recorder
 from procmem.memory import Memory
-from procmem.model import Trace
-from procmem.record import Recorder
 
 SEED = 7
 N_TASKS = 1000

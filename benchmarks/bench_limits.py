@@ -1,6 +1,6 @@
 """The largest trace and procedure the default limits accept, and what they cost.
 
-Prints, for ``procmem.limits.DEFAULT_LIMITS``:
+Prints, for ``procmem.security.limits.DEFAULT_LIMITS``:
 
 * a trace of ``max_trace_steps`` steps (each step with a small args dict and a
   ~200-byte JSON output): ``Memory.add_traces`` (limits check + redaction +
@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from procmem import Memory
-from procmem.errors import LimitExceeded
-from procmem.limits import DEFAULT_LIMITS
-from procmem.model import Param, Procedure, Step, Trace
+from procmem.core.errors import LimitExceeded
+from procmem.core.model import Param, Procedure, Step, Trace
+from procmem.security.limits import DEFAULT_LIMITS
 
 
 def _trace(n: int, tid: str) -> Trace:

@@ -30,10 +30,10 @@ from pathlib import Path
 from _common import load, load_optional
 
 from procmem import Memory
-from procmem.evaluate import split_holdout
-from procmem.multiplan import run_result
-from procmem.recorded import RecordedEnvironment
-from procmem.template import resolve_pointer
+from procmem.core.template import resolve_pointer
+from procmem.evaluation.evaluate import split_holdout
+from procmem.learning.recorded import RecordedEnvironment
+from procmem.services.multiplan import run_result
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ function returning a small dict. Variants, each timed per whole run of 50 steps:
 
 (direct) a plain loop calling the 50 tools with the same args, passing each
          output's ``id`` on by hand: the baseline;
-(b) core   ``procmem.replay.drive(replay_core(...), tools, persist=None)``: the
+(b) core   ``procmem.core.replay.drive(replay_core(...), tools, persist=None)``: the
          pure sans-IO core and sync driver, nothing stored;
 (c) memory ``Memory(":memory:").replay(name, tools=..., params=...)``: includes
          loading the procedure by name and persisting the execution header and
@@ -38,9 +38,9 @@ from typing import Any
 
 from _common import machine
 
+from procmem.core.model import Execution, Param, Procedure, Step
+from procmem.core.replay import drive, replay_core
 from procmem.memory import Memory
-from procmem.model import Execution, Param, Procedure, Step
-from procmem.replay import drive, replay_core
 
 N = 50
 TARGET_US = 50.0

@@ -3,7 +3,7 @@
 The dev tasks of τ-retail state their intent in paraphrase ("I won't be able to
 receive it ... full refund" is a cancellation), which neither BM25 nor the small
 local embedding model reads. An optional reranker (a language model,
-``procmem.rerank``) is meant for that, but no model endpoint is reachable on the
+``procmem.search.rerank``) is meant for that, but no model endpoint is reachable on the
 development machine. This script measures the ceiling instead: a reranker that
 *knows* each test trace's action sequence and puts the procedure with that
 sequence first when it is among the 10 hits it is shown (otherwise it answers
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 from _common import load, load_optional, machine
 
-from procmem.evaluate import evaluate, split_holdout
-from procmem.model import Trace
-from procmem.rerank import RerankOption
+from procmem.core.model import Trace
+from procmem.evaluation.evaluate import evaluate, split_holdout
+from procmem.search.rerank import RerankOption
 
 FIGURES = ("hit_at_1", "hit_at_5", "replay_exact", "automation")
 

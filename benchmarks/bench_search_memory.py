@@ -19,7 +19,7 @@ structure, real extractors and a real, varied task text; N procedures share the
 Vectors: embedding the ~2N vector rows (a card and a demonstration task per
 procedure) with the real model would take about 2N/250 s, so only the learned
 procedures' cards and the 400 base task texts are embedded with the real model
-(``procmem.embed.default_embedder``); each synthetic row's vector is its base
+(``procmem.search.embed.default_embedder``); each synthetic row's vector is its base
 text's vector plus Gaussian noise (cosine ~0.9 to the base), stored in the
 store's ``embeddings`` table under the model's id. ``Memory.reindex`` then
 finds every vector stored and embeds nothing. The header says so again.
@@ -61,10 +61,10 @@ from _common import load, load_optional, machine, pct
 from bench_retrieval_latency import Varier, noisy_vectors, rss_bytes
 
 from procmem import Memory
-from procmem.embed import MiniLMEmbedder, default_embedder
-from procmem.model import Procedure, Trace
-from procmem.search_index import card_text
-from procmem.texthash import text_hash
+from procmem.core.model import Procedure, Trace
+from procmem.core.texthash import text_hash
+from procmem.search.embed import MiniLMEmbedder, default_embedder
+from procmem.search.index import card_text
 
 TRAIN = 400
 UPDATES = 5

@@ -34,7 +34,7 @@ from pathlib import Path
 from _common import load, load_optional, machine
 
 from procmem import Memory
-from procmem.model import Evidence, Execution, StepRun, utcnow
+from procmem.core.model import Evidence, Execution, StepRun, utcnow
 
 
 def _timed(fn: object, runs: int) -> tuple[float, float]:

@@ -33,7 +33,7 @@ def main(out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from procmem.memory import Memory
-    from procmem.rest import create_app
+    from procmem.rest.app import create_app
     from webui_store import FLOW, build_store
 
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from procmem.errors import UsageError
-from procmem.model import Procedure
+from procmem.core.errors import UsageError
+from procmem.core.model import Procedure
 from procmem.store import SQLiteStore, TraceChanges
 
 

@@ -26,9 +26,9 @@ import pytest
 
 import procmem.store
 import storebackend
-from procmem.model import Trace
+from procmem.core.model import Trace
+from procmem.formats.traceio import read_traces
 from procmem.store import SQLiteStore
-from procmem.traceio import read_traces
 
 DATA = Path(__file__).parent / "data"
 TAU_SAMPLE = DATA / "tau_retail_sample.jsonl"

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from procmem.errors import (
+from procmem.core.errors import (
     Conflict,
     ExecutionBusy,
     NotFound,
@@ -40,9 +40,10 @@ from procmem.errors import (
     StoreUnavailable,
     UsageError,
 )
-from procmem.keys import ApiKey
-from procmem.model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
-from procmem.procstats import ProcedureStats, RunOutcome
+from procmem.core.model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
+from procmem.core.procstats import ProcedureStats, RunOutcome
+from procmem.formats.toolschema import schema_hash
+from procmem.security.keys import ApiKey
 from procmem.store import TraceChanges, index_text
 from procmem.store.common import (
     check_page,
@@ -52,7 +53,6 @@ from procmem.store.common import (
     trace_content,
     version_content,
 )
-from procmem.toolschema import schema_hash
 
 
 def _current(versions: Iterable[Procedure]) -> Procedure | None:

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from procmem.keys import SCOPES
 from procmem.memory import Memory
-from procmem.rest import create_app
+from procmem.rest.app import create_app
+from procmem.security.keys import SCOPES
 
 
 def rest_client(memory: Memory | str | os.PathLike[str], *, tenant: str = "default",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from procmem.model import Trace, TraceStep
+from procmem.core.model import Trace, TraceStep
 
 SHIP = "charge_card-then-ship"
 """The name procmem learns for these demonstrations."""

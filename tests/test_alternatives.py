@@ -10,16 +10,16 @@ import pytest
 from pydantic import ValidationError
 
 from procmem import Memory
-from procmem.alternatives import side_effect_of
-from procmem.bind import bind_task
-from procmem.checks import check_templates
-from procmem.errors import InvalidTemplate
-from procmem.export import to_markdown
-from procmem.induce import group_traces, induce
-from procmem.induce_alt import merge_plan
-from procmem.model import Execution, Procedure, Step, Trace, TraceStep
-from procmem.planning import plan_procedure
-from procmem.toolschema import parse_tools
+from procmem.core.alternatives import side_effect_of
+from procmem.core.checks import check_templates
+from procmem.core.errors import InvalidTemplate
+from procmem.core.model import Execution, Procedure, Step, Trace, TraceStep
+from procmem.formats.export import to_markdown
+from procmem.formats.toolschema import parse_tools
+from procmem.induction.bind import bind_task
+from procmem.induction.induce import group_traces, induce
+from procmem.induction.induce_alt import merge_plan
+from procmem.induction.planning import plan_procedure
 
 
 def _user(uid: str) -> str:

@@ -1,6 +1,6 @@
 """Step runs keep every try, and each tool call carries an idempotency key.
 
-(procmem.replay, procmem.drivers, procmem.learning.stats)
+(procmem.core.replay, procmem.core.drivers, procmem.learning.stats)
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from procmem.drivers import accepts_idempotency_key, adrive, drive, idempotency_key
+from procmem.core.drivers import accepts_idempotency_key, adrive, drive, idempotency_key
+from procmem.core.model import CallStarted, Execution, OnError, Procedure, Step
+from procmem.core.replay import replay_core
+from procmem.core.template import param
 from procmem.memory import Memory
-from procmem.model import CallStarted, Execution, OnError, Procedure, Step
-from procmem.replay import replay_core
-from procmem.template import param
 
 PAY = Procedure(name="pay", steps=[Step(id="s1", action="charge"),
                                    Step(id="s2", action="notify")])

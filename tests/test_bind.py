@@ -1,13 +1,13 @@
-"""Tests for the built-in binder: params from a new task's text (procmem.bind)."""
+"""Tests for the built-in binder: params from a new task's text (procmem.induction.bind)."""
 
 from __future__ import annotations
 
 import pytest
 
-from procmem.bind import bind_task
-from procmem.induce import CorpusStats, group_traces, induce
-from procmem.model import Extractor, Param, Procedure, Step, Trace
-from procmem.valuekinds import text_pattern
+from procmem.core.model import Extractor, Param, Procedure, Step, Trace
+from procmem.induction.bind import bind_task
+from procmem.induction.induce import CorpusStats, group_traces, induce
+from procmem.induction.valuekinds import text_pattern
 
 ORDER = Extractor(pattern=r"#W\d{7}", before=r"order\s+", after=r"\s+because")
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from procmem import bm25
-from procmem.bm25 import BM25Index, tokenize
-from procmem.errors import UsageError
+from procmem.core.errors import UsageError
+from procmem.search import bm25
+from procmem.search.bm25 import BM25Index, tokenize
 
 DOCS = [
     ("cancel", "cancel pending order. Cancel order #W1 because no longer needed"),

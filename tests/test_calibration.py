@@ -12,7 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.calibration import (
+from procmem.core.errors import UsageError
+from procmem.core.model import Procedure, Trace, TraceStep
+from procmem.formats.traceio import read_traces
+from procmem.memory import Memory
+from procmem.search.calibration import (
     FEATURES,
     Calibration,
     bound_values_right,
@@ -21,10 +25,6 @@ from procmem.calibration import (
     features_of,
     fit_logistic,
 )
-from procmem.errors import UsageError
-from procmem.memory import Memory
-from procmem.model import Procedure, Trace, TraceStep
-from procmem.traceio import read_traces
 
 
 def calibration(**fields: Any) -> Calibration:

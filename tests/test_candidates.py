@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 import procmem
-from procmem.errors import UsageError
-from procmem.learning.candidates import Candidate, diff, factor, merge, prune, repair
-from procmem.model import (
+from procmem.core.errors import UsageError
+from procmem.core.model import (
     Execution,
     Lineage,
     OnError,
@@ -21,7 +20,8 @@ from procmem.model import (
     Trace,
     TraceStep,
 )
-from procmem.template import param, step_ref, validate
+from procmem.core.template import param, step_ref, validate
+from procmem.learning.candidates import Candidate, diff, factor, merge, prune, repair
 
 # ------------------------------------------------------------------------ helpers
 

@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 import procmem
 from procmem.cli import main
 from procmem.cli.app import INTERRUPTED_EXIT, PAUSED_EXIT
+from procmem.formats.traceio import read_traces
 from procmem.memory import Memory
-from procmem.traceio import read_traces
 
 CANCEL = "cancel_pending_order"
 TOOLS = {CANCEL: lambda **args: {"status": "cancelled", **args}}

@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 
 from procmem.cli import main
 from procmem.cli import render_learning as render
+from procmem.core.model import Trace, TraceStep
 from procmem.memory import Memory
-from procmem.model import Trace, TraceStep
 from procmem.store import SQLiteStore
 from shipping import ship_trace
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from procmem.cli import main
+from procmem.induction.planning import Plan
 from procmem.memory import Memory
-from procmem.planning import Plan
 from procmem.store import SQLiteStore
 
 SAMPLE = Path(__file__).parent / "data" / "tau_retail_sample.jsonl"

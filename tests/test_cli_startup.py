@@ -20,8 +20,8 @@ import procmem
 from procmem.cli import app
 
 CLI_DIR = Path(app.__file__).parent
-HEAVY = ("numpy", "pydantic", "pydantic_core", "rich", "procmem.memory", "procmem.model",
-         "procmem.evaluate", "procmem.store", "importlib.metadata")
+HEAVY = ("numpy", "pydantic", "pydantic_core", "rich", "procmem.memory", "procmem.core.model",
+         "procmem.evaluation.evaluate", "procmem.store", "importlib.metadata")
 
 
 def _imported_by(*argv: str) -> set[str]:
@@ -51,7 +51,9 @@ def test_version_names_the_installed_distribution() -> None:
 
 
 def test_the_option_choices_copied_into_the_app_equal_their_originals() -> None:
-    from procmem import calibration, importers, keys, retrieval
+    from procmem.formats import importers
+    from procmem.search import calibration, retrieval
+    from procmem.security import keys
 
     assert app.RETRIEVERS == retrieval.RETRIEVERS
     assert app.TRANSCRIPT_FORMATS == importers.FORMATS

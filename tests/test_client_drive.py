@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from procmem.errors import ReplayError, UsageError
+from procmem.core.errors import ReplayError, UsageError
+from procmem.core.model import Param, Procedure, Step
+from procmem.core.template import ask, param, step_ref
 from procmem.memory import Memory
-from procmem.model import Param, Procedure, Step
-from procmem.template import ask, param, step_ref
 from shipping import ship_trace
 
 NAME = "charge_card-then-ship"

@@ -27,13 +27,13 @@ from rich.console import Console
 
 from keyed import rest_client
 from procmem.cli.render import procedure_view
-from procmem.export import to_markdown
-from procmem.importers import import_transcripts
-from procmem.induce import CorpusStats, induce
-from procmem.mcp_server import build_server
+from procmem.core.model import Trace, TraceStep
+from procmem.core.template import bind, param, references
+from procmem.formats.export import to_markdown
+from procmem.formats.importers import import_transcripts
+from procmem.induction.induce import CorpusStats, induce
+from procmem.mcp.server import build_server
 from procmem.memory import Memory
-from procmem.model import Trace, TraceStep
-from procmem.template import bind, param, references
 from test_importers import BUILDERS
 
 NAME = "lookup-then-charge"
@@ -257,8 +257,8 @@ def test_args_with_a_reserved_key_at_their_top_are_one_literal() -> None:
 
 def test_a_repair_keeps_reserved_key_data_of_the_recovery_as_literals() -> None:
     """Repairs build templates from a recovery trace's args too (procmem.learning.candidates)."""
+    from procmem.core.model import Execution
     from procmem.learning.candidates import repair
-    from procmem.model import Execution
     from test_candidates import proc, run
     from test_candidates import st as tstep
 

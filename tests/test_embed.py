@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from fake_http import JSONHandler, serve
-from procmem import embed
-from procmem.embed import (
+from procmem.core.errors import EmbeddingError, MissingExtra, ProcmemError, UsageError
+from procmem.search import embed
+from procmem.search.embed import (
     MODELS,
     Embedder,
     EmbeddingFallbackWarning,
@@ -28,7 +29,6 @@ from procmem.embed import (
     default_embedder,
     embedder_from_spec,
 )
-from procmem.errors import EmbeddingError, MissingExtra, ProcmemError, UsageError
 
 TEXTS = [
     "cancel my order",
@@ -89,7 +89,7 @@ def test_l3_mean_pooling_equals_the_graphs_own_sentence_output() -> None:
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from procmem.embed import TOKENIZER_FILE
+    from procmem.search.embed import TOKENIZER_FILE
 
     tok = Tokenizer.from_file(str(TOKENIZER_FILE))
     tok.no_padding()
@@ -527,7 +527,7 @@ except OSError as err:
     assert "network disabled" in str(err), err
 else:
     raise AssertionError("the network guard is not active")
-from procmem.embed import MiniLMEmbedder, default_embedder
+from procmem.search.embed import MiniLMEmbedder, default_embedder
 embedder = default_embedder()
 assert isinstance(embedder, MiniLMEmbedder), embedder
 vectors = embedder.embed(["cancel my order", "please cancel the order I placed"])

@@ -1,5 +1,5 @@
 """Tests for the safety figures of evaluation: silent errors, supplied values, confidence,
-baselines, isolation of replays and leave-one-out (procmem.evaluate, procmem.eval_metrics)."""
+baselines, isolation of replays and leave-one-out (evaluation.evaluate, evaluation.metrics)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 
 from embedders import CountingEmbedder
-from procmem.errors import UsageError
-from procmem.eval_metrics import (
+from procmem.core.errors import UsageError
+from procmem.core.model import Execution, Lineage, Param, Procedure, StepRun, Trace, TraceStep
+from procmem.core.model import Step as ProcStep
+from procmem.core.template import ask, param
+from procmem.evaluation.evaluate import EvalReport, evaluate, leave_one_out
+from procmem.evaluation.metrics import (
     OverlapRanker,
     bound_mismatches,
     classify_source,
@@ -19,12 +23,8 @@ from procmem.eval_metrics import (
     silent_errors,
     supplied_values,
 )
-from procmem.evaluate import EvalReport, evaluate, leave_one_out
-from procmem.induce import MIN_CONSTANT
+from procmem.induction.induce import MIN_CONSTANT
 from procmem.memory import Memory
-from procmem.model import Execution, Lineage, Param, Procedure, StepRun, Trace, TraceStep
-from procmem.model import Step as ProcStep
-from procmem.template import ask, param
 
 # ------------------------------------------------------------ constructed traces
 

@@ -1,4 +1,4 @@
-"""Tests for evaluation: recorded environment, oracle resolver, figures (procmem.evaluate)."""
+"""Tests for evaluation: recorded environment, oracle resolver, figures (evaluation.evaluate)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from procmem.errors import UsageError
-from procmem.evaluate import (
+from procmem.core.errors import UsageError
+from procmem.core.model import Execution, Need, Param, Procedure, Step, StepRun, Trace, TraceStep
+from procmem.core.template import ask, param, step_ref
+from procmem.evaluation.evaluate import (
     EvalReport,
     Oracle,
     RecordedEnvironment,
@@ -15,8 +17,6 @@ from procmem.evaluate import (
     evaluate,
     split_holdout,
 )
-from procmem.model import Execution, Need, Param, Procedure, Step, StepRun, Trace, TraceStep
-from procmem.template import ask, param, step_ref
 
 TRACE = Trace(
     id="t1",

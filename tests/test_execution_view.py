@@ -1,5 +1,5 @@
 """One execution shape (REST POST and GET, Python turns) and the expiry of abandoned
-client-driven executions (:mod:`procmem.execution_view`)."""
+client-driven executions (:mod:`procmem.services.execution_view`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 
 from keyed import rest_client
-from procmem.errors import ReplayError, UsageError
-from procmem.execution_view import execution_view, expire_if_abandoned, last_turn_at
+from procmem.core.errors import ReplayError, UsageError
+from procmem.core.model import Execution
 from procmem.memory import Memory
-from procmem.model import Execution
+from procmem.services.execution_view import execution_view, expire_if_abandoned, last_turn_at
 from shipping import ship_trace
 
 NAME = "charge_card-then-ship"

@@ -17,7 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from procmem.cli import main
-from procmem.export import (
+from procmem.core.model import Check, Lineage, OnError, Param, Procedure, Step
+from procmem.core.template import references
+from procmem.formats.export import (
     MAX_DESCRIPTION,
     MAX_NAME,
     SKILL_NAME,
@@ -28,10 +30,8 @@ from procmem.export import (
     to_json,
     to_markdown,
 )
+from procmem.formats.skills import import_skill
 from procmem.memory import Memory
-from procmem.model import Check, Lineage, OnError, Param, Procedure, Step
-from procmem.skills import import_skill
-from procmem.template import references
 
 RETURN = Procedure(
     name="return_items", description="Return items of a delivered order.",

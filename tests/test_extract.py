@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.extract import (
+from procmem.core.model import Extractor
+from procmem.induction.extract import (
     distinctive,
     find,
     find_all,
@@ -17,7 +18,6 @@ from procmem.extract import (
     locate_all,
     wordy,
 )
-from procmem.model import Extractor
 
 CANCEL_TEXTS = [
     "Your name is Ann Lee. Cancel order #W1234567 because no longer needed.",

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from embedders import CountingEmbedder
-from procmem.embed import MiniLMEmbedder, default_embedder
-from procmem.errors import UsageError
+from procmem.core.errors import UsageError
+from procmem.core.model import Procedure, Step, Trace, TraceStep
+from procmem.core.texthash import text_hash
 from procmem.memory import Memory
-from procmem.model import Procedure, Step, Trace, TraceStep
-from procmem.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
-from procmem.search_index import card_text
-from procmem.texthash import text_hash
+from procmem.search.embed import MiniLMEmbedder, default_embedder
+from procmem.search.index import card_text
+from procmem.search.retrieval import ABSTAIN, RRF_K, first_stage, is_confident, rrf
 
 
 def _trace(tid: str, task: str, action: str, args: dict) -> Trace:

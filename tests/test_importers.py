@@ -18,8 +18,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from procmem.cli import main
-from procmem.errors import InvalidTrace, UsageError
-from procmem.importers import (
+from procmem.core.errors import InvalidTrace, UsageError
+from procmem.core.model import Trace
+from procmem.formats.importers import (
     FORMATS,
     NO_RESULT,
     import_transcripts,
@@ -28,10 +29,9 @@ from procmem.importers import (
     parse_openai_chat,
     parse_openai_responses,
 )
+from procmem.formats.record import REDACTED
+from procmem.formats.traceio import read_traces
 from procmem.memory import Memory
-from procmem.model import Trace
-from procmem.record import REDACTED
-from procmem.traceio import read_traces
 
 Transcript = dict[str, Any]
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from embedders import CountingEmbedder
-from procmem.bm25 import BM25Index, postings, tokenize
-from procmem.errors import UsageError
+from procmem.core.errors import UsageError
+from procmem.core.model import Hit, Trace, TraceStep
 from procmem.memory import Memory
-from procmem.model import Hit, Trace, TraceStep
+from procmem.search.bm25 import BM25Index, postings, tokenize
+from procmem.search.vectors import VectorIndex
 from procmem.store import open_store
 from procmem.store.sqlite import SQLiteStore
-from procmem.vectors import VectorIndex
 
 VERBS = ["cancel", "return", "exchange", "refund", "reship", "track", "hold", "archive"]
 
@@ -282,7 +282,7 @@ def test_filters_see_a_new_version_s_tags_after_an_in_place_update(path: Path) -
 
 def test_whole_procedures_are_cached_for_hits_only_up_to_a_bound(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("procmem.memory_search._PROCEDURE_CACHE", 3)
+    monkeypatch.setattr("procmem.services.search._PROCEDURE_CACHE", 3)
     mem = Memory(path, embedder=CountingEmbedder())
     mem.learn([t for verb in VERBS for t in traces(verb, 2)])
     for q in QUERIES:

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import procmem.memory_search as memory_search
-import procmem.search_index as search_index
+import procmem.search.index as search_index
+import procmem.services.search as memory_search
 from embedders import CountingEmbedder
-from procmem.errors import UsageError
+from procmem.core.errors import UsageError
 from procmem.memory import Memory
-from procmem.memory_search import IndexSnapshotWarning
-from procmem.search_index import dump_index, load_index
+from procmem.search.index import dump_index, load_index
+from procmem.search.vectors import VectorIndex
+from procmem.services.search import IndexSnapshotWarning
 from procmem.store import open_store
-from procmem.vectors import VectorIndex
 from test_index_refresh import QUERIES, VERBS, summary, traces
 
 KEY = "test:bow"  # CountingEmbedder's model id
@@ -213,7 +213,7 @@ def test_a_refreshed_index_is_saved_again_after_many_revisions(
 
 def test_a_snapshot_that_cannot_be_saved_warns_and_search_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from procmem.errors import StoreError
+    from procmem.core.errors import StoreError
 
     with Memory(tmp_path / "w.db", embedder=CountingEmbedder()) as mem:
         mem.learn(traces("cancel", 2))

@@ -1,4 +1,4 @@
-"""Tests for induction: traces -> parameterized procedures (procmem.induce)."""
+"""Tests for induction: traces -> parameterized procedures (procmem.induction.induce)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from procmem.bind import bind_task
-from procmem.errors import UsageError
-from procmem.induce import MIN_CONSTANT, CorpusStats, group_traces, induce, procedure_name
-from procmem.model import Trace, TraceStep
-from procmem.template import references, validate
+from procmem.core.errors import UsageError
+from procmem.core.model import Trace, TraceStep
+from procmem.core.template import references, validate
+from procmem.induction.bind import bind_task
+from procmem.induction.induce import MIN_CONSTANT, CorpusStats, group_traces, induce, procedure_name
 
 # ------------------------------------------------------------------------ helpers
 

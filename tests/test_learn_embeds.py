@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from embedders import CountingEmbedder
+from procmem.core.model import Procedure, Step, Trace, TraceStep
+from procmem.formats.traceio import read_traces
 from procmem.memory import Memory
-from procmem.memory_search import Searcher
-from procmem.model import Procedure, Step, Trace, TraceStep
-from procmem.search_index import vector_rows
-from procmem.traceio import read_traces
+from procmem.search.index import vector_rows
+from procmem.services.search import Searcher
 
 
 def _trace(tid: str, task: str, action: str, args: dict) -> Trace:

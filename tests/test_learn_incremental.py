@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from procmem.induce import CorpusStats
+from procmem.core.model import Trace
+from procmem.induction.induce import CorpusStats
 from procmem.memory import Memory
-from procmem.model import Trace
 from procmem.store import TraceChanges
 from procmem.store.sqlite import SQLiteStore
 

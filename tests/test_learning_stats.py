@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from procmem.core.model import Evidence, Execution, Procedure, Step, StepRun, utcnow
 from procmem.learning.promote import PromotionPolicy, choose, decide, should_decay
 from procmem.learning.stats import (
     beta_quantile,
@@ -17,7 +18,6 @@ from procmem.learning.stats import (
     posterior,
     version_stats,
 )
-from procmem.model import Evidence, Execution, Procedure, Step, StepRun, utcnow
 
 PROC = Procedure(name="p", steps=[Step(id="s1", action="a"), Step(id="s2", action="b")])
 

@@ -1,4 +1,4 @@
-"""Execution leases (procmem.lease): a running execution is never resumed twice.
+"""Execution leases (procmem.services.lease): a running execution is never resumed twice.
 
 The two-process test runs a real replay in a child process on one SQLite file;
 it waits on files, never on timing, except for the lease's own expiry.
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 import procmem
-from procmem.errors import ExecutionBusy, UsageError
-from procmem.lease import client_owner
+from procmem.core.errors import ExecutionBusy, UsageError
+from procmem.core.model import Execution, Procedure, Step, utcnow
 from procmem.memory import Memory
-from procmem.model import Execution, Procedure, Step, utcnow
+from procmem.services.lease import client_owner
 from storecontract import lease_of
 
 PAY = Procedure(name="pay", steps=[Step(id="s1", action="charge"),

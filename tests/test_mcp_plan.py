@@ -1,4 +1,4 @@
-"""Plans on the MCP server's search hits (procmem.mcp_server), through the official
+"""Plans on the MCP server's search hits (procmem.mcp.server), through the official
 MCP SDK client, on the bundled τ-retail sample (MIT, see tests/data)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from procmem.mcp_server import build_server
+from procmem.core.model import Param, Procedure, Step
+from procmem.induction.planning import Plan
+from procmem.mcp.server import build_server
 from procmem.memory import Memory
-from procmem.model import Param, Procedure, Step
-from procmem.planning import Plan
 
 pytestmark = pytest.mark.anyio
 CANCEL = "Cancel order #W1234567 because ordered by mistake."

@@ -1,4 +1,4 @@
-"""Tests for the MCP proxy (procmem.mcp_proxy, ``procmem proxy -- COMMAND``).
+"""Tests for the MCP proxy (procmem.mcp.proxy, ``procmem proxy -- COMMAND``).
 
 The proxy runs as a real subprocess (``procmem proxy --db <tmp> -- UPSTREAM``)
 driven by the official MCP SDK client over stdio. Upstream servers:
@@ -37,15 +37,15 @@ from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
 from procmem.cli import main  # noqa: E402
-from procmem.mcp_proxy import (  # noqa: E402
+from procmem.core.model import Execution, Need, Param, Procedure, Step  # noqa: E402
+from procmem.mcp.proxy import (  # noqa: E402
     PROCEDURE_PREFIX,
     execution_summary,
     procedure_tool,
     result_text,
 )
-from procmem.mcp_tools import MAX_TOOL_NAME, tool_name  # noqa: E402
+from procmem.mcp.tools import MAX_TOOL_NAME, tool_name  # noqa: E402
 from procmem.memory import Memory  # noqa: E402
-from procmem.model import Execution, Need, Param, Procedure, Step  # noqa: E402
 
 NPM_PACKAGES = ("@modelcontextprotocol/server-memory", "@modelcontextprotocol/server-filesystem")
 PROXY = [sys.executable, "-c", "from procmem.cli import main; main()",

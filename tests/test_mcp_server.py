@@ -32,12 +32,12 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.subscriptions import ToolsListChanged
 
 from procmem.cli import main
-from procmem.mcp_server import ProcmemServer, build_server
-from procmem.mcp_tools import FIXED_TOOLS, json_result, tool_name
+from procmem.core.model import Need, Procedure, Step, Trace, utcnow
+from procmem.formats.record import REDACTED
+from procmem.learning.recorded import Oracle
+from procmem.mcp.server import ProcmemServer, build_server
+from procmem.mcp.tools import FIXED_TOOLS, json_result, tool_name
 from procmem.memory import Memory
-from procmem.model import Need, Procedure, Step, Trace, utcnow
-from procmem.record import REDACTED
-from procmem.recorded import Oracle
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent

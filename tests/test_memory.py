@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import InvalidProcedure, InvalidTrace, ReplayError, UnknownTool, UsageError
+from procmem.core.errors import InvalidProcedure, InvalidTrace, ReplayError, UnknownTool, UsageError
+from procmem.core.model import Need, Param, Procedure, Step, Trace, TraceStep
+from procmem.core.template import ask, param, step_ref
 from procmem.memory import Memory
-from procmem.model import Need, Param, Procedure, Step, Trace, TraceStep
-from procmem.template import ask, param, step_ref
 
 # ------------------------------------------------------------------------ helpers
 
@@ -424,7 +424,7 @@ def test_report_stores_evidence_and_rejects_bad_input(mem: Memory) -> None:
 
 
 def test_put_procedure_rejects_an_extractor_that_is_not_a_regex(mem: Memory) -> None:
-    from procmem.model import Extractor
+    from procmem.core.model import Extractor
     bad = Procedure(name="bad_regex", params=[
         Param(name="order_id", schema={"type": "string"},
               extractor=Extractor(pattern="#W(\\d{7}", before="order "))],

@@ -7,9 +7,9 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from procmem.core.model import Trace, TraceStep
+from procmem.formats.traceio import read_traces
 from procmem.memory import Memory
-from procmem.model import Trace, TraceStep
-from procmem.traceio import read_traces
 
 
 def test_async_twins_match_the_sync_methods(tau_sample_path: Path, tmp_path: Path) -> None:

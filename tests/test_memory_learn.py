@@ -1,12 +1,12 @@
-"""The learning service on its own (procmem.memory_learn): a Learner over a bare store."""
+"""The learning service on its own (procmem.services.learn): a Learner over a bare store."""
 
 from __future__ import annotations
 
 import json
 
+from procmem.core.model import Trace, TraceStep
 from procmem.memory import Memory
-from procmem.memory_learn import Learner
-from procmem.model import Trace, TraceStep
+from procmem.services.learn import Learner
 from procmem.store import open_store
 
 

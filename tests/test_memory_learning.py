@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import NotFound
+from procmem.core.errors import NotFound
+from procmem.core.model import Procedure, utcnow
 from procmem.learning.changes import Change
 from procmem.learning.promote import PromotionPolicy
 from procmem.memory import Memory
-from procmem.model import Procedure, utcnow
 from shipping import ship_trace
 
 

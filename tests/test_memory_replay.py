@@ -1,4 +1,4 @@
-"""Setting up runs on their own (procmem.memory_replay): sub-procedures, binding, reopening."""
+"""Setting up runs on their own (procmem.services.replay): sub-procedures, binding, reopening."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import ExecutionBusy, ReplayError, UnknownTool
-from procmem.memory_replay import prepare, reopen, subprocedures
-from procmem.model import Execution, Extractor, Param, Procedure, Step
+from procmem.core.errors import ExecutionBusy, ReplayError, UnknownTool
+from procmem.core.model import Execution, Extractor, Param, Procedure, Step
+from procmem.services.replay import prepare, reopen, subprocedures
 from procmem.store import open_store
 from procmem.store.base import Store
 from storecontract import lease_of

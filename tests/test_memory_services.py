@@ -12,16 +12,16 @@ from typing import Any
 import pytest
 
 import procmem
+from procmem.core.model import Procedure, Step, Trace
 from procmem.memory import Memory
-from procmem.memory_learning import LearningLoop
-from procmem.memory_plans import Plans
-from procmem.memory_procedures import Procedures
-from procmem.memory_replay import Executions
-from procmem.memory_search import Searcher
-from procmem.memory_stats import Statistics
-from procmem.memory_tools import ToolSchemas
-from procmem.memory_traces import Traces
-from procmem.model import Procedure, Step, Trace
+from procmem.services.learning import LearningLoop
+from procmem.services.plans import Plans
+from procmem.services.procedures import Procedures
+from procmem.services.replay import Executions
+from procmem.services.search import Searcher
+from procmem.services.stats import Statistics
+from procmem.services.tools import ToolSchemas
+from procmem.services.traces import Traces
 from procmem.store.sqlite import SQLiteStore
 
 SRC = Path(procmem.__file__).parent

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-import procmem.memory_learn
+import procmem.services.learn
 from keyed import rest_client
-from procmem.errors import InvalidTemplate, NotFound
-from procmem.induce import induce
+from procmem.core.errors import InvalidTemplate, NotFound
+from procmem.core.model import Trace, TraceStep
+from procmem.induction.induce import induce
 from procmem.memory import Memory
-from procmem.memory_traces import MAX_LISTED_IDS, group_failure
-from procmem.model import Trace, TraceStep
+from procmem.services.traces import MAX_LISTED_IDS, group_failure
 
 
 def order_trace(order: str, *, action: str = "cancel_order", tid: str | None = None,
@@ -122,7 +122,7 @@ def test_a_store_with_an_uninducible_group_still_learns_the_rest(
                                   path="/reason")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.services.learn, "induce", induce_or_fail)
     mem = Memory(":memory:", embedder=None)
     bad = [order_trace(f"#W{i}", action="refund", tid=f"bad{i}") for i in range(3)]
     clean = [order_trace(f"#W{i:04d}") for i in range(10)]
@@ -137,7 +137,7 @@ def test_a_store_with_an_uninducible_group_still_learns_the_rest(
     assert mem.find_procedure("get_order-then-refund") is None
     # tried again by the next learn, and learned once induction works
     assert mem.learn().failed_groups[0]["traces"] == ["bad0", "bad1", "bad2"]
-    monkeypatch.setattr(procmem.memory_learn, "induce", induce)
+    monkeypatch.setattr(procmem.services.learn, "induce", induce)
     report = mem.learn()
     assert report.failed_groups == [] and report.created == ["get_order-then-refund"]
 
@@ -199,7 +199,7 @@ def test_learn_cli_reports_a_group_it_could_not_induce(
             raise InvalidTemplate("cannot induce this one")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.services.learn, "induce", induce_or_fail)
     path = tmp_path / "in.jsonl"
     lines = [order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad")]
     path.write_text("\n".join(t.model_dump_json() for t in lines) + "\n")
@@ -247,7 +247,7 @@ def test_rest_learn_lists_the_groups_it_could_not_induce(monkeypatch: pytest.Mon
             raise InvalidTemplate("cannot induce this one")
         return induce(group, **kw)
 
-    monkeypatch.setattr(procmem.memory_learn, "induce", induce_or_fail)
+    monkeypatch.setattr(procmem.services.learn, "induce", induce_or_fail)
     with rest_client(Memory(":memory:", embedder=None)) as client:
         body = [json.loads(t.model_dump_json()) for t in
                 (order_trace("#W1000"), order_trace("#W2000", action="refund", tid="bad"))]

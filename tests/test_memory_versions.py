@@ -1,4 +1,4 @@
-"""Storing and reading procedure versions on their own (procmem.memory_versions)."""
+"""Storing and reading procedure versions on their own (procmem.services.versions)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-import procmem.memory_versions as mv
-from procmem.errors import InvalidProcedure
-from procmem.model import Execution, Extractor, Param, Procedure, Step
+import procmem.services.versions as mv
+from procmem.core.errors import InvalidProcedure
+from procmem.core.model import Execution, Extractor, Param, Procedure, Step
 from procmem.store import open_store
 
 

@@ -1,4 +1,4 @@
-"""Task plans with several procedures (procmem.multiplan, Memory.plan_task / replay_plan),
+"""Task plans with several procedures (procmem.services.multiplan, Memory.plan_task / replay_plan),
 on the bundled τ-retail sample (MIT, see tests/data).
 
 Two-request tasks are built from two sample traces of different procedures: their
@@ -20,11 +20,11 @@ from click.testing import CliRunner
 
 from keyed import rest_client
 from procmem.cli import main
-from procmem.errors import UnknownTool
+from procmem.core.errors import UnknownTool
+from procmem.core.model import Need, Trace
+from procmem.learning.recorded import Oracle, RecordedEnvironment
 from procmem.memory import Memory
-from procmem.model import Need, Trace
-from procmem.multiplan import TaskPlan, segment
-from procmem.recorded import Oracle, RecordedEnvironment
+from procmem.services.multiplan import TaskPlan, segment
 
 CANCEL, RETURN = ("cancel_pending_order",), ("return_delivered_order_items",)
 
@@ -213,7 +213,7 @@ def test_cli_plan_multi_shows_the_parts(db: Path, pair: tuple[Trace, Trace],
 def test_rest_and_mcp_serve_the_same_task_plan(db: Path, pair: tuple[Trace, Trace]) -> None:
     from mcp import Client
 
-    from procmem.mcp_server import build_server
+    from procmem.mcp.server import build_server
 
     task = joined(*pair)
     with Memory(db, embedder=None) as m:

@@ -1,4 +1,4 @@
-"""Tests for plans (procmem.planning, Memory.plan): what a replay would send, and where
+"""Tests for plans (procmem.induction.planning, Memory.plan): what a replay would send, and where
 it would pause, worked out without calling any tool; checked against real replays.
 
 Realistic cases use the bundled τ-retail sample (MIT, see tests/data).
@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from procmem import Memory, Plan
-from procmem.errors import CycleError, NotFound, ParamError, UsageError
-from procmem.extract import Extractor
-from procmem.model import Execution, Param, Procedure, Step
-from procmem.planning import is_secret, nothing_fits, plan_procedure
-from procmem.replay import drive, replay_core
-from procmem.template import ask, param, resolve_pointer, step_ref
+from procmem.core.errors import CycleError, NotFound, ParamError, UsageError
+from procmem.core.model import Execution, Param, Procedure, Step
+from procmem.core.replay import drive, replay_core
+from procmem.core.template import ask, param, resolve_pointer, step_ref
+from procmem.induction.extract import Extractor
+from procmem.induction.planning import is_secret, nothing_fits, plan_procedure
 
 CANCEL = "Cancel order #W1234567 because ordered by mistake."
 

@@ -10,7 +10,7 @@ import typing
 from typing import Any
 
 import procmem
-import procmem.errors
+import procmem.core.errors
 from procmem.memory import Memory
 
 
@@ -62,8 +62,8 @@ def test_every_type_in_a_public_signature_is_exported() -> None:
 
 
 def test_every_exception_of_the_error_tree_is_exported() -> None:
-    tree = {name for name, value in vars(procmem.errors).items()
-            if isinstance(value, type) and issubclass(value, procmem.errors.ProcmemError)}
+    tree = {name for name, value in vars(procmem.core.errors).items()
+            if isinstance(value, type) and issubclass(value, procmem.core.errors.ProcmemError)}
     assert "NotFound" in tree and "ProcmemError" in tree
     assert sorted(tree - set(procmem.__all__)) == []
 

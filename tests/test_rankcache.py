@@ -1,4 +1,4 @@
-"""Search's performance mechanics change no result (procmem.rankcache, procmem.rankviews).
+"""Search's performance mechanics change no result (search.rankcache, procmem.search.rankviews).
 
 The fast path (one binding per distinct param-spec set, interned specs, rank views
 made from stored JSON) is compared with the exhaustive one (every candidate bound
@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-import procmem.memory_search as memory_search
-import procmem.retrieval as retrieval
-from procmem.bind import BindSpec, bind_params
+import procmem.search.retrieval as retrieval
+import procmem.services.search as memory_search
+from procmem.core.model import Extractor, Procedure, Trace
+from procmem.core.template import references
+from procmem.induction.bind import BindSpec, bind_params
 from procmem.memory import Memory
-from procmem.model import Extractor, Procedure, Trace
-from procmem.rankcache import bind_all, intern_specs, params_of
-from procmem.rankviews import view_from_json
-from procmem.retrieval import RankView
-from procmem.template import references
+from procmem.search.rankcache import bind_all, intern_specs, params_of
+from procmem.search.rankviews import view_from_json
+from procmem.search.retrieval import RankView
 
 LEARN = 90
 COPIES = 2
@@ -167,7 +167,7 @@ def test_rank_view_of_procedure_without_params() -> None:
 
 
 def test_params_of_reads_params_inside_selections_and_asks() -> None:
-    from procmem.rankcache import params_of
+    from procmem.search.rankcache import params_of
 
     args = {"a": {"$param": "order_id"},
             "b": {"$select": {"$step": "s1", "path": "/items"},

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from procmem import Memory
 from procmem.cli import main
-from procmem.errors import EXTRA_PACKAGES, MissingExtra, UsageError
+from procmem.core.errors import EXTRA_PACKAGES, MissingExtra, UsageError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PYPROJECT = README.parent / "pyproject.toml"
@@ -221,8 +221,8 @@ def test_extra_packages_match_pyproject() -> None:
 
 
 def test_procmem_sample_writes_the_bundled_traces_and_their_licence(tmp_path: Path) -> None:
-    from procmem.samples import SAMPLE_NAME, sample_file
-    from procmem.traceio import read_traces
+    from procmem.formats.samples import SAMPLE_NAME, sample_file
+    from procmem.formats.traceio import read_traces
 
     result = CliRunner().invoke(main, ["sample", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Tests for procmem.record: redaction and the Recorder (sync and async)."""
+"""Tests for procmem.formats.record: redaction and the Recorder (sync and async)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import UsageError
-from procmem.model import Trace
-from procmem.record import REDACTED, Recorder, redact
+from procmem.core.errors import UsageError
+from procmem.core.model import Trace
+from procmem.formats.record import REDACTED, Recorder, redact
 
 # ------------------------------------------------------------------ redaction
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from procmem.errors import Conflict, InvalidProcedure, NotFound
+from procmem.core.errors import Conflict, InvalidProcedure, NotFound
+from procmem.core.model import Procedure
+from procmem.formats.traceio import read_traces
 from procmem.memory import Memory
-from procmem.model import Procedure
-from procmem.traceio import read_traces
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for the replay core, its drivers and the checks it makes (procmem.replay)."""
+"""Tests for the replay core, its drivers and the checks it makes (procmem.core.replay)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from procmem.checks import evaluate
-from procmem.errors import (
+from procmem.core.checks import evaluate
+from procmem.core.errors import (
     CycleError,
     InvalidProcedure,
     NotFound,
@@ -18,8 +18,8 @@ from procmem.errors import (
     ReplayError,
     UnknownTool,
 )
-from procmem.model import Check, Execution, Need, OnError, Param, Procedure, Step, StepRun
-from procmem.replay import (
+from procmem.core.model import Check, Execution, Need, OnError, Param, Procedure, Step, StepRun
+from procmem.core.replay import (
     NeedValues,
     Persist,
     Sleep,
@@ -30,7 +30,7 @@ from procmem.replay import (
     drive,
     replay_core,
 )
-from procmem.template import ask, param, step_ref
+from procmem.core.template import ask, param, step_ref
 
 # ------------------------------------------------------------------------ helpers
 

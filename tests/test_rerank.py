@@ -1,4 +1,4 @@
-"""Rerankers: a language model reorders the top hits (procmem.rerank, Memory(reranker=...))."""
+"""Rerankers: a language model reorders the top hits (search.rerank, Memory(reranker=...))."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from fake_http import JSONHandler, serve
 from keyed import rest_client
 from procmem.cli import main
-from procmem.errors import RerankError, UsageError
-from procmem.evaluate import evaluate
+from procmem.core.errors import RerankError, UsageError
+from procmem.core.model import Trace, TraceStep
+from procmem.evaluation.evaluate import evaluate
 from procmem.memory import Memory
-from procmem.model import Trace, TraceStep
-from procmem.rerank import INSTRUCTIONS, OpenAIReranker, RerankOption, reranker_from_spec
+from procmem.search.rerank import INSTRUCTIONS, OpenAIReranker, RerankOption, reranker_from_spec
 
 
 def _trace(tid: str, task: str, action: str, order: str) -> Trace:

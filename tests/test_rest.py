@@ -1,4 +1,4 @@
-"""The REST API (procmem.rest) through FastAPI's TestClient, on the real τ-retail sample.
+"""The REST API (procmem.rest.app) through FastAPI's TestClient, on the real τ-retail sample.
 
 Learning through POST /traces + POST /learn, search, a learned procedure run step
 by step by a client that answers with the tool outputs recorded in a trace, pause
@@ -29,9 +29,9 @@ from fastapi.testclient import TestClient
 
 from keyed import rest_client
 from procmem.cli import main
-from procmem.errors import MissingExtra
-from procmem.rest import create_app
-from procmem.template import resolve_pointer
+from procmem.core.errors import MissingExtra
+from procmem.core.template import resolve_pointer
+from procmem.rest.app import create_app
 
 CANCEL = "cancel_pending_order"
 TWO_STEPS = "modify_pending_order_address-then-modify_pending_order_items"

@@ -1,4 +1,4 @@
-"""``POST /plan`` (procmem.rest_plan) through FastAPI's TestClient, on the bundled
+"""``POST /plan`` (procmem.rest.plan) through FastAPI's TestClient, on the bundled
 τ-retail sample (MIT, see tests/data)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keyed import rest_client
+from procmem.induction.planning import Plan
 from procmem.memory import Memory
-from procmem.planning import Plan
 
 CANCEL = "Cancel order #W1234567 because ordered by mistake."
 

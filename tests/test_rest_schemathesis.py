@@ -28,10 +28,10 @@ from schemathesis.checks import (
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from procmem.errors import NotFound
-from procmem.keys import SCOPES
+from procmem.core.errors import NotFound
 from procmem.memory import Memory
-from procmem.rest import create_app
+from procmem.rest.app import create_app
+from procmem.security.keys import SCOPES
 
 ROOT = Path(__file__).parent.parent
 TAU_SAMPLE = ROOT / "tests" / "data" / "tau_retail_sample.jsonl"

@@ -1,4 +1,4 @@
-"""Tests for ranking procedures for a task (procmem.retrieval) and Memory.search on real data."""
+"""Tests for ranking procedures for a task (search.retrieval) and Memory.search on real data."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from procmem.bind import Binding
-from procmem.calibration import Calibration
-from procmem.errors import UsageError
-from procmem.induce import CorpusStats, group_traces, induce
+from procmem.core.errors import UsageError
+from procmem.core.model import Extractor, Param, Procedure, Step, Trace
+from procmem.induction.bind import Binding
+from procmem.induction.induce import CorpusStats, group_traces, induce
 from procmem.memory import Memory
-from procmem.model import Extractor, Param, Procedure, Step, Trace
-from procmem.retrieval import (
+from procmem.search.calibration import Calibration
+from procmem.search.retrieval import (
     WEIGHTS,
     Candidate,
     RankView,

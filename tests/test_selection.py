@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from procmem import template as tpl
-from procmem.checks import check_templates
-from procmem.errors import InvalidTemplate
-from procmem.eval_metrics import classify_source
-from procmem.induce import CorpusStats, induce
+from procmem.core import template as tpl
+from procmem.core.checks import check_templates
+from procmem.core.errors import InvalidTemplate
+from procmem.core.model import Execution, Need, Param, Procedure, Step, Trace, TraceStep
+from procmem.core.replay import adrive, drive, replay_core
+from procmem.evaluation.metrics import classify_source
+from procmem.induction.induce import CorpusStats, induce
+from procmem.induction.planning import plan_procedure
 from procmem.learning.factor import referenced_params, referenced_steps, rename_refs
-from procmem.model import Execution, Need, Param, Procedure, Step, Trace, TraceStep
-from procmem.planning import plan_procedure
-from procmem.replay import adrive, drive, replay_core
 
 # ------------------------------------------------------------------ τ-retail-shaped data
 

@@ -1,5 +1,5 @@
-"""One shape per record across CLI, REST and MCP (procmem.serialize), the validation
-message helper (procmem.validation), paging (procmem.paging) and the changes a
+"""One shape per record across CLI, REST and MCP (procmem.formats.serialize), the validation
+message helper (procmem.formats.validation), paging (procmem.formats.paging) and the changes a
 review writes (procmem.learning.changes)."""
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from procmem import mcp_tools
 from procmem.cli import main
-from procmem.errors import InvalidTrace, NotFound, UsageError
-from procmem.learning.changes import Change, ReportResult, review_candidates
-from procmem.learning.promote import PromotionPolicy
-from procmem.learning.stats import VersionStats
-from procmem.memory import Memory
-from procmem.model import Evidence, Procedure, Step, Trace, TraceStep
-from procmem.paging import Page, aread_all_cursor, read_all, read_page
-from procmem.record import Recorder
-from procmem.rest_models import ChangeOut, ErrorResponse, HitOut, ReportOut
-from procmem.serialize import (
+from procmem.core.errors import InvalidTrace, NotFound, UsageError
+from procmem.core.model import Evidence, Procedure, Step, Trace, TraceStep
+from procmem.formats.paging import Page, aread_all_cursor, read_all, read_page
+from procmem.formats.record import Recorder
+from procmem.formats.serialize import (
     change_record,
     error_line,
     error_of,
@@ -34,8 +28,14 @@ from procmem.serialize import (
     page_record,
     report_record,
 )
-from procmem.traceio import iter_traces
-from procmem.validation import first_problem, problems, validation_message
+from procmem.formats.traceio import iter_traces
+from procmem.formats.validation import first_problem, problems, validation_message
+from procmem.learning.changes import Change, ReportResult, review_candidates
+from procmem.learning.promote import PromotionPolicy
+from procmem.learning.stats import VersionStats
+from procmem.mcp import tools as mcp_tools
+from procmem.memory import Memory
+from procmem.rest.models import ChangeOut, ErrorResponse, HitOut, ReportOut
 
 TASK = "Cancel order #W1234567 because no longer needed."
 

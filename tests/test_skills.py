@@ -1,4 +1,4 @@
-"""Tests for procmem.skills: Agent Skills folders (https://agentskills.io/specification).
+"""Tests for procmem.formats.skills: Agent Skills folders (https://agentskills.io/specification).
 
 Round trips on procedures learned from the real τ-retail sample; text-only
 skills written by hand; the front-matter validator and YAML-subset parser on
@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import Conflict, InvalidProcedure, UsageError
-from procmem.export import to_markdown
-from procmem.memory import Memory
-from procmem.model import Procedure, Step
-from procmem.procstats import ProcedureStats
-from procmem.skills import (
+from procmem.core.errors import Conflict, InvalidProcedure, UsageError
+from procmem.core.model import Procedure, Step
+from procmem.core.procstats import ProcedureStats
+from procmem.formats.export import to_markdown
+from procmem.formats.skills import (
     TEXT_ONLY_TAG,
     export_skill,
     export_skills,
@@ -29,6 +28,7 @@ from procmem.skills import (
     read_skill,
     validate_front_matter,
 )
+from procmem.memory import Memory
 
 
 @pytest.fixture(scope="module")

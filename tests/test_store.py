@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from procmem.errors import (
+from procmem.core.errors import (
     Conflict,
     ExecutionBusy,
     MissingExtra,
@@ -26,7 +26,7 @@ from procmem.errors import (
     StoreUnavailable,
     UsageError,
 )
-from procmem.model import Execution, Procedure, Trace
+from procmem.core.model import Execution, Procedure, Trace
 from procmem.store import SQLiteStore, index_text, open_store
 from procmem.store.sqlite import Migration, apply_migrations, load_migrations
 from storecontract.helpers import T0, proc, step_run

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.errors import UsageError
-from procmem.model import Execution, Procedure, Step, Trace, TraceStep
+from procmem.core.errors import UsageError
+from procmem.core.model import Execution, Procedure, Step, Trace, TraceStep
+from procmem.core.texthash import text_hash
 from procmem.store import search_sql
 from procmem.store.migrate import apply_migrations, load_migrations
 from procmem.store.sqlite import SQLiteStore
-from procmem.texthash import text_hash
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from procmem.errors import UsageError
+from procmem.core.errors import UsageError
+from procmem.core.model import Evidence, Execution, Procedure, Step
+from procmem.core.procstats import STATS_FIELDS, ProcedureStats
 from procmem.learning.stats import outcome_posterior, posterior
 from procmem.memory import Memory
-from procmem.model import Evidence, Execution, Procedure, Step
-from procmem.procstats import STATS_FIELDS, ProcedureStats
 from procmem.store import SQLiteStore, Store
 from procmem.store.sqlite import apply_migrations, load_migrations
 

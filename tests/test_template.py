@@ -1,4 +1,4 @@
-"""Tests for args templates: JSON Pointer, references, validation, binding (procmem.template)."""
+"""Tests for args templates: JSON Pointer, references, validation, binding (core.template)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.errors import InvalidTemplate
-from procmem.template import (
+from procmem.core.errors import InvalidTemplate
+from procmem.core.template import (
     ask,
     bind,
     escape_pointer,

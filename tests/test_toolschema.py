@@ -1,4 +1,4 @@
-"""Tool schemas (procmem.toolschema, procmem.memory_tools, procmem.cli.tools).
+"""Tool schemas (procmem.formats.toolschema, procmem.services.tools, procmem.cli.tools).
 
 Real data: the 16 τ-retail tools (``tests/data/tau-retail-tools.json``, MIT, see
 ``tests/data/README.md``) and procedures learned from the bundled τ-retail sample.
@@ -16,16 +16,16 @@ import pytest
 from click.testing import CliRunner
 
 from procmem.cli import main
-from procmem.errors import InvalidProcedure, UsageError
-from procmem.memory import Memory
-from procmem.model import Param, Procedure, Step
-from procmem.toolschema import (
+from procmem.core.errors import InvalidProcedure, UsageError
+from procmem.core.model import Param, Procedure, Step
+from procmem.formats.toolschema import (
     check_procedure,
     check_step,
     parse_tools,
     step_problems,
     validate_value,
 )
+from procmem.memory import Memory
 
 TOOLS_FILE = Path(__file__).parent / "data" / "tau-retail-tools.json"
 CANCEL = "cancel_pending_order"

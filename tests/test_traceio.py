@@ -1,4 +1,4 @@
-"""Tests for procmem.traceio: reading and writing trace JSONL files."""
+"""Tests for procmem.formats.traceio: reading and writing trace JSONL files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from procmem.errors import InvalidTrace, UsageError
-from procmem.model import Trace, TraceStep
-from procmem.traceio import iter_traces, read_traces, trace_id_for, write_traces
+from procmem.core.errors import InvalidTrace, UsageError
+from procmem.core.model import Trace, TraceStep
+from procmem.formats.traceio import iter_traces, read_traces, trace_id_for, write_traces
 
 SHARED_TRAIN = Path(__file__).resolve().parents[2] / "shared/data/tau-retail/train.jsonl"
 

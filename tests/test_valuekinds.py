@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procmem.valuekinds import KINDS, infer_kind, kind_pattern, text_pattern, valid
+from procmem.induction.valuekinds import KINDS, infer_kind, kind_pattern, text_pattern, valid
 
 # ------------------------------------------------------------------------- infer_kind
 

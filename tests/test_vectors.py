@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from procmem.errors import UsageError
-from procmem.vectors import VectorIndex
+from procmem.core.errors import UsageError
+from procmem.search.vectors import VectorIndex
 
 
 def _normalized(x: np.ndarray) -> np.ndarray:
@@ -151,7 +151,7 @@ def test_onnxruntime_imported_after_an_hnsw_index_does_not_crash() -> None:
     if importlib.util.find_spec("onnxruntime") is None:  # not imported here: see the script
         pytest.skip("onnxruntime is not installed")
     script = ("import numpy as np\n"
-              "from procmem.vectors import VectorIndex\n"
+              "from procmem.search.vectors import VectorIndex\n"
               "v = np.eye(4, dtype=np.float32)\n"
               "assert VectorIndex(list('abcd'), v, ann_threshold=1).backend == 'usearch'\n"
               "import onnxruntime\n")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 import procmem
-from procmem.induce import induce
+from procmem.core.model import OnError, Param, Procedure, Step, Trace, TraceStep
+from procmem.core.template import ask, param, step_ref
+from procmem.formats.traceio import read_traces
+from procmem.induction.induce import induce
 from procmem.learning.verify import Verification, verify
-from procmem.model import OnError, Param, Procedure, Step, Trace, TraceStep
-from procmem.template import ask, param, step_ref
-from procmem.traceio import read_traces
 
 # ------------------------------------------------------------------------ helpers
 
@@ -206,7 +206,7 @@ def test_retries_against_the_recorded_environment_do_not_sleep(
     def no_sleep(seconds: float) -> None:
         raise AssertionError(f"slept {seconds}s")
 
-    monkeypatch.setattr("procmem.drivers.time.sleep", no_sleep)
+    monkeypatch.setattr("procmem.core.drivers.time.sleep", no_sleep)
     wrong = Step(id="s3", action="cancel_pending_order",
                  args={"order_id": param("order_id"), "reason": "other"},
                  on_error=OnError(policy="retry", retries=3, backoff_s=30))

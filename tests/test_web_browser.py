@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from procmem.memory import Memory
-from procmem.rest import create_app
+from procmem.rest.app import create_app
 from webui_store import FLOW, build_store, some_execution
 
 pytestmark = pytest.mark.browser

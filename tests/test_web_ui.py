@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from procmem.keys import SCOPES
+from procmem.formats.serialize import hit_record
 from procmem.memory import Memory
-from procmem.rest import create_app
-from procmem.serialize import hit_record
+from procmem.rest.app import create_app
+from procmem.security.keys import SCOPES
 from procmem.web.svg import flow_of
 from webui_store import FLOW, build_store, copy_store, some_execution
 

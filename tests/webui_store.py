@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from procmem.core.model import Execution, Procedure
 from procmem.memory import Memory
-from procmem.model import Execution, Procedure
 
 FLOW = "lookup_then_cancel"
 

@@ -15,11 +15,9 @@ replay it against real tools with the new task's values::
 The names below are the whole public API; every other module is internal.
 """
 
-import sys as _sys
-import types as _types
 import typing as _typing
 
-from .errors import (
+from .core.errors import (
     Conflict,
     CycleError,
     EmbeddingError,
@@ -45,20 +43,7 @@ from .errors import (
 )
 
 if _typing.TYPE_CHECKING:
-    from .bind import Binding
-    from .embed import Embedder
-    from .evaluate import EvalReport, evaluate
-    from .learning.changes import Change, ReportResult
-    from .learning.promote import PromotionPolicy
-    from .learning.stats import VersionStats
-    from .limits import Limits
-    from .memory import Memory
-    from .memory_calibrate import CalibrationReport
-    from .memory_client import Turn
-    from .memory_learn import LearnReport
-    from .memory_learning import OptimizeReport
-    from .memory_traces import ImportReport, TraceImpact
-    from .model import (
+    from .core.model import (
         Check,
         Evidence,
         Execution,
@@ -72,44 +57,57 @@ if _typing.TYPE_CHECKING:
         Trace,
         TraceStep,
     )
-    from .multiplan import PlanRun, TaskPlan
-    from .planning import Plan
-    from .record import Recorder
-    from .redaction import Redactor
-    from .rerank import Reranker
-    from .secret_params import SecretProvider
+    from .evaluation.evaluate import EvalReport, evaluate
+    from .formats.record import Recorder
+    from .formats.traceio import read_traces, write_traces
+    from .induction.bind import Binding
+    from .induction.planning import Plan
+    from .learning.changes import Change, ReportResult
+    from .learning.promote import PromotionPolicy
+    from .learning.stats import VersionStats
+    from .memory import Memory
+    from .search.embed import Embedder
+    from .search.rerank import Reranker
+    from .security.limits import Limits
+    from .security.redaction import Redactor
+    from .security.secret_params import SecretProvider
+    from .services.calibrate import CalibrationReport
+    from .services.client import Turn
+    from .services.learn import LearnReport
+    from .services.learning import OptimizeReport
+    from .services.multiplan import PlanRun, TaskPlan
+    from .services.traces import ImportReport, TraceImpact
     from .store.base import Store
-    from .traceio import read_traces, write_traces
 
     __version__: str
 
 # Loaded on first use (PEP 562), so that importing procmem (e.g. for
 # ``procmem --version``) does not import numpy, pydantic or the evaluator.
 _LAZY: dict[str, str] = {
-    "evaluate": "evaluate", "Memory": "memory", "Plan": "planning",
-    "read_traces": "traceio", "write_traces": "traceio",
-    "Binding": "bind",
-    "CalibrationReport": "memory_calibrate",
-    "Embedder": "embed",
-    "EvalReport": "evaluate",
-    "ImportReport": "memory_traces",
-    "LearnReport": "memory_learn",
-    "Limits": "limits",
-    "OptimizeReport": "memory_learning",
-    "PlanRun": "multiplan",
+    "evaluate": "evaluation.evaluate", "Memory": "memory", "Plan": "induction.planning",
+    "read_traces": "formats.traceio", "write_traces": "formats.traceio",
+    "Binding": "induction.bind",
+    "CalibrationReport": "services.calibrate",
+    "Embedder": "search.embed",
+    "EvalReport": "evaluation.evaluate",
+    "ImportReport": "services.traces",
+    "LearnReport": "services.learn",
+    "Limits": "security.limits",
+    "OptimizeReport": "services.learning",
+    "PlanRun": "services.multiplan",
     "PromotionPolicy": "learning.promote",
-    "Recorder": "record",
-    "Redactor": "redaction",
-    "Reranker": "rerank",
-    "SecretProvider": "secret_params",
+    "Recorder": "formats.record",
+    "Redactor": "security.redaction",
+    "Reranker": "search.rerank",
+    "SecretProvider": "security.secret_params",
     "Store": "store.base",
-    "TaskPlan": "multiplan",
-    "TraceImpact": "memory_traces",
-    "Turn": "memory_client",
+    "TaskPlan": "services.multiplan",
+    "TraceImpact": "services.traces",
+    "Turn": "services.client",
     "VersionStats": "learning.stats",
     "ReportResult": "learning.changes",
     "Change": "learning.changes",
-    **{name: "model" for name in ("Check", "Evidence", "Execution", "Hit", "Need", "OnError",
+    **{name: "core.model" for name in ("Check", "Evidence", "Execution", "Hit", "Need", "OnError",
                                   "Param", "Procedure", "Step", "StepRun", "Trace",
                                   "TraceStep")},
 }
@@ -136,20 +134,6 @@ def __getattr__(name: str) -> _typing.Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY, "__version__"})
-
-
-class _Package(_types.ModuleType):
-    """This package's module type: importing the submodule ``procmem.evaluate`` binds
-    the attribute ``evaluate`` to the submodule; here it stays the function of that
-    name, as the eager ``from .evaluate import evaluate`` once left it."""
-
-    def __setattr__(self, name: str, value: _typing.Any) -> None:
-        if name in _LAZY and isinstance(value, _types.ModuleType):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

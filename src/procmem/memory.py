@@ -17,7 +17,7 @@ Invariants:
       since (its current version does other actions, e.g. after a repair).
     * Every step run of a replay is committed as soon as it finishes, and every
       tool call is stored as started before it is sent; a replay or resume holds
-      the execution's lease in the store meanwhile (:mod:`procmem.lease`).
+      the execution's lease in the store meanwhile (:mod:`procmem.services.lease`).
     * Statistics (``execution_count``, ``success_rate`` ...) are attached from the
       store's run counters when a procedure is read (one call per batch); they
       are never stored, and a new version starts with no runs.
@@ -34,39 +34,39 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .bind import Binding
-from .calibration import TARGET_PRECISION
-from .embed import Embedder, default_embedder
-from .errors import UsageError
-from .execution_view import DEFAULT_CLIENT_TTL_S
-from .induce import MIN_CONSTANT
-from .keys import DEFAULT_TENANT, check_tenant
+from .core.errors import UsageError
+from .core.model import Execution, Hit, Need, Procedure, Trace
+from .formats.record import Recorder
+from .induction.bind import Binding
+from .induction.induce import MIN_CONSTANT
+from .induction.planning import Plan
 from .learning.changes import Change, ReportResult
 from .learning.promote import PromotionPolicy
 from .learning.stats import VersionStats
-from .lease import DEFAULT_LEASE_S
-from .limits import DEFAULT_LIMITS, Limits
 from .memory_async import twin
-from .memory_calibrate import CalibrationReport, Calibrator
-from .memory_client import ClientDriver, Turn
-from .memory_facade import Setting, docs_from
-from .memory_learn import Learner, LearnReport, check_namespace
-from .memory_learning import LearningLoop, OptimizeReport
-from .memory_plans import Plans
-from .memory_procedures import Procedures
-from .memory_replay import Executions
-from .memory_search import Progress, Searcher
-from .memory_stats import Statistics
-from .memory_tools import ToolSchemas
-from .memory_traces import ImportReport, TraceImpact, Traces
-from .model import Execution, Hit, Need, Procedure, Trace
-from .multiplan import PlanRun, TaskPlan
-from .planning import Plan
-from .record import Recorder
-from .redaction import Redactor
-from .rerank import Reranker
-from .retrieval import Retriever
-from .secret_params import EnvSecrets, SecretProvider
+from .search.calibration import TARGET_PRECISION
+from .search.embed import Embedder, default_embedder
+from .search.rerank import Reranker
+from .search.retrieval import Retriever
+from .security.keys import DEFAULT_TENANT, check_tenant
+from .security.limits import DEFAULT_LIMITS, Limits
+from .security.redaction import Redactor
+from .security.secret_params import EnvSecrets, SecretProvider
+from .services.calibrate import CalibrationReport, Calibrator
+from .services.client import ClientDriver, Turn
+from .services.execution_view import DEFAULT_CLIENT_TTL_S
+from .services.learn import Learner, LearnReport, check_namespace
+from .services.learning import LearningLoop, OptimizeReport
+from .services.lease import DEFAULT_LEASE_S
+from .services.multiplan import PlanRun, TaskPlan
+from .services.plans import Plans
+from .services.procedures import Procedures
+from .services.replay import Executions
+from .services.search import Progress, Searcher
+from .services.stats import Statistics
+from .services.support import Setting, docs_from
+from .services.tools import ToolSchemas
+from .services.traces import ImportReport, TraceImpact, Traces
 from .store import open_store
 from .store.base import Store
 
@@ -90,14 +90,14 @@ class Memory:
         stats_window: Statistics use the last this many executions of a procedure.
         seed: Seed of the random generator behind Thompson sampling (None: random).
         embedder: The embedding model of hybrid search: ``"default"`` (the
-            bundled offline MiniLM, :func:`procmem.embed.default_embedder`; BM25
+            bundled offline MiniLM, :func:`procmem.search.embed.default_embedder`; BM25
             only, with one warning, when it is not installed), another spec of
-            :func:`procmem.embed.embedder_from_spec` (``"none"``, ``"minilm-l6"``,
+            :func:`procmem.search.embed.embedder_from_spec` (``"none"``, ``"minilm-l6"``,
             ``"st:…"``, ``"openai:…"``), an ``Embedder``, or ``None`` (BM25 only).
         reranker: A language model that reorders the top hits of every search
-            (:mod:`procmem.rerank`); ``None`` (the default): no model is asked.
+            (:mod:`procmem.search.rerank`); ``None`` (the default): no model is asked.
         lease_s: How long a replay or resume holds an execution's lease unless
-            it renews it (seconds, default :data:`procmem.lease.DEFAULT_LEASE_S`,
+            it renews it (seconds, default :data:`procmem.services.lease.DEFAULT_LEASE_S`,
             60): another process cannot resume the execution meanwhile
             (``ExecutionBusy``). A run renews it as steps finish; a run killed
             outright blocks a resume this long, so make it longer than the
@@ -107,42 +107,42 @@ class Memory:
             never); reading it then marks it ``failed``, ``"expired: no turn for N s"``.
         min_constant: How many demonstrations must agree on a value (with none
             disagreeing) before learning sends it as a literal without asking
-            (default :data:`procmem.induce.MIN_CONSTANT`, 48: by the rule of
+            (default :data:`procmem.induction.induce.MIN_CONSTANT`, 48: by the rule of
             succession, the chance that the next task needs another value is
             then at most 2 %). Fewer agreeing demonstrations make an ``$ask``.
             A small store of config-like constants may lower it, trading
             safety for autonomy.
         save_index: Save a search index built from
-            :data:`procmem.memory_search.SNAPSHOT_MIN` procedures or more in the
+            :data:`procmem.services.search.SNAPSHOT_MIN` procedures or more in the
             store, so the next process loads it instead of building it (it adds
             about a fifth to the store's size); ``False``: never save one (a saved
             one is still loaded).
-        tenant: Whose data this memory holds (:data:`procmem.keys.TENANT_PATTERN`).
+        tenant: Whose data this memory holds (:data:`procmem.security.keys.TENANT_PATTERN`).
             ``"default"`` (the default) is ``location`` itself; any other tenant
             has its own store beside it (:func:`procmem.store.tenant_location`),
             so every read, write, search, execution and export of this memory
             stays inside the tenant. Ignored when ``store`` is given.
         redactor: The secret redaction every trace and hand-written procedure
-            passes before it is stored (:class:`procmem.redaction.Redactor`; add
+            passes before it is stored (:class:`procmem.security.redaction.Redactor`; add
             your own patterns there). Default: the built-in rules.
-        limits: Size limits on traces and procedures (:class:`procmem.limits.Limits`).
+        limits: Size limits on traces and procedures (:class:`procmem.security.limits.Limits`).
         secrets: Where secret params' values come from at replay time
-            (:class:`procmem.secret_params.SecretProvider`); default
-            :class:`~procmem.secret_params.EnvSecrets` (``PROCMEM_SECRET_<NAME>``).
+            (:class:`procmem.security.secret_params.SecretProvider`); default
+            :class:`~procmem.security.secret_params.EnvSecrets` (``PROCMEM_SECRET_<NAME>``).
 
     Services: the public methods delegate to services, each built with what it
     needs and usable alone (see their modules): :attr:`traces`
-    (:class:`~procmem.memory_traces.Traces`), :attr:`procedures`
-    (:class:`~procmem.memory_procedures.Procedures`), :attr:`learner`
-    (:class:`~procmem.memory_learn.Learner`, induction), :attr:`learning`
-    (:class:`~procmem.memory_learning.LearningLoop`: evidence, review, optimize,
-    decay, history), :attr:`statistics` (:class:`~procmem.memory_stats.Statistics`),
-    :attr:`searcher` (:class:`~procmem.memory_search.Searcher`: index, caches,
-    snapshots), :attr:`executions` (:class:`~procmem.memory_replay.Executions`:
+    (:class:`~procmem.services.traces.Traces`), :attr:`procedures`
+    (:class:`~procmem.services.procedures.Procedures`), :attr:`learner`
+    (:class:`~procmem.services.learn.Learner`, induction), :attr:`learning`
+    (:class:`~procmem.services.learning.LearningLoop`: evidence, review, optimize,
+    decay, history), :attr:`statistics` (:class:`~procmem.services.stats.Statistics`),
+    :attr:`searcher` (:class:`~procmem.services.search.Searcher`: index, caches,
+    snapshots), :attr:`executions` (:class:`~procmem.services.replay.Executions`:
     replay, resume, start, advance), :attr:`plans`
-    (:class:`~procmem.memory_plans.Plans`), :attr:`tool_schemas`
-    (:class:`~procmem.memory_tools.ToolSchemas`), :attr:`calibrator`
-    (:class:`~procmem.memory_calibrate.Calibrator`). Settings such as ``store``,
+    (:class:`~procmem.services.plans.Plans`), :attr:`tool_schemas`
+    (:class:`~procmem.services.tools.ToolSchemas`), :attr:`calibrator`
+    (:class:`~procmem.services.calibrate.Calibrator`). Settings such as ``store``,
     ``policy``, ``reranker`` or ``lease_s`` can be set on the memory; they are
     set on every service that uses them.
 
@@ -288,9 +288,9 @@ class Memory:
               progress: Callable[[int, int], None] | None = None) -> LearnReport:
         """Induce procedures from the stored traces (after adding ``traces``, if given).
 
-        Traces are grouped by action sequence (:func:`procmem.induce.group_traces`);
+        Traces are grouped by action sequence (:func:`procmem.induction.induce.group_traces`);
         each group whose set of traces differs from its procedure's lineage is
-        induced again (:func:`procmem.induce.induce`) and stored as version 1
+        induced again (:func:`procmem.induction.induce.induce`) and stored as version 1
         or as the next version when the content changed. The grouping and the
         corpus statistics are kept between calls and brought up to date with the
         traces stored since (traces are append-only; after a deletion they are
@@ -324,7 +324,7 @@ class Memory:
         if traces is not None:
             self.add_traces(traces)
         with self._writes:  # versions are numbered from what is stored: one writer at a time
-            report = self.learner.learn(self.store, namespace, progress)  # procmem.memory_learn
+            report = self.learner.learn(self.store, namespace, progress)  # procmem.services.learn
             self.tool_schemas.flag_learned(report.created + report.updated)
         self.searcher.embed_new(report.created + report.updated, progress)  # no lock held
         return report

@@ -2,7 +2,7 @@
 
 ``areplay``, ``aresume`` and ``areplay_plan`` drive the replay core with the async
 driver (tools and resolvers may be coroutines); they are written in
-:mod:`procmem.memory_replay` and :mod:`procmem.memory_plans`. Every other public
+:mod:`procmem.services.replay` and :mod:`procmem.services.plans`. Every other public
 method ``m`` has a twin ``am`` made by :func:`twin`: it runs ``m`` in a worker
 thread (:func:`asyncio.to_thread`), so the event loop never blocks on the store
 or on learning.

@@ -18,10 +18,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .errors import Unauthorized
-from .http_guard import current_principal
-from .keys import DEFAULT_TENANT, KeyRing, check_tenant
+from .core.errors import Unauthorized
 from .memory import Memory
+from .security.http_guard import current_principal
+from .security.keys import DEFAULT_TENANT, KeyRing, check_tenant
 from .store import open_store
 from .store.base import Store
 
@@ -55,7 +55,7 @@ class TenantMemories:
             return mem
 
     def current(self) -> Memory:
-        """The memory of the request being served (:data:`procmem.http_guard.current_principal`).
+        """The memory of the request being served (:data:`security.http_guard.current_principal`).
 
         Raises:
             Unauthorized: No request principal is set.

@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 
 from keyed import rest_client
 from procmem import Memory
-from procmem.mcp_http import tenant_mcp_app
-from procmem.mcp_server import build_server
-from procmem.mcp_tools import FIXED_TOOLS
-from procmem.rest_security import guard_settings
+from procmem.mcp.http import tenant_mcp_app
+from procmem.mcp.server import build_server
+from procmem.mcp.tools import FIXED_TOOLS
+from procmem.rest.security import guard_settings
 from procmem.tenants import TenantMemories
 
 SAMPLE = Path(__file__).parent.parent / "data" / "tau_retail_sample.jsonl"

@@ -4,7 +4,7 @@ Hypothesis writes at least 2,000 files (4 formats x 500 examples): transcripts o
 random shape (right keys, wrong types), deep nesting, lone surrogates, truncated
 and non-UTF-8 lines. Each goes through the importer (``import_transcripts``,
 ``skip_invalid`` on and off) and what it returns through ``Memory.add_traces``.
-The only exceptions allowed are :class:`procmem.errors.ProcmemError`; when
+The only exceptions allowed are :class:`procmem.core.errors.ProcmemError`; when
 ``add_traces`` refuses a batch, the store holds exactly what it held before.
 
 The full run (2,000 files, about 40 s) is the ``slow`` lane:
@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from procmem import Memory
-from procmem.errors import ProcmemError
-from procmem.importers import import_transcripts
+from procmem.core.errors import ProcmemError
+from procmem.formats.importers import import_transcripts
 
 FORMATS = ["procmem", "openai-chat", "openai-responses", "anthropic"]
 # examples per format: 50 in the default lane, 500 (2,000 files in all) in the slow lane

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from procmem import Memory
 from procmem.cli import main
-from procmem.errors import Conflict, NotFound, Unauthorized, UsageError
-from procmem.keys import SCOPES, ApiKey, KeyRing, check_scopes, check_tenant, hash_secret
+from procmem.core.errors import Conflict, NotFound, Unauthorized, UsageError
+from procmem.security.keys import SCOPES, ApiKey, KeyRing, check_scopes, check_tenant, hash_secret
 from procmem.store import SQLiteStore, open_store, tenant_location
 
 SAMPLE = Path(__file__).parent.parent / "data" / "tau_retail_sample.jsonl"

@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from procmem import Memory
 from procmem.cli import main
-from procmem.errors import InvalidProcedure, InvalidTrace, LimitExceeded, UsageError
-from procmem.export import to_json
-from procmem.limits import Limits
-from procmem.model import Extractor, Param, Procedure, Step, Trace
-from procmem.safe_regex import anchored_spans, budget, over_budget, shape_spans
-from procmem.toolspec import load_tools
-from procmem.traceio import write_traces
+from procmem.core.errors import InvalidProcedure, InvalidTrace, LimitExceeded, UsageError
+from procmem.core.model import Extractor, Param, Procedure, Step, Trace
+from procmem.formats.export import to_json
+from procmem.formats.toolspec import load_tools
+from procmem.formats.traceio import write_traces
+from procmem.security.limits import Limits
+from procmem.security.safe_regex import anchored_spans, budget, over_budget, shape_spans
 
 
 def _trace(n_steps: int, tid: str = "big") -> Trace:

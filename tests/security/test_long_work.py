@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from keyed import rest_client
+from procmem.core.model import Trace, TraceStep
 from procmem.memory import Memory
-from procmem.model import Trace, TraceStep
 
 
 def _traces() -> list[Trace]:
@@ -134,7 +134,7 @@ def test_health_answers_while_a_job_runs_and_the_job_is_its_tenants_only(
 
 def test_a_failing_job_ends_failed_with_our_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from procmem.errors import LimitExceeded
+    from procmem.core.errors import LimitExceeded
 
     def refuse(self: Memory, *args: Any, **kwargs: Any) -> Any:
         raise LimitExceeded("procedures in this store (one tenant)", 2, 1)
@@ -148,7 +148,7 @@ def test_a_failing_job_ends_failed_with_our_error(
 
 
 def test_prefer_header_parsing_follows_rfc_7240() -> None:
-    from procmem.rest_jobs import respond_async
+    from procmem.rest.jobs import respond_async
     assert respond_async("respond-async")
     assert respond_async("return=minimal, Respond-Async; foo=1")
     assert respond_async("wait=10, respond-async")
@@ -157,8 +157,8 @@ def test_prefer_header_parsing_follows_rfc_7240() -> None:
 
 
 def test_the_job_runner_runs_in_order_and_forgets_old_finished_jobs() -> None:
-    from procmem.errors import NotFound
-    from procmem.jobs import JobRunner
+    from procmem.core.errors import NotFound
+    from procmem.security.jobs import JobRunner
     runner = JobRunner(keep=2)
     seen: list[int] = []
     try:

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from procmem import Memory
-from procmem.mcp_http import mcp_scope_of, tenant_mcp_app
-from procmem.mcp_server import build_server
-from procmem.rest_security import guard_settings
+from procmem.mcp.http import mcp_scope_of, tenant_mcp_app
+from procmem.mcp.server import build_server
+from procmem.rest.security import guard_settings
 from procmem.tenants import TenantMemories
 
 SAMPLE = Path(__file__).parent.parent / "data" / "tau_retail_sample.jsonl"

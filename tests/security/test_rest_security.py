@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from procmem import Memory
-from procmem.errors import UsageError
-from procmem.rest import create_app
+from procmem.core.errors import UsageError
+from procmem.rest.app import create_app
 
 SAMPLE = Path(__file__).parent.parent / "data" / "tau_retail_sample.jsonl"
 BASE = "http://127.0.0.1:8765"

@@ -27,8 +27,8 @@ from click.testing import CliRunner
 
 from procmem import Memory
 from procmem.cli import main
-from procmem.model import Trace
-from procmem.traceio import write_traces
+from procmem.core.model import Trace
+from procmem.formats.traceio import write_traces
 from test_importers import BUILDERS
 
 ALNUM = string.ascii_letters + string.digits
@@ -163,7 +163,7 @@ def test_mcp_tool_outputs_hold_no_secret(tmp_path: Path) -> None:
 
     from mcp import Client
 
-    from procmem.mcp_server import build_server
+    from procmem.mcp.server import build_server
 
     with Memory(tmp_path / "mcp.db", embedder=None) as mem:
         mem.learn(TRACES)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from procmem import Memory
-from procmem.model import Procedure
-from procmem.secret_params import contains_marker
+from procmem.core.model import Procedure
+from procmem.security.secret_params import contains_marker
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbm4iLCJpYXQiOjE3MDAwMDAwMDB9."
        "Qm9uZGVkU2lnbmF0dXJlVmFsdWVGb3JUZXN0aW5nMTIzNDU2")
@@ -106,7 +106,7 @@ def test_contains_marker_looks_everywhere() -> None:
 
 
 def test_a_derived_trace_id_is_the_hash_of_the_redacted_record() -> None:
-    from procmem.traceio import trace_id_for
+    from procmem.formats.traceio import trace_id_for
     base = {"task": "log in", "steps": [{"action": "login", "args": {"password": "x"}}]}
     other = {"task": "log in", "steps": [{"action": "login", "args": {"password": "y"}}]}
     # two records that differ only in a secret get one id: the id does not depend on it

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from procmem.errors import Conflict, NotFound, UsageError
-from procmem.model import Evidence, Execution, Trace
+from procmem.core.errors import Conflict, NotFound, UsageError
+from procmem.core.model import Evidence, Execution, Trace
 from procmem.store import Store
 
 from .helpers import T0, proc, step_run

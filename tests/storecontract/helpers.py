@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from procmem.errors import ExecutionBusy
-from procmem.model import Lineage, Param, Procedure, Step, StepRun, Trace, TraceStep
+from procmem.core.errors import ExecutionBusy
+from procmem.core.model import Lineage, Param, Procedure, Step, StepRun, Trace, TraceStep
 from procmem.store import Store
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from procmem.errors import Conflict, ExecutionBusy, NotFound, UsageError
-from procmem.model import Attempt, Evidence, Execution
+from procmem.core.errors import Conflict, ExecutionBusy, NotFound, UsageError
+from procmem.core.model import Attempt, Evidence, Execution
 from procmem.store import Store, index_text
 
 from .helpers import T0, lease_of, proc, step_run
@@ -332,7 +332,7 @@ class KeyContract:
     """API keys: never replaced, revoked for good."""
 
     def test_api_keys_round_trip_are_never_replaced_and_stay_revoked(self, store: Store) -> None:
-        from procmem.keys import ApiKey
+        from procmem.security.keys import ApiKey
 
         first = ApiKey(id=uuid.uuid4().hex[:12], tenant="acme", scopes=("read", "run"),
                        secret_hash="a" * 64, name="agent")

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from hypothesis import given
 
-from procmem.errors import Conflict, NotFound, UsageError
-from procmem.model import Procedure, Trace
-from procmem.procstats import ProcedureStats
+from procmem.core.errors import Conflict, NotFound, UsageError
+from procmem.core.model import Procedure, Trace
+from procmem.core.procstats import ProcedureStats
 from procmem.store import Store
 
 from .helpers import NAMES, T0, fixture_ok, proc, procedures, traces, unique

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from procmem.errors import Conflict, NotFound, StoreError
-from procmem.model import Execution, Trace
+from procmem.core.errors import Conflict, NotFound, StoreError
+from procmem.core.model import Execution, Trace
 from procmem.store import RECORD_PROTOCOLS, Store
 
 from .helpers import proc

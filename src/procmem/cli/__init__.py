@@ -27,7 +27,7 @@ invariants of :mod:`procmem.cli.app`).
 
 from __future__ import annotations
 
-from ..toolspec import load_tools
+from ..formats.toolspec import load_tools
 from . import (  # noqa: F401  (each registers its commands on main)
     browse,
     commands,

@@ -7,7 +7,7 @@ Rendering lives in :mod:`procmem.cli.render` (and ``render_*``).
 
 Invariants:
     * Starting is cheap: this module and the command modules import only the
-      standard library, Click and :mod:`procmem.errors` at import time;
+      standard library, Click and :mod:`procmem.core.errors` at import time;
       ``procmem --version`` and ``--help`` never import numpy, pydantic, rich, the
       models or the evaluator. Commands import what they use when they run. The
       option choices below (:data:`RETRIEVERS`, ...) are copies of the constants
@@ -18,7 +18,7 @@ Invariants:
       ``eval`` and ``demo`` use a temporary in-memory store and never open it.
     * With ``--json`` a command prints plain JSON on stdout and nothing else
       there (progress bars and warnings go to stderr).
-    * A :class:`~procmem.errors.ProcmemError` becomes one line
+    * A :class:`~procmem.core.errors.ProcmemError` becomes one line
       ``error[<code>]: <message>`` on stderr and an exit code chosen by its
       code: usage errors (``usage``, ``invalid_*``, ``param_error``,
       ``unknown_tool``) 2, ``not_found`` 3, ``conflict`` and ``execution_busy`` 4,
@@ -50,15 +50,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ..errors import ProcmemError, UsageError
+from ..core.errors import ProcmemError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..embed import Embedder
+    from ..core.model import Hit, Procedure
     from ..memory import Memory
-    from ..model import Hit, Procedure
-    from ..rerank import Reranker
+    from ..search.embed import Embedder
+    from ..search.rerank import Reranker
 
 __all__ = [
     "DEFAULT_TENANT", "EXIT_CODES", "INTERRUPTED_EXIT", "JSON_OBJECT", "PAUSED_EXIT",
@@ -87,15 +87,15 @@ READ_COMMANDS = frozenset({
 
 # Copies of constants owned by heavier modules (tests/test_cli_startup.py checks them).
 RETRIEVERS = ("bm25", "vector", "hybrid")
-"""First stages of search (:data:`procmem.retrieval.RETRIEVERS`)."""
+"""First stages of search (:data:`procmem.search.retrieval.RETRIEVERS`)."""
 TRANSCRIPT_FORMATS = ("openai-chat", "openai-responses", "anthropic", "procmem")
-"""Formats of ``procmem import`` (:data:`procmem.importers.FORMATS`)."""
+"""Formats of ``procmem import`` (:data:`procmem.formats.importers.FORMATS`)."""
 SCOPES = ("read", "write", "run", "admin")
-"""Scopes of an API key (:data:`procmem.keys.SCOPES`)."""
+"""Scopes of an API key (:data:`procmem.security.keys.SCOPES`)."""
 DEFAULT_TENANT = "default"
-"""The tenant of ``--tenant`` when none is given (:data:`procmem.keys.DEFAULT_TENANT`)."""
+"""The tenant of ``--tenant`` when none is given (:data:`procmem.security.keys.DEFAULT_TENANT`)."""
 TARGET_PRECISION = 0.99
-"""Default ``calibrate --target`` (:data:`procmem.calibration.TARGET_PRECISION`)."""
+"""Default ``calibrate --target`` (:data:`procmem.search.calibration.TARGET_PRECISION`)."""
 
 
 def exit_code(err: ProcmemError) -> int:
@@ -106,9 +106,9 @@ def exit_code(err: ProcmemError) -> int:
 
 
 def fail(code: str, message: str, status: int) -> NoReturn:
-    """Print ``error[<code>]: <message>`` (on one line, :func:`procmem.serialize.error_line`)
+    """Print ``error[<code>]: <message>`` (on one line, :func:`formats.serialize.error_line`)
     on stderr and exit with ``status``."""
-    from ..serialize import error_line  # only on failure: --help stays light
+    from ..formats.serialize import error_line  # only on failure: --help stays light
 
     click.echo(error_line(code, message), err=True)
     sys.exit(status)
@@ -155,7 +155,7 @@ class _Group(click.Group):
             core = sys.modules.get("pydantic_core")
             if core is None or not isinstance(err, core.ValidationError):
                 raise
-            from ..serialize import error_of
+            from ..formats.serialize import error_of
 
             fail(*error_of(err)[:2], 2)
 
@@ -213,7 +213,7 @@ def emit(data: Any) -> None:
 
 def make_reranker(spec: str | None) -> Reranker | None:
     """The reranker of ``--reranker`` / ``PROCMEM_RERANKER`` (``OPENAI_API_KEY`` for openai:)."""
-    from ..rerank import reranker_from_spec
+    from ..search.rerank import reranker_from_spec
 
     return reranker_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
 
@@ -222,7 +222,7 @@ def make_embedder(spec: str | None) -> Embedder | str | None:
     """The embedder of ``--embedder`` / ``PROCMEM_EMBEDDER`` (``OPENAI_API_KEY`` for openai:)."""
     if spec is None or spec == "default":
         return "default"
-    from ..embed import embedder_from_spec
+    from ..search.embed import embedder_from_spec
 
     return embedder_from_spec(spec, api_key=os.environ.get("OPENAI_API_KEY"))
 
@@ -278,7 +278,7 @@ def note_renamed(mem: Memory, name: str) -> str:
 
 def all_procedures(mem: Memory, status: str | None = None) -> list[Procedure]:
     """Every procedure (current versions) of ``mem``, optionally of one ``status``, paged."""
-    from ..paging import read_all
+    from ..formats.paging import read_all
 
     return read_all(lambda limit, offset: mem.list_procedures(status=status, limit=limit,
                                                               offset=offset))
@@ -301,8 +301,8 @@ def procedure_summary(proc: Procedure) -> dict[str, Any]:
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
-    """The ``search --json`` record of one hit (:func:`procmem.serialize.hit_record`)."""
-    from ..serialize import hit_record
+    """The ``search --json`` record of one hit (:func:`procmem.formats.serialize.hit_record`)."""
+    from ..formats.serialize import hit_record
 
     return hit_record(rank, hit)
 

@@ -7,8 +7,8 @@ Invariants:
     * Thin adapters over :meth:`procmem.Memory.list_executions`,
       :meth:`~procmem.Memory.get_execution` and :meth:`~procmem.Memory.rename`.
       ``--json`` prints the shapes REST answers: ``GET /executions[/{id}]`` and
-      ``POST /procedures/{name}/rename`` (:class:`~procmem.model.Execution` and
-      :class:`~procmem.model.Procedure` dumped with ``mode="json"``).
+      ``POST /procedures/{name}/rename`` (:class:`~procmem.core.model.Execution` and
+      :class:`~procmem.core.model.Procedure` dumped with ``mode="json"``).
     * ``executions list`` is newest first; ``--status`` filters before
       ``--limit``/``--offset`` page. Read commands never create a store.
     * Settings, errors and exit codes are those of :mod:`procmem.cli.app`.
@@ -23,8 +23,8 @@ import click
 from .app import console, emit, json_option, main, note_renamed, open_memory
 
 if TYPE_CHECKING:
+    from ..core.model import Execution
     from ..memory import Memory
-    from ..model import Execution
 
 __all__: list[str] = []
 

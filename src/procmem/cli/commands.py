@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from ..toolspec import load_tools
+from ..formats.toolspec import load_tools
 from .app import (
     JSON_OBJECT,
     PAUSED_EXIT,
@@ -36,7 +36,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..model import Execution
+    from ..core.model import Execution
 
 __all__: list[str] = []
 
@@ -52,7 +52,7 @@ __all__: list[str] = []
 def learn(ctx: click.Context, file: str, skip_invalid: bool, namespace: str | None,
           as_json: bool) -> None:
     """Import traces from FILE.jsonl (one transaction) and learn procedures from them."""
-    from ..memory_learn import check_namespace
+    from ..services.learn import check_namespace
     from . import render
 
     mem = open_memory(ctx)

@@ -1,5 +1,5 @@
 """``procmem demo``: learn, search, replay and evaluate on the bundled τ-retail sample;
-``procmem sample``: write that sample out (:mod:`procmem.samples`).
+``procmem sample``: write that sample out (:mod:`procmem.formats.samples`).
 
 It registers on :data:`procmem.cli.app.main` when this module is imported (the
 package :mod:`procmem.cli` imports it).
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import NotFound
+from ..core.errors import NotFound
 from .app import (
     all_procedures,
     console,
@@ -31,7 +31,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..model import Procedure, Trace
+    from ..core.model import Procedure, Trace
 
 __all__ = ["DEMO_HOLDOUT", "pick_demo_trace", "sample", "sample_traces"]
 
@@ -43,7 +43,7 @@ def sample_traces() -> list[Trace]:
     """The bundled τ-retail sample (160 traces; see ``procmem/data/tau_retail/README.md``)."""
     from importlib import resources
 
-    from ..traceio import read_traces
+    from ..formats.traceio import read_traces
 
     ref = resources.files("procmem").joinpath("data", "tau_retail", "sample.jsonl")
     with resources.as_file(ref) as path:
@@ -71,7 +71,13 @@ def demo(trace_id: str | None, as_json: bool) -> None:
     """Learn, search, replay and evaluate on bundled real traces (offline, in memory)."""
     from rich.console import Console
 
-    from ..evaluate import Oracle, RecordedEnvironment, count_leaves, evaluate, split_holdout
+    from ..evaluation.evaluate import (
+        Oracle,
+        RecordedEnvironment,
+        count_leaves,
+        evaluate,
+        split_holdout,
+    )
     from ..memory import Memory
     from . import render
 
@@ -163,7 +169,7 @@ def sample(folder: str) -> None:
     FOLDER defaults to ./procmem-sample. Then: procmem learn FOLDER/tau-retail-sample.jsonl,
     or procmem eval --train FOLDER/tau-retail-sample.jsonl --holdout 40.
     """
-    from ..samples import write_sample
+    from ..formats.samples import write_sample
 
     for path in write_sample(folder):
         click.echo(str(path))

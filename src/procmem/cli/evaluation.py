@@ -4,8 +4,8 @@ It registers on :data:`procmem.cli.app.main` when imported (the package
 :mod:`procmem.cli` imports it); the figures are rendered by :mod:`procmem.cli.render`
 and :mod:`procmem.cli.render_eval`.
 
-Invariant: a thin adapter over :func:`procmem.evaluate.evaluate` and
-:func:`procmem.evaluate.leave_one_out`; nothing is written to ``--db``.
+Invariant: a thin adapter over :func:`procmem.evaluation.evaluate.evaluate` and
+:func:`procmem.evaluation.evaluate.leave_one_out`; nothing is written to ``--db``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..retrieval import Retriever
+    from ..search.retrieval import Retriever
 
 __all__: list[str] = []
 
@@ -61,8 +61,8 @@ def eval_cmd(ctx: click.Context, train_path: str, test_path: str | None, holdout
     errors, confident precision and coverage, reliability). Nothing is written
     to --db.
     """
-    from ..evaluate import evaluate, leave_one_out, split_holdout
-    from ..traceio import read_traces
+    from ..evaluation.evaluate import evaluate, leave_one_out, split_holdout
+    from ..formats.traceio import read_traces
     from . import render, render_eval
 
     if sum((test_path is not None, holdout is not None, loo)) != 1:

@@ -1,24 +1,24 @@
 """The export and import commands of the ``procmem`` CLI: ``export``, ``import-skill``.
 
 * ``procmem export NAME [--version N] --format markdown|json|skill [--out PATH]``:
-  Markdown how-to (:func:`procmem.export.to_markdown`) or JSON
-  (:func:`procmem.export.to_json`) on stdout, or in the file ``--out``; an
-  Agent Skills folder (:func:`procmem.skills.export_skill`) under the folder
+  Markdown how-to (:func:`procmem.formats.export.to_markdown`) or JSON
+  (:func:`procmem.formats.export.to_json`) on stdout, or in the file ``--out``; an
+  Agent Skills folder (:func:`procmem.formats.skills.export_skill`) under the folder
   ``--out`` (required for ``skill``).
 * ``procmem export --all --format ... [--status S]``: every procedure (current
   versions, status ``active`` by default): skill folders under ``--out``, a
   JSON array, or the Markdown documents separated by ``---`` lines.
 * ``procmem import-skill FOLDER... [--json]``: each folder, or each skill
   folder inside a folder of skills, becomes a procedure
-  (:func:`procmem.skills.import_skill`) stored with
+  (:func:`procmem.formats.skills.import_skill`) stored with
   :meth:`procmem.Memory.put_procedure` (a new version unless the content is
   unchanged); text-only skills too.
 
 They register on :data:`procmem.cli.main` when this module is imported.
 
 Invariants:
-    * Thin adapters: the behaviour is in :mod:`procmem.export`,
-      :mod:`procmem.skills` and :class:`procmem.Memory`; errors, settings and
+    * Thin adapters: the behaviour is in :mod:`procmem.formats.export`,
+      :mod:`procmem.formats.skills` and :class:`procmem.Memory`; errors, settings and
       exit codes are those of :mod:`procmem.cli` (a bad skill exits 2).
     * ``import-skill`` reads and validates every folder before storing any:
       one invalid skill stores nothing.
@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import Conflict, NotFound, UsageError
+from ..core.errors import Conflict, NotFound, UsageError
 from .app import all_procedures, emit, json_option, main, open_memory
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..core.model import Procedure
     from ..memory import Memory
-    from ..model import Procedure
 
 __all__ = ["FORMATS"]
 
@@ -79,8 +79,8 @@ def _write(out: str | None, text: str) -> None:
 def export_cmd(ctx: click.Context, name: str | None, version: int | None, fmt: str,
                out: str | None, all_: bool, status: str, overwrite: bool) -> None:
     """Export procedure NAME (or --all) as Markdown, JSON or an Agent Skills folder."""
-    from ..export import to_json, to_markdown
-    from ..skills import export_skill, export_skills
+    from ..formats.export import to_json, to_markdown
+    from ..formats.skills import export_skill, export_skills
 
     if (name is None) == (not all_):
         raise click.UsageError("give exactly one of NAME or --all")
@@ -110,7 +110,7 @@ def export_cmd(ctx: click.Context, name: str | None, version: int | None, fmt: s
 
 
 def _import_row(mem: Memory, folder: Path, proc: Procedure) -> dict[str, Any]:
-    from ..skills import is_text_only
+    from ..formats.skills import is_text_only
 
     try:
         before = {v.version for v in mem.list_versions(proc.name)}
@@ -139,8 +139,8 @@ def import_skill_cmd(ctx: click.Context, folders: tuple[str, ...], replace: bool
     exists with other content is refused unless --replace is given (then the
     skill becomes its next version); the same content is left unchanged.
     """
-    from ..memory_versions import same_content
-    from ..skills import find_skill_folders, import_skill
+    from ..formats.skills import find_skill_folders, import_skill
+    from ..services.versions import same_content
 
     skills = [folder for arg in folders for folder in find_skill_folders(arg)]
     procs = [(folder, import_skill(folder)) for folder in skills]

@@ -4,7 +4,7 @@ It registers on :data:`procmem.cli.app.main` when imported (the package
 :mod:`procmem.cli` imports it).
 
 Invariants:
-    * Parsing is :func:`procmem.importers.import_transcripts`; storing is one
+    * Parsing is :func:`procmem.formats.importers.import_transcripts`; storing is one
       :meth:`procmem.Memory.add_traces` call, i.e. one transaction: when a
       transcript is bad and ``--skip-invalid`` is not given, the command fails
       with the file, line and field of the first problem and stores nothing.
@@ -59,7 +59,7 @@ def import_cmd(ctx: click.Context, file: str, fmt: str, skip_invalid: bool, then
     "id"?, "metadata"?}. Tool calls are matched to their results by id.
     --format procmem reads procmem trace JSONL (as `procmem learn` does).
     """
-    from ..importers import import_transcripts
+    from ..formats.importers import import_transcripts
     from . import render
 
     traces, problems = import_transcripts(file, fmt, skip_invalid=skip_invalid)

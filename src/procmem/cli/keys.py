@@ -5,7 +5,7 @@ imports it).
 
 Invariants:
     * Keys live in the memory file's main store (``--db``) for every tenant
-      (:class:`procmem.keys.KeyRing`); a key's text is printed once, by ``create``
+      (:class:`procmem.security.keys.KeyRing`); a key's text is printed once, by ``create``
       (or by a fresh ``serve``), and is never stored or shown again.
     * ``--no-auth`` is refused unless the server binds a loopback address, and
       then says loudly on stderr that anyone on this machine can use the memory.
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .app import DEFAULT_TENANT, SCOPES, emit, json_option, main
 
 if TYPE_CHECKING:
-    from ..keys import ApiKey, KeyRing
+    from ..security.keys import ApiKey, KeyRing
 
 __all__ = ["ensure_key", "keys", "security_options", "warn_no_auth"]
 
@@ -36,7 +36,7 @@ def _record(key: ApiKey) -> dict[str, Any]:
 
 
 def _keyring(ctx: click.Context) -> KeyRing:
-    from ..keys import KeyRing
+    from ..security.keys import KeyRing
     from ..store import open_store
 
     store = open_store(ctx.obj["db"])
@@ -126,7 +126,7 @@ def security_options(fn: F) -> F:
 
 def warn_no_auth(host: str) -> None:
     """Refuse ``--no-auth`` off loopback; else warn loudly on stderr."""
-    from ..rest_security import LOOPBACK
+    from ..rest.security import LOOPBACK
 
     if host not in LOOPBACK:
         raise UsageError(f"--no-auth is only allowed with --host 127.0.0.1 (got {host!r})")
@@ -140,7 +140,7 @@ def ensure_key(location: str, usage: Callable[[str], str]) -> None:
 
     Prints two lines (like Jupyter's token): the key, and ``usage(key)``.
     """
-    from ..keys import KeyRing
+    from ..security.keys import KeyRing
     from ..store import open_store
 
     store = open_store(location)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import NotFound, UsageError
+from ..core.errors import NotFound, UsageError
 from .app import console, emit, json_option, main, open_memory
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def stats(ctx: click.Context, name: str | None, as_json: bool) -> None:
     With NAME: every version of NAME, then each step of its current version
     (runs, failures by error kind, p50/p95 duration, flags such as slow or failing).
     """
-    from ..model import utcnow
+    from ..core.model import utcnow
     from . import render_learning as render
 
     mem = open_memory(ctx)
@@ -113,7 +113,7 @@ def report(ctx: click.Context, execution_id: str, reward: float, source: str, no
     Reliability moves on evidence; a candidate competing with the active
     version may be promoted or demoted by it. Prints what changed.
     """
-    from ..serialize import report_record
+    from ..formats.serialize import report_record
     from . import render_learning as render
 
     mem = open_memory(ctx)
@@ -165,7 +165,7 @@ def optimize(ctx: click.Context, name: str | None, as_json: bool) -> None:
 @click.pass_context
 def history(ctx: click.Context, name: str, as_json: bool) -> None:
     """Every version of NAME: status, origin, verification, runs and reliability."""
-    from ..model import utcnow
+    from ..core.model import utcnow
     from . import render_learning as render
 
     rows = open_memory(ctx).history(name)

@@ -1,14 +1,14 @@
 """``procmem mcp``: serve the memory over MCP (stdio, or streamable HTTP with ``--http``).
 
 Registers on :data:`procmem.cli.app.main` when imported (the package
-:mod:`procmem.cli` imports it). The server itself is :mod:`procmem.mcp_server`.
+:mod:`procmem.cli` imports it). The server itself is :mod:`procmem.mcp.server`.
 
 Invariants:
     * The ``mcp`` SDK is imported only when the command runs; without it the
       command fails with ``error[missing_extra]`` naming ``pip install -e
       '.[mcp]'`` in a clone, and the rest of the CLI works.
     * Over stdio nothing but MCP messages is written to stdout; logs go to stderr.
-    * Over HTTP every request needs an API key (:mod:`procmem.mcp_http`); a fresh
+    * Over HTTP every request needs an API key (:mod:`procmem.mcp.http`); a fresh
       memory gets one, printed with how to use it; ``--no-auth`` only on 127.0.0.1.
 """
 
@@ -46,7 +46,7 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
     """
     import logging
 
-    from .. import mcp_server  # raises MissingExtra without the mcp SDK
+    from ..mcp import server as mcp_server  # raises MissingExtra without the mcp SDK
 
     logging.basicConfig(level=logging.WARNING, format="procmem mcp: %(levelname)s %(message)s")
     mem = open_memory(ctx)
@@ -55,8 +55,8 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
         if not use_http:
             mcp_server.run(mcp_server.build_server(mem, tool_prefix=tool_prefix))
             return
-        from ..mcp_http import tenant_mcp_app
-        from ..rest_security import guard_settings
+        from ..mcp.http import tenant_mcp_app
+        from ..rest.security import guard_settings
         from ..tenants import TenantMemories
 
         if no_auth:

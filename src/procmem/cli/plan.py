@@ -6,9 +6,9 @@ It registers on :data:`procmem.cli.app.main` when imported (the package
 Invariants:
     * A thin adapter over :meth:`procmem.Memory.plan`; settings, errors and exit
       codes are those of :mod:`procmem.cli`. It never loads or calls a tool.
-    * ``--json`` prints :meth:`procmem.planning.Plan.to_json` (the shape REST and
+    * ``--json`` prints :meth:`procmem.induction.planning.Plan.to_json` (the shape REST and
       MCP serve too) and nothing else on stdout; with ``--multi``,
-      :meth:`procmem.multiplan.TaskPlan.to_json` (one plan per request when one
+      :meth:`procmem.services.multiplan.TaskPlan.to_json` (one plan per request when one
       procedure does not cover the task). Exit code 0 whether or not the plan would
       pause, and when nothing fits (the plan says so).
 """

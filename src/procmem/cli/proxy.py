@@ -2,7 +2,7 @@
 
 ``procmem proxy [--db PATH] -- COMMAND [ARGS...]`` serves MCP over stdio and
 starts ``COMMAND ARGS...`` as the upstream MCP server (see
-:mod:`procmem.mcp_proxy`). It registers on :data:`procmem.cli.app.main` when
+:mod:`procmem.mcp.proxy`). It registers on :data:`procmem.cli.app.main` when
 imported.
 
 Invariants:
@@ -11,7 +11,7 @@ Invariants:
       environment (so e.g. ``MEMORY_FILE_PATH`` reaches an upstream memory server).
     * stdout belongs to the MCP protocol: nothing else is printed there; errors
       follow :mod:`procmem.cli` (one ``error[<code>]: ...`` line on stderr).
-    * A missing ``mcp`` package raises :class:`~procmem.errors.MissingExtra`
+    * A missing ``mcp`` package raises :class:`~procmem.core.errors.MissingExtra`
       naming ``pip install -e '.[mcp]'`` (in a clone).
 """
 
@@ -21,7 +21,7 @@ import os
 
 import click
 
-from ..errors import MissingExtra
+from ..core.errors import MissingExtra
 from .app import main
 
 __all__ = ["proxy"]
@@ -48,7 +48,7 @@ def proxy(ctx: click.Context, db: str | None, no_redact: bool, command: tuple[st
     try:
         import anyio
 
-        from ..mcp_proxy import serve_proxy
+        from ..mcp.proxy import serve_proxy
     except ImportError as err:
         raise MissingExtra("procmem proxy (MCP)", "mcp") from err
     from ..memory import Memory

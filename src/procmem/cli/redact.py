@@ -1,7 +1,7 @@
 """``procmem redact``: scrub secrets out of an existing memory, and say what changed.
 
 Uses :func:`procmem.store.scrub.scrub_sqlite` with the memory's redaction rules
-(:mod:`procmem.redaction`), plus any ``--pattern NAME=REGEX`` (RE2 syntax).
+(:mod:`procmem.security.redaction`), plus any ``--pattern NAME=REGEX`` (RE2 syntax).
 
 Invariants:
     * ``--dry-run`` writes nothing; its report equals the real run's.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .app import emit, json_option, main, open_memory
 
 __all__ = ["redact"]
@@ -30,7 +30,7 @@ def redact(ctx: click.Context, dry_run: bool, patterns: tuple[str, ...], as_json
     Rewrites the changed records in place, rebuilds the search index and
     compacts the database file (VACUUM) so no old copy stays in it.
     """
-    from ..redaction import Redactor
+    from ..security.redaction import Redactor
     from ..store import scrub_store
 
     extra: dict[str, str] = {}

@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from ..model import Execution, Hit, Need, Procedure, StepRun
-from ..template import is_ref, join_pointer
+from ..core.model import Execution, Hit, Need, Procedure, StepRun
+from ..core.template import is_ref, join_pointer
 
 __all__ = [
     "FIGURES",
@@ -501,7 +501,7 @@ def figures_table(figures: Mapping[str, Any], *, title: str = "evaluation") -> T
 def cases_table(cases: Sequence[Mapping[str, Any]], *, title: str = "per test trace") -> Table:
     """One row per evaluated test trace: what it does, where its procedure ranked, the replay.
 
-    ``cases`` are :attr:`procmem.evaluate.EvalReport.cases`.
+    ``cases`` are :attr:`procmem.evaluation.evaluate.EvalReport.cases`.
     """
     table = Table(title=title, title_justify="left")
     table.add_column("trace", overflow="fold")
@@ -529,7 +529,7 @@ def cases_table(cases: Sequence[Mapping[str, Any]], *, title: str = "per test tr
 
 def calibration_table(record: dict[str, Any]) -> Table:
     """``procmem calibrate``: one row per retriever (see
-    :func:`procmem.serialize.calibration_record`)."""
+    :func:`procmem.formats.serialize.calibration_record`)."""
     table = Table(title=f"calibration: {record['folds']}-fold cross-validation of "
                         f"{record['traces']} trace(s)")
     for col in ("retriever", "threshold", "cv precision", "cv coverage", "hits (right)"):

@@ -1,4 +1,4 @@
-"""Rich rendering of the ``procmem eval`` safety figures (see :mod:`procmem.evaluate`).
+"""Rich rendering of the ``procmem eval`` safety figures (see :mod:`procmem.evaluation.evaluate`).
 
 The retrieval and replay figures are drawn by :func:`procmem.cli.render.figures_table`;
 this module draws what an agent trusting procmem would risk: silent errors,
@@ -43,7 +43,7 @@ def safety_view(figures: Mapping[str, Any]) -> Group:
     """The safety figures, supplied precision by source and the reliability table.
 
     Args:
-        figures: :meth:`procmem.evaluate.EvalReport.figures`.
+        figures: :meth:`procmem.evaluation.evaluate.EvalReport.figures`.
     """
     table = Table(title="what an agent trusting procmem would risk", title_justify="left")
     table.add_column("figure", style="bold")

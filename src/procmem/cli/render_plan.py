@@ -1,4 +1,4 @@
-"""Rich rendering of plans (:mod:`procmem.planning`) for ``procmem plan``.
+"""Rich rendering of plans (:mod:`procmem.induction.planning`) for ``procmem plan``.
 
 Invariants: nothing here opens a store, reads the environment or decides exit
 codes; values from tasks and traces are wrapped in :class:`rich.text.Text`,
@@ -11,8 +11,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..multiplan import TaskPlan
-from ..planning import Plan, PlanStep, PlanValue
+from ..induction.planning import Plan, PlanStep, PlanValue
+from ..services.multiplan import TaskPlan
 from .render import short, task_panel
 
 __all__ = ["plan_view", "task_plan_view"]

@@ -1,4 +1,4 @@
-"""``procmem serve``: run the REST API (:mod:`procmem.rest`) with uvicorn.
+"""``procmem serve``: run the REST API (:mod:`procmem.rest.app`) with uvicorn.
 
 The command registers on :data:`procmem.cli.app.main` when this module is imported
 (the package :mod:`procmem.cli` imports it).
@@ -8,7 +8,7 @@ Invariants:
       group's ``--db`` (or ``PROCMEM_DB``); the server opens that memory once
       and closes it when it stops.
     * It listens on 127.0.0.1 unless ``--host`` says otherwise, and requires an
-      API key (:mod:`procmem.rest_security`); a fresh memory with no key gets one,
+      API key (:mod:`procmem.rest.security`); a fresh memory with no key gets one,
       printed once with how to use it (:func:`procmem.cli.keys.ensure_key`).
       ``--no-auth`` exists only on 127.0.0.1 and warns loudly.
     * Without the ``server`` extra it fails with ``error[missing_extra]`` naming
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import MissingExtra
+from ..core.errors import MissingExtra
 from .app import main, progress_bar
 from .keys import ensure_key, security_options, warn_no_auth
 
@@ -54,7 +54,7 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
         import uvicorn
     except ImportError as err:
         raise MissingExtra("the REST server", "server") from err
-    from ..rest import create_app
+    from ..rest.app import create_app
 
     location = db or ctx.obj["db"]
     if no_auth:

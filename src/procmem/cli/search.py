@@ -28,7 +28,7 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from ..retrieval import Retriever
+    from ..search.retrieval import Retriever
 
 __all__: list[str] = []
 
@@ -117,7 +117,7 @@ def calibrate(ctx: click.Context, folds: int, target_precision: float,
     value it bound are right, and ``confident`` means it clears the threshold at
     which the cross-validated hits were right --target of the time.
     """
-    from ..serialize import calibration_record
+    from ..formats.serialize import calibration_record
     from . import render
 
     mem = open_memory(ctx)

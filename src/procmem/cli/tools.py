@@ -1,7 +1,7 @@
 """The ``procmem tools`` commands: import, list and check tool schemas; show tool flags.
 
 Tool schemas are OpenAI function schemas (e.g. ``data/tau-retail/tools.json``);
-see :mod:`procmem.toolschema` for the format and the checks. The commands
+see :mod:`procmem.formats.toolschema` for the format and the checks. The commands
 register on :data:`procmem.cli.app.main` when this module is imported (the package
 :mod:`procmem.cli` imports it).
 

@@ -6,8 +6,8 @@ They register on :data:`procmem.cli.app.main` when imported (the package
 Invariants:
     * Thin adapters over :meth:`procmem.Memory.list_traces`, :meth:`~procmem.Memory.get_trace`,
       :meth:`~procmem.Memory.trace_impact` and :meth:`~procmem.Memory.delete_trace`;
-      the JSON shapes are the ones REST answers (:func:`procmem.memory_traces.trace_summary`,
-      the trace model itself, :func:`procmem.memory_traces.deletion_json`).
+      the JSON shapes are the ones REST answers (:func:`procmem.services.traces.trace_summary`,
+      the trace model itself, :func:`procmem.services.traces.deletion_json`).
     * ``traces rm`` deletes only with ``--yes``; without it, it says what the
       deletion would change and refuses with a usage error (exit code 2).
     * Trace values are shown as the JSON they are: an object with a ``$`` key is data.
@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .app import console, emit, json_option, main, open_memory
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from ..model import Trace
+    from ..core.model import Trace
 
 __all__: list[str] = []
 
@@ -53,7 +53,7 @@ def list_cmd(ctx: click.Context, limit: int, offset: int, as_json: bool) -> None
     """List stored traces, oldest first (insertion order)."""
     from rich.table import Table
 
-    from ..memory_traces import trace_summary
+    from ..services.traces import trace_summary
 
     rows = [trace_summary(t) for t in open_memory(ctx).list_traces(limit=limit, offset=offset)]
     if as_json:
@@ -97,7 +97,7 @@ def rm(ctx: click.Context, trace_id: str, yes: bool, as_json: bool) -> None:
     Procedure versions are immutable and kept; the next `procmem learn`
     re-induces the trace's group from the traces that remain.
     """
-    from ..memory_traces import deletion_json
+    from ..services.traces import deletion_json
 
     mem = open_memory(ctx)
     impact = mem.trace_impact(trace_id)  # NotFound (exit 3) before anything else

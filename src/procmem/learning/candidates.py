@@ -17,7 +17,7 @@ Invariants:
       inputs give equal candidates except for the ``created_at`` of new versions
       (``procedure.content()``, reason, diff and covers are equal).
     * Every produced procedure validates: each step's args pass
-      :func:`procmem.template.validate` against its params and earlier step ids.
+      :func:`procmem.core.template.validate` against its params and earlier step ids.
     * Step ids are unique within a procedure; kept steps keep their ids.
     * A candidate keeps its base's name, has status ``candidate``, version
       ``base.version + 1`` and ``lineage.parent_version == base.version``, and
@@ -36,11 +36,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import template as tpl
-from ..checks import check_templates
-from ..errors import UsageError
-from ..induce import flatten, leaves, same_value, set_pointer
-from ..model import (
+from ..core import template as tpl
+from ..core.checks import check_templates
+from ..core.errors import UsageError
+from ..core.model import (
     Execution,
     Lineage,
     Param,
@@ -50,6 +49,7 @@ from ..model import (
     Trace,
     TraceStep,
 )
+from ..induction.induce import flatten, leaves, same_value, set_pointer
 from .factor import name_list, plan_factorings, referenced_params, referenced_steps, rewrite_caller
 
 __all__ = ["Candidate", "diff", "factor", "merge", "prune", "repair"]

@@ -4,7 +4,7 @@ Evidence can promote a verified candidate (and so replace the active version)
 or demote it (:mod:`procmem.learning.promote`). :func:`apply_decision` makes such
 a decision's status changes in the store and returns them as :class:`Change`
 records, so that :meth:`procmem.Memory.report` can say what it did and every
-surface (CLI, REST, MCP) prints the same list (:func:`procmem.serialize.change_record`)
+surface (CLI, REST, MCP) prints the same list (:func:`procmem.formats.serialize.change_record`)
 instead of diffing statuses before and after.
 
 Invariants:
@@ -25,7 +25,7 @@ from .promote import PromotionPolicy, decide
 from .stats import VersionStats, p_better
 
 if TYPE_CHECKING:
-    from ..model import Evidence, Procedure
+    from ..core.model import Evidence, Procedure
     from ..store.base import Store
 
 __all__ = ["Change", "ChangeKind", "ReportResult", "apply_decision", "review_candidates"]

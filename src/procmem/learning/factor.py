@@ -30,9 +30,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import template as tpl
-from ..model import Lineage, Procedure, Step
-from ..template import rename_refs
+from ..core import template as tpl
+from ..core.model import Lineage, Procedure, Step
+from ..core.template import rename_refs
 
 __all__ = [
     "Factoring",

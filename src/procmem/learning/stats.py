@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..model import Attempt, Evidence, Execution, Procedure, StepRun, utcnow
-from ..procstats import RunOutcome
+from ..core.model import Attempt, Evidence, Execution, Procedure, StepRun, utcnow
+from ..core.procstats import RunOutcome
 
 __all__ = [
     "EXTERNAL_SOURCES",
@@ -48,7 +48,7 @@ SLOW_FLOOR_MS = 1.0
 class StepStats(BaseModel):
     """How one step of one procedure version has run.
 
-    Every try counts (:attr:`procmem.model.StepRun.history` included): ``runs``
+    Every try counts (:attr:`procmem.core.model.StepRun.history` included): ``runs``
     is the number of tries, so a try that failed before a retry or a resume
     succeeded stays in ``runs``, ``failures`` and ``errors``. ``unknown``
     counts calls whose outcome is unknown (the run stopped after sending them;
@@ -136,7 +136,7 @@ def posterior(executions: Sequence[Execution], evidence: Sequence[Evidence]
 
 
 def outcome_posterior(outcomes: Iterable[RunOutcome]) -> tuple[float, float, int, int]:
-    """:func:`posterior` of executions read as :class:`~procmem.procstats.RunOutcome` rows.
+    """:func:`posterior` of executions read as :class:`~procmem.core.procstats.RunOutcome` rows.
 
     Equal to ``posterior`` of the same executions and evidence (same order, same sums).
     """

@@ -3,12 +3,12 @@
 A candidate version (a repair, prune, merge or factor) may be promoted only
 after it reproduces every recorded run it covers. For each covered trace,
 :func:`verify` replays the candidate with the sans-IO core
-(:func:`procmem.replay.replay_core` driven by :func:`procmem.replay.drive`)
-against a :class:`procmem.recorded.RecordedEnvironment` built from that trace:
+(:func:`procmem.core.replay.replay_core` driven by :func:`procmem.core.replay.drive`)
+against a :class:`procmem.learning.recorded.RecordedEnvironment` built from that trace:
 
-* params are bound from the trace's task text by :func:`procmem.bind.bind_task`
+* params are bound from the trace's task text by :func:`procmem.induction.bind.bind_task`
   (only values found verbatim in the task);
-* the remaining needs are answered by a :class:`procmem.recorded.Oracle` over
+* the remaining needs are answered by a :class:`procmem.learning.recorded.Oracle` over
   the trace, aligned on the candidate's steps with sub-procedures inlined;
 * the trace is *reproduced* when the replay succeeded and issued exactly the
   trace's successful calls (same actions, same args, same order, sub-procedure
@@ -37,14 +37,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..bind import bind_task
-from ..checks import procedure_tree
-from ..drivers import Core, Event, Sleep
-from ..errors import ProcmemError
-from ..model import Execution, Need, Procedure, Step, Trace, utcnow
-from ..recorded import Oracle, RecordedEnvironment
-from ..replay import check_tools, drive, replay_core
-from ..template import references
+from ..core.checks import procedure_tree
+from ..core.drivers import Core, Event, Sleep
+from ..core.errors import ProcmemError
+from ..core.model import Execution, Need, Procedure, Step, Trace, utcnow
+from ..core.replay import check_tools, drive, replay_core
+from ..core.template import references
+from ..induction.bind import bind_task
+from .recorded import Oracle, RecordedEnvironment
 
 __all__ = ["Verification", "verify"]
 
@@ -238,7 +238,7 @@ def _key_prefix(key: str) -> str:
 
 
 class _TreeOracle:
-    """An :class:`~procmem.recorded.Oracle` for a candidate with sub-procedures.
+    """An :class:`~procmem.learning.recorded.Oracle` for a candidate with sub-procedures.
 
     Needs of a sub-procedure run by step ``S`` (keys prefixed ``S/``) are mapped
     to the inlined step ``S/ID``; a param need is turned into the first place the

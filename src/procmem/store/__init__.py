@@ -25,8 +25,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import MissingExtra, UsageError
-from ..keys import DEFAULT_TENANT, check_tenant
+from ..core.errors import MissingExtra, UsageError
+from ..security.keys import DEFAULT_TENANT, check_tenant
 from .base import (
     RECORD_PROTOCOLS,
     AliasRecords,
@@ -48,7 +48,7 @@ from .base import (
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from ..redaction import Redactor
+    from ..security.redaction import Redactor
     from .scrub import ScrubReport
 
 __all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
@@ -69,7 +69,7 @@ def tenant_location(path: str, tenant: str) -> str:
 
     Args:
         path: A SQLite file path, or ``":memory:"``.
-        tenant: A tenant name (:data:`procmem.keys.TENANT_PATTERN`).
+        tenant: A tenant name (:data:`procmem.security.keys.TENANT_PATTERN`).
 
     Returns:
         ``path`` for the default tenant and for ``":memory:"``, else

@@ -12,8 +12,8 @@ import sqlite3
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, NotFound, UsageError
-from ..model import utcnow
+from ..core.errors import Conflict, NotFound, UsageError
+from ..core.model import utcnow
 from .common import timestamp
 
 __all__ = ["AliasSQL"]

@@ -22,7 +22,7 @@ Invariants (every backend; checked by the contract suite):
       at most the step in flight. It replaces the row of ``(execution id,
       index)``; the replay core puts a step run again only with every earlier
       try kept in its ``history`` (tries are append-only, see
-      :class:`procmem.model.StepRun`).
+      :class:`procmem.core.model.StepRun`).
     * **Name order.** Every result said to be "by name" is in Unicode
       code-point order of the names (Python's ``sorted`` of ``str``; SQLite's
       default ``BINARY`` collation of UTF-8; PostgreSQL needs ``COLLATE "C"``),
@@ -59,9 +59,9 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..keys import ApiKey
-from ..model import Evidence, Execution, Procedure, StepRun, Trace
-from ..procstats import ProcedureStats, RunOutcome
+from ..core.model import Evidence, Execution, Procedure, StepRun, Trace
+from ..core.procstats import ProcedureStats, RunOutcome
+from ..security.keys import ApiKey
 from .aliases import AliasRecords
 
 __all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
@@ -333,7 +333,7 @@ class LeaseRecords(Protocol):
         * an expired lease is free: anyone may take it.
 
     The store does not check leases on ``put_execution``/``put_step_run``: the
-    run that holds the lease renews it before it writes (see :mod:`procmem.lease`).
+    run that holds the lease renews it before it writes (see :mod:`procmem.services.lease`).
     """
 
     def acquire_lease(self, execution_id: str, owner: str, *, lease_s: float,
@@ -479,7 +479,7 @@ class ToolSchemaRecords(Protocol):
 
 @runtime_checkable
 class KeyRecords(Protocol):
-    """API keys (:mod:`procmem.keys`; kept in the main file, for every tenant)."""
+    """API keys (:mod:`procmem.security.keys`; kept in the main file, for every tenant)."""
 
     def put_api_key(self, key: ApiKey) -> None:
         """Store a new key: its id, tenant, scopes and secret hash, never the secret.

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import UsageError
-from ..model import Procedure, Trace
-from ..procstats import STATS_FIELDS
+from ..core.errors import UsageError
+from ..core.model import Procedure, Trace
+from ..core.procstats import STATS_FIELDS
 
 __all__ = ["CURRENT_ORDER", "STATUSES", "check_page", "check_status", "procedure_json",
            "timestamp", "trace_content", "version_content"]

@@ -20,8 +20,8 @@ import sqlite3
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from ..model import Trace
+from ..core.errors import UsageError
+from ..core.model import Trace
 from .base import TraceChanges
 
 __all__ = ["TraceFeedSQL"]

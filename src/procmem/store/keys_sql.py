@@ -2,7 +2,7 @@
 
 Table ``api_keys`` (migration ``0009_api_keys.sql``). Invariants (the rules of
 :class:`procmem.store.base.Store`):
-    * A key's secret is never stored; only :func:`procmem.keys.hash_secret` of it.
+    * A key's secret is never stored; only :func:`procmem.security.keys.hash_secret` of it.
     * ``put_api_key`` never replaces a key: an id stored already is a ``Conflict``.
     * ``revoke_api_key`` sets ``revoked_at`` once; nothing clears it.
 """
@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict
-from ..keys import ApiKey
-from ..model import utcnow
+from ..core.errors import Conflict
+from ..core.model import utcnow
+from ..security.keys import ApiKey
 from .common import timestamp
 
 __all__ = ["KeysSQL"]

@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExecutionBusy, NotFound, UsageError
-from ..model import utcnow
+from ..core.errors import ExecutionBusy, NotFound, UsageError
+from ..core.model import utcnow
 from .common import timestamp
 
 __all__ = ["LeaseSQL"]

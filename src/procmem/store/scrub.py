@@ -1,14 +1,14 @@
 """Scrub secrets out of an existing SQLite store (``procmem redact``).
 
 Stores written before redaction covered every ingest path may hold secrets in
-clear. :func:`scrub_sqlite` runs a :class:`~procmem.redaction.Redactor` over every
+clear. :func:`scrub_sqlite` runs a :class:`~procmem.security.redaction.Redactor` over every
 record that holds text a user or a tool produced, rewrites the changed rows in
 place in one transaction, rebuilds the keyword index, drops saved search indexes
 (they hold the terms), then checkpoints the WAL and ``VACUUM``\\ s so the old text
 is not left in free pages of the database file.
 
 Records scanned: traces (and their ``task`` column), every procedure version
-(redacted literals become secret params, :func:`procmem.secret_params.secretize`),
+(redacted literals become secret params, :func:`procmem.security.secret_params.secretize`),
 executions and their step runs, evidence, verifications and procedure notes.
 
 Invariants:
@@ -25,10 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
-from ..model import Procedure, Trace
-from ..redaction import Redactor
-from ..secret_params import secretize
+from ..core.errors import UsageError
+from ..core.model import Procedure, Trace
+from ..security.redaction import Redactor
+from ..security.secret_params import secretize
 from .base import Store
 from .common import procedure_json
 from .sqlite import SQLiteStore
@@ -133,7 +133,7 @@ def scrub_sqlite(store: Store, redactor: Redactor, *, dry_run: bool = False) -> 
 
     Args:
         store: The store (``Memory.store``); a SQLite store only.
-        redactor: The rules (:class:`procmem.redaction.Redactor`).
+        redactor: The rules (:class:`procmem.security.redaction.Redactor`).
         dry_run: Report what would change; write nothing.
 
     Returns:

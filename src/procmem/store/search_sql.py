@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UsageError
-from ..model import utcnow
-from ..texthash import text_hash
+from ..core.errors import UsageError
+from ..core.model import utcnow
+from ..core.texthash import text_hash
 from .common import CURRENT_ORDER, check_page, timestamp
 
 __all__ = ["INDEX_LOG_KEEP", "SearchSQL", "log_index_change", "text_hash"]

@@ -46,8 +46,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import Conflict, NotFound, StoreError, StoreUnavailable
-from ..model import Evidence, Execution, Procedure, StepRun, Trace
+from ..core.errors import Conflict, NotFound, StoreError, StoreUnavailable
+from ..core.model import Evidence, Execution, Procedure, StepRun, Trace
 from .aliases_sql import AliasSQL
 from .base import index_text
 from .common import CURRENT_ORDER as _CURRENT_ORDER

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
-from ..procstats import ProcedureStats, RunOutcome
+from ..core.errors import UsageError
+from ..core.procstats import ProcedureStats, RunOutcome
 
 __all__ = ["StatsSQL"]
 

@@ -6,7 +6,7 @@ replaced) and ``procedure_notes`` (append-only notes about procedure names).
 
 Invariants:
     * A tool schema is stored as its canonical JSON's SHA-256 (``hash``, see
-      :func:`procmem.toolschema.schema_hash`) plus the JSON; putting an equal
+      :func:`procmem.formats.toolschema.schema_hash`) plus the JSON; putting an equal
       schema changes nothing, a different one moves the old row to the history first.
     * ``put_tool_schemas`` is one transaction: every schema and every note, or none.
     * Notes for a tool are stored only if that tool was added or changed by the
@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFound, UsageError
-from ..model import utcnow
-from ..toolschema import schema_hash
+from ..core.errors import NotFound, UsageError
+from ..core.model import utcnow
+from ..formats.toolschema import schema_hash
 from .common import timestamp
 from .search_sql import log_index_change
 

@@ -1,6 +1,6 @@
 """The web UI served by ``procmem serve``: see and steer what procmem learned.
 
-Mounted on the REST app by :func:`add_ui_routes` (``procmem.rest.create_app`` calls
+Mounted on the REST app by :func:`add_ui_routes` (``procmem.rest.app.create_app`` calls
 it): same process, same memory, same guard and API keys. Open
 ``http://127.0.0.1:8765/`` (``/`` redirects to ``/ui/``) and sign in with an API key
 (``procmem keys create``: scopes read, write and run); with ``--no-auth`` no sign-in
@@ -48,7 +48,7 @@ def add_ui_routes(app: FastAPI, mem: Memory) -> None:
     Raises:
         MissingExtra: Jinja2 is not installed (``pip install -e '.[server]'``).
     """
-    from ..errors import MissingExtra
+    from ..core.errors import MissingExtra
 
     try:
         import jinja2  # noqa: F401

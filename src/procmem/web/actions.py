@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ..errors import Conflict, UsageError
+from ..core.errors import Conflict, UsageError
 from ..learning.changes import Change, apply_decision
 from ..memory import Memory
 

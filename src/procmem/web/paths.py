@@ -1,6 +1,6 @@
 """Where the web UI lives and what each of its routes needs (no web dependency here).
 
-:mod:`procmem.rest_security` imports these to know the UI's public paths and scopes
+:mod:`procmem.rest.security` imports these to know the UI's public paths and scopes
 without importing Jinja2. See :mod:`procmem.web` for the routes themselves.
 
 Invariants:

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ProcmemError
-from ..http_guard import current_principal
-from ..keys import SCOPES, Principal
+from ..core.errors import ProcmemError
 from ..memory import Memory
-from ..rest_models import NAME_PATTERN, http_status
+from ..rest.models import NAME_PATTERN, http_status
+from ..security.http_guard import current_principal
+from ..security.keys import SCOPES, Principal
 from . import actions, views
 from .paths import CSRF_COOKIE, KEY_COOKIE, STATIC_FILES, UI_PREFIX
 from .session import UiSession, cookie_header
@@ -84,10 +84,10 @@ def _safe_next(target: str | None) -> str:
 
 
 def add_ui_routes(app: "FastAPI", mem: Memory) -> None:
-    """Mount the web UI on ``app`` (the REST app of :func:`procmem.rest.create_app`).
+    """Mount the web UI on ``app`` (the REST app of :func:`procmem.rest.app.create_app`).
 
     Args:
-        app: The app, already secured (:func:`procmem.rest_security.secure_app`): the
+        app: The app, already secured (:func:`procmem.rest.security.secure_app`): the
             UI's session middleware is added outside its guard.
         mem: The request tenant's memory (the REST app's proxy).
 

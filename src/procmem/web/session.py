@@ -1,7 +1,7 @@
 """Browser sessions of the web UI: the API key in a cookie, CSRF by double submit.
 
 :class:`UiSession` is an ASGI middleware placed *outside* the
-:class:`~procmem.http_guard.HttpGuard`. For a path under ``/ui`` it:
+:class:`~procmem.security.http_guard.HttpGuard`. For a path under ``/ui`` it:
 
 1. turns the ``procmem_key`` cookie (HttpOnly, ``SameSite=Strict``, ``Path=/ui``,
    ``Secure`` on https) into ``Authorization: Bearer <key>`` when the request has
@@ -30,7 +30,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from ..http_guard import ASGIApp, Receive, Scope, Send
+from ..security.http_guard import ASGIApp, Receive, Scope, Send
 from .paths import CSRF_COOKIE, CSRF_HEADER, KEY_COOKIE, UI_PREFIX, is_ui_path
 
 __all__ = ["UiSession", "cookie_header", "parse_cookies"]

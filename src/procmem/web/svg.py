@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from ..model import Procedure
-from ..template import inner_refs, references
+from ..core.model import Procedure
+from ..core.template import inner_refs, references
 
 __all__ = ["Edge", "Flow", "bar_chart", "flow_diagram", "flow_of", "line_chart", "timeline"]
 

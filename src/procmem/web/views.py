@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import NotFound
+from ..core.errors import NotFound
+from ..core.model import Execution, Hit
+from ..core.template import join_pointer
+from ..formats.serialize import hit_record
 from ..memory import Memory
-from ..model import Execution, Hit
-from ..serialize import hit_record
-from ..template import join_pointer
 from . import svg
 
 __all__ = ["execution_view", "procedure_view", "procedures_view", "search_view", "short_json",
@@ -80,7 +80,7 @@ def procedures_view(mem: Memory, *, status: str | None = None, flag: str | None 
 def search_view(mem: Memory, task: str, *, status: str | None = "active",
                 limit: int = 5) -> list[dict[str, Any]]:
     """The hits of ``procmem search TASK`` (:meth:`Memory.search`), each as
-    :func:`procmem.serialize.hit_record` plus ``plan``: the hit's
+    :func:`procmem.formats.serialize.hit_record` plus ``plan``: the hit's
     :meth:`Memory.plan` as JSON (the bound values with their sources, pauses, summary).
     """
     hits: list[Hit] = mem.search(task, limit=limit, status=status)

@@ -1,0 +1,5 @@
+"""Formats: reading and writing traces, transcripts, skills and tool schemas; one serializer per
+shape.
+
+See ``docs/architecture.md`` for the map of subsystems and the import rules.
+"""
