@@ -1,6 +1,7 @@
-"""The house rules of issue "Clear rooms", checked on the source: no import cycle, no
-module over 600 lines, no module importing another module's private name, and nothing
-outside ``procmem/store/`` importing a store backend module."""
+"""The house rules of issue "Clear rooms", checked on the source (``docs/architecture.md``):
+no import cycle, no module over 600 lines, no module importing another module's private
+name, nothing outside ``procmem/store/`` importing a store backend module, and the folders
+are the subsystems, with imports pointing down."""
 
 from __future__ import annotations
 
@@ -123,3 +124,48 @@ def test_nothing_above_the_store_imports_a_backend_module() -> None:
 
 def test_the_checks_see_the_house() -> None:
     assert len(MODULES) > 80 and "procmem.memory" in MODULES and "procmem.store.sqlite" in MODULES
+
+
+FACADE = {"procmem", "procmem.__main__", "procmem.memory", "procmem.memory_async",
+          "procmem.tenants"}
+BELOW_FACADE = {"core", "induction", "search", "learning", "formats", "security", "store",
+                "services"}
+ADAPTERS = {"cli", "rest", "mcp", "web"}
+SUBSYSTEMS = BELOW_FACADE | ADAPTERS | {"evaluation"}
+
+
+def _folder(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def test_the_folders_are_the_subsystems() -> None:
+    loose = {m for m, p in MODULES.items()
+             if m.count(".") == 1 and p.name != "__init__.py" and m not in FACADE}
+    assert loose == set(), "a module at the top level of procmem/ that is not the facade"
+    assert {_folder(m) for m in MODULES if m not in FACADE} == SUBSYSTEMS
+
+
+def test_core_imports_only_core() -> None:
+    allowed = {"procmem.security.secret_params"}  # a replay never sends a redacted value
+    out = [(m, t) for m, p in MODULES.items() if _folder(m) == "core"
+           for t, _ in _imports(m, p, top_level=False)
+           if t.startswith("procmem.") and _folder(t) != "core" and t not in allowed]
+    assert out == []
+
+
+def test_imports_point_down() -> None:
+    """Nothing below the adapters imports one; nothing below the facade imports it at
+    module level (a function may drive a scratch ``Memory``)."""
+    up = []
+    for module, path in MODULES.items():
+        folder = _folder(module)
+        if folder in ADAPTERS or module in FACADE or folder == "evaluation":
+            continue
+        for target, _ in _imports(module, path, top_level=False):
+            if target.startswith("procmem.") and _folder(target) in ADAPTERS:
+                up.append((module, target))
+        if folder in BELOW_FACADE:
+            for target, _ in _imports(module, path, top_level=True):
+                if target in FACADE - {"procmem"}:
+                    up.append((module, target))
+    assert up == []
