@@ -43,6 +43,7 @@ from procmem.core.errors import (
 from procmem.core.model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
 from procmem.core.procstats import ProcedureStats, RunOutcome
 from procmem.formats.toolschema import schema_hash
+from procmem.security.jobs import Job
 from procmem.security.keys import ApiKey
 from procmem.store import TraceChanges, index_text
 from procmem.store.common import (
@@ -85,6 +86,7 @@ class _State:
     note_id: int = 0
     keys: dict[str, ApiKey] = field(default_factory=dict)  # its dump leaves out the hash
     aliases: dict[str, str] = field(default_factory=dict)  # old name -> new name
+    jobs: dict[str, str] = field(default_factory=dict)  # id -> json
     store_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def snapshot(self) -> _State:
@@ -665,6 +667,35 @@ class DictStore:
                 return False
             s.keys[key_id] = key.model_copy(update={"revoked_at": utcnow()})
             return True
+
+    # -------------------------------------------------------------------- jobs
+
+    def put_job(self, job: Job) -> None:
+        with self._write() as s:
+            s.jobs[job.id] = job.model_dump_json()
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._read() as s:
+            text = s.jobs.get(job_id)
+        return None if text is None else Job.model_validate_json(text)
+
+    def list_jobs(self, *, limit: int = 100) -> list[Job]:
+        if limit < 1:
+            raise UsageError(f"limit must be positive (got {limit})")
+        with self._read() as s:
+            jobs = [Job.model_validate_json(t) for t in s.jobs.values()]
+        jobs.sort(key=lambda j: (timestamp(j.created_at), j.id), reverse=True)
+        return jobs[:limit]
+
+    def prune_jobs(self, keep: int) -> int:
+        if keep < 0:
+            raise UsageError(f"keep must not be negative (got {keep})")
+        finished = [j for j in self.list_jobs(limit=1 << 30)
+                    if j.status in ("succeeded", "failed")]
+        with self._write() as s:
+            for job in finished[keep:]:
+                del s.jobs[job.id]
+        return len(finished[keep:])
 
     # ------------------------------------------------------------- statistics
 

@@ -4,6 +4,7 @@ default"): it runs on its own connection to the store, and /health only asks the
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,9 @@ def test_prefer_header_parsing_follows_rfc_7240() -> None:
 def test_the_job_runner_runs_in_order_and_forgets_old_finished_jobs() -> None:
     from procmem.core.errors import NotFound
     from procmem.security.jobs import JobRunner
-    runner = JobRunner(keep=2)
+    from procmem.store import open_store
+    store = open_store(":memory:")
+    runner = JobRunner(lambda tenant: store, keep=2)
     seen: list[int] = []
     try:
         ids = [runner.submit("k", "t", lambda p, n=n: (seen.append(n), {"n": n})[1]).id
@@ -174,3 +177,84 @@ def test_the_job_runner_runs_in_order_and_forgets_old_finished_jobs() -> None:
             runner.get("other", ids[-1])
     finally:
         runner.close()
+        store.close()
+
+
+def test_a_job_is_seen_alike_by_every_process_on_the_store(tmp_path: Path) -> None:
+    """Two runners on one SQLite file stand for two server processes behind a load
+    balancer: the job one of them runs is read, with its progress, through the other."""
+    from procmem.security.jobs import JobRunner
+    from procmem.store import open_store
+    path = str(tmp_path / "shared.db")
+    first, second = open_store(path), open_store(path)
+    go = threading.Event()
+    at_half = threading.Event()
+
+    def work(progress: Any) -> dict[str, Any]:
+        progress(1, 2)
+        at_half.set()
+        assert go.wait(30)
+        progress(2, 2)
+        return {"done": True}
+
+    runner_a = JobRunner(lambda tenant: first, progress_s=0.0)
+    runner_b = JobRunner(lambda tenant: second)
+    try:
+        job = runner_a.submit("learn", "default", work)
+        assert at_half.wait(30)
+        seen = runner_b.get("default", job.id)
+        assert (seen.status, seen.progress.done, seen.progress.total) == ("running", 1, 2)
+        assert [j.id for j in runner_b.list("default")] == [job.id]
+        go.set()
+        done = runner_b.wait("default", job.id, timeout=30)
+        assert done.status == "succeeded" and done.result == {"done": True}
+    finally:
+        go.set()
+        runner_a.close()
+        runner_b.close()
+        first.close()
+        second.close()
+
+
+def test_a_job_whose_process_stopped_reads_as_lost_not_running_forever() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from procmem.security.jobs import Job, JobRunner
+    from procmem.store import open_store
+    store = open_store(":memory:")
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    store.put_job(Job(id="a" * 32, kind="learn", tenant="default", status="running",
+                      created_at=long_ago, started_at=long_ago, heartbeat_at=long_ago))
+    runner = JobRunner(lambda tenant: store, heartbeat_s=1, stale_s=60)
+    try:
+        job = runner.get("default", "a" * 32)
+        assert job.status == "failed" and job.error is not None
+        assert job.error["code"] == "lost" and "no heartbeat" in job.error["message"]
+        assert store.get_job("a" * 32).status == "running"  # type: ignore[union-attr]
+    finally:
+        runner.close()
+        store.close()
+
+
+def test_a_running_job_keeps_its_heartbeat_and_close_cancels_the_queue() -> None:
+    from procmem.security.jobs import JobRunner
+    from procmem.store import open_store
+    store = open_store(":memory:")
+    release = threading.Event()
+    runner = JobRunner(lambda tenant: store, heartbeat_s=0.05, stale_s=30)
+    blocker = runner.submit("learn", "default", lambda p: (release.wait(30), {})[1])
+    queued = runner.submit("learn", "default", lambda p: {})
+    first_beat = store.get_job(blocker.id).heartbeat_at  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30
+    while store.get_job(blocker.id).heartbeat_at == first_beat:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert runner.get("default", blocker.id).status == "running"
+    release.set()
+    runner.close()
+    assert runner.get("default", blocker.id).status == "succeeded"
+    cancelled = runner.get("default", queued.id)
+    assert cancelled.status in ("succeeded", "failed")
+    if cancelled.status == "failed":
+        assert cancelled.error == {"code": "cancelled", "message": "the server stopped first"}
+    store.close()

@@ -193,7 +193,8 @@ def create_app(memory: "Memory | str | os.PathLike[str]", *, auth: bool = True,
                               max_body_bytes=max_body_bytes)
     # the memory of the request's tenant, looked up on each use (fails closed)
     mem = cast(Memory, TenantMemoryProxy(tenants))
-    jobs = JobRunner()  # long work off the request path (procmem.rest.jobs)
+    # long work off the request path (procmem.rest.jobs); jobs are stored per tenant
+    jobs = JobRunner(lambda tenant: tenants.get(tenant).store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -112,7 +112,7 @@ def add_job_routes(app: FastAPI, mem: Memory, tenants: TenantMemories, jobs: Job
     @app.get("/jobs", response_model=list[Job], tags=["jobs"],
              responses=error_responses(validated=False))
     def list_jobs() -> list[Job]:
-        """The jobs of the caller's tenant this server process knows, newest first."""
+        """The jobs of the caller's tenant, from every server process on its store, newest first."""
         return jobs.list(mem.tenant)
 
     @app.get("/jobs/{job_id}", response_model=Job, tags=["jobs"],

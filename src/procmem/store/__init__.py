@@ -32,6 +32,7 @@ from .base import (
     AliasRecords,
     EmbeddingRecords,
     ExecutionRecords,
+    JobRecords,
     KeyRecords,
     LeaseRecords,
     ProcedureRecords,
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
     from ..security.redaction import Redactor
     from .scrub import ScrubReport
 
-__all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
+__all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "JobRecords",
+           "KeyRecords",
            "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
            "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",

@@ -63,9 +63,10 @@ from ..core.model import Evidence, Execution, Procedure, StepRun, Trace
 from ..core.procstats import ProcedureStats, RunOutcome
 from ..security.keys import ApiKey
 from .aliases import AliasRecords
+from .jobs import JobRecords
 
 __all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
-           "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
+           "JobRecords", "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
            "StatsRecords", "Store", "ToolSchemaRecords", "TraceChanges", "TraceRecords",
            "UnitOfWork", "index_text", "protocol_methods"]
 
@@ -534,14 +535,14 @@ class StatsRecords(Protocol):
 @runtime_checkable
 class Store(UnitOfWork, TraceRecords, ProcedureRecords, ExecutionRecords, LeaseRecords,
             SearchIndexRecords, EmbeddingRecords, ToolSchemaRecords, KeyRecords, StatsRecords,
-            AliasRecords, Protocol):
+            AliasRecords, JobRecords, Protocol):
     """A whole backend: every record protocol, and the unit of work that spans them."""
 
 
 RECORD_PROTOCOLS: tuple[type, ...] = (UnitOfWork, TraceRecords, ProcedureRecords,
                                       ExecutionRecords, LeaseRecords, SearchIndexRecords,
                                       EmbeddingRecords, ToolSchemaRecords, KeyRecords,
-                                      StatsRecords, AliasRecords)
+                                      StatsRecords, AliasRecords, JobRecords)
 """The protocols :class:`Store` unites, in the order of its bases."""
 
 

@@ -23,11 +23,10 @@ Invariants:
       :func:`index_text` of that version. ``procedure_index`` maps the name to
       the row's rowid. The row is rebuilt for a name whenever one of its versions
       is put or changes status, and ``meta.index_revision`` is bumped then.
-    * Tool schemas and procedure notes live in :mod:`procmem.store.tools_sql`, the
-      search index (documents, statuses, embeddings) in :mod:`procmem.store.search_sql`,
-      execution leases in :mod:`procmem.store.lease_sql`, API keys in
-      :mod:`procmem.store.keys_sql`, run statistics in :mod:`procmem.store.stats_sql`,
-      the trace change feed in :mod:`procmem.store.feed_sql` (mixins).
+    * Mixins (``store/*_sql.py``) hold tool schemas and notes (``tools_sql``), the
+      search index (``search_sql``), leases, API keys, jobs, run statistics, aliases
+      and the trace change feed (``lease_sql``, ``keys_sql``, ``jobs_sql``,
+      ``stats_sql``, ``aliases_sql``, ``feed_sql``).
     * A few methods serve tests, benchmarks and ``procmem redact`` and are not
       part of :class:`~procmem.store.base.Store`: ``search_text`` (FTS5 BM25),
       ``put_tool_schema``, ``list_tool_schema_history``, ``find_lease``,
@@ -54,6 +53,7 @@ from .common import CURRENT_ORDER as _CURRENT_ORDER
 from .common import check_page, check_status, timestamp, trace_content, version_content
 from .common import procedure_json as _procedure_json
 from .feed_sql import TraceFeedSQL
+from .jobs_sql import JobsSQL
 from .keys_sql import KeysSQL
 from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
@@ -75,7 +75,8 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 # ----------------------------------------------------------------------------- store
 
 
-class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL, AliasSQL):
+class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL, AliasSQL,
+                  JobsSQL):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
