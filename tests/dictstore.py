@@ -54,6 +54,7 @@ from procmem.store.common import (
     trace_content,
     version_content,
 )
+from procmem.store.status import SerializedTransitions
 
 
 def _current(versions: Iterable[Procedure]) -> Procedure | None:
@@ -128,7 +129,7 @@ def _load(path: str) -> _State:
     return state
 
 
-class DictStore:
+class DictStore(SerializedTransitions):
     """The Store protocol over dicts; ``DictStore(location)`` like ``SQLiteStore``.
 
     A file location is pickled at every commit, so a copied file is a copied store.

@@ -5,7 +5,6 @@ review writes (procmem.learning.changes)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -108,12 +107,11 @@ class _Statuses:
     def __init__(self, statuses: dict[int, str]) -> None:
         self.statuses = statuses
 
-    def set_status(self, name: str, version: int, status: str) -> None:
-        self.statuses[version] = status
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:  # a promotion writes its two statuses in one
-        yield
+    def transition_status(self, name: str, moves: list[tuple[int, str, str]]) -> bool:
+        if any(self.statuses[v] != old for v, old, _ in moves):
+            return False
+        self.statuses.update({v: new for v, _, new in moves})
+        return True
 
 
 def _proc(version: int, status: str) -> Procedure:

@@ -26,7 +26,7 @@ from procmem.core.errors import (
     StoreUnavailable,
     UsageError,
 )
-from procmem.core.model import Execution, Procedure, Trace
+from procmem.core.model import Execution, Procedure, Step, Trace
 from procmem.store import SQLiteStore, index_text, open_store
 from procmem.store.sqlite import Migration, apply_migrations, load_migrations
 from storecontract.helpers import T0, proc, step_run
@@ -356,3 +356,29 @@ def test_open_store_rejects_other_schemes(url: str, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError):
         open_store(url)
+
+
+def test_two_connections_racing_one_transition_apply_it_once(tmp_path: Path) -> None:
+    """Two stores on one file stand for two processes deciding the same promotion."""
+    path = tmp_path / "race.db"
+    stores = [SQLiteStore(path), SQLiteStore(path)]
+    for version, status in ((1, "active"), (2, "candidate")):
+        stores[0].put_procedure(Procedure(name="p", version=version, status=status,
+                                          steps=[Step(id="s1", action=f"a{version}")]))
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+
+    def decide(store: SQLiteStore) -> None:
+        barrier.wait()
+        results.append(store.transition_status(
+            "p", [(2, "candidate", "active"), (1, "active", "deprecated")]))
+
+    threads = [threading.Thread(target=decide, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, True]
+    assert [p.status for p in stores[1].list_versions("p")] == ["deprecated", "active"]
+    for s in stores:
+        s.close()

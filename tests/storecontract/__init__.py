@@ -23,6 +23,7 @@ from .more import (
     ToolSchemaContract,
 )
 from .records import ProcedureContract, TraceContract
+from .status import StatusContract
 from .unit import UnitOfWorkContract
 
 __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
@@ -30,7 +31,8 @@ __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
 
 class StoreContract(UnitOfWorkContract, TraceContract, ProcedureContract, ExecutionContract,
                     LeaseContract, SearchIndexContract, EmbeddingContract, ToolSchemaContract,
-                    KeyContract, StatsContract, AliasContract, JobContract):
+                    KeyContract, StatsContract, AliasContract, JobContract,
+                    StatusContract):
     """Every contract test; subclasses provide a ``store`` fixture (a fresh, empty store)."""
 
 

@@ -87,15 +87,21 @@ def apply_decision(store: Store, name: str, active: Procedure, candidate: Proced
         reason: Why, kept on each change.
 
     Returns:
-        The changes, in the order written (see the module invariants).
+        The changes, in the order written (see the module invariants); empty when
+        a version's status is no longer the one the decision saw (another process
+        decided first).
     """
     if decision == "promote":
-        with store.transaction():  # both statuses, or neither (procmem.store.base.UnitOfWork)
-            store.set_status(name, candidate.version, "active")
-            store.set_status(name, active.version, "deprecated")
+        # both statuses or neither, and only from the statuses this decision saw: of two
+        # processes deciding at once, one promotes and the other changes nothing
+        # (procmem.store.status)
+        if not store.transition_status(name, [(candidate.version, candidate.status, "active"),
+                                              (active.version, active.status, "deprecated")]):
+            return []
         return [Change(name, candidate.version, "promoted", candidate.status, "active", reason),
                 Change(name, active.version, "replaced", active.status, "deprecated", reason)]
-    store.set_status(name, candidate.version, "deprecated")
+    if not store.transition_status(name, [(candidate.version, candidate.status, "deprecated")]):
+        return []
     return [Change(name, candidate.version, "demoted", candidate.status, "deprecated", reason)]
 
 

@@ -64,11 +64,12 @@ from ..core.procstats import ProcedureStats, RunOutcome
 from ..security.keys import ApiKey
 from .aliases import AliasRecords
 from .jobs import JobRecords
+from .status import StatusRecords
 
 __all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
            "JobRecords", "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
-           "StatsRecords", "Store", "ToolSchemaRecords", "TraceChanges", "TraceRecords",
-           "UnitOfWork", "index_text", "protocol_methods"]
+           "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords", "TraceChanges",
+           "TraceRecords", "UnitOfWork", "index_text", "protocol_methods"]
 
 
 class TraceChanges(NamedTuple):
@@ -535,14 +536,14 @@ class StatsRecords(Protocol):
 @runtime_checkable
 class Store(UnitOfWork, TraceRecords, ProcedureRecords, ExecutionRecords, LeaseRecords,
             SearchIndexRecords, EmbeddingRecords, ToolSchemaRecords, KeyRecords, StatsRecords,
-            AliasRecords, JobRecords, Protocol):
+            AliasRecords, JobRecords, StatusRecords, Protocol):
     """A whole backend: every record protocol, and the unit of work that spans them."""
 
 
 RECORD_PROTOCOLS: tuple[type, ...] = (UnitOfWork, TraceRecords, ProcedureRecords,
                                       ExecutionRecords, LeaseRecords, SearchIndexRecords,
                                       EmbeddingRecords, ToolSchemaRecords, KeyRecords,
-                                      StatsRecords, AliasRecords, JobRecords)
+                                      StatsRecords, AliasRecords, JobRecords, StatusRecords)
 """The protocols :class:`Store` unites, in the order of its bases."""
 
 

@@ -59,13 +59,13 @@ from .lease_sql import LeaseSQL
 from .migrate import Migration, apply_migrations, load_migrations
 from .search_sql import SearchSQL, log_index_change
 from .stats_sql import StatsSQL
+from .status import SerializedTransitions
 from .tools_sql import ToolSchemaSQL
 
 __all__ = ["Migration", "SQLiteStore", "apply_migrations", "load_migrations"]
 
 
-_BUSY_TIMEOUT_MS = 5000
-_ID_CHUNK = 500  # ids per IN (json_each) query
+_BUSY_TIMEOUT_MS, _ID_CHUNK = 5000, 500  # ids per IN (json_each) query
 
 # Names with a version whose lineage lists a trace id (?1).
 _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
@@ -76,7 +76,7 @@ _NAMES_BY_TRACE = ("SELECT DISTINCT p.name FROM procedures AS p, "
 
 
 class SQLiteStore(TraceFeedSQL, ToolSchemaSQL, SearchSQL, LeaseSQL, KeysSQL, StatsSQL, AliasSQL,
-                  JobsSQL):
+                  JobsSQL, SerializedTransitions):
     """The embedded default store: one SQLite file (or ``":memory:"``); a context manager.
 
     Example:
