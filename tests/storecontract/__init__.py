@@ -13,6 +13,7 @@ from test_store_stats import StatsContract  # the stats lane's contract
 
 from .aliases import AliasContract
 from .helpers import lease_of
+from .listing import ListingContract
 from .more import (
     EmbeddingContract,
     ExecutionContract,
@@ -29,7 +30,7 @@ __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
 
 class StoreContract(UnitOfWorkContract, TraceContract, ProcedureContract, ExecutionContract,
                     LeaseContract, SearchIndexContract, EmbeddingContract, ToolSchemaContract,
-                    KeyContract, StatsContract, AliasContract):
+                    KeyContract, StatsContract, AliasContract, ListingContract):
     """Every contract test; subclasses provide a ``store`` fixture (a fresh, empty store)."""
 
 

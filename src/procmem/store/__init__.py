@@ -34,6 +34,7 @@ from .base import (
     ExecutionRecords,
     KeyRecords,
     LeaseRecords,
+    ListingRecords,
     ProcedureRecords,
     SearchIndexRecords,
     StatsRecords,
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
     from .scrub import ScrubReport
 
 __all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "KeyRecords",
-           "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords", "StatsRecords",
+           "LeaseRecords", "ListingRecords", "ProcedureRecords", "SQLiteStore",
+           "SearchIndexRecords", "StatsRecords",
            "Store",
            "ToolSchemaRecords", "TraceChanges", "TraceRecords", "UnitOfWork", "index_text",
            "open_store", "protocol_methods", "scrub_store", "tenant_location"]

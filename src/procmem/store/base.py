@@ -63,9 +63,10 @@ from ..keys import ApiKey
 from ..model import Evidence, Execution, Procedure, StepRun, Trace
 from ..procstats import ProcedureStats, RunOutcome
 from .aliases import AliasRecords
+from .listing import ListingRecords
 
 __all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
-           "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
+           "KeyRecords", "LeaseRecords", "ListingRecords", "ProcedureRecords", "SearchIndexRecords",
            "StatsRecords", "Store", "ToolSchemaRecords", "TraceChanges", "TraceRecords",
            "UnitOfWork", "index_text", "protocol_methods"]
 
@@ -534,14 +535,14 @@ class StatsRecords(Protocol):
 @runtime_checkable
 class Store(UnitOfWork, TraceRecords, ProcedureRecords, ExecutionRecords, LeaseRecords,
             SearchIndexRecords, EmbeddingRecords, ToolSchemaRecords, KeyRecords, StatsRecords,
-            AliasRecords, Protocol):
+            AliasRecords, ListingRecords, Protocol):
     """A whole backend: every record protocol, and the unit of work that spans them."""
 
 
 RECORD_PROTOCOLS: tuple[type, ...] = (UnitOfWork, TraceRecords, ProcedureRecords,
                                       ExecutionRecords, LeaseRecords, SearchIndexRecords,
                                       EmbeddingRecords, ToolSchemaRecords, KeyRecords,
-                                      StatsRecords, AliasRecords)
+                                      StatsRecords, AliasRecords, ListingRecords)
 """The protocols :class:`Store` unites, in the order of its bases."""
 
 
