@@ -362,7 +362,9 @@ def copy_store(src: Store, dst: Store, *, progress: Progress | None = None) -> C
         StoreError: Reading ``src`` or writing ``dst`` failed: the destination
             is rolled back to empty; the message names the kind and the cause.
     """
-    if src is dst or (src.location == dst.location and src.location != ":memory:"):
+    same_place = (src.location == dst.location != ":memory:"
+                  and getattr(src, "schema", None) == getattr(dst, "schema", None))
+    if src is dst or same_place:
         raise UsageError(f"cannot copy store {shown_location(src.location)!r} onto itself")
     before = _guarded(src, "reading", lambda: store_fingerprint(src, progress=progress))
     copier = _Copier(src, dst, {k: n for k, (n, _) in before.items()}, progress)
