@@ -9,7 +9,6 @@ backend (``--store-backend``); the destinations are SQLite and the dict backend.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,11 +67,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, tau_sample_path: Path) -> Pa
 
 
 @pytest.fixture
-def source(built: Path, tmp_path: Path) -> Iterator[Store]:
-    """A private copy of the built store (file and side files), opened with the test backend."""
-    for side in built.parent.glob(built.name + "*"):
-        shutil.copy(side, tmp_path / side.name)
-    store = open_store(tmp_path / built.name)
+def source(built: Path) -> Iterator[Store]:
+    """The built store, opened with the test backend (the tests only read it)."""
+    store = open_store(built)
     yield store
     store.close()
 
@@ -204,7 +201,13 @@ def _cli(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def _needs_a_file(path: Path) -> None:
+    if not path.exists():  # e.g. pgstore:factory keeps a path's data in a schema
+        pytest.skip("the test backend keeps no file at a store's path; SRC must exist")
+
+
 def test_cli_copies_and_prints_the_report(built: Path, tmp_path: Path) -> None:
+    _needs_a_file(built)
     dst = tmp_path / "copy.db"
     result = _cli("copy", str(built), str(dst), "--json")
     assert result.exit_code == 0, result.output
@@ -218,6 +221,7 @@ def test_cli_copies_and_prints_the_report(built: Path, tmp_path: Path) -> None:
 
 def test_cli_refuses_a_full_destination_and_a_missing_source(built: Path,
                                                              tmp_path: Path) -> None:
+    _needs_a_file(built)
     dst = tmp_path / "copy.db"
     assert _cli("copy", str(built), str(dst)).exit_code == 0
     again = _cli("copy", str(built), str(dst))
