@@ -44,8 +44,8 @@ from procmem.keys import ApiKey
 from procmem.model import Evidence, Execution, Procedure, StepRun, Trace, utcnow
 from procmem.procstats import ProcedureStats, RunOutcome
 from procmem.store import TraceChanges, index_text
-from procmem.store.aliases_sql import check_alias
 from procmem.store.common import (
+    check_alias,
     check_page,
     check_status,
     procedure_json,

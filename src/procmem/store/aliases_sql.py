@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import Conflict, NotFound, UsageError
 from ..model import utcnow
-from .common import timestamp
+from .common import check_alias, timestamp
 
-__all__ = ["AliasSQL", "check_alias"]
+__all__ = ["AliasSQL"]
 
 _BY_NAME = ("procedure_flags", "verifications", "procedure_notes")
 """Tables keyed by the procedure's ``name`` that move as they are."""
@@ -84,10 +84,3 @@ class AliasSQL:
             conn.execute("INSERT OR REPLACE INTO procedure_aliases (old, new, renamed_at) "
                          "VALUES (?, ?, ?)", (old, new, timestamp(utcnow())))
 
-
-def check_alias(old: str, new: str) -> None:
-    """``UsageError`` unless ``old`` and ``new`` are two non-empty, different names."""
-    if not isinstance(old, str) or not isinstance(new, str) or not old or not new:
-        raise UsageError(f"an alias needs two non-empty names, got {old!r} -> {new!r}")
-    if old == new:
-        raise UsageError(f"an alias cannot point at itself: {old!r}")
