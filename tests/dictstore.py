@@ -47,6 +47,7 @@ from procmem.security.jobs import Job
 from procmem.security.keys import ApiKey
 from procmem.store import TraceChanges, index_text
 from procmem.store.common import (
+    check_alias,
     check_page,
     check_status,
     procedure_json,
@@ -392,6 +393,19 @@ class DictStore(SerializedTransitions):
         with self._read() as s:
             return s.aliases.get(name)
 
+    def list_aliases(self) -> dict[str, str]:
+        with self._read() as s:
+            return dict(sorted(s.aliases.items()))
+
+    def put_alias(self, old: str, new: str) -> None:
+        check_alias(old, new)
+        with self._write() as s:
+            for o, n in s.aliases.items():
+                if o == new or n == old:
+                    raise UsageError(f"alias {old!r} -> {new!r} would chain with the alias "
+                                     f"{o!r} -> {n!r}")
+            s.aliases[old] = new
+
     def set_pinned(self, name: str, pinned: bool) -> None:
         with self._write() as s:
             if not any(n == name for n, _ in s.procedures):
@@ -541,6 +555,10 @@ class DictStore(SerializedTransitions):
         with self._read() as s:
             return s.calibrations.get(key)
 
+    def list_calibration_keys(self) -> list[str]:
+        with self._read() as s:
+            return sorted(s.calibrations)
+
     def put_calibration(self, key: str, text: str) -> None:
         if not key:
             raise UsageError("a calibration needs a key")
@@ -564,6 +582,10 @@ class DictStore(SerializedTransitions):
             for h, v in vectors.items():
                 s.embeddings[(model_id, h)] = np.asarray(v, dtype="<f4").tobytes()
         return len(vectors)
+
+    def list_embedding_hashes(self, model_id: str) -> list[str]:
+        with self._read() as s:
+            return sorted(h for m, h in s.embeddings if m == model_id)
 
     def count_embeddings(self) -> dict[str, int]:
         with self._read() as s:

@@ -208,7 +208,8 @@ def test_missing_extra_names_the_clone_command_and_the_packages() -> None:
     message = str(MissingExtra("the REST server", "server"))
     assert "pip install -e '.[server]'" in message and "'fastapi>=0.110'" in message
     assert "procedural-memory[" not in message
-    assert "no 'postgres' extra" in str(MissingExtra("PostgreSQL storage", "postgres"))
+    assert "'psycopg[binary]>=3.2'" in str(MissingExtra("PostgreSQL storage", "postgres"))
+    assert "no 'nosuch' extra" in str(MissingExtra("nothing", "nosuch"))
 
 
 def test_extra_packages_match_pyproject() -> None:

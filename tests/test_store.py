@@ -347,7 +347,7 @@ def test_open_store_postgres_needs_the_extra(url: str) -> None:
     with pytest.raises(MissingExtra) as info:
         open_store(url)
     assert info.value.extra == "postgres"
-    assert "no 'postgres' extra" in str(info.value)
+    assert "pip install -e '.[postgres]'" in str(info.value)
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/db", "http://example.com/m.db", "sqlite:/x"])

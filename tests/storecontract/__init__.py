@@ -14,6 +14,7 @@ from test_store_stats import StatsContract  # the stats lane's contract
 from .aliases import AliasContract
 from .helpers import lease_of
 from .jobs import JobContract
+from .listing import ListingContract
 from .more import (
     EmbeddingContract,
     ExecutionContract,
@@ -32,7 +33,7 @@ __all__ = ["CONTRACTS", "StoreContract", "lease_of"]
 class StoreContract(UnitOfWorkContract, TraceContract, ProcedureContract, ExecutionContract,
                     LeaseContract, SearchIndexContract, EmbeddingContract, ToolSchemaContract,
                     KeyContract, StatsContract, AliasContract, JobContract,
-                    StatusContract):
+                    StatusContract, ListingContract):
     """Every contract test; subclasses provide a ``store`` fixture (a fresh, empty store)."""
 
 

@@ -35,6 +35,7 @@ from .base import (
     JobRecords,
     KeyRecords,
     LeaseRecords,
+    ListingRecords,
     ProcedureRecords,
     SearchIndexRecords,
     StatsRecords,
@@ -54,10 +55,10 @@ if TYPE_CHECKING:
     from .scrub import ScrubReport
 
 __all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "JobRecords",
-           "KeyRecords", "LeaseRecords", "ProcedureRecords", "SQLiteStore", "SearchIndexRecords",
-           "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords", "TraceChanges",
-           "TraceRecords", "UnitOfWork", "index_text", "open_store", "protocol_methods",
-           "scrub_store", "tenant_location"]
+           "KeyRecords", "LeaseRecords", "ListingRecords", "ProcedureRecords", "SQLiteStore",
+           "SearchIndexRecords", "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords",
+           "TraceChanges", "TraceRecords", "UnitOfWork", "index_text", "open_store",
+           "protocol_methods", "scrub_store", "tenant_location"]
 
 _open_embedded: Callable[[str], Store] = SQLiteStore
 """Opens an embedded location (a path or ``":memory:"``); tests may swap the backend."""

@@ -1,4 +1,5 @@
-"""Procedure renames on SQLite: a mixin of :class:`procmem.store.sqlite.SQLiteStore`.
+"""Procedure renames on SQLite: a mixin of :class:`procmem.store.sqlite.SQLiteStore`
+(also the alias half of :class:`procmem.store.listing.ListingRecords`).
 
 Table ``procedure_aliases`` (migration ``0011_procedure_aliases.sql``); the
 rules are those of :class:`procmem.store.aliases.AliasRecords`. Run statistics
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import Conflict, NotFound, UsageError
 from ..core.model import utcnow
-from .common import timestamp
+from .common import check_alias, timestamp
 
 __all__ = ["AliasSQL"]
 
@@ -27,7 +28,7 @@ class AliasSQL:
 
     if TYPE_CHECKING:
         def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
-        def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[str]]: ...
+        def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[str, ...]]: ...
         def _reindex(self, conn: sqlite3.Connection, name: str) -> None: ...
 
     def rename_procedure(self, old: str, new: str) -> int:
@@ -61,3 +62,25 @@ class AliasSQL:
         """The name ``name`` was renamed to, or ``None``."""
         rows = self._rows("SELECT new FROM procedure_aliases WHERE old = ?", (name,))
         return str(rows[0][0]) if rows else None
+
+    def list_aliases(self) -> dict[str, str]:
+        """Every alias ``{old: new}``, by old name (code-point order)."""
+        return {str(o): str(n) for o, n in
+                self._rows("SELECT old, new FROM procedure_aliases ORDER BY old")}
+
+    def put_alias(self, old: str, new: str) -> None:
+        """Store the alias ``old`` -> ``new`` as it is, moving no record (``procmem copy``).
+
+        Raises:
+            UsageError: An empty name, ``old == new``, or the alias would chain.
+        """
+        check_alias(old, new)
+        with self._write() as conn:
+            chain = conn.execute("SELECT old, new FROM procedure_aliases "
+                                 "WHERE old = ?2 OR new = ?1", (old, new)).fetchone()
+            if chain is not None:
+                raise UsageError(f"alias {old!r} -> {new!r} would chain with the alias "
+                                 f"{chain[0]!r} -> {chain[1]!r}")
+            conn.execute("INSERT OR REPLACE INTO procedure_aliases (old, new, renamed_at) "
+                         "VALUES (?, ?, ?)", (old, new, timestamp(utcnow())))
+

@@ -64,12 +64,13 @@ from ..core.procstats import ProcedureStats, RunOutcome
 from ..security.keys import ApiKey
 from .aliases import AliasRecords
 from .jobs import JobRecords
+from .listing import ListingRecords
 from .status import StatusRecords
 
 __all__ = ["RECORD_PROTOCOLS", "SEPARATORS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords",
-           "JobRecords", "KeyRecords", "LeaseRecords", "ProcedureRecords", "SearchIndexRecords",
-           "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords", "TraceChanges",
-           "TraceRecords", "UnitOfWork", "index_text", "protocol_methods"]
+           "JobRecords", "KeyRecords", "LeaseRecords", "ListingRecords", "ProcedureRecords",
+           "SearchIndexRecords", "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords",
+           "TraceChanges", "TraceRecords", "UnitOfWork", "index_text", "protocol_methods"]
 
 
 class TraceChanges(NamedTuple):
@@ -536,14 +537,15 @@ class StatsRecords(Protocol):
 @runtime_checkable
 class Store(UnitOfWork, TraceRecords, ProcedureRecords, ExecutionRecords, LeaseRecords,
             SearchIndexRecords, EmbeddingRecords, ToolSchemaRecords, KeyRecords, StatsRecords,
-            AliasRecords, JobRecords, StatusRecords, Protocol):
+            AliasRecords, JobRecords, StatusRecords, ListingRecords, Protocol):
     """A whole backend: every record protocol, and the unit of work that spans them."""
 
 
 RECORD_PROTOCOLS: tuple[type, ...] = (UnitOfWork, TraceRecords, ProcedureRecords,
                                       ExecutionRecords, LeaseRecords, SearchIndexRecords,
                                       EmbeddingRecords, ToolSchemaRecords, KeyRecords,
-                                      StatsRecords, AliasRecords, JobRecords, StatusRecords)
+                                      StatsRecords, AliasRecords, JobRecords, StatusRecords,
+                                      ListingRecords)
 """The protocols :class:`Store` unites, in the order of its bases."""
 
 

@@ -13,7 +13,8 @@ from ..core.errors import UsageError
 from ..core.model import Procedure, Trace
 from ..core.procstats import STATS_FIELDS
 
-__all__ = ["CURRENT_ORDER", "STATUSES", "check_page", "check_status", "procedure_json",
+__all__ = ["CURRENT_ORDER", "STATUSES", "check_alias", "check_page", "check_status",
+           "procedure_json",
            "timestamp", "trace_content", "version_content"]
 
 STATUSES = ("candidate", "active", "deprecated")
@@ -57,3 +58,11 @@ def check_page(limit: int, offset: int = 0) -> None:
 def check_status(status: str) -> None:
     if status not in STATUSES:
         raise UsageError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
+
+
+def check_alias(old: str, new: str) -> None:
+    """``UsageError`` unless ``old`` and ``new`` are two non-empty, different names."""
+    if not isinstance(old, str) or not isinstance(new, str) or not old or not new:
+        raise UsageError(f"an alias needs two non-empty names, got {old!r} -> {new!r}")
+    if old == new:
+        raise UsageError(f"an alias cannot point at itself: {old!r}")

@@ -263,6 +263,11 @@ class SearchSQL:
         return {m: n for m, n in self._rows(
             "SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id ORDER BY model_id")}
 
+    def list_embedding_hashes(self, model_id: str) -> list[str]:
+        """The text hashes of ``model_id``'s stored vectors, sorted."""
+        return [h for (h,) in self._rows(
+            "SELECT hash FROM embeddings WHERE model_id = ? ORDER BY hash", (model_id,))]
+
     def get_index_snapshot(self, key: str) -> tuple[int, bytes] | None:
         """The search index saved under ``key`` (migration 0006): ``(revision, data)``, or None."""
         rows = self._rows("SELECT revision, data FROM index_snapshots WHERE key = ?", (key,))
@@ -303,6 +308,10 @@ class SearchSQL:
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO calibrations (key, created_at, json) "
                          "VALUES (?, ?, ?)", (key, timestamp(utcnow()), text))
+
+    def list_calibration_keys(self) -> list[str]:
+        """The keys of every saved calibration, sorted."""
+        return [k for (k,) in self._rows("SELECT key FROM calibrations ORDER BY key")]
 
     def delete_embeddings(self, model_id: str | None = None) -> int:
         """Delete the stored vectors of one model (``None``: of every model); returns the count."""
