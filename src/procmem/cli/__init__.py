@@ -13,7 +13,8 @@ Layout (imports flow one way, no cycle):
   :mod:`~procmem.cli.traces`, :mod:`~procmem.cli.browse` (executions, rename),
   :mod:`~procmem.cli.tools`,
   :mod:`~procmem.cli.importing` (import), :mod:`~procmem.cli.export` (export,
-  import-skill), :mod:`~procmem.cli.redact`, :mod:`~procmem.cli.copy`, :mod:`~procmem.cli.keys`,
+  import-skill), :mod:`~procmem.cli.redact`, :mod:`~procmem.cli.copy`,
+  :mod:`~procmem.cli.migrate`, :mod:`~procmem.cli.keys`,
   :mod:`~procmem.cli.rest` (serve), :mod:`~procmem.cli.mcp`,
   :mod:`~procmem.cli.proxy`.
 * Rendering (rich): :mod:`~procmem.cli.render` and its ``render_*`` siblings,
@@ -39,6 +40,7 @@ from . import (  # noqa: F401  (each registers its commands on main)
     keys,
     learning,
     mcp,
+    migrate,
     plan,
     proxy,
     redact,

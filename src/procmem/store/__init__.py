@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..core.errors import MissingExtra, UsageError
+from ..core.errors import MissingExtra, StoreUnavailable, UsageError
 from ..security.keys import DEFAULT_TENANT, check_tenant
 from .base import (
     RECORD_PROTOCOLS,
@@ -48,6 +49,7 @@ from .base import (
     index_text,
     protocol_methods,
 )
+from .migrate import Migration, pending_sqlite_migrations
 from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -57,8 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["RECORD_PROTOCOLS", "AliasRecords", "EmbeddingRecords", "ExecutionRecords", "JobRecords",
            "KeyRecords", "LeaseRecords", "ListingRecords", "ProcedureRecords", "SQLiteStore",
            "SearchIndexRecords", "StatsRecords", "StatusRecords", "Store", "ToolSchemaRecords",
-           "TraceChanges", "TraceRecords", "UnitOfWork", "index_text", "open_store",
-           "protocol_methods", "scrub_store", "tenant_location"]
+           "TraceChanges", "TraceRecords", "UnitOfWork", "embedded_path", "index_text",
+           "open_store", "pending_migrations", "protocol_methods", "scrub_store", "tenant_location"]
 
 _open_embedded: Callable[[str], Store] = SQLiteStore
 """Opens an embedded location (a path or ``":memory:"``); tests may swap the backend."""
@@ -140,3 +142,61 @@ def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> S
     from .scrub import scrub_sqlite
 
     return scrub_sqlite(store, redactor, dry_run=dry_run)
+
+
+def pending_migrations(location: str | os.PathLike[str], *,
+                       tenant: str = DEFAULT_TENANT) -> list[Migration]:
+    """The schema migrations the store at ``location`` lacks, read without applying them
+    (``procmem migrate`` shows them; opening the store applies them).
+
+    Args:
+        location: As :func:`open_store` takes it.
+        tenant: Whose store (a SQLite tenant file, a PostgreSQL tenant schema).
+
+    Returns:
+        By ascending version; all of them for a store that does not exist yet.
+
+    Raises:
+        UsageError: A malformed or unsupported location.
+        MissingExtra: A PostgreSQL URL without the ``postgres`` extra.
+        StoreUnavailable: The store cannot be read.
+    """
+    text = os.fsdecode(location)
+    scheme = _SCHEME.match(text)
+    if scheme is not None and scheme[1].lower() in ("postgresql", "postgres"):
+        try:
+            from .postgres import pending_migrations as pending_pg
+        except ImportError as err:  # psycopg, psycopg_pool or pgvector missing
+            raise MissingExtra("PostgreSQL storage", "postgres") from err
+        return pending_pg(text, tenant=tenant)
+    check_tenant(tenant)
+    path = embedded_path(text)
+    if path != ":memory:" and tenant != DEFAULT_TENANT:  # tenant_location, without creating
+        path = os.path.join(f"{path}.tenants", f"{tenant}.db")
+    try:
+        return pending_sqlite_migrations(path)
+    except sqlite3.Error as err:
+        raise StoreUnavailable(path, str(err)) from err
+
+
+def embedded_path(text: str) -> str:
+    """The SQLite file (or ``":memory:"``) of a path or ``sqlite:`` URL, as
+    :func:`open_store` reads it (before the tenant's file is chosen).
+
+    Raises:
+        UsageError: A malformed SQLite URL, or another scheme.
+    """
+    match = _SCHEME.match(text)
+    if match is None:
+        if _KNOWN_SCHEME.match(text):
+            raise UsageError(f"malformed store URL {text!r}: expected scheme://...")
+        return text
+    if match[1].lower() != "sqlite":
+        raise UsageError(f"unsupported store location {text!r}: use a file path, "
+                         "sqlite:///path or postgresql://")
+    rest = text[match.end():]
+    if rest in ("", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/") or rest == "/":
+        raise UsageError(f"SQLite URL must look like sqlite:///path (got {text!r})")
+    return rest[1:]

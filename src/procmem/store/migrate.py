@@ -7,14 +7,16 @@ applied_at)``; a database only gets the migrations it lacks, in ascending order.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
-__all__ = ["Migration", "apply_migrations", "load_migrations"]
+__all__ = ["Migration", "apply_migrations", "load_migrations", "pending_sqlite_migrations"]
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
@@ -101,3 +103,28 @@ def _is_applied(conn: sqlite3.Connection, version: int) -> bool:
 # --------------------------------------------------------------------------- helpers
 
 
+
+
+def pending_sqlite_migrations(path: str) -> list[Migration]:
+    """The shipped migrations the SQLite file ``path`` lacks, read without changing it.
+
+    Args:
+        path: A database file, or ``":memory:"``.
+
+    Returns:
+        By ascending version; every migration for ``":memory:"`` or a missing file.
+
+    Raises:
+        sqlite3.Error: The file is not a database procmem can read.
+    """
+    if path == ":memory:" or not os.path.exists(path):
+        return load_migrations()
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                             "AND name = 'schema_migrations'").fetchone()
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if found \
+            else set()
+    finally:
+        conn.close()
+    return [m for m in load_migrations() if m.version not in done]
