@@ -208,7 +208,8 @@ def test_missing_extra_names_the_clone_command_and_the_packages() -> None:
     message = str(MissingExtra("the REST server", "server"))
     assert "pip install -e '.[server]'" in message and "'fastapi>=0.110'" in message
     assert "procedural-memory[" not in message
-    assert "no 'postgres' extra" in str(MissingExtra("PostgreSQL storage", "postgres"))
+    assert "no 'mysql' extra" in str(MissingExtra("MySQL storage", "mysql"))
+    assert "pip install -e '.[postgres]'" in str(MissingExtra("PostgreSQL storage", "postgres"))
 
 
 def test_extra_packages_match_pyproject() -> None:

