@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -142,7 +143,8 @@ def _open_postgres(url: str, tenant: str) -> Store:
 
 def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> ScrubReport:
     """Redact every stored record of ``store`` in place (``procmem redact``); the
-    backend's own maintenance (:func:`procmem.store.scrub.scrub_sqlite` for SQLite).
+    backend's own maintenance (:func:`procmem.store.scrub.scrub_sqlite` for SQLite,
+    :func:`procmem.store.postgres.scrub.scrub_postgres` for PostgreSQL).
 
     Raises:
         UsageError: The backend has no scrub.
@@ -150,4 +152,10 @@ def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> S
     """
     from .scrub import scrub_sqlite
 
+    if not isinstance(store, SQLiteStore) and "procmem.store.postgres" in sys.modules:
+        from .postgres import PostgresStore  # imported already: a PostgresStore may exist
+        from .postgres.scrub import scrub_postgres
+
+        if isinstance(store, PostgresStore):
+            return scrub_postgres(store, redactor, dry_run=dry_run)
     return scrub_sqlite(store, redactor, dry_run=dry_run)

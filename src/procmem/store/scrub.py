@@ -144,7 +144,7 @@ def scrub_sqlite(store: Store, redactor: Redactor, *, dry_run: bool = False) -> 
         StoreError: SQLite failed (nothing is changed then).
     """
     if not isinstance(store, SQLiteStore):
-        raise UsageError("procmem redact works on SQLite stores")
+        raise UsageError("procmem redact works on SQLite and PostgreSQL stores only")
     rep = ScrubReport(dry_run=dry_run)
     with store.transaction(), store._guard() as conn:
         conn.execute("PRAGMA secure_delete = ON")
