@@ -141,7 +141,8 @@ def test_racing_stores_never_share_a_lease(schema: str) -> None:
             winners: list[str] = []
             start = threading.Barrier(len(stores))
 
-            def take(i: int, store: PostgresStore, round_: int = round_) -> None:
+            def take(i: int, store: PostgresStore, round_: int = round_,
+                     start: threading.Barrier = start, winners: list[str] = winners) -> None:
                 start.wait()
                 try:
                     store.acquire_lease(ex.id, f"owner-{round_}-{i}", lease_s=60,

@@ -1,4 +1,4 @@
-"""The PostgreSQL backend of :class:`procmem.store.base.Store` (``pip install 'procmem[postgres]'``).
+"""The PostgreSQL backend of :class:`procmem.store.base.Store` (extra ``procmem[postgres]``).
 
 ``open_store("postgresql://user@host/db")`` (or ``postgres://``) opens a
 :class:`PostgresStore`: psycopg 3 with a ``psycopg_pool`` connection pool, and
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 
-
 import psycopg
 
 from ...errors import StoreUnavailable
@@ -46,7 +45,7 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "apply_pg_migrations", "load_pg_mi
            "pending_migrations", "schema_for"]
 
 
-class PostgresStore(TracesPG, ProceduresPG, ExecutionsPG, SearchPG, ToolsPG, PostgresBase):
+class PostgresStore(PostgresBase, TracesPG, ProceduresPG, ExecutionsPG, SearchPG, ToolsPG):
     """The PostgreSQL store: ``PostgresStore("postgresql://user@host/db", tenant="acme")``.
 
     A context manager; thread-safe (a connection pool; a transaction belongs

@@ -45,6 +45,9 @@ _CONNECT_TIMEOUT_S = 10
 
 Conn = psycopg.Connection[Any]
 
+_VECTOR_TYPES: dict[str, tuple[str, TypeInfo]] = {}
+"""Per database URL: the ``vector`` extension's schema and type (fetched by the first store)."""
+
 
 def schema_for(tenant: str) -> str:
     """The schema of a tenant: ``procmem`` for the default one, else ``procmem_t_<tenant>``.
@@ -115,17 +118,32 @@ class PostgresBase:
         self._local = threading.local()
         self._pool: ConnectionPool[Any] | None = None
         try:
-            with psycopg.connect(self._url, autocommit=True,
-                                 connect_timeout=_CONNECT_TIMEOUT_S) as conn:
-                apply_pg_migrations(conn, self.schema)
-                ext = vector_schema(conn) or "public"
-                self._vector = TypeInfo.fetch(conn, "vector")
+            known = _VECTOR_TYPES.get(self._url)
+            if known is None:  # first store of this database in this process
+                with psycopg.connect(self._url, autocommit=True,
+                                     connect_timeout=_CONNECT_TIMEOUT_S) as conn:
+                    apply_pg_migrations(conn, self.schema)
+                    info = TypeInfo.fetch(conn, "vector")
+                    if info is None:
+                        raise StoreUnavailable(self.location, "the vector extension is missing")
+                    known = _VECTOR_TYPES[self._url] = (vector_schema(conn) or "public", info)
+            ext, self._vector = known
         except psycopg.Error as err:
             raise StoreUnavailable(self.location, str(err).strip()) from err
+        pool = self._open_pool(ext, pool_size)
+        try:
+            with pool.connection() as conn:  # later stores migrate on the pool's connection
+                apply_pg_migrations(conn, self.schema)
+        except psycopg.Error as err:
+            pool.close()
+            raise StoreUnavailable(self.location, str(err).strip()) from err
+        self._pool = pool
+
+    def _open_pool(self, ext: str, size: int) -> ConnectionPool[Any]:
         options = (f'-c search_path="{self.schema}","{ext}" -c TimeZone=UTC '
                    f"-c lock_timeout={_LOCK_TIMEOUT_MS}")
         pool: ConnectionPool[Any] = ConnectionPool(
-            self._url, min_size=1, max_size=pool_size, open=False, timeout=30,
+            self._url, min_size=1, max_size=size, open=False, timeout=30, num_workers=1,
             name=f"procmem:{self.schema}", configure=self._configure,
             kwargs={"autocommit": True, "options": options,
                     "connect_timeout": _CONNECT_TIMEOUT_S})
@@ -134,7 +152,7 @@ class PostgresBase:
         except (psycopg.Error, PoolTimeout) as err:
             pool.close()
             raise StoreUnavailable(self.location, str(err).strip()) from err
-        self._pool = pool
+        return pool
 
     def _configure(self, conn: Conn) -> None:
         from pgvector.psycopg.vector import register_vector_info
@@ -159,7 +177,7 @@ class PostgresBase:
 
     @contextmanager
     def _conn(self) -> Iterator[Conn]:
-        """The thread's transaction connection, else one borrowed from the pool; errors translated."""
+        """The thread's transaction connection, else a pooled one; psycopg errors translated."""
         held: Conn | None = getattr(self._local, "conn", None)
         if held is not None:
             try:

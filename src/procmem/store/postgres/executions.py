@@ -122,7 +122,8 @@ class ExecutionsPG:
                       procedure: str | None = None) -> list[Evidence]:
         """Evidence oldest first (``created_at``, ties in append order)."""
         rows = self._rows(
-            "SELECT v.json FROM evidence AS v WHERE (%(e)s::text IS NULL OR v.execution_id = %(e)s) "
+            "SELECT v.json FROM evidence AS v "
+            "WHERE (%(e)s::text IS NULL OR v.execution_id = %(e)s) "
             "AND (%(p)s::text IS NULL OR v.execution_id IN "
             "(SELECT id FROM executions WHERE procedure = %(p)s)) ORDER BY v.created_at, v.id",
             {"e": execution_id, "p": procedure})
@@ -166,7 +167,7 @@ class ExecutionsPG:
 
     def find_lease(self, execution_id: str, *,
                    now: datetime | None = None) -> tuple[str, datetime] | None:
-        """The live lease ``(owner, expires_at)`` of an execution, or ``None`` (not in the protocol)."""
+        """The live lease ``(owner, expires_at)``, or ``None`` (not in the protocol)."""
         rows = self._rows("SELECT lease_owner, lease_expires_at FROM executions WHERE id = %s "
                           "AND lease_owner IS NOT NULL AND lease_expires_at > %s",
                           (execution_id, aware(now or utcnow())))

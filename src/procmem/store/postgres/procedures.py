@@ -1,4 +1,5 @@
-"""Procedure versions, pins, verifications and renames on PostgreSQL: a mixin of :class:`PostgresStore`.
+"""Procedure versions, pins, verifications and renames on PostgreSQL: a mixin of
+:class:`PostgresStore`.
 
 Invariants:
     * A version is inserted with ``ON CONFLICT DO NOTHING``; when another writer
@@ -57,7 +58,7 @@ class ProceduresPG:
             if not inserted:
                 row = conn.execute("SELECT json FROM procedures WHERE name = %s AND version = %s",
                                    (procedure.name, procedure.version)).fetchone()
-                if version_content(Procedure.model_validate_json(row[0])) != \
+                if row is None or version_content(Procedure.model_validate_json(row[0])) != \
                         version_content(procedure):
                     raise Conflict("procedure", procedure.key,
                                    "version already stored with different content")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psycopg import sql
 
-from ...errors import UsageError
+from ...errors import StoreError, UsageError
 from ...model import utcnow
 from .base import Conn, keys
 
@@ -54,6 +54,8 @@ def log_index_change(conn: Conn, name: str) -> None:
     """
     row = conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision' "
                        "RETURNING value").fetchone()
+    if row is None:
+        raise StoreError("meta.index_revision is missing: the schema is not a procmem store")
     revision = int(row[0])
     conn.execute("INSERT INTO index_log (revision, name) VALUES (%s, %s)", (revision, name))
     if revision % 1000 == 0 and revision > INDEX_LOG_KEEP:
@@ -202,7 +204,7 @@ class SearchPG:
                      "VALUES (%s, NULL, NULL) ON CONFLICT (model_id) DO NOTHING", (model_id,))
         row = conn.execute("SELECT dim, index_name FROM embedding_models WHERE model_id = %s "
                            "FOR UPDATE", (model_id,)).fetchone()
-        stored_dim, index = row
+        stored_dim, index = row if row is not None else (None, None)
         if index is not None and stored_dim == dim:
             return
         if index is not None:  # another dimension: that index cannot hold these rows

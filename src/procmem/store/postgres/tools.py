@@ -41,7 +41,7 @@ class ToolsPG:
     # ------------------------------------------------------------ tool schemas
 
     def put_tool_schema(self, name: str, schema: Mapping[str, Any]) -> bool:
-        """Store (replace) one tool's schema; True if it was new or changed (not in the protocol)."""
+        """Store (replace) one tool's schema; True if new or changed (not in the protocol)."""
         return self.put_tool_schemas({name: schema})[name] != "unchanged"
 
     def put_tool_schemas(self, schemas: Mapping[str, Mapping[str, Any]], *,
@@ -161,7 +161,8 @@ class ToolsPG:
     def list_api_keys(self, tenant: str | None = None) -> list[ApiKey]:
         """Keys oldest first, revoked ones too; only ``tenant``'s when given."""
         rows = self._rows(f"SELECT {_KEY_COLUMNS} FROM api_keys "
-                          "WHERE %(t)s::text IS NULL OR tenant = %(t)s ORDER BY created_at, id COLLATE \"C\"",
+                          "WHERE %(t)s::text IS NULL OR tenant = %(t)s "
+                          'ORDER BY created_at, id COLLATE "C"',
                           {"t": tenant})
         return [_key(r) for r in rows]
 

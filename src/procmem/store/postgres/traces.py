@@ -67,7 +67,8 @@ class TracesPG:
             stored = {r[0]: r[1] for r in conn.execute(
                 "SELECT id, json FROM traces WHERE id = ANY(%s)",
                 ([t.id for t in batch],)).fetchall()}
-            seq = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM traces").fetchone()[0])
+            top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM traces").fetchone()
+            seq = int(top[0]) if top else 0
             rows = []
             for trace in batch:
                 if trace.id in stored:
