@@ -24,7 +24,7 @@ from ...model import Procedure, Trace
 from ...redaction import Redactor
 from ...secret_params import secretize
 from ..common import procedure_json
-from ..scrub import _JSON_TABLES, _PROC_FIELDS, ScrubReport, _scrub_json
+from ..scrub import JSON_TABLES, PROC_FIELDS, ScrubReport, scrub_json
 
 if TYPE_CHECKING:
     from . import PostgresStore
@@ -62,19 +62,19 @@ def scrub_postgres(store: PostgresStore, redactor: Redactor, *,
                 f"SELECT name, version, json FROM procedures ORDER BY name, version{lock}"
         ).fetchall():
             rep.scanned["procedures"] += 1
-            proc, found = redactor.model(Procedure.model_validate_json(raw), _PROC_FIELDS)
+            proc, found = redactor.model(Procedure.model_validate_json(raw), PROC_FIELDS)
             if found:
                 rep._note("procedures", f"{name} v{version}", [f.kind for f in found])
                 if not dry_run:
                     conn.execute("UPDATE procedures SET json = %s WHERE name = %s AND version = %s",
                                  (procedure_json(secretize(proc)), name, version))
-        for table, keys in _JSON_TABLES:
+        for table, keys in JSON_TABLES:
             cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
             query = sql.SQL("SELECT {}, json FROM {} ORDER BY {}" + lock).format(
                 cols, sql.Identifier(table), cols)
             for row in conn.execute(query).fetchall():
                 rep.scanned[table] += 1
-                cleaned, kinds = _scrub_json(redactor, json.loads(row[-1]))
+                cleaned, kinds = scrub_json(redactor, json.loads(row[-1]))
                 if kinds:
                     rep._note(table, "/".join(str(k) for k in row[:-1]), kinds)
                     if not dry_run:
