@@ -332,3 +332,33 @@ def test_procmem_redact_scrubs_a_postgres_store(schema: str) -> None:
         assert not _leaks(stored)
         assert dead is None or dead[0] == 0
         assert scrub_store(store, Redactor()).changed == {}
+
+
+def test_two_stores_numbering_versions_at_once_never_share_a_number(schema: str) -> None:
+    """``put_version`` reads the last version and stores the next in one unit of work; the
+    store's writer lock keeps two processes from taking one number (no Conflict)."""
+    from procmem.memory_versions import put_version
+
+    stores = [_open(schema, pool_size=2) for _ in range(3)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def write(i: int, store: PostgresStore) -> None:
+        start.wait()
+        try:
+            for j in range(4):
+                put_version(store, proc("flow", description=f"writer {i} edit {j}"))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(i, s)) for i, s in enumerate(stores)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert [p.version for p in stores[0].list_versions("flow")] == list(range(1, 13))
+    finally:
+        for s in stores:
+            s.close()

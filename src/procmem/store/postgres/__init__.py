@@ -16,9 +16,11 @@ its schema (then the ``vector`` extension's), so no query reaches another
 tenant's rows. API keys live in each store's schema, as on SQLite (the servers
 read them from the default tenant's store).
 
-Rules beyond SQLite's (see each module): trace ``seq`` is given under a
-transaction-level advisory lock, so ``seq`` order is commit order across
-processes and hosts (:mod:`.traces`); leases are one conditional ``UPDATE``
+Rules beyond SQLite's (see each module): the write transactions of one store
+are serialized by a transaction-level advisory lock, as SQLite's write lock
+serializes them (:mod:`.base`), so read-modify-write sequences above the store
+stay correct across processes and hosts and trace ``seq`` order is commit order
+(:mod:`.traces`); leases are one conditional ``UPDATE``
 (:mod:`.executions`); migrations run under a session-level advisory lock
 (:mod:`.migrate`); each embedding model has its own partial HNSW index
 (:mod:`.search`), searched by :meth:`PostgresStore.nearest_embeddings`.

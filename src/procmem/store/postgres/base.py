@@ -11,6 +11,14 @@ Invariants:
       psycopg's nested ``Connection.transaction``; only the outermost commits).
       Other threads and processes see none of it until then (READ COMMITTED).
     * Every public write is one :meth:`PostgresBase.transaction` level.
+    * **Writers are serialized per store**, as SQLite's ``BEGIN IMMEDIATE`` does:
+      the outermost level takes the transaction-level advisory lock
+      ``(WRITE_LOCK, hashtext(schema))`` right after ``BEGIN`` and holds it until
+      it commits or rolls back. So the read-modify-write sequences above the
+      store (numbering a new version, a promotion's two status changes, decay)
+      stay correct across processes and hosts, and the order of commits is the
+      order the lock was granted in (the trace feed relies on it,
+      :mod:`.traces`). Reads never wait for it (MVCC).
     * No ``psycopg`` exception escapes: failing to connect is
       ``StoreUnavailable``, anything else ``StoreError``.
 """
@@ -34,11 +42,13 @@ from ...errors import StoreError, StoreUnavailable, UsageError
 from ...keys import DEFAULT_TENANT, check_tenant
 from .migrate import apply_pg_migrations, vector_schema
 
-__all__ = ["DEFAULT_SCHEMA", "PostgresBase", "aware", "keys", "schema_for", "text_time"]
+__all__ = ["DEFAULT_SCHEMA", "WRITE_LOCK", "PostgresBase", "aware", "keys", "schema_for",
+           "text_time"]
 
 DEFAULT_SCHEMA = "procmem"
 """The schema of the default tenant."""
 
+WRITE_LOCK = 0x706D7374  # "pmst": with hashtext(schema), the key of a store's writer lock
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_-]{0,62}$")
 _LOCK_TIMEOUT_MS = 15_000
 _CONNECT_TIMEOUT_S = 10
@@ -207,6 +217,16 @@ class PostgresBase:
                 yield conn
 
     @contextmanager
+    def _read_transaction(self) -> Iterator[Conn]:
+        """A transaction that only reads (no writer lock); joins the thread's unit of work."""
+        with self._conn() as conn:
+            try:
+                with conn.transaction():
+                    yield conn
+            except psycopg.Error as err:
+                raise self._failure(err) from err
+
+    @contextmanager
     def transaction(self) -> Iterator[Any]:
         """Group several writes into one atomic transaction (see ``UnitOfWork``).
 
@@ -238,6 +258,8 @@ class PostgresBase:
                 self._local.conn = conn
                 try:
                     with conn.transaction():
+                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                                     (WRITE_LOCK, self.schema))
                         yield self
                 finally:
                     self._local.conn = None

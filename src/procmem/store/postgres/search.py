@@ -77,6 +77,8 @@ class SearchPG:
 
         def _rows(self, query: Any, params: Any = ()) -> list[Any]: ...
 
+        def _read_transaction(self) -> AbstractContextManager[Conn]: ...
+
     # --------------------------------------------------------- keyword documents
 
     def index_documents(self, status: str | None = "active") -> list[tuple[str, str]]:
@@ -267,7 +269,7 @@ class SearchPG:
         if q.ndim != 1 or q.shape[0] < 1 or not np.isfinite(q).all():
             raise UsageError(f"query must be a finite non-empty 1-D vector, got shape {q.shape}")
         dim = int(q.shape[0])
-        with self._write() as conn:  # one transaction: SET LOCAL applies to the search only
+        with self._read_transaction() as conn:  # SET LOCAL applies to this search only
             row = conn.execute("SELECT dim, index_name FROM embedding_models "
                                "WHERE model_id = %s", (model_id,)).fetchone()
             if row is not None and row[1] is not None and row[0] == dim:

@@ -1,13 +1,14 @@
 """Traces and their change feed on PostgreSQL: a mixin of :class:`PostgresStore`.
 
-**Commit-order rule.** ``put_traces`` takes a transaction-level advisory lock
-(:data:`TRACE_LOCK`, keyed by the store's schema) before it gives any ``seq``,
-and gives ``MAX(seq) + 1`` under it. The lock is held until the transaction
-commits or rolls back, so a writer (any process, any host) can only read
-``MAX(seq)`` after every earlier writer's rows are committed: ``seq`` order *is*
-commit order. A sequence (``nextval``) would not do: two writers take 5 and 6,
-6 commits first, a reader moves its token past 6, then 5 appears behind it.
-The price is that trace writes of one store are serialized (reads never wait).
+**Commit-order rule.** ``put_traces`` gives ``MAX(seq) + 1`` while its
+transaction holds the store's writer lock (a transaction-level advisory lock
+taken right after ``BEGIN``, held until commit or rollback; see
+:mod:`.base`). A writer (any process, any host) can only read ``MAX(seq)`` after
+every earlier writer has committed or rolled back, so ``seq`` order *is* commit
+order, and a reader that sees ``seq`` N sees every trace below it. A sequence
+(``nextval``) would not do: two writers take 5 and 6, 6 commits first, a reader
+moves its token past 6, then 5 appears behind it. The price is that writes of
+one store are serialized (reads never wait).
 
 A feed token is ``"STORE:DELETIONS:SEQ:ID"`` as on SQLite: the store's random
 id (``meta.store_id``, set by migration 0001), the count of trace deletions when
@@ -30,9 +31,8 @@ from ..base import TraceChanges
 from ..common import check_page, trace_content
 from .base import Conn, aware, keys
 
-__all__ = ["TRACE_LOCK", "TracesPG"]
+__all__ = ["TracesPG"]
 
-TRACE_LOCK = 0x7472616365  # "trace": with hashtext(schema), the key of the traces' write lock
 _CHUNK = 1000
 
 
@@ -62,8 +62,6 @@ class TracesPG:
             return 0
         new = 0
         with self._write() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                         (TRACE_LOCK & 0x7FFFFFFF, self.schema))
             stored = {r[0]: r[1] for r in conn.execute(
                 "SELECT id, json FROM traces WHERE id = ANY(%s)",
                 ([t.id for t in batch],)).fetchall()}
