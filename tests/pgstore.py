@@ -38,6 +38,8 @@ URL = os.environ.get(ENV, "")
 PREFIX = f"pmt_{os.getpid()}_"
 """Schemas of this test process: ``pmt_<pid>_<n>``."""
 MAGIC = b"procmem-pgstore-test\n"
+CHILD_ENV = {ENV: URL}
+"""What a child process of a test needs to open the same stores (``storebackend.child_environ``)."""
 
 _lock = threading.Lock()
 _counter = itertools.count(1)
