@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import storebackend
 from procmem.errors import (
     Conflict,
     ExecutionBusy,
@@ -328,10 +329,14 @@ def test_index_text_builds_the_document() -> None:
 # ------------------------------------------------------------------ open_store
 
 
-def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   store_factory: storebackend.Factory) -> None:
     monkeypatch.chdir(tmp_path)
+    probe = store_factory(str(tmp_path / "probe.db"))  # SQLiteStore unless --store-backend
+    embedded = type(probe)
+    probe.close()
     with open_store("plain.db") as store:  # type: ignore[attr-defined]
-        assert isinstance(store, SQLiteStore) and store.location == "plain.db"
+        assert isinstance(store, embedded) and store.location == "plain.db"
     with open_store("sqlite:///relative.db") as store:  # type: ignore[attr-defined]
         assert store.location == "relative.db"
     absolute = tmp_path / "abs.db"
