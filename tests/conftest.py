@@ -121,6 +121,12 @@ def _backend_spec(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
+def store_backend_spec(pytestconfig: pytest.Config) -> str:
+    """The chosen backend as ``module:factory`` (child processes: ``tests/storebackend.py``)."""
+    return _backend_spec(pytestconfig)
+
+
+@pytest.fixture(scope="session")
 def store_factory(pytestconfig: pytest.Config) -> storebackend.Factory:
     """The chosen backend: ``factory(location) -> Store`` (see ``tests/storebackend.py``)."""
     return storebackend.load_factory(_backend_spec(pytestconfig))

@@ -20,6 +20,7 @@ using :class:`~procmem.store.SQLiteStore` by name.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 from procmem.store import Store
@@ -29,6 +30,27 @@ ENV = "PROCMEM_TEST_STORE"
 OPTION = "--store-backend"
 
 Factory = Callable[[str], Store]
+
+CHILD_PRELUDE = """
+import os
+if os.environ.get("PROCMEM_TEST_STORE"):  # the test session's backend, in this process too
+    import procmem.store, storebackend
+    procmem.store._open_embedded = storebackend.load_factory(os.environ["PROCMEM_TEST_STORE"])
+"""
+"""Code a test's child Python process runs first (with :func:`child_environ`) so that
+``Memory(path)`` there opens the same backend as the test (a path the test opened
+then names the same store)."""
+
+
+def child_environ(spec: str) -> dict[str, str]:
+    """Environment for a child process running :data:`CHILD_PRELUDE`: the backend ``spec``,
+    the tests folder on ``PYTHONPATH`` and what the factory's module needs (its
+    ``CHILD_ENV``, e.g. the PostgreSQL URL of ``tests/pgstore.py``)."""
+    if spec == DEFAULT:
+        return {}
+    module = importlib.import_module(spec.partition(":")[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    return {ENV: spec, "PYTHONPATH": here, **getattr(module, "CHILD_ENV", {})}
 
 
 def load_factory(spec: str) -> Factory:

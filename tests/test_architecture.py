@@ -28,6 +28,7 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+BACKENDS += tuple(m for m in MODULES if m.startswith("procmem.store.postgres"))
 
 
 def _target(module: str, path: Path, node: ast.ImportFrom) -> str:

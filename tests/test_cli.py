@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+import storebackend
 from procmem.cli import main
 from procmem.memory import Memory
-from procmem.store.sqlite import SQLiteStore
 
 EVAL_KEYS = {"train_traces", "procedures", "test_traces", "hit_at_1", "hit_at_5", "mrr",
              "replay_exact", "automation", "seconds"}
@@ -198,16 +198,16 @@ def test_search_json_ranks_and_binds(learned: Path) -> None:
     assert human.exit_code == 0 and "return_delivered_order_items" in human.stdout
 
 
-def test_search_embeds_what_was_learned_without_a_model_first(traces_file: Path,
-                                                              tmp_path: Path) -> None:
+def test_search_embeds_what_was_learned_without_a_model_first(
+        traces_file: Path, tmp_path: Path, store_factory: storebackend.Factory) -> None:
     db = str(tmp_path / "plain.db")
     assert run("--db", db, "--embedder", "none", "learn", str(traces_file)).exit_code == 0
-    store = SQLiteStore(db)
+    store = store_factory(db)  # the backend under test, as the CLI opened it
     assert store.count_embeddings() == {}
     store.close()
     human = run("--db", db, "search", RETURN_TASK)  # default embedder: embeds, then searches
     assert human.exit_code == 0 and "return_delivered_order_items" in human.stdout
-    store = SQLiteStore(db)
+    store = store_factory(db)
     assert sum(store.count_embeddings().values()) > 0
     store.close()
     again = run("--db", db, "search", RETURN_TASK)  # nothing left to embed: no bar at all

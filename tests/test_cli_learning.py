@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+import storebackend
 from procmem.cli import main
 from procmem.cli import render_learning as render
 from procmem.core.model import Trace, TraceStep
 from procmem.memory import Memory
-from procmem.store import SQLiteStore
 from shipping import ship_trace
 
 SHIP = "charge_card-then-ship"
@@ -148,10 +148,11 @@ def test_stats_name_lists_every_version_and_human_tables(db: Path) -> None:
     assert everything.exit_code == 0 and SHIP in everything.stdout and REFUND in everything.stdout
 
 
-def test_stats_empty_memory_and_unknown_name(tmp_path: Path) -> None:
+def test_stats_empty_memory_and_unknown_name(tmp_path: Path,
+                                            store_factory: storebackend.Factory) -> None:
     empty = tmp_path / "empty.db"
     assert run(empty, "stats").exit_code == 3 and not empty.exists()  # never creates a store
-    SQLiteStore(str(empty)).close()
+    store_factory(str(empty)).close()  # an empty store of the backend under test
     result = run(empty, "stats")
     assert result.exit_code == 0 and "no procedures yet" in result.stdout
     assert run_json(empty, "stats") == []

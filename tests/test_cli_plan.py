@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+import storebackend
 from procmem.cli import main
 from procmem.induction.planning import Plan
 from procmem.memory import Memory
-from procmem.store import SQLiteStore
 
 SAMPLE = Path(__file__).parent / "data" / "tau_retail_sample.jsonl"
 CANCEL = "Cancel order #W1234567 because ordered by mistake."
@@ -69,13 +69,14 @@ def test_plan_of_a_named_procedure_with_params(db: Path) -> None:
     assert missing.exit_code == 0 and "param:reason" in missing.stdout
 
 
-def test_plan_errors_and_nothing_fits(db: Path, tmp_path: Path) -> None:
+def test_plan_errors_and_nothing_fits(db: Path, tmp_path: Path,
+                                      store_factory: storebackend.Factory) -> None:
     unknown = run("plan", CANCEL, "--procedure", "nope")
     assert unknown.exit_code == 3 and "error[not_found]" in unknown.stderr
     bad = run("plan", CANCEL, "--procedure", "cancel_pending_order", "--params", '{"x": 1}')
     assert bad.exit_code == 2 and "error[param_error]" in bad.stderr
     assert run("plan", CANCEL, "--version", "1").exit_code == 2
-    SQLiteStore(str(tmp_path / "empty.db")).close()
+    store_factory(str(tmp_path / "empty.db")).close()  # an empty store of the backend under test
     empty = run("--db", str(tmp_path / "empty.db"), "plan", CANCEL)
     assert empty.exit_code == 0 and "no procedure" in empty.stdout
     data = json.loads(run("--db", str(tmp_path / "empty.db"), "plan", CANCEL, "--json").stdout)

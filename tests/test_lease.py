@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import procmem
+import storebackend
 from procmem.core.errors import ExecutionBusy, UsageError
 from procmem.core.model import Execution, Procedure, Step, utcnow
 from procmem.memory import Memory
@@ -26,7 +27,7 @@ from storecontract import lease_of
 PAY = Procedure(name="pay", steps=[Step(id="s1", action="charge"),
                                    Step(id="s2", action="notify")])
 
-CHILD = r"""
+CHILD = storebackend.CHILD_PRELUDE + r"""
 import sys, time
 from pathlib import Path
 from procmem.memory import Memory
@@ -72,11 +73,14 @@ def wait_for(path: Path, child: subprocess.Popen[bytes]) -> str:
     return text
 
 
-def test_a_running_execution_cannot_be_resumed_twice_two_processes(tmp_path: Path) -> None:
+def test_a_running_execution_cannot_be_resumed_twice_two_processes(
+        tmp_path: Path, store_backend_spec: str) -> None:
     db, started = tmp_path / "m.db", tmp_path / "started"
     mem = memory(db)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(Path(procmem.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    extra = storebackend.child_environ(store_backend_spec)  # the child opens the same store
+    env = {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(
+        [str(Path(procmem.__file__).parents[1]), extra.get("PYTHONPATH", ""),
+         os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(db), str(started), "2"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

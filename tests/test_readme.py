@@ -210,6 +210,8 @@ def test_missing_extra_names_the_clone_command_and_the_packages() -> None:
     assert "procedural-memory[" not in message
     assert "'psycopg[binary]>=3.2'" in str(MissingExtra("PostgreSQL storage", "postgres"))
     assert "no 'nosuch' extra" in str(MissingExtra("nothing", "nosuch"))
+    assert "no 'mysql' extra" in str(MissingExtra("MySQL storage", "mysql"))
+    assert "pip install -e '.[postgres]'" in str(MissingExtra("PostgreSQL storage", "postgres"))
 
 
 def test_extra_packages_match_pyproject() -> None:

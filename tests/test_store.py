@@ -10,6 +10,7 @@ schema history, ``find_lease``, WAL files shared by connections, migrations.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import storebackend
 from procmem.core.errors import (
     Conflict,
     ExecutionBusy,
@@ -327,10 +329,14 @@ def test_index_text_builds_the_document() -> None:
 # ------------------------------------------------------------------ open_store
 
 
-def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   store_factory: storebackend.Factory) -> None:
     monkeypatch.chdir(tmp_path)
+    probe = store_factory(str(tmp_path / "probe.db"))  # SQLiteStore unless --store-backend
+    embedded = type(probe)
+    probe.close()
     with open_store("plain.db") as store:  # type: ignore[attr-defined]
-        assert isinstance(store, SQLiteStore) and store.location == "plain.db"
+        assert isinstance(store, embedded) and store.location == "plain.db"
     with open_store("sqlite:///relative.db") as store:  # type: ignore[attr-defined]
         assert store.location == "relative.db"
     absolute = tmp_path / "abs.db"
@@ -343,11 +349,21 @@ def test_open_store_paths_and_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@localhost/db", "postgres://localhost/x"])
-def test_open_store_postgres_needs_the_extra(url: str) -> None:
+def test_open_store_postgres_needs_the_extra(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if procmem[postgres] were not installed
+    for name in [m for m in sys.modules if m.startswith("procmem.store.postgres")]:
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(MissingExtra) as info:
         open_store(url)
     assert info.value.extra == "postgres"
     assert "pip install -e '.[postgres]'" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db", "postgres://127.0.0.1:1/x"])
+def test_open_store_postgres_without_a_server_is_unavailable(url: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreUnavailable):  # port 1 refuses at once: no server, no wait
+        open_store(url)
 
 
 @pytest.mark.parametrize("url", ["mysql://localhost/db", "http://example.com/m.db", "sqlite:/x"])

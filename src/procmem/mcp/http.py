@@ -50,6 +50,8 @@ def _needs(message: Any) -> str:
         return "read"
     params = message.get("params")
     name = params.get("name") if isinstance(params, dict) else None
+    if not isinstance(name, str):  # e.g. a list (unhashable): the strictest scope, never a 500
+        return "run"
     if name in _READ_TOOLS:
         return "read"
     return "write" if name in _WRITE_TOOLS else "run"

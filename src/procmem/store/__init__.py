@@ -13,7 +13,9 @@ Invariants:
     * Tenants are kept apart by storage, not by a filter: the ``default`` tenant
       is the location itself (existing data, the embedded library); tenant ``t``
       of a SQLite file ``PATH`` is the file ``PATH.tenants/t.db``
-      (:func:`tenant_location`), of ``":memory:"`` a fresh in-memory database.
+      (:func:`tenant_location`), of ``":memory:"`` a fresh in-memory database;
+      on PostgreSQL, tenant ``t`` is the schema ``procmem_t_t`` of the URL's
+      database (the default tenant: schema ``procmem``).
       A store holds one tenant's data, so every read, write, search, execution
       and export through it stays inside that tenant whatever the query.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -98,15 +101,18 @@ def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT
         location: A file path (``"memory.db"``), ``":memory:"``, a SQLite URL
             (``"sqlite:///memory.db"`` is relative, ``"sqlite:////var/m.db"``
             absolute, ``"sqlite://"`` in memory), or a PostgreSQL URL
-            (``"postgresql://user@host/db"``).
+            (``"postgresql://user@host/db"`` or ``postgres://``; see
+            :mod:`procmem.store.postgres`).
         tenant: Whose data to open (see :func:`tenant_location`); ``"default"``
-            is the location itself.
+            is the location itself. On PostgreSQL each tenant is a schema of
+            the URL's database (``procmem`` for the default one, ``procmem_t_<tenant>``
+            for the others), created on first open.
 
     Returns:
         A store implementing :class:`Store`.
 
     Raises:
-        MissingExtra: A PostgreSQL URL; that backend ships with ``procmem[postgres]``.
+        MissingExtra: A PostgreSQL URL without ``procmem[postgres]`` installed.
         UsageError: Any other URL scheme, a malformed SQLite URL, or a bad tenant name.
         StoreUnavailable: The database cannot be opened.
     """
@@ -125,15 +131,25 @@ def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT
             raise UsageError(f"SQLite URL must look like sqlite:///path (got {text!r})")
         return _open_embedded(tenant_location(rest[1:], tenant))
     if scheme in ("postgresql", "postgres"):
-        raise MissingExtra("PostgreSQL storage", "postgres")
+        return _open_postgres(text, tenant)
     raise UsageError(
         f"unsupported store location {text!r}: use a file path, sqlite:///path or postgresql://"
     )
 
 
+def _open_postgres(url: str, tenant: str) -> Store:
+    """A :class:`~procmem.store.postgres.PostgresStore` of ``tenant`` (its own schema)."""
+    try:
+        from .postgres import PostgresStore
+    except ImportError as err:  # psycopg, psycopg_pool or pgvector missing
+        raise MissingExtra("PostgreSQL storage", "postgres") from err
+    return PostgresStore(url, tenant=tenant)
+
+
 def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> ScrubReport:
     """Redact every stored record of ``store`` in place (``procmem redact``); the
-    backend's own maintenance (:func:`procmem.store.scrub.scrub_sqlite` for SQLite).
+    backend's own maintenance (:func:`procmem.store.scrub.scrub_sqlite` for SQLite,
+    :func:`procmem.store.postgres.scrub.scrub_postgres` for PostgreSQL).
 
     Raises:
         UsageError: The backend has no scrub.
@@ -141,6 +157,12 @@ def scrub_store(store: Store, redactor: Redactor, *, dry_run: bool = False) -> S
     """
     from .scrub import scrub_sqlite
 
+    if not isinstance(store, SQLiteStore) and "procmem.store.postgres" in sys.modules:
+        from .postgres import PostgresStore  # imported already: a PostgresStore may exist
+        from .postgres.scrub import scrub_postgres
+
+        if isinstance(store, PostgresStore):
+            return scrub_postgres(store, redactor, dry_run=dry_run)
     return scrub_sqlite(store, redactor, dry_run=dry_run)
 
 

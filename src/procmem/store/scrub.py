@@ -33,11 +33,11 @@ from .base import Store
 from .common import procedure_json
 from .sqlite import SQLiteStore
 
-__all__ = ["ScrubReport", "scrub_sqlite"]
+__all__ = ["JSON_TABLES", "PROC_FIELDS", "ScrubReport", "scrub_json", "scrub_sqlite"]
 
-_PROC_FIELDS = ("description", "steps", "params", "tags")
+PROC_FIELDS = ("description", "steps", "params", "tags")
 # (table, key columns) of the tables whose json column is scrubbed generically
-_JSON_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+JSON_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("executions", ("id",)),
     ("step_runs", ("execution_id", "idx")),
     ("evidence", ("id",)),
@@ -82,7 +82,9 @@ class ScrubReport:
             ids.append(key)
 
 
-def _scrub_json(redactor: Redactor, data: Any) -> tuple[Any, list[str]]:
+def scrub_json(redactor: Redactor, data: Any) -> tuple[Any, list[str]]:
+    """One stored JSON record redacted (its structure fields left as they are), with the
+    kinds of secret found; shared by the SQLite and PostgreSQL scrubs."""
     if not isinstance(data, dict):
         cleaned, found = redactor.value(data)
         return cleaned, [f.kind for f in found]
@@ -115,7 +117,7 @@ def _procedures(conn: sqlite3.Connection, r: Redactor, rep: ScrubReport, dry: bo
     for name, version, raw in rows:
         rep.scanned["procedures"] += 1
         proc = Procedure.model_validate_json(raw)
-        cleaned, found = r.model(proc, _PROC_FIELDS)
+        cleaned, found = r.model(proc, PROC_FIELDS)
         if found:
             cleaned = secretize(cleaned)
             rep._note("procedures", f"{name} v{version}", [f.kind for f in found])
@@ -144,20 +146,20 @@ def scrub_sqlite(store: Store, redactor: Redactor, *, dry_run: bool = False) -> 
         StoreError: SQLite failed (nothing is changed then).
     """
     if not isinstance(store, SQLiteStore):
-        raise UsageError("procmem redact works on SQLite stores")
+        raise UsageError("procmem redact works on SQLite and PostgreSQL stores only")
     rep = ScrubReport(dry_run=dry_run)
     with store.transaction(), store._guard() as conn:
         conn.execute("PRAGMA secure_delete = ON")
         _traces(conn, redactor, rep, dry_run)
         _procedures(conn, redactor, rep, dry_run)
         present = _tables(conn)
-        for table, keys in _JSON_TABLES:
+        for table, keys in JSON_TABLES:
             if table not in present:
                 continue
             cols = ", ".join(keys)
             for row in conn.execute(f"SELECT {cols}, json FROM {table}").fetchall():
                 rep.scanned[table] += 1
-                cleaned, kinds = _scrub_json(redactor, json.loads(row[-1]))
+                cleaned, kinds = scrub_json(redactor, json.loads(row[-1]))
                 if kinds:
                     rep._note(table, "/".join(str(k) for k in row[:-1]), kinds)
                     if not dry_run:
