@@ -13,6 +13,10 @@ Invariants:
       (``candidate`` → ``active``) then the old version ``replaced``
       (``active`` → ``deprecated``).
     * Versions are immutable: a change moves a status, never content.
+    * A decision is written only if the statuses it was taken on are still the
+      stored ones, checked in the unit of work that writes them: when two
+      processes decide at once (two reports), one writes and reports the
+      changes, the other writes and reports none.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from ..core.errors import NotFound
 from .promote import PromotionPolicy, decide
 from .stats import VersionStats, p_better
 
@@ -87,16 +92,34 @@ def apply_decision(store: Store, name: str, active: Procedure, candidate: Proced
         reason: Why, kept on each change.
 
     Returns:
-        The changes, in the order written (see the module invariants).
+        The changes, in the order written (see the module invariants); empty when
+        the stored status of ``active`` or ``candidate`` is no longer the one
+        given (another process decided first): nothing is written then.
     """
-    if decision == "promote":
-        with store.transaction():  # both statuses, or neither (procmem.store.base.UnitOfWork)
+    # Decided on statuses read before: another process may have decided since (two
+    # reports at once). Check them again inside the unit of work that writes, so the
+    # decision is made once and told by one caller (procmem.store.base.UnitOfWork).
+    with store.transaction():  # both statuses, or neither
+        if (_status(store, name, candidate) != candidate.status
+                or _status(store, name, active) != active.status):
+            return []
+        if decision == "promote":
             store.set_status(name, candidate.version, "active")
             store.set_status(name, active.version, "deprecated")
-        return [Change(name, candidate.version, "promoted", candidate.status, "active", reason),
-                Change(name, active.version, "replaced", active.status, "deprecated", reason)]
-    store.set_status(name, candidate.version, "deprecated")
+            return [Change(name, candidate.version, "promoted", candidate.status, "active",
+                           reason),
+                    Change(name, active.version, "replaced", active.status, "deprecated",
+                           reason)]
+        store.set_status(name, candidate.version, "deprecated")
     return [Change(name, candidate.version, "demoted", candidate.status, "deprecated", reason)]
+
+
+def _status(store: Store, name: str, version: Procedure) -> str | None:
+    """The stored status of ``version`` now (``None`` once it is deleted)."""
+    try:
+        return store.get_procedure(name, version.version).status
+    except NotFound:
+        return None
 
 
 def review_candidates(store: Store, active: Procedure, candidates: list[Procedure],
