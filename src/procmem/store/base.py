@@ -106,7 +106,10 @@ class UnitOfWork(Protocol):
         (the outer block goes on if it catches the exception); only the
         outermost block commits. A backend may serialize transactions (SQLite
         holds its write lock and its thread lock throughout), so keep slow work
-        (replays, model calls) outside.
+        (replays, model calls) outside. What a block reads and then writes must
+        be atomic against other processes' blocks (SQLite: ``BEGIN IMMEDIATE``):
+        :func:`procmem.learning.changes.apply_decision` re-reads two statuses in
+        the block that changes them, so that two processes never both promote.
 
         Raises:
             StoreError: The backend could not begin or commit.
