@@ -1,7 +1,10 @@
 """The ``--scale N`` mode of ``bench_backends.py`` (not a benchmark itself; see its docstring).
 
 Variant ``k`` (procedure ``<learned name>_s<k>`` with demonstration trace
-``scale-<k>``) depends on ``k`` alone, so a build resumes where the store stops.
+``scale-s<k>``) depends on ``k`` alone, so a build resumes where the store stops.
+The 1,000 added in a timed run get a fresh prefix (``x<random>``), so their texts
+are new (not embedded by an earlier run); they are deleted after (their vectors
+stay in the store's embedding cache, keyed by text).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import random
 import sys
 import time
+import uuid
 from contextlib import redirect_stdout
 from typing import Any
 
@@ -126,14 +130,15 @@ def run_scale(location: str, args: argparse.Namespace) -> dict[str, Any]:
         out["search_p95_ms"] = round(pct(times, 95) * 1000, 1)
         say(f"  adding {EXTRA} more ...")
         start = time.perf_counter()
-        extra = add(mem, variants, range(EXTRA), prefix="x")
+        run = f"x{uuid.uuid4().hex[:6]}"  # new texts every run: none is embedded already
+        extra = add(mem, variants, range(EXTRA), prefix=run)
         out["add_1000_s"] = round(time.perf_counter() - start, 1)
         out["search_after_add_s"] = round(timed_search(mem, queries[0]), 2)
         say(f"  removing the {EXTRA} again ...")
         for name in extra:
             mem.store.delete_procedure(name)
         for k in range(EXTRA):
-            mem.store.delete_trace(f"scale-x{k:07d}")
+            mem.store.delete_trace(f"scale-{run}{k:07d}")
     return out
 
 

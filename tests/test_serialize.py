@@ -111,6 +111,9 @@ class _Statuses:
     def set_status(self, name: str, version: int, status: str) -> None:
         self.statuses[version] = status
 
+    def get_procedure(self, name: str, version: int) -> Procedure:  # re-read before writing
+        return _proc(version, self.statuses[version])
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:  # a promotion writes its two statuses in one
         yield
