@@ -159,7 +159,6 @@ def test_a_procedure_learned_in_one_process_is_found_and_replayed_in_another(
              if json.loads(line)["id"] != held.id]
     (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "held.jsonl").write_text(held.model_dump_json() + "\n", encoding="utf-8")
-    Memory(location, embedder=None).close()  # the schema exists before two processes race on it
     a = spawn("learn", "A", "--traces", str(tmp_path / "train.jsonl"))
     b = spawn("find_and_replay", "B", "--traces", str(tmp_path / "held.jsonl"),
               "--after", str(a.out))  # started before A finished; waits for its result
