@@ -46,9 +46,10 @@ LEAKY = re.compile(
 
 
 # Inputs of the test lanes themselves (where .ci/run installed the npm packages,
-# where the browser lane saves its screenshots),
+# where the browser lane saves its screenshots, the PostgreSQL server of test_multihost.py),
 # not settings of procmem: read once per session by :func:`lane_environ`.
-LANE_INPUTS = ("PROCMEM_NPM_PREFIX", "PROCMEM_NODE_DIR", "PROCMEM_SCREENSHOTS")
+LANE_INPUTS = ("PROCMEM_NPM_PREFIX", "PROCMEM_NODE_DIR", "PROCMEM_SCREENSHOTS",
+               "PROCMEM_TEST_PG_URL")
 
 
 def leaky_names(environ: dict[str, str] | os._Environ[str]) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from procmem.core.errors import NotFound
 from procmem.core.model import Procedure, utcnow
-from procmem.learning.changes import Change
+from procmem.learning.changes import Change, apply_decision
 from procmem.learning.promote import PromotionPolicy
 from procmem.memory import Memory
 from shipping import ship_trace
@@ -239,3 +239,18 @@ def test_a_demoted_candidate_leaves_the_active_version_current(mem: Memory) -> N
 
 def _broken(**_: Any) -> str:
     raise RuntimeError("wallet down")
+
+
+def test_a_decision_taken_on_stale_statuses_writes_nothing(mem: Memory) -> None:
+    """Two processes decide on the same reads (two reports at once): one writes the
+    promotion and says so, the other finds the statuses moved and changes nothing."""
+    world = World()
+    world.drifted = True
+    fail_and_recover(mem, world, "#O2001", 150)
+    mem.optimize(NAME)
+    active, cand = mem.store.get_procedure(NAME, 1), mem.store.get_procedure(NAME, 2)
+    first = apply_decision(mem.store, NAME, active, cand, "promote", "first")
+    assert [c.change for c in first] == ["promoted", "replaced"]
+    assert apply_decision(mem.store, NAME, active, cand, "promote", "second") == []
+    assert apply_decision(mem.store, NAME, active, cand, "demote", "late") == []
+    assert [p.status for p in mem.list_versions(NAME)] == ["deprecated", "active"]

@@ -13,6 +13,10 @@ Invariants:
       (``candidate`` → ``active``) then the old version ``replaced``
       (``active`` → ``deprecated``).
     * Versions are immutable: a change moves a status, never content.
+    * A decision is written only if the statuses it was taken on are still the
+      stored ones, checked in the unit of work that writes them: when two
+      processes decide at once (two reports), one writes and reports the
+      changes, the other writes and reports none.
 """
 
 from __future__ import annotations

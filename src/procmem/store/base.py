@@ -109,7 +109,11 @@ class UnitOfWork(Protocol):
         (the outer block goes on if it catches the exception); only the
         outermost block commits. A backend may serialize transactions (SQLite
         holds its write lock and its thread lock throughout), so keep slow work
-        (replays, model calls) outside.
+        (replays, model calls) outside. What a block reads and then writes must
+        be atomic against other processes' blocks (SQLite: ``BEGIN IMMEDIATE``;
+        PostgreSQL: the store's writer advisory lock taken right after ``BEGIN``):
+        a new version's number and a status transition
+        (:mod:`procmem.store.status`) are read and written in one block.
 
         Raises:
             StoreError: The backend could not begin or commit.

@@ -43,8 +43,11 @@ def _decide(mem: Memory, name: str, version: int, decision: Literal["promote", "
         raise Conflict("procedure", f"{name} v{version}",
                        f"is {candidate.status}, not a candidate")
     active = mem.store.get_procedure(name)  # the current version the candidate competes with
-    return apply_decision(mem.store, name, active, candidate, decision,
-                          reason="decided by hand in the web UI")
+    changes = apply_decision(mem.store, name, active, candidate, decision,
+                             reason="decided by hand in the web UI")
+    if not changes:  # another process changed a status between the reads and the write
+        raise Conflict("procedure", f"{name} v{version}", "changed meanwhile; reload")
+    return changes
 
 
 def promote(mem: Memory, name: str, version: int) -> dict[str, Any]:
