@@ -51,7 +51,6 @@ Invariants (every backend; checked by the contract suite):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -63,6 +62,7 @@ from ..core.model import Evidence, Execution, Procedure, StepRun, Trace
 from ..core.procstats import ProcedureStats, RunOutcome
 from ..security.keys import ApiKey
 from .aliases import AliasRecords
+from .common import SEPARATORS, index_text
 from .jobs import JobRecords
 from .listing import ListingRecords
 from .status import StatusRecords
@@ -565,39 +565,3 @@ def protocol_methods(protocol: type = Store) -> list[str]:
         names.update(n for n, v in vars(klass).items()
                      if callable(v) and not n.startswith("_"))
     return sorted(names)
-
-
-SEPARATORS = re.compile(r"[_.\-]+")
-"""What separates the words of a procedure name (``_``, ``.``, ``-``)."""
-
-
-def index_text(procedure: Procedure, tasks: list[str]) -> str:
-    """The full-text document of one procedure version, shared by every backend.
-
-    Pure: the same procedure and tasks always give the same text, so keyword
-    search behaves the same on SQLite and PostgreSQL.
-
-    Args:
-        procedure: The version to index (normally the name's current version).
-        tasks: Task texts of its demonstration traces (``procedure.lineage.traces``
-            that the store holds), in lineage order.
-
-    Returns:
-        Newline-separated text: the name with ``_``, ``-`` and ``.`` turned into
-        spaces, the description, the tags, each param's name (as is and split on
-        ``_``) and description, each step's action (as is and split on ``_``),
-        then the tasks. Empty parts are left out.
-    """
-    parts: list[str] = [SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
-    parts.extend(procedure.tags)
-    for param in procedure.params:
-        parts.append(param.name)
-        if "_" in param.name:
-            parts.append(param.name.replace("_", " ").strip())
-        parts.append(param.description)
-    for step in procedure.steps:
-        parts.append(step.action)
-        if "_" in step.action:
-            parts.append(step.action.replace("_", " ").strip())
-    parts.extend(tasks)
-    return "\n".join(p for p in parts if p and p.strip())

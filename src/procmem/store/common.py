@@ -6,6 +6,7 @@ for the same records (the contract suite in ``tests/test_store.py`` checks it).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,9 +14,8 @@ from ..core.errors import UsageError
 from ..core.model import Procedure, Trace
 from ..core.procstats import STATS_FIELDS
 
-__all__ = ["CURRENT_ORDER", "STATUSES", "check_alias", "check_page", "check_status",
-           "procedure_json",
-           "timestamp", "trace_content", "version_content"]
+__all__ = ["CURRENT_ORDER", "SEPARATORS", "STATUSES", "check_alias", "check_page", "check_status",
+           "index_text", "procedure_json", "timestamp", "trace_content", "version_content"]
 
 STATUSES = ("candidate", "active", "deprecated")
 CURRENT_ORDER = "(status = 'active') DESC, (status = 'deprecated') DESC, version DESC"
@@ -66,3 +66,39 @@ def check_alias(old: str, new: str) -> None:
         raise UsageError(f"an alias needs two non-empty names, got {old!r} -> {new!r}")
     if old == new:
         raise UsageError(f"an alias cannot point at itself: {old!r}")
+
+
+SEPARATORS = re.compile(r"[_.\-]+")
+"""What separates the words of a procedure name (``_``, ``.``, ``-``)."""
+
+
+def index_text(procedure: Procedure, tasks: list[str]) -> str:
+    """The full-text document of one procedure version, shared by every backend.
+
+    Pure: the same procedure and tasks always give the same text, so keyword
+    search behaves the same on SQLite and PostgreSQL.
+
+    Args:
+        procedure: The version to index (normally the name's current version).
+        tasks: Task texts of its demonstration traces (``procedure.lineage.traces``
+            that the store holds), in lineage order.
+
+    Returns:
+        Newline-separated text: the name with ``_``, ``-`` and ``.`` turned into
+        spaces, the description, the tags, each param's name (as is and split on
+        ``_``) and description, each step's action (as is and split on ``_``),
+        then the tasks. Empty parts are left out.
+    """
+    parts: list[str] = [SEPARATORS.sub(" ", procedure.name).strip(), procedure.description]
+    parts.extend(procedure.tags)
+    for param in procedure.params:
+        parts.append(param.name)
+        if "_" in param.name:
+            parts.append(param.name.replace("_", " ").strip())
+        parts.append(param.description)
+    for step in procedure.steps:
+        parts.append(step.action)
+        if "_" in step.action:
+            parts.append(step.action.replace("_", " ").strip())
+    parts.extend(tasks)
+    return "\n".join(p for p in parts if p and p.strip())
