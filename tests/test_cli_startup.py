@@ -85,5 +85,5 @@ def test_every_command_module_registers_on_the_one_group() -> None:
                 "reindex", "calibrate", "plan", "stats", "report", "optimize", "history",
                 "diff", "rollback", "pin", "unpin", "decay", "delete", "traces", "tools",
                 "import", "export", "import-skill", "redact", "keys", "serve", "mcp", "proxy",
-                "executions", "rename", "copy"}
+                "executions", "rename", "copy", "migrate"}
     assert set(main.commands) == expected
