@@ -6,11 +6,19 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from procmem.cli import main
-from procmem.store import pending_migrations
+from procmem.store import SQLiteStore, pending_migrations
 from procmem.store.migrate import apply_migrations, load_migrations
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(store_factory: object) -> None:
+    """These tests read SQLite's migration table (``--store-backend`` swaps the store)."""
+    if store_factory is not SQLiteStore:
+        pytest.skip("reads SQLite's schema_migrations table")
 
 
 def _run(*args: str) -> tuple[int, str]:
