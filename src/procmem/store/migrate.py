@@ -35,11 +35,11 @@ class Migration:
     sql: str
 
 
-def load_migrations() -> list[Migration]:
-    """The migrations shipped in ``procmem/store/migrations``, by ascending version."""
-    folder = resources.files("procmem.store") / "migrations"
+def load_migrations(folder: str = "migrations") -> list[Migration]:
+    """The migrations shipped in ``procmem/store/<folder>``, by ascending version
+    (``migrations`` for SQLite, ``migrations_pg`` for PostgreSQL: the same numbering)."""
     found = []
-    for entry in folder.iterdir():
+    for entry in (resources.files("procmem.store") / folder).iterdir():
         match = _MIGRATION_FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))

@@ -16,13 +16,12 @@ Invariants:
 from __future__ import annotations
 
 import re
-from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from ..migrate import Migration
+from ..migrate import Migration, load_migrations
 
 __all__ = ["MIGRATION_LOCK", "apply_pg_migrations", "load_pg_migrations", "pending_pg_migrations",
            "vector_schema"]
@@ -33,13 +32,7 @@ _MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 def load_pg_migrations() -> list[Migration]:
     """The migrations shipped in ``procmem/store/migrations_pg``, by ascending version."""
-    folder = resources.files("procmem.store") / "migrations_pg"
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_FILE.match(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
-    return sorted(found, key=lambda m: m.version)
+    return load_migrations("migrations_pg")
 
 
 def _applied(conn: psycopg.Connection[Any], schema: str) -> set[int] | None:
