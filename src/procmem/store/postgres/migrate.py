@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import psycopg
@@ -27,7 +26,6 @@ __all__ = ["MIGRATION_LOCK", "apply_pg_migrations", "load_pg_migrations", "pendi
            "vector_schema"]
 
 MIGRATION_LOCK = 0x70726F636D656D  # "procmem" in ASCII: the advisory lock key of migrations
-_MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 
 def load_pg_migrations() -> list[Migration]:
