@@ -60,7 +60,7 @@ def _postgres_location(url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def location(request: pytest.FixtureRequest, tmp_path: Path,
              lane_environ: dict[str, str]) -> Iterator[str]:
     """Where the processes of one test meet: a SQLite file, or a fresh PostgreSQL database."""
