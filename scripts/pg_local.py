@@ -99,6 +99,16 @@ def url(port: int) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
+def reachable(path: Path, uid: int) -> bool:
+    """Whether every folder above ``path`` can be traversed by ``uid`` (others' x bit,
+    or owned by it)."""
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if not info.st_mode & 0o001 and info.st_uid != uid:
+            return False
+    return True
+
+
 class Server:
     """One local cluster: ``dir/data`` (PGDATA), ``dir/log``, the socket in ``dir``."""
 
@@ -112,6 +122,12 @@ class Server:
 
     # ---------------------------------------------------------------- running
 
+    def tool(self, name: str) -> Path:
+        """A PostgreSQL program: from pgserver's package, or from the copy in ``DIR`` that
+        :meth:`prepare_dir` makes when root's user cannot reach the package."""
+        copy = self.dir / "pgserver-copy" / "pgserver" / "pginstall" / "bin"
+        return (copy if copy.is_dir() else self.bin) / name
+
     def run(self, tool: str, *args: str, check: bool = True,
             capture: bool = False) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL tool, as :data:`PG_USER` when we are root."""
@@ -122,7 +138,7 @@ class Server:
                      "cwd": str(self.dir)}
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = env.get("LC_ALL") or "C.UTF-8"
-        proc = subprocess.run([str(self.bin / tool), *args], env=env, text=True,
+        proc = subprocess.run([str(self.tool(tool)), *args], env=env, text=True,
                               stdout=subprocess.PIPE if capture else sys.stderr,
                               stderr=subprocess.PIPE if capture else sys.stderr,
                               check=False, **extra)
@@ -162,6 +178,18 @@ class Server:
                     die(f"{parent} is not traversable by {PG_USER} (mode {oct(mode & 0o777)}): "
                         "pick a --dir under a world-traversable folder such as /tmp")
             os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+            if not reachable(self.bin, entry.pw_uid):
+                # e.g. a venv inside a private temporary folder (mode 700, as .ci/run makes):
+                # run a copy of pgserver's tree from DIR, which the user owns; the binaries
+                # find their libraries at $ORIGIN/../../../pgserver.libs, so that comes too
+                package = self.bin.parent.parent  # site-packages/pgserver
+                copy = self.dir / "pgserver-copy"
+                if not copy.exists():
+                    log(f"{self.bin} is not reachable by {PG_USER}: copying it to {copy}")
+                    shutil.copytree(self.bin.parent, copy / "pgserver" / "pginstall", symlinks=True)
+                    libs = package.parent / "pgserver.libs"
+                    if libs.is_dir():
+                        shutil.copytree(libs, copy / "pgserver.libs", symlinks=True)
         self.dir.chmod(0o700)
 
     def init(self) -> None:
