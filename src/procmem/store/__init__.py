@@ -118,23 +118,9 @@ def open_store(location: str | os.PathLike[str], *, tenant: str = DEFAULT_TENANT
     """
     text = os.fsdecode(location)
     match = _SCHEME.match(text)
-    if match is None:
-        if _KNOWN_SCHEME.match(text):
-            raise UsageError(f"malformed store URL {text!r}: expected scheme://...")
-        return _open_embedded(tenant_location(text, tenant))
-    scheme = match[1].lower()
-    if scheme == "sqlite":
-        rest = text[match.end():]
-        if rest in ("", "/:memory:"):
-            return _open_embedded(tenant_location(":memory:", tenant))
-        if not rest.startswith("/") or rest == "/":
-            raise UsageError(f"SQLite URL must look like sqlite:///path (got {text!r})")
-        return _open_embedded(tenant_location(rest[1:], tenant))
-    if scheme in ("postgresql", "postgres"):
+    if match is not None and match[1].lower() in ("postgresql", "postgres"):
         return _open_postgres(text, tenant)
-    raise UsageError(
-        f"unsupported store location {text!r}: use a file path, sqlite:///path or postgresql://"
-    )
+    return _open_embedded(tenant_location(embedded_path(text), tenant))
 
 
 def _open_postgres(url: str, tenant: str) -> Store:
