@@ -363,3 +363,54 @@ def test_two_stores_numbering_versions_at_once_never_share_a_number(schema: str)
     finally:
         for s in stores:
             s.close()
+
+
+# ------------------------------------------------------------------ index log
+
+
+def _meta(store: PostgresStore, key: str) -> int:
+    with store._conn() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_transaction_numbers_its_index_changes_and_commits_the_revision_once(
+        schema: str) -> None:
+    """The revision is counted in the transaction and written just before COMMIT (one
+    UPDATE of meta, however many changes); a reader sees it only with its log entries."""
+    with _open(schema) as store, _open(schema) as other:
+        before = store.index_revision()
+        with store.transaction():
+            for i in range(5):
+                store.put_procedure(proc(f"p{i}"))
+            assert other.index_revision() == before  # nothing committed yet
+            assert other.index_changes(before) == []
+        assert other.index_revision() == before + 5
+        assert other.index_changes(before) == [f"p{i}" for i in range(5)]
+        assert other.index_changes(before + 4) == ["p4"]
+        with pytest.raises(RuntimeError), store.transaction():  # rolled back: no revision
+            store.put_procedure(proc("gone"))
+            raise RuntimeError("undo")
+        assert store.index_revision() == before + 5
+        assert store.index_changes(before + 5) == []
+
+
+def test_the_index_log_keeps_a_bounded_number_of_revisions_on_postgres(schema: str) -> None:
+    from procmem.store.postgres.base import INDEX_LOG_KEEP as keep
+    with _open(schema) as store:
+        with store._conn() as conn:
+            conn.execute("UPDATE meta SET value = %s WHERE key = 'index_revision'",
+                         (keep + 998,))
+            conn.execute("INSERT INTO index_log (revision, name) VALUES (5, 'old'), "
+                         "(%s, 'recent')", (keep + 500,))
+            conn.commit()
+        store.put_procedure(proc("p"))  # revision keep + 999
+        assert store.index_changes(0) == ["old", "p", "recent"]  # not pruned yet
+        with store.transaction():  # keep + 1000 and keep + 1001: pruned once, at commit
+            store.put_procedure(proc("q"))
+            store.put_procedure(proc("r"))
+        assert _meta(store, "index_revision") == keep + 1001
+        assert _meta(store, "index_log_start") == 1001
+        assert store.index_changes(1000) is None  # older than the kept log: rebuild
+        assert store.index_changes(1001) == ["p", "q", "r", "recent"]

@@ -24,7 +24,7 @@ from ...core.model import Procedure, utcnow
 from ..base import index_text
 from ..common import CURRENT_ORDER, check_page, check_status, version_content
 from ..common import procedure_json as _procedure_json
-from .base import Conn, aware, keys
+from .base import Conn, PendingRevisions, aware, keys
 from .search import log_index_change
 
 __all__ = ["ProceduresPG"]
@@ -39,6 +39,8 @@ class ProceduresPG:
 
     if TYPE_CHECKING:  # provided by PostgresStore
         def _write(self) -> AbstractContextManager[Conn]: ...
+
+        def _revisions(self) -> PendingRevisions | None: ...
 
         def _rows(self, query: Any, params: Any = ()) -> list[Any]: ...
 
@@ -68,7 +70,7 @@ class ProceduresPG:
 
     def _reindex(self, conn: Conn, name: str) -> None:
         """Rebuild the search document of ``name`` from its current version, and log it."""
-        log_index_change(conn, name)
+        log_index_change(conn, self._revisions(), name)
         row = conn.execute(f"SELECT json FROM procedures WHERE name = %s "
                            f"ORDER BY {CURRENT_ORDER} LIMIT 1", (name,)).fetchone()
         if row is None:

@@ -6,9 +6,10 @@ Invariants:
       current version (UTF-8 bytes), rebuilt by ``ProceduresPG._reindex`` in
       the transaction of the write that changed it; every rebuild bumps
       ``meta.index_revision`` and logs the name (:func:`log_index_change`).
-    * ``index_revision`` is bumped by an ``UPDATE`` of its ``meta`` row, whose
-      row lock is held until commit, so revisions commit in ascending order and
-      a reader that sees revision R has every log entry up to R.
+    * ``index_revision`` is given by the write transaction's
+      :class:`~.base.PendingRevisions` and written to its ``meta`` row once, just
+      before commit; writers are serialized, so revisions commit in ascending
+      order and a reader that sees revision R has every log entry up to R.
     * **Embeddings.** ``embeddings.vector`` is an untyped pgvector ``vector``
       (models differ in dimension). Each model whose vectors share one
       dimension D gets a partial HNSW expression index, created the first time
@@ -37,32 +38,25 @@ from psycopg import sql
 
 from ...core.errors import StoreError, UsageError
 from ...core.model import utcnow
-from .base import Conn, keys
+from .base import INDEX_LOG_KEEP, Conn, PendingRevisions, keys
 
 __all__ = ["INDEX_LOG_KEEP", "SearchPG", "log_index_change"]
 
 _CHUNK = 1000
-INDEX_LOG_KEEP = 100_000
-"""Revisions of the index log kept; an index older than that is rebuilt whole."""
 
 
-def log_index_change(conn: Conn, name: str) -> None:
-    """Bump ``meta.index_revision`` and log ``name`` (``"*"``: every document) under it.
+def log_index_change(conn: Conn, revisions: PendingRevisions | None, name: str) -> None:
+    """Log ``name`` (``"*"``: every document) under the next index revision of the
+    write transaction whose :class:`~.base.PendingRevisions` is ``revisions``.
 
-    Every 1,000 revisions, entries older than :data:`INDEX_LOG_KEEP` revisions
-    are deleted and ``meta.index_log_start`` moves past them.
+    Raises:
+        StoreError: Called outside a write transaction, or the schema has no
+            ``meta.index_revision``.
     """
-    row = conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'index_revision' "
-                       "RETURNING value").fetchone()
-    if row is None:
-        raise StoreError("meta.index_revision is missing: the schema is not a procmem store")
-    revision = int(row[0])
-    conn.execute("INSERT INTO index_log (revision, name) VALUES (%s, %s)", (revision, name))
-    if revision % 1000 == 0 and revision > INDEX_LOG_KEEP:
-        start = revision - INDEX_LOG_KEEP
-        conn.execute("DELETE FROM index_log WHERE revision <= %s", (start,))
-        conn.execute("UPDATE meta SET value = GREATEST(value, %s) WHERE key = 'index_log_start'",
-                     (start,))
+    if revisions is None:
+        raise StoreError("an index change was logged outside a write transaction")
+    conn.execute("INSERT INTO index_log (revision, name) VALUES (%s, %s)",
+                 (revisions.next(conn), name))
 
 
 def _index_name(model_id: str) -> str:

@@ -21,7 +21,7 @@ from ...core.errors import Conflict, NotFound, UsageError
 from ...core.model import utcnow
 from ...formats.toolschema import schema_hash
 from ...security.keys import ApiKey
-from .base import Conn, aware, text_time
+from .base import Conn, PendingRevisions, aware, text_time
 from .search import log_index_change
 
 __all__ = ["ToolsPG"]
@@ -35,6 +35,8 @@ class ToolsPG:
 
     if TYPE_CHECKING:  # provided by PostgresStore
         def _write(self) -> AbstractContextManager[Conn]: ...
+
+        def _revisions(self) -> PendingRevisions | None: ...
 
         def _rows(self, query: Any, params: Any = ()) -> list[Any]: ...
 
@@ -83,7 +85,8 @@ class ToolsPG:
                 for procedure, record in (notes or {}).get(name, ()):
                     self._add_note(conn, procedure, "tool_schema", record, now)
             if any(v != "unchanged" for v in status.values()):
-                log_index_change(conn, "*")  # tool descriptions are part of every card
+                # tool descriptions are part of every card
+                log_index_change(conn, self._revisions(), "*")
         return status
 
     def find_tool_schema(self, name: str) -> dict[str, Any] | None:
