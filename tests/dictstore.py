@@ -559,6 +559,10 @@ class DictStore(SerializedTransitions):
         with self._read() as s:
             return sorted(s.calibrations)
 
+    def list_procedure_names(self) -> list[str]:
+        with self._read() as s:
+            return sorted({n for n, _ in s.procedures})
+
     def put_calibration(self, key: str, text: str) -> None:
         if not key:
             raise UsageError("a calibration needs a key")

@@ -49,6 +49,20 @@ class ListingContract:
         store.rename_procedure("b", "c")
         assert store.list_aliases() == {"a": "c", "b": "c"}
 
+    def test_procedure_names_are_listed_once_each_sorted_whatever_the_status(
+            self, store: Store) -> None:
+        assert store.list_procedure_names() == []
+        names = ["zeta", "Zeta", "alpha", "_x", "a.b", "a-b", "a_b", "b2"]
+        for name in names:
+            store.put_procedure(proc(name))
+        store.put_procedure(proc("alpha", version=2, status="candidate"))
+        store.set_status("zeta", 1, "deprecated")
+        assert store.list_procedure_names() == sorted(names)
+        assert store.list_procedure_names() == [
+            p.name for p in store.list_procedures(status=None, limit=100)]
+        store.delete_procedure("b2")
+        assert "b2" not in store.list_procedure_names()
+
     def test_embedding_hashes_are_listed_per_model_sorted(self, store: Store) -> None:
         assert store.list_embedding_hashes("m") == []
         hashes = [uuid.uuid4().hex for _ in range(7)] + ["Z", "a", "_"]

@@ -131,12 +131,10 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def _names(store: Store) -> Iterator[str]:
-    """Every procedure name with a version, by name (paged)."""
-    offset = 0
-    while page := store.list_procedures(status=None, limit=_PAGE, offset=offset):
-        yield from (p.name for p in page)
-        offset += len(page)
+def _names(store: Store) -> list[str]:
+    """Every procedure name with a version, by name (one query: paging through whole
+    procedures by offset took 13 s of a 20,000-procedure copy, growing quadratically)."""
+    return store.list_procedure_names()
 
 
 def _executions(store: Store, *, oldest_first: bool = False,
@@ -159,7 +157,7 @@ def _records(store: Store) -> Iterator[tuple[str, Any]]:
     while traces := store.list_traces(limit=_PAGE, offset=offset):
         yield from (("traces", _dump(t)) for t in traces)
         offset += len(traces)
-    names = list(_names(store))
+    names = _names(store)
     for name in names:
         for version in store.list_versions(name):
             yield "procedures", _dump(version)
@@ -281,7 +279,7 @@ class _Copier:
             dst.put_traces(traces)
             self.step(len(traces))
             offset += len(traces)
-        for name in list(_names(src)):
+        for name in _names(src):
             for version in src.list_versions(name):
                 self.at("procedures")
                 dst.put_procedure(version)

@@ -18,7 +18,8 @@ __all__ = ["ListingRecords"]
 
 @runtime_checkable
 class ListingRecords(Protocol):
-    """Listings of aliases, embedding hashes and calibration keys, and the alias write.
+    """Listings of aliases, embedding hashes, calibration keys and procedure names, and
+    the alias write.
 
     Rules (checked by ``ListingContract`` in the contract suite):
         * Each listing is sorted by code-point order (Python's ``sorted``), like
@@ -49,4 +50,10 @@ class ListingRecords(Protocol):
 
     def list_calibration_keys(self) -> list[str]:
         """The keys of every saved calibration, sorted; read one with ``get_calibration``."""
+        ...
+
+    def list_procedure_names(self) -> list[str]:
+        """Every name with a stored version (any status), sorted: what
+        ``list_procedures(status=None)`` pages through, read as names alone in
+        one query (a whole-store copy reads it instead of every procedure)."""
         ...

@@ -313,6 +313,10 @@ class SearchSQL:
         """The keys of every saved calibration, sorted."""
         return [k for (k,) in self._rows("SELECT key FROM calibrations ORDER BY key")]
 
+    def list_procedure_names(self) -> list[str]:
+        """Every name with a stored version, sorted (code-point order: SQLite's BINARY)."""
+        return [n for (n,) in self._rows("SELECT DISTINCT name FROM procedures ORDER BY name")]
+
     def delete_embeddings(self, model_id: str | None = None) -> int:
         """Delete the stored vectors of one model (``None``: of every model); returns the count."""
         with self._write() as conn:

@@ -96,6 +96,11 @@ class ListingPG:
         return sorted(str(h) for (h,) in self._rows(
             "SELECT hash FROM embeddings WHERE model_id = %s", (model_id,)))
 
+    def list_procedure_names(self) -> list[str]:
+        """Every name with a stored version, sorted (the column's collation is "C")."""
+        return [str(n) for (n,) in self._rows(
+            "SELECT DISTINCT name FROM procedures ORDER BY name")]
+
     def list_calibration_keys(self) -> list[str]:
         """The keys of the stored calibrations, sorted."""
         return sorted(bytes(k).decode() if isinstance(k, bytes | memoryview) else str(k)
