@@ -292,6 +292,25 @@ def test_whole_procedures_are_cached_for_hits_only_up_to_a_bound(
     assert_same_as_fresh(mem, path)
 
 
+def test_a_search_reads_its_uncached_hits_in_one_store_call(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hits whose rank view is known but whose procedure is not cached are read together
+    (one ``get_procedures_json``), never one ``get_procedure`` per hit: a round trip
+    each on a server store."""
+    mem = Memory(path, embedder=CountingEmbedder())
+    mem.learn([t for verb in VERBS for t in traces(verb, 2)])
+    want = summary(mem.search(QUERIES[1], limit=5))  # views and procedures cached
+    mem.searcher._procs.clear()
+    reads: Counter[str] = Counter()
+    for method in ("get_procedure", "get_procedures_json"):
+        real = getattr(mem.store, method)
+        monkeypatch.setattr(mem.store, method, lambda *a, _m=method, _r=real, **k: (
+            reads.update([_m]), _r(*a, **k))[1])
+    assert summary(mem.search(QUERIES[1], limit=5)) == want
+    assert reads == Counter({"get_procedures_json": 1})
+    mem.close()
+
+
 def test_changes_made_by_another_memory_on_the_same_file_update_the_index(
         mem: Memory, path: Path) -> None:
     index = mem.searcher.index

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, Literal
@@ -418,6 +418,7 @@ def is_confident(structure: float, cosine: float | None, min_structure: float | 
 
 def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
          load: Callable[[str], Procedure] | None = None,
+         load_many: Callable[[Sequence[str]], Mapping[str, Procedure]] | None = None,
          calibration: Calibration | None = None) -> list[Hit]:
     """Re-rank first-stage candidates for ``task`` (see the module docstring).
 
@@ -427,6 +428,9 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         limit: Maximum hits returned.
         load: Loads a procedure's current version by name, for the hits whose
             candidate has a view and no procedure.
+        load_many: Loads those hits' procedures at once, before ``load`` is
+            asked (one store read instead of one per hit); names it leaves out
+            go to ``load``.
 
     Returns:
         Hits by descending ``score``; ``ranks`` holds the 1-based rank of the
@@ -481,11 +485,14 @@ def rank(task: str, candidates: Sequence[Candidate], *, limit: int = 5,
         order = sorted(rows, key=partial(_by_signal, sig))
         for i, r in enumerate(order, 1):
             ranks[r[2].name][sig] = i
+    loaded: Mapping[str, Procedure] = {}
+    if load_many is not None:
+        loaded = load_many([r[2].name for r in rows[:limit] if r[1].procedure is None])
     hits = []
     for i, (score, c, v, b, signals) in enumerate(rows[:limit]):
         other = rows[1][0] if i == 0 and len(rows) > 1 else (rows[0][0] if i else 0.0)
         features = features_of(signals, margin=score - other, fit=b.fit, cosine=c.cosine)
-        procedure = c.procedure
+        procedure = c.procedure if c.procedure is not None else loaded.get(v.name)
         if procedure is None:
             if load is None:
                 raise UsageError(f"candidate {v.name!r} has no procedure and rank got no load")

@@ -294,6 +294,16 @@ class Searcher:
             self._procs.move_to_end(name)
         return proc
 
+    def _procedures(self, names: Sequence[str], stored: dict[str, str]) -> dict[str, Procedure]:
+        """The current versions of ``names`` through the cache of :meth:`_procedure`; the
+        ones neither cached nor in ``stored`` are read in one ``get_procedures_json``
+        (a search's hits: one round trip instead of one per hit on a server store)."""
+        missing = [n for n in names if n not in self._procs and n not in stored]
+        if missing:
+            stored = {**stored, **self.store.get_procedures_json(missing)}
+        return {n: self._procedure(n, stored.get(n)) for n in names
+                if n in self._procs or n in stored}
+
     def _read_and_view(self, name: str) -> Procedure:
         """Read the current version of ``name`` from the store and keep its rank view."""
         proc = self.store.get_procedure(name)
@@ -514,6 +524,7 @@ class Searcher:
         with budget(self.search_budget_s) as spent:  # binding stops when it runs out
             hits = rank(task, cands, limit=min(100, ranked),
                         load=lambda name: self._procedure(name, stored.get(name)),
+                        load_many=lambda names: self._procedures(names, stored),
                         calibration=self._calibration(retriever))
         query_terms = tokenize(task)
         out = []
