@@ -279,6 +279,8 @@ class BM25Index:
         and many documents, a scatter of the term's postings and a gather instead.
         """
         s, e = self._offsets[term], self._offsets[term + 1]
+        if s == e:  # a vocabulary term whose documents are all gone (refreshes keep its id)
+            return np.zeros(len(docs))
         postings = self._docs[s:e]
         if buffer is not None and len(docs) * _GATHER > e - s:
             buffer[postings] = self._weights[s:e]
