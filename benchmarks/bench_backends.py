@@ -46,10 +46,12 @@ stored in batches of 500 through the library's own path: ``put_traces``, then
 for one), so the vectors are the real model's (``--embedder``, the library
 default). The build resumes from what the store holds (variant k is always the
 same), so ``--keep`` reuses it. Printed: build time (of what was built now), the
-first search of a new ``Memory`` (index load or build), p50/p95 of
-``Memory.search`` over ``--queries`` (200) distinct varied task texts (including
-the query's embedding), and the time to add 1,000 more procedures the same way
-plus the first search after; the 1,000 are deleted again so the store stays at N.
+first search of a new ``Memory`` (index load or build), then
+``Memory.warm_index(views=True)`` (what ``procmem serve`` and ``procmem mcp`` do
+before serving: every rank view made now), p50/p95 of ``Memory.search`` over
+``--queries`` (200) distinct varied task texts (including the query's embedding),
+and the time to add 1,000 more procedures the same way plus the first search
+after; the 1,000 are deleted again so the store stays at N.
 
 Run (``--json`` prints one JSON object instead; progress goes to stderr):
 

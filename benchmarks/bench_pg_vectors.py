@@ -55,7 +55,8 @@ def main() -> None:
         local.append((time.perf_counter() - t) * 1000)
     store.close()
     out = {"machine": machine(), "vectors": len(ids), "model_id": model_id, "k": args.k,
-           "queries": len(picks), "pgvector_hnsw_ms": {"p50": pct(server, 50), "p95": pct(server, 95)},
+           "queries": len(picks),
+           "pgvector_hnsw_ms": {"p50": pct(server, 50), "p95": pct(server, 95)},
            "in_process_exact_ms": {"p50": pct(local, 50), "p95": pct(local, 95)},
            "recall_at_1": hits / len(picks)}
     if args.json:

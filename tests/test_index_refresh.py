@@ -158,6 +158,22 @@ def _updated(ann_threshold: int) -> tuple[VectorIndex, VectorIndex, np.random.Ge
     return index, fresh, rng
 
 
+def test_bm25_maxscore_skips_vocabulary_terms_no_document_has(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A term whose documents were all removed by in-place refreshes keeps its id with no
+    postings; MaxScore (used from 500,000 query postings on, i.e. at ~100k procedures)
+    once indexed its empty postings list and raised IndexError."""
+    monkeypatch.setattr("procmem.search.bm25._PRUNE_POSTINGS", 1)  # MaxScore at any size
+    docs = [(f"d{i}", f"cancel order #W{i:07d} {'return ' * (i % 3)}kettle") for i in range(40)]
+    vocab = {"gone": 0}
+    index = BM25Index.from_postings(
+        [k for k, _ in docs], [postings(Counter(tokenize(t)), vocab) for _, t in docs], vocab)
+    fresh = BM25Index(docs)
+    for q in ["gone cancel kettle", "kettle gone return", "cancel gone"]:
+        for limit in (1, 3, 10):
+            assert index.search(q, limit=limit) == fresh.search(q, limit=limit), (q, limit)
+
+
 def test_vector_update_removes_and_appends_rows_like_a_new_index() -> None:
     index, fresh, rng = _updated(10**9)
     for q in _unit(rng, 20):
@@ -308,6 +324,29 @@ def test_a_search_reads_its_uncached_hits_in_one_store_call(
             reads.update([_m]), _r(*a, **k))[1])
     assert summary(mem.search(QUERIES[1], limit=5)) == want
     assert reads == Counter({"get_procedures_json": 1})
+    mem.close()
+
+
+def test_warm_index_with_views_makes_every_rank_view_before_the_first_search(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the servers call before serving: a later search reads no view from the store."""
+    monkeypatch.setattr("procmem.services.search._VIEW_PAGE", 3)  # several pages
+    writer = Memory(path, embedder=CountingEmbedder())
+    writer.learn([t for verb in VERBS for t in traces(verb, 2)])
+    writer.close()
+    mem = Memory(path, embedder=CountingEmbedder())
+    assert mem.warm_index()["procedures"] == len(VERBS)
+    mem.searcher._views.clear()  # as after loading a saved index: views come lazily
+    info = mem.warm_index(views=True)
+    assert sorted(mem.searcher._views) == sorted(mem.searcher.index.postings) and \
+        info["procedures"] == len(VERBS) == len(mem.searcher._views)
+    reads: Counter[str] = Counter()
+    real = mem.store.get_procedures_json
+    monkeypatch.setattr(mem.store, "get_procedures_json",
+                        lambda names: (reads.update(names), real(names))[1])
+    mem.search(QUERIES[0], limit=3)
+    assert 0 < sum(reads.values()) <= 2 * 3  # the ranked hits' procedures only, no views
+    assert_same_as_fresh(mem, path)
     mem.close()
 
 

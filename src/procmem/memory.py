@@ -381,8 +381,9 @@ class Memory:
         return self.searcher.reindex(force=force, progress=progress)
 
     @docs_from(Searcher.warm_index)
-    def warm_index(self, *, progress: Progress | None = None) -> dict[str, Any]:
-        return self.searcher.warm_index(progress=progress)
+    def warm_index(self, *, progress: Progress | None = None,
+                   views: bool = False) -> dict[str, Any]:
+        return self.searcher.warm_index(progress=progress, views=views)
 
     @docs_from(Calibrator.calibrate)
     def calibrate(self, *, folds: int = 5, target_precision: float = TARGET_PRECISION,

@@ -50,7 +50,7 @@ def mcp(ctx: click.Context, use_http: bool, host: str, port: int, tool_prefix: s
 
     logging.basicConfig(level=logging.WARNING, format="procmem mcp: %(levelname)s %(message)s")
     mem = open_memory(ctx)
-    mem.warm_index()  # ready before the first request (loaded from the store when saved there)
+    mem.warm_index(views=True)  # ready before the first request (the saved index, if any)
     try:
         if not use_http:
             mcp_server.run(mcp_server.build_server(mem, tool_prefix=tool_prefix))

@@ -62,10 +62,10 @@ def serve(ctx: click.Context, host: str, port: int, db: str | None, log_level: s
     app = create_app(location, auth=not no_auth, bind_host=host, allow_hosts=allow_hosts,
                      allow_origins=allow_origins, cors_origins=cors_origins,
                      max_body_bytes=int(max_body_mb * 1024 * 1024))
-    # the search index is made ready now, not on the first request (it is loaded from
+    # the search index and its rank views are made ready now, not on the first request (loaded from
     # the store when saved there, else built: embedding what has no vector yet)
     with progress_bar(True, "embedding procedures for search", lazy=True) as progress:
-        app.state.memory.warm_index(progress=progress)
+        app.state.memory.warm_index(progress=progress, views=True)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     click.echo(f"procmem REST API on {base}  docs: {base}/docs  OpenAPI: {base}/openapi.json"
