@@ -1,0 +1,6 @@
+-- procmem SQLite schema, version 13: no change on SQLite.
+--
+-- PostgreSQL's version 13 stores saved search indexes uncompressed
+-- (migrations_pg/0013_snapshot_storage.sql); SQLite stores a blob as it is, so
+-- there is nothing to do here. The file keeps both backends' version numbers
+-- equal (a store's schema version means the same on either).
