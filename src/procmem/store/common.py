@@ -14,10 +14,14 @@ from ..core.errors import UsageError
 from ..core.model import Procedure, Trace
 from ..core.procstats import STATS_FIELDS
 
-__all__ = ["CURRENT_ORDER", "SEPARATORS", "STATUSES", "check_alias", "check_page", "check_status",
-           "index_text", "procedure_json", "timestamp", "trace_content", "version_content"]
+__all__ = ["CURRENT_ORDER", "INDEX_LOG_KEEP", "SEPARATORS", "STATUSES", "check_alias",
+           "check_page", "check_status", "index_text", "procedure_json", "timestamp",
+           "trace_content", "version_content"]
 
 STATUSES = ("candidate", "active", "deprecated")
+INDEX_LOG_KEEP = 100_000
+"""Revisions of the search-index change log a store keeps (both backends); an index
+older than that is rebuilt whole."""
 CURRENT_ORDER = "(status = 'active') DESC, (status = 'deprecated') DESC, version DESC"
 """SQL ``ORDER BY`` of a name's versions whose first row is its current version: the
 highest ``active``, else the highest ``deprecated``, else the highest ``candidate``."""

@@ -131,12 +131,6 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json", by_alias=True)
 
 
-def _names(store: Store) -> list[str]:
-    """Every procedure name with a version, by name (one query: paging through whole
-    procedures by offset took 13 s of a 20,000-procedure copy, growing quadratically)."""
-    return store.list_procedure_names()
-
-
 def _executions(store: Store, *, oldest_first: bool = False,
                 total: int | None = None) -> Iterator[Execution]:
     """Every execution with its step runs; newest first, or oldest first given ``total``."""
@@ -157,7 +151,7 @@ def _records(store: Store) -> Iterator[tuple[str, Any]]:
     while traces := store.list_traces(limit=_PAGE, offset=offset):
         yield from (("traces", _dump(t)) for t in traces)
         offset += len(traces)
-    names = _names(store)
+    names = store.list_procedure_names()  # one query, not pages of whole procedures
     for name in names:
         for version in store.list_versions(name):
             yield "procedures", _dump(version)
@@ -279,7 +273,7 @@ class _Copier:
             dst.put_traces(traces)
             self.step(len(traces))
             offset += len(traces)
-        for name in _names(src):
+        for name in src.list_procedure_names():
             for version in src.list_versions(name):
                 self.at("procedures")
                 dst.put_procedure(version)

@@ -33,7 +33,7 @@ import numpy as np
 from ..core.errors import UsageError
 from ..core.model import utcnow
 from ..core.texthash import text_hash
-from .common import CURRENT_ORDER, check_page, timestamp
+from .common import CURRENT_ORDER, INDEX_LOG_KEEP, check_page, timestamp
 
 __all__ = ["INDEX_LOG_KEEP", "SearchSQL", "log_index_change", "text_hash"]
 
@@ -54,9 +54,6 @@ def _fts_query(query: str) -> str:
     words = dict.fromkeys(w for token in tokens for w in token.split("_") if w)
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
-
-INDEX_LOG_KEEP = 100_000
-"""Revisions of the index log kept; an index older than that is rebuilt whole."""
 
 
 def log_index_change(conn: sqlite3.Connection, name: str) -> None:

@@ -40,6 +40,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...core.errors import StoreError, StoreUnavailable, UsageError
 from ...security.keys import DEFAULT_TENANT, check_tenant
+from ..common import INDEX_LOG_KEEP
 from .migrate import apply_pg_migrations, vector_schema
 
 __all__ = ["DEFAULT_SCHEMA", "WRITE_LOCK", "PostgresBase", "aware", "keys", "schema_for",
@@ -95,10 +96,6 @@ def _redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-INDEX_LOG_KEEP = 100_000
-"""Revisions of the index log kept; an index older than that is rebuilt whole."""
 
 
 class PendingRevisions:
